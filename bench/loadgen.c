@@ -1,0 +1,3 @@
+/* bench/loadgen.c — being written in this change. */
+typedef int mq_placeholder_loadgen;
+int main(void) { return 0; }

@@ -1,0 +1,2 @@
+/* handlers/diagnostics.c — being written in this change. */
+typedef int mq_placeholder_diagnostics;

@@ -1,0 +1,2 @@
+/* handlers/health.c — being written in this change. */
+typedef int mq_placeholder_health;

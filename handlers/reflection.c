@@ -1,0 +1,2 @@
+/* handlers/reflection.c — being written in this change. */
+typedef int mq_placeholder_reflection;

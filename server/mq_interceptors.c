@@ -1,0 +1,178 @@
+/*
+ * mq_interceptors.c — the chain described in mq_interceptors.h. Runs on the
+ * completion-queue thread before dispatch, so nothing here may block: the
+ * token verifier is CPU-only and the access log is buffered (mq_log.c).
+ */
+#include "mq_interceptors.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "mq_call_internal.h"
+#include "mq_log.h"
+
+bool mq_md_valid_request_id(const char *v, size_t n) {
+  if (!v || n == 0 || n > 64) return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+  }
+  return true;
+}
+
+static bool is_lhex(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return false;
+  return true;
+}
+
+bool mq_md_parse_traceparent(const char *v, size_t n, char out[33]) {
+  /* 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 */
+  if (!v || n != 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return false;
+  if (!is_lhex(v, 2) || !is_lhex(v + 3, 32) || !is_lhex(v + 36, 16) || !is_lhex(v + 53, 2)) return false;
+  if (v[0] == 'f' && v[1] == 'f') return false; /* version ff is invalid */
+  bool zero = true;
+  for (int i = 0; i < 32; i++) zero &= v[3 + i] == '0';
+  if (zero) return false;
+  memcpy(out, v + 3, 32);
+  out[32] = '\0';
+  return true;
+}
+
+bool mq_md_parse_bearer(const char *v, size_t n, const char **tok, size_t *tok_len) {
+  if (!v || n < 8 || strncasecmp(v, "bearer ", 7) != 0) return false;
+  const char *t = v + 7;
+  size_t tl = n - 7;
+  if (tl == 0 || tl > 8192) return false;
+  for (size_t i = 0; i < tl; i++)
+    if (t[i] == ' ' || (unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e) return false;
+  *tok = t;
+  *tok_len = tl;
+  return true;
+}
+
+mq_code_t mq_policy_check(mq_policy_t policy, const mq_principal_t *who, mq_error_t *err) {
+  switch (policy) {
+    case MQ_POLICY_PUBLIC:
+      return MQ_OK;
+    case MQ_POLICY_AUTHENTICATED:
+    case MQ_POLICY_RESOURCE:
+    case MQ_POLICY_ORGANIZER:
+    case MQ_POLICY_ADMIN:
+      if (!who)
+        return mq_error_set(err, MQ_UNAUTHENTICATED, NULL,
+                            "this method requires a signed-in user: send 'authorization: Bearer <access token>'");
+      if (policy == MQ_POLICY_ORGANIZER && !(who->roles & (MQ_ROLE_ORGANIZER | MQ_ROLE_ADMIN)))
+        return mq_error_set(err, MQ_PERMISSION_DENIED, NULL, "this method requires the organizer role");
+      if (policy == MQ_POLICY_ADMIN && !(who->roles & MQ_ROLE_ADMIN))
+        return mq_error_set(err, MQ_PERMISSION_DENIED, NULL, "this method requires the admin role");
+      return MQ_OK;
+    default:
+      return mq_error_set(err, MQ_INTERNAL, NULL, "method has no access policy");
+  }
+}
+
+/* xorshift128+ per thread, seeded from the kernel: ids, not secrets. */
+static __thread uint64_t rng_s[2];
+
+static uint64_t rng_next(void) {
+  if (!rng_s[0] && !rng_s[1]) {
+    if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s || (!rng_s[0] && !rng_s[1]))
+      rng_s[0] = (uint64_t)(uintptr_t)&rng_s ^ 0x9E3779B97F4A7C15ull, rng_s[1] = 0x2545F4914F6CDD1Dull;
+  }
+  uint64_t s1 = rng_s[0];
+  const uint64_t s0 = rng_s[1];
+  rng_s[0] = s0;
+  s1 ^= s1 << 23;
+  rng_s[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+  return rng_s[1] + s0;
+}
+
+void mq_random_hex(char *out, size_t hex_chars) {
+  static const char hx[] = "0123456789abcdef";
+  uint64_t r = 0;
+  for (size_t i = 0; i < hex_chars; i++) {
+    if (i % 16 == 0) r = rng_next();
+    out[i] = hx[r & 15];
+    r >>= 4;
+  }
+  out[hex_chars] = '\0';
+}
+
+/* Metadata lookup without copying: points into the call's metadata array. */
+static const char *md_find(const mq_call_t *c, const char *key, size_t *len) {
+  size_t kl = strlen(key);
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_slice *k = &c->md.metadata[i].key;
+    if (GRPC_SLICE_LENGTH(*k) == kl && memcmp(GRPC_SLICE_START_PTR(*k), key, kl) == 0) {
+      *len = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+      return (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+    }
+  }
+  return NULL;
+}
+
+mq_code_t mq_interceptors_before(mq_call_t *c, mq_error_t *err) {
+  /* 1. metrics */
+  mq_metrics_call_start(mq_call_stats(c));
+
+  /* 3. ids (before the deadline check so that even refusals carry them) */
+  size_t n = 0;
+  const char *v = md_find(c, "x-request-id", &n);
+  if (v && mq_md_valid_request_id(v, n)) {
+    memcpy(c->request_id, v, n);
+    c->request_id[n] = '\0';
+  } else {
+    mq_random_hex(c->request_id, 32);
+  }
+  v = md_find(c, "traceparent", &n);
+  if (!v || !mq_md_parse_traceparent(v, n, c->trace_id)) mq_random_hex(c->trace_id, 32);
+
+  /* 2. deadline */
+  if (c->deadline_ms != INT64_MAX && c->deadline_ms <= mq_now_ms())
+    return mq_error_set(err, MQ_DEADLINE_EXCEEDED, NULL, "the call's deadline had passed when it arrived");
+
+  /* 4. auth */
+  v = md_find(c, "authorization", &n);
+  if (v) {
+    const char *tok;
+    size_t tl;
+    if (!mq_md_parse_bearer(v, n, &tok, &tl))
+      return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, "the authorization metadata must be 'Bearer <token>'");
+    const mq_auth_verifier_t *ver = mq_server_verifier(c->srv);
+    if (!ver->verify)
+      return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, "this server accepts no tokens (no keys configured)");
+    mq_code_t rc = ver->verify(ver->self, tok, tl, &c->principal, err);
+    if (rc != MQ_OK) return rc;
+    c->has_principal = true;
+  }
+
+  /* 5. policy */
+  const mq_method_binding_t *b = mq_call_binding(c);
+  return mq_policy_check(b->policy, mq_call_principal(c), err);
+}
+
+void mq_interceptors_after(mq_call_t *c, grpc_status_code status, int64_t duration_us) {
+  mq_metrics_call_end(mq_call_stats(c), (int)status, duration_us);
+  const char *mode = mq_server_config(c->srv)->access_log;
+  if (mode[0] == 'o' || (mode[0] == 'e' && status == GRPC_STATUS_OK)) return;
+  mq_log_level_t lvl = status == GRPC_STATUS_OK                                                         ? MQ_LOG_INFO
+                       : (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNKNOWN ||
+                          status == GRPC_STATUS_DATA_LOSS)                                               ? MQ_LOG_ERROR
+                                                                                                         : MQ_LOG_WARN;
+  mq_logline_t l;
+  mq_log_begin(&l, lvl, "rpc");
+  if (l.skip) return;
+  mq_log_str(&l, "method", mq_call_method(c));
+  mq_log_str(&l, "code", mq_code_name(c->final_code));
+  mq_log_int(&l, "grpc_status", status);
+  mq_log_int(&l, "duration_us", duration_us);
+  mq_log_str(&l, "request_id", c->request_id);
+  mq_log_str(&l, "trace_id", c->trace_id);
+  if (c->has_principal) mq_log_str(&l, "subject", c->principal.subject);
+  mq_log_peer(&l, "peer", mq_call_peer(c));
+  if (status != GRPC_STATUS_OK && c->status_text[0]) mq_log_str(&l, "error", c->status_text);
+  mq_log_end(&l);
+}

@@ -1,0 +1,100 @@
+/*
+ * mq_service.h — what a gRPC method is, independent of server or client.
+ *
+ * protoc-gen-marquee emits one const mq_service_desc_t per service with a row
+ * per method: its path, its call kind (the streaming flags protoc-c drops) and
+ * the protobuf-c descriptors of its request and response. Server dispatch and
+ * the client library both work from these rows. The server-side binding
+ * (handler thunks, policy, flags) is mq_method_binding_t, filled by the
+ * generated <service>__mq_register(). Read next: mq_call.h, mq_server.h.
+ */
+#ifndef MQ_SERVICE_H
+#define MQ_SERVICE_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+
+#include "mq_error.h"
+
+typedef enum mq_method_kind {
+  MQ_KIND_UNARY,
+  MQ_KIND_SERVER_STREAMING,
+  MQ_KIND_CLIENT_STREAMING,
+  MQ_KIND_BIDI_STREAMING
+} mq_method_kind_t;
+
+struct mq_service_desc;
+
+typedef struct mq_method_desc {
+  const char *path; /* "/marquee.system.v1.SystemService/Ping" */
+  const char *name; /* "Ping" */
+  mq_method_kind_t kind;
+  const ProtobufCMessageDescriptor *input;
+  const ProtobufCMessageDescriptor *output;
+  unsigned index; /* position in the service */
+  const struct mq_service_desc *service;
+} mq_method_desc_t;
+
+typedef struct mq_service_desc {
+  const char *full_name; /* "marquee.system.v1.SystemService" */
+  unsigned n_methods;
+  const mq_method_desc_t *methods;
+} mq_service_desc_t;
+
+/* Who may call a method (DESIGN.md §7). Every row must declare one: the
+ * server refuses to start with MQ_POLICY_UNSET. The policy interceptor enforces
+ * all of these before the handler runs, except the resource check of
+ * MQ_POLICY_RESOURCE, which the handler performs (e.g. "manager of the event's
+ * organization") and confirms with mq_call_authorized(); the transport turns a
+ * successful reply from a handler that never confirmed into INTERNAL. */
+#define MQ_POLICIES(XX)                                                        \
+  XX(UNSET, "unset")                                                           \
+  XX(PUBLIC, "public: anyone, token optional")                                 \
+  XX(AUTHENTICATED, "any signed-in user")                                      \
+  XX(ORGANIZER, "users with the organizer or admin platform role")            \
+  XX(ADMIN, "users with the admin platform role")                              \
+  XX(RESOURCE, "signed-in user; the handler checks the resource")
+
+typedef enum mq_policy {
+#define MQ_XX_POL(name, doc) MQ_POLICY_##name,
+  MQ_POLICIES(MQ_XX_POL)
+#undef MQ_XX_POL
+  MQ_POLICY_COUNT_
+} mq_policy_t;
+
+const char *mq_policy_name(mq_policy_t p);
+
+/* Row flags. */
+enum {
+  /* The handler never blocks (no I/O, no locks held long): run it on the
+   * completion-queue thread and skip the worker-pool hop. */
+  MQ_RUN_INLINE = 1u << 0,
+};
+
+struct mq_call;
+typedef struct mq_call mq_call_t;
+struct mq_server;
+typedef struct mq_server mq_server_t;
+
+/* One method's server binding; `impl` is the service's typed handler table. */
+typedef struct mq_method_binding {
+  const mq_method_desc_t *method;
+  const void *impl;
+  mq_code_t (*unary)(const void *impl, mq_call_t *call, const ProtobufCMessage *req,
+                     ProtobufCMessage *resp, mq_error_t *err);
+  mq_code_t (*server_stream)(const void *impl, mq_call_t *call, const ProtobufCMessage *req,
+                             mq_error_t *err);
+  mq_code_t (*on_msg)(const void *impl, mq_call_t *call, const ProtobufCMessage *req, mq_error_t *err);
+  /* resp is NULL for bidi */
+  mq_code_t (*on_end)(const void *impl, mq_call_t *call, ProtobufCMessage *resp, mq_error_t *err);
+  bool present;
+  mq_policy_t policy;
+  unsigned flags;
+} mq_method_binding_t;
+
+/* Adds a service's methods; must precede mq_server_start. Returns 0, or -1
+ * (logged) when a row lacks a handler or policy or the method is known. */
+int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const mq_method_binding_t *rows,
+                          unsigned n);
+
+#endif
