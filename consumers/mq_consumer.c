@@ -1,2 +1,229 @@
-/* consumers/mq_consumer.c — being written in this change. */
-typedef int mq_placeholder_mq_consumer;
+/*
+ * mq_consumer.c — see mq_consumer.h. One thread: poll, handle, store
+ * offset. The dead-letter producer is idempotent and each dead-lettered
+ * message is flushed before its offset is stored, so a message is never
+ * both lost from the source and missing from the DLQ.
+ */
+#include "mq_consumer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mq_kafka.h"
+#include "mq_log.h"
+
+#define PROCESSED_COLLECTION "consumer_processed"
+
+static volatile sig_atomic_t g_stop;
+
+void mq_consumer_stop(void) { g_stop = 1; }
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+bool mq_consumer_is_transient(mq_code_t code) {
+  return code == MQ_UNAVAILABLE || code == MQ_STORE_UNAVAILABLE || code == MQ_DEADLINE_EXCEEDED ||
+         code == MQ_ABORTED || code == MQ_OVERLOADED;
+}
+
+const mq_event_route_t *mq_consumer_route(const mq_event_route_t *routes, size_t n, const char *type) {
+  const mq_event_route_t *any = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(routes[i].type, type)) return &routes[i];
+    if (!strcmp(routes[i].type, "*")) any = &routes[i];
+  }
+  return any;
+}
+
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+static bool already_processed(mq_store_t *store, const char *key) {
+  bson_t filter = BSON_INITIALIZER, out;
+  BSON_APPEND_UTF8(&filter, "_id", key);
+  mq_error_t err;
+  mq_code_t rc = mq_store_find_one(store, PROCESSED_COLLECTION, &filter, NULL, &out, &err);
+  bson_destroy(&filter);
+  if (rc == MQ_OK) bson_destroy(&out);
+  return rc == MQ_OK;
+}
+
+static mq_code_t mark_processed(mq_store_t *store, const char *key, mq_error_t *err) {
+  bson_t doc = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&doc, "_id", key);
+  BSON_APPEND_DATE_TIME(&doc, "at", (int64_t)time(NULL) * 1000);
+  mq_code_t rc = mq_store_insert_decision(store, PROCESSED_COLLECTION, &doc, err);
+  bson_destroy(&doc);
+  return rc == MQ_ALREADY_EXISTS ? MQ_OK : rc;
+}
+
+/* Sends `m` to the DLQ and waits for the broker's ack (retrying while Kafka
+ * is down, until stop). True once acknowledged. */
+static bool dead_letter(rd_kafka_t *dlq, const char *dlq_topic, const char *group, const rd_kafka_message_t *m,
+                        const char *reason) {
+  char part[16], off[24];
+  snprintf(part, sizeof part, "%d", (int)m->partition);
+  snprintf(off, sizeof off, "%lld", (long long)m->offset);
+  const char *src = rd_kafka_topic_name(m->rkt);
+  while (!g_stop) {
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        dlq, RD_KAFKA_V_TOPIC(dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("source-topic", src, -1),
+        RD_KAFKA_V_HEADER("source-partition", part, -1), RD_KAFKA_V_HEADER("source-offset", off, -1),
+        RD_KAFKA_V_HEADER("consumer-group", group, -1), RD_KAFKA_V_HEADER("error", reason, -1), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_flush(dlq, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_outq_len(dlq) == 0)
+      return true;
+    mq_log(MQ_LOG_WARN, "consumer.dlq_retry", "dead-letter publish not acknowledged yet; retrying");
+    sleep_ms(1000);
+  }
+  return false;
+}
+
+static volatile int g_dlq_failed;
+static void dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk, (void)opaque;
+  if (m->err) g_dlq_failed = 1;
+}
+
+int mq_consumer_run(const mq_consumer_opts_t *o) {
+  char group[160], dlq_topic[160], client_id[200];
+  if (o->cfg->consumer_group[0])
+    snprintf(group, sizeof group, "%s", o->cfg->consumer_group);
+  else
+    snprintf(group, sizeof group, "marquee-%s", o->name);
+  snprintf(dlq_topic, sizeof dlq_topic, "marquee.dlq.%s", o->name);
+  snprintf(client_id, sizeof client_id, "%s-%s", group, o->cfg->instance_id[0] ? o->cfg->instance_id : "1");
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  char errstr[256];
+  rd_kafka_conf_t *cc = mq_kafka_conf(o->cfg, client_id);
+  mq_kafka_set(cc, "group.id", group);
+  mq_kafka_set(cc, "enable.auto.commit", "true");
+  mq_kafka_set(cc, "auto.commit.interval.ms", "1000");
+  mq_kafka_set(cc, "enable.auto.offset.store", "false");
+  mq_kafka_set(cc, "auto.offset.reset", "earliest");
+  mq_kafka_set(cc, "session.timeout.ms", "10000");
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+  if (!rk) {
+    mq_log(MQ_LOG_ERROR, "consumer.create", "%s", errstr);
+    rd_kafka_conf_destroy(cc);
+    return 1;
+  }
+  rd_kafka_conf_t *pc = mq_kafka_conf(o->cfg, client_id);
+  mq_kafka_set(pc, "enable.idempotence", "true");
+  mq_kafka_set(pc, "message.timeout.ms", "10000");
+  rd_kafka_conf_set_dr_msg_cb(pc, dlq_dr);
+  rd_kafka_t *dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+  if (!dlq) {
+    mq_log(MQ_LOG_ERROR, "consumer.create", "%s", errstr);
+    rd_kafka_conf_destroy(pc);
+    rd_kafka_destroy(rk);
+    return 1;
+  }
+  rd_kafka_poll_set_consumer(rk);
+
+  /* The topics must exist before subscribing (auto-creation is off). */
+  size_t nt = 0;
+  while (o->topics[nt]) nt++;
+  const char **all = calloc(nt + 2, sizeof *all);
+  for (size_t i = 0; i < nt; i++) all[i] = o->topics[i];
+  all[nt] = dlq_topic;
+  while (!g_stop) {
+    mq_error_t err;
+    if (mq_kafka_create_topics(rk, o->cfg, all, 5000, &err) == MQ_OK) break;
+    mq_log(MQ_LOG_WARN, "consumer.topics", "%s; retrying", err.message);
+    sleep_ms(1000);
+  }
+  free(all);
+  rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)nt);
+  for (size_t i = 0; i < nt; i++) rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, subs);
+  rd_kafka_topic_partition_list_destroy(subs);
+  if (serr) {
+    mq_log(MQ_LOG_ERROR, "consumer.subscribe", "%s", rd_kafka_err2str(serr));
+    g_stop = 1;
+  } else {
+    mq_log(MQ_LOG_INFO, "consumer.ready", "group %s consuming %zu topics", group, nt);
+  }
+
+  int max_attempts = (int)o->cfg->consumer_max_attempts;
+  while (!g_stop) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+    if (!m) continue;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        mq_log(MQ_LOG_DEBUG, "consumer.poll", "%s", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    mq_consumer_msg_t cm = {rd_kafka_topic_name(m->rkt), m->partition, m->offset, m->payload, m->len};
+    Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, m->len, m->payload);
+    bool done = false;
+    if (!ev || !ev->event_id || !ev->event_id[0]) {
+      mq_log(MQ_LOG_ERROR, "consumer.poison", "%s[%d]@%lld is not an event envelope: dead-lettered", cm.topic,
+             (int)cm.partition, (long long)cm.offset);
+      done = dead_letter(dlq, dlq_topic, group, m, "undecodable envelope");
+    } else {
+      const mq_event_route_t *route = mq_consumer_route(o->routes, o->n_routes, ev->type ? ev->type : "");
+      char key[200];
+      snprintf(key, sizeof key, "%s/%s", group, ev->event_id);
+      if (!route || (o->dedupe && already_processed(o->store, key))) {
+        done = true;
+      } else {
+        int attempts = 0;
+        int64_t backoff = 100;
+        while (!g_stop) {
+          mq_error_t err;
+          mq_error_clear(&err);
+          mq_code_t rc = route->fn(o->ctx, ev, &cm, &err);
+          if (rc == MQ_OK && o->dedupe) rc = mark_processed(o->store, key, &err);
+          if (rc == MQ_OK) {
+            done = true;
+            break;
+          }
+          if (!mq_consumer_is_transient(rc) && ++attempts >= max_attempts) {
+            char reason[320];
+            snprintf(reason, sizeof reason, "%s: %s", mq_code_name(rc), err.message);
+            mq_log(MQ_LOG_ERROR, "consumer.dead_letter", "event %s (%s) failed %d times: %s", ev->event_id,
+                   ev->type ? ev->type : "", attempts, reason);
+            done = dead_letter(dlq, dlq_topic, group, m, reason);
+            break;
+          }
+          mq_log(MQ_LOG_WARN, "consumer.retry", "event %s: %s (%s); retrying in %lld ms", ev->event_id,
+                 mq_code_name(rc), err.message, (long long)backoff);
+          sleep_ms(backoff);
+          backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        }
+      }
+    }
+    if (done) {
+      rd_kafka_topic_partition_list_t *off = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(off, cm.topic, cm.partition)->offset = cm.offset + 1;
+      rd_kafka_offsets_store(rk, off);
+      rd_kafka_topic_partition_list_destroy(off);
+    }
+    if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
+    rd_kafka_message_destroy(m);
+  }
+  mq_log(MQ_LOG_INFO, "consumer.stop", "committing offsets and leaving the group");
+  rd_kafka_commit(rk, NULL, 0);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  rd_kafka_flush(dlq, 5000);
+  rd_kafka_destroy(dlq);
+  return 0;
+}

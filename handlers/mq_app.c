@@ -1,2 +1,178 @@
-/* handlers/mq_app.c — being written in this change. */
-typedef int mq_placeholder_mq_app;
+/*
+ * mq_app.c — the service table and the application's life cycle (see
+ * mq_app.h). To add a service: write handlers/<name>.c exporting
+ * <name>_register(app, srv), add its row to `services` below, and add its
+ * repositories' index tables to `indexes`.
+ */
+#include "mq_app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mq_bson.h"
+#include "mq_log.h"
+#include "notes_store.h"
+#include "reflection.h"
+
+typedef struct {
+  const char *name;
+  int (*reg)(mq_app_t *app, mq_server_t *srv);
+  bool (*enabled)(const mq_config_t *cfg);
+} service_row_t;
+
+static bool always(const mq_config_t *cfg) {
+  (void)cfg;
+  return true;
+}
+static bool diagnostics_on(const mq_config_t *cfg) { return cfg->diagnostics; }
+
+/* Every gRPC service of marquee-server. Health and reflection are last so
+ * they can list the others. */
+static const service_row_t services[] = {
+    {"marquee.system.v1.SystemService", system_service_register, always},
+    {"marquee.system.v1.DiagnosticsService", diagnostics_service_register, diagnostics_on},
+    {"grpc.health.v1.Health", health_service_register, always},
+};
+
+/* Every repository's indexes, created at start-up once MongoDB answers. */
+static const struct {
+  const mq_index_spec_t *specs;
+  const size_t *n;
+} indexes[] = {
+    {mq_notes_indexes, &mq_notes_n_indexes},
+};
+
+/* Collections whose documents carry outbox entries (scanned by the relay). */
+static const char *const outbox_collections[] = {MQ_NOTES_COLLECTION};
+
+static mq_reflection_t *g_reflection; /* one per process */
+
+mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
+  mq_app_t *app = calloc(1, sizeof *app);
+  if (!app) abort();
+  app->cfg = cfg;
+  app->started_unix_ms = mq_now_unix_ms();
+  pthread_mutex_init(&app->mu, NULL);
+  pthread_cond_init(&app->cv, NULL);
+  if (cfg->instance_id[0]) {
+    snprintf(app->instance_id, sizeof app->instance_id, "%s", cfg->instance_id);
+  } else {
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(app->instance_id, sizeof app->instance_id, "%.63s-%d", host, (int)getpid());
+  }
+  mq_code_t rc = mq_store_open(cfg->mongo_uri, cfg->mongo_db, (uint32_t)cfg->mongo_pool_max, &app->store, err);
+  if (rc == MQ_OK && cfg->jwt_keys[0])
+    rc = mq_jwt_keys_parse(cfg->jwt_keys, cfg->jwt_issuer, cfg->jwt_audience, &app->jwt, err);
+  if (rc == MQ_OK) {
+    char client_id[128];
+    snprintf(client_id, sizeof client_id, "marquee-server-%s", app->instance_id);
+    rc = mq_relay_create(cfg, app->store, client_id, &app->relay, err);
+  }
+  if (rc == MQ_OK) {
+    for (size_t i = 0; i < sizeof outbox_collections / sizeof *outbox_collections; i++)
+      mq_relay_watch(app->relay, outbox_collections[i]);
+    app->health = mq_health_create();
+  }
+  if (rc != MQ_OK) {
+    mq_app_close(app);
+    return rc;
+  }
+  *out = app;
+  return MQ_OK;
+}
+
+mq_code_t mq_app_register(mq_app_t *app, mq_server_t *srv, mq_error_t *err) {
+  app->srv = srv;
+  for (size_t i = 0; i < sizeof services / sizeof *services; i++) {
+    if (!services[i].enabled(app->cfg)) continue;
+    if (services[i].reg(app, srv) != 0)
+      return mq_error_set(err, MQ_INTERNAL, NULL, "cannot register %s", services[i].name);
+    mq_health_add_service(app->health, services[i].name);
+  }
+  if (!g_reflection && mq_reflection_init(&g_reflection, err) != MQ_OK) return err->code;
+  if (mq_reflection_register(srv, g_reflection) != 0)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot register server reflection");
+  return MQ_OK;
+}
+
+static void probe_once(mq_app_t *app) {
+  mq_error_t err;
+  bool up = mq_store_ping(app->store, &err) == MQ_OK;
+  if (up != mq_health_store_up(app->health))
+    mq_log(up ? MQ_LOG_INFO : MQ_LOG_WARN, up ? "store.up" : "store.down",
+           up ? "MongoDB answers" : "MongoDB does not answer; calls that need it fail UNAVAILABLE");
+  if (up && !app->indexes_ready) {
+    mq_code_t rc = MQ_OK;
+    for (size_t i = 0; i < sizeof indexes / sizeof *indexes && rc == MQ_OK; i++)
+      rc = mq_store_ensure_indexes(app->store, indexes[i].specs, *indexes[i].n, &err);
+    if (rc == MQ_OK) {
+      app->indexes_ready = true;
+      mq_log(MQ_LOG_INFO, "store.indexes", "indexes ready");
+    } else {
+      up = false; /* not ready until the indexes exist */
+    }
+  }
+  mq_health_set_store(app->health, up);
+  mq_health_set_bus(app->health, mq_relay_kafka_up(app->relay));
+  health_service_tick(app);
+}
+
+static void *probe_main(void *arg) {
+  mq_app_t *app = arg;
+  pthread_mutex_lock(&app->mu);
+  while (!app->stop) {
+    pthread_mutex_unlock(&app->mu);
+    probe_once(app);
+    pthread_mutex_lock(&app->mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = app->cfg->health_interval_ms;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    if (!app->stop) pthread_cond_timedwait(&app->cv, &app->mu, &ts);
+  }
+  pthread_mutex_unlock(&app->mu);
+  return NULL;
+}
+
+mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
+  probe_once(app); /* know the store's state before the first call */
+  if (pthread_create(&app->probe, NULL, probe_main, app) != 0)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the probe thread");
+  pthread_setname_np(app->probe, "mq-probe");
+  app->probe_running = true;
+  return mq_relay_start(app->relay, err);
+}
+
+void mq_app_events_written(mq_app_t *app) { mq_relay_kick(app->relay); }
+
+void mq_app_close(mq_app_t *app) {
+  if (!app) return;
+  if (app->probe_running) {
+    pthread_mutex_lock(&app->mu);
+    app->stop = true;
+    pthread_cond_broadcast(&app->cv);
+    pthread_mutex_unlock(&app->mu);
+    pthread_join(app->probe, NULL);
+  }
+  mq_relay_destroy(app->relay);
+  health_service_free(app);
+  mq_health_destroy(app->health);
+  mq_jwt_keys_free(app->jwt);
+  mq_store_close(app->store);
+  if (g_reflection) {
+    mq_reflection_free(g_reflection);
+    g_reflection = NULL;
+  }
+  pthread_mutex_destroy(&app->mu);
+  pthread_cond_destroy(&app->cv);
+  free(app);
+}

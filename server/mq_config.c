@@ -155,15 +155,32 @@ void mq_config_print_doc(FILE *out) {
     fprintf(out, "| `%s` | `%s` | %s |\n", keys[i].env, keys[i].def[0] ? keys[i].def : "(empty)", keys[i].doc);
 }
 
+/* "mongodb://user:pw@host/" -> "mongodb://***@host/": URIs may carry credentials. */
+static void redact_uri(const char *uri, char *out, size_t n) {
+  const char *scheme = strstr(uri, "://"), *at = strchr(uri, '@');
+  if (scheme && at && at > scheme)
+    snprintf(out, n, "%.*s://***%s", (int)(scheme - uri), uri, at);
+  else
+    snprintf(out, n, "%s", uri);
+}
+
 void mq_config_log(const mq_config_t *cfg) {
   mq_logline_t l;
   mq_log_begin(&l, MQ_LOG_INFO, "config");
   for (size_t i = 0; i < NKEYS; i++) {
     const char *base = (const char *)cfg + keys[i].off;
     switch (keys[i].type) {
-      case T_STR:
-        mq_log_str(&l, keys[i].env, *(char *const *)(const void *)base);
+      case T_STR: {
+        const char *v = *(char *const *)(const void *)base;
+        if (strstr(keys[i].env, "_URI")) {
+          char red[512];
+          redact_uri(v, red, sizeof red);
+          mq_log_str(&l, keys[i].env, red);
+        } else {
+          mq_log_str(&l, keys[i].env, v);
+        }
         break;
+      }
       case T_SECRET:
         mq_log_str(&l, keys[i].env, (*(char *const *)(const void *)base)[0] ? "<set>" : "");
         break;

@@ -1,2 +1,148 @@
-/* server/mq_http.c — being written in this change. */
-typedef int mq_placeholder_mq_http;
+/*
+ * mq_http.c — see mq_http.h. libmicrohttpd runs its own polling thread; the
+ * route table is fixed before start, so lookups take no lock. Only GET and
+ * HEAD are served by the built-in routes; anything else gets 405.
+ */
+#include "mq_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mq_log.h"
+#include "mq_metrics.h"
+
+#define MAX_ROUTES 32
+
+typedef struct {
+  char path[128];
+  bool prefix;
+  mq_http_fn fn;
+  void *arg;
+} route_t;
+
+struct mq_http {
+  struct MHD_Daemon *d;
+  mq_health_t *health;
+  route_t routes[MAX_ROUTES];
+  int n_routes;
+  int port;
+};
+
+static void text(mq_http_response_t *r, int status, const char *body) {
+  r->status = status;
+  r->content_type = "text/plain; charset=utf-8";
+  r->body = strdup(body);
+  r->body_len = strlen(body);
+}
+
+static void route_metrics(void *arg, const char *method, const char *path, mq_http_response_t *r) {
+  (void)arg, (void)method, (void)path;
+  r->status = 200;
+  r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r->body = mq_metrics_render(&r->body_len);
+}
+
+static void route_healthz(void *arg, const char *method, const char *path, mq_http_response_t *r) {
+  (void)arg, (void)method, (void)path;
+  text(r, 200, "ok\n");
+}
+
+static void route_readyz(void *arg, const char *method, const char *path, mq_http_response_t *r) {
+  (void)method, (void)path;
+  mq_health_t *h = arg;
+  bool store = mq_health_store_up(h), bus = mq_health_bus_up(h), stopping = mq_health_shutting_down(h);
+  bool ready = store && !stopping;
+  char body[256];
+  snprintf(body, sizeof body, "{\"ready\":%s,\"mongodb\":%s,\"kafka\":%s,\"shutting_down\":%s}\n",
+           ready ? "true" : "false", store ? "true" : "false", bus ? "true" : "false", stopping ? "true" : "false");
+  r->status = ready ? 200 : 503;
+  r->content_type = "application/json";
+  r->body = strdup(body);
+  r->body_len = strlen(body);
+}
+
+mq_http_t *mq_http_create(mq_health_t *health) {
+  mq_http_t *h = calloc(1, sizeof *h);
+  if (!h) abort();
+  h->health = health;
+  mq_http_route(h, "/metrics", route_metrics, NULL);
+  mq_http_route(h, "/healthz", route_healthz, NULL);
+  mq_http_route(h, "/readyz", route_readyz, health);
+  return h;
+}
+
+void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg) {
+  if (h->n_routes == MAX_ROUTES) return;
+  route_t *r = &h->routes[h->n_routes++];
+  snprintf(r->path, sizeof r->path, "%s", path);
+  size_t n = strlen(r->path);
+  r->prefix = n > 1 && r->path[n - 1] == '/';
+  r->fn = fn;
+  r->arg = arg;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **ctx) {
+  (void)version, (void)upload_data, (void)ctx;
+  mq_http_t *h = cls;
+  if (*upload_size) { /* request bodies are not used by these routes */
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  mq_http_response_t r = {404, "text/plain; charset=utf-8", NULL, 0};
+  const route_t *match = NULL;
+  for (int i = 0; i < h->n_routes && !match; i++) {
+    const route_t *rt = &h->routes[i];
+    if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0) match = rt;
+  }
+  if (!match)
+    text(&r, 404, "not found\n");
+  else if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+    text(&r, 405, "method not allowed\n");
+  else
+    match->fn(match->arg, method, url, &r);
+  if (!r.body) text(&r, r.status ? r.status : 500, "");
+  struct MHD_Response *resp = MHD_create_response_from_buffer(r.body_len, r.body, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(resp, "Content-Type", r.content_type ? r.content_type : "text/plain");
+  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+mq_code_t mq_http_start(mq_http_t *h, const char *listen, mq_error_t *err) {
+  char host[64];
+  int port;
+  const char *colon = strrchr(listen, ':');
+  if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host || sscanf(colon + 1, "%d", &port) != 1 ||
+      port < 0 || port > 65535)
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_HTTP_LISTEN", "must be host:port");
+  memcpy(host, listen, (size_t)(colon - listen));
+  host[colon - listen] = '\0';
+  if (!strcmp(host, "localhost")) strcpy(host, "127.0.0.1");
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_HTTP_LISTEN", "host must be an IPv4 address");
+  h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request,
+                          h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                          (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+  if (!h->d) return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_HTTP_LISTEN", "cannot listen on %s", listen);
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  h->port = info ? info->port : port;
+  return MQ_OK;
+}
+
+int mq_http_port(const mq_http_t *h) { return h->port; }
+
+void mq_http_destroy(mq_http_t *h) {
+  if (!h) return;
+  if (h->d) MHD_stop_daemon(h->d);
+  free(h);
+}

@@ -8,9 +8,9 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "mq_call_internal.h"
+#include "mq_ids.h"
 #include "mq_log.h"
 
 bool mq_md_valid_request_id(const char *v, size_t n) {
@@ -72,33 +72,6 @@ mq_code_t mq_policy_check(mq_policy_t policy, const mq_principal_t *who, mq_erro
     default:
       return mq_error_set(err, MQ_INTERNAL, NULL, "method has no access policy");
   }
-}
-
-/* xorshift128+ per thread, seeded from the kernel: ids, not secrets. */
-static __thread uint64_t rng_s[2];
-
-static uint64_t rng_next(void) {
-  if (!rng_s[0] && !rng_s[1]) {
-    if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s || (!rng_s[0] && !rng_s[1]))
-      rng_s[0] = (uint64_t)(uintptr_t)&rng_s ^ 0x9E3779B97F4A7C15ull, rng_s[1] = 0x2545F4914F6CDD1Dull;
-  }
-  uint64_t s1 = rng_s[0];
-  const uint64_t s0 = rng_s[1];
-  rng_s[0] = s0;
-  s1 ^= s1 << 23;
-  rng_s[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-  return rng_s[1] + s0;
-}
-
-void mq_random_hex(char *out, size_t hex_chars) {
-  static const char hx[] = "0123456789abcdef";
-  uint64_t r = 0;
-  for (size_t i = 0; i < hex_chars; i++) {
-    if (i % 16 == 0) r = rng_next();
-    out[i] = hx[r & 15];
-    r >>= 4;
-  }
-  out[hex_chars] = '\0';
 }
 
 /* Metadata lookup without copying: points into the call's metadata array. */

@@ -33,7 +33,5 @@ bool mq_md_parse_bearer(const char *v, size_t n, const char **tok, size_t *tok_l
 /* Decision for `policy` given the caller (NULL = anonymous): MQ_OK,
  * MQ_UNAUTHENTICATED or MQ_PERMISSION_DENIED, with an actionable message. */
 mq_code_t mq_policy_check(mq_policy_t policy, const mq_principal_t *who, mq_error_t *err);
-/* 32 random lower-case hex chars + NUL. */
-void mq_random_hex(char *out, size_t hex_chars);
 
 #endif

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mq_interceptors.h"
+#include "mq_ids.h"
 
 #define MAX_KEYS 8
 #define LEEWAY_S 30

@@ -854,6 +854,10 @@ const char *mq_policy_name(mq_policy_t p) {
   }
 }
 
+static double gauge_queue(void *arg) { return (double)mq_pool_depth(((mq_server_t *)arg)->pool); }
+static double gauge_busy(void *arg) { return (double)mq_pool_busy(((mq_server_t *)arg)->pool); }
+static double gauge_live(void *arg) { return (double)mq_server_live_calls(arg); }
+
 mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
   const mq_config_t *cfg = opts->cfg;
   mq_server_t *srv = calloc(1, sizeof *srv);
@@ -894,6 +898,11 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
     return NULL;
   }
   srv->unknown_stats = mq_metrics_method("unknown");
+  if (!opts->bare) {
+    mq_metrics_gauge("marquee_worker_queue_depth", "Handler tasks waiting for a worker", gauge_queue, srv);
+    mq_metrics_gauge("marquee_worker_busy", "Workers running a handler now", gauge_busy, srv);
+    mq_metrics_gauge("marquee_live_calls", "Calls accepted and not yet finished", gauge_live, srv);
+  }
   return srv;
 }
 
@@ -1063,6 +1072,7 @@ void mq_server_shutdown(mq_server_t *srv) {
 
 void mq_server_destroy(mq_server_t *srv) {
   if (!srv) return;
+  mq_metrics_gauge_remove(srv);
   if (srv->started) mq_server_shutdown(srv);
   if (srv->pool) mq_pool_destroy(srv->pool);
   for (unsigned i = 0; i < srv->n_cq; i++) grpc_completion_queue_shutdown(srv->cqs[i].cq);

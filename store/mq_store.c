@@ -1,2 +1,196 @@
-/* store/mq_store.c — being written in this change. */
-typedef int mq_placeholder_mq_store;
+/*
+ * mq_store.c — the libmongoc pool and the shared primitives of mq_store.h.
+ * libmongoc's own log output is routed into our JSON logs (warnings and
+ * above); mongoc_init/cleanup are paired with the first open / last close.
+ */
+#include "mq_store.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mq_log.h"
+
+struct mq_store {
+  mongoc_client_pool_t *pool;
+  char db[128];
+};
+
+static atomic_int g_opened;
+
+static void mongoc_log_to_ours(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
+  (void)data;
+  if (level > MONGOC_LOG_LEVEL_WARNING) return;
+  mq_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? MQ_LOG_ERROR : MQ_LOG_WARN, "mongoc", "%s: %s", domain, message);
+}
+
+mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, mq_store_t **out, mq_error_t *err) {
+  *out = NULL;
+  if (atomic_fetch_add(&g_opened, 1) == 0) {
+    mongoc_init();
+    mongoc_log_set_handler(mongoc_log_to_ours, NULL);
+  }
+  bson_error_t berr;
+  mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_str, &berr);
+  if (!uri) {
+    if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
+    /* never echo the URI: it may carry a password */
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI", "not a valid MongoDB connection string");
+  }
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_HEARTBEATFREQUENCYMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 1000);
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(uri, "marquee");
+  mq_store_t *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->pool = mongoc_client_pool_new(uri);
+  mongoc_uri_destroy(uri);
+  if (!s->pool) {
+    free(s);
+    if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI", "the connection string was refused by the driver");
+  }
+  mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+  mongoc_client_pool_max_size(s->pool, pool_max);
+  snprintf(s->db, sizeof s->db, "%s", db);
+  *out = s;
+  return MQ_OK;
+}
+
+void mq_store_close(mq_store_t *s) {
+  if (!s) return;
+  mongoc_client_pool_destroy(s->pool);
+  free(s);
+  if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
+}
+
+const char *mq_store_db_name(const mq_store_t *s) { return s->db; }
+mongoc_client_t *mq_store_acquire(mq_store_t *s) { return mongoc_client_pool_pop(s->pool); }
+void mq_store_release(mq_store_t *s, mongoc_client_t *c) {
+  if (c) mongoc_client_pool_push(s->pool, c);
+}
+mongoc_collection_t *mq_store_collection(mq_store_t *s, mongoc_client_t *c, const char *name) {
+  return mongoc_client_get_collection(c, s->db, name);
+}
+
+static bool is_retryable_server_code(uint32_t code) {
+  switch (code) {
+    case 6:     /* HostUnreachable */
+    case 7:     /* HostNotFound */
+    case 89:    /* NetworkTimeout */
+    case 91:    /* ShutdownInProgress */
+    case 189:   /* PrimarySteppedDown */
+    case 262:   /* ExceededTimeLimit */
+    case 9001:  /* SocketException */
+    case 10107: /* NotWritablePrimary */
+    case 11600: /* InterruptedAtShutdown */
+    case 11602: /* InterruptedDueToReplStateChange */
+    case 13435: /* NotPrimaryNoSecondaryOk */
+    case 13436: /* NotPrimaryOrSecondary */
+      return true;
+    default:
+      return false;
+  }
+}
+
+mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *err) {
+  if (e->code == 11000 || e->code == 11001 || e->code == 12582)
+    return mq_error_set(err, MQ_ALREADY_EXISTS, NULL, NULL);
+  if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
+      (e->domain == MONGOC_ERROR_SERVER && is_retryable_server_code(e->code)) ||
+      (e->domain == MONGOC_ERROR_WRITE_CONCERN && is_retryable_server_code(e->code))) {
+    mq_log(MQ_LOG_WARN, "store.unavailable", "%s: %s", what, e->message);
+    return mq_error_set(err, MQ_STORE_UNAVAILABLE, NULL, NULL);
+  }
+  if (e->code == 50) /* MaxTimeMSExpired */
+    return mq_error_set(err, MQ_DEADLINE_EXCEEDED, NULL, "the database did not answer in time");
+  mq_log(MQ_LOG_ERROR, "store.error", "%s: domain %u code %u: %s", what, e->domain, e->code, e->message);
+  return mq_error_set(err, MQ_INTERNAL, NULL, "internal storage error");
+}
+
+mq_code_t mq_store_ping(mq_store_t *s, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  bson_t cmd = BSON_INITIALIZER, reply;
+  BSON_APPEND_INT32(&cmd, "ping", 1);
+  bson_error_t berr;
+  bool ok = mongoc_client_command_simple(c, s->db, &cmd, NULL, &reply, &berr);
+  bson_destroy(&cmd);
+  bson_destroy(&reply);
+  mq_store_release(s, c);
+  if (ok) return MQ_OK;
+  if (berr.domain == MONGOC_ERROR_SERVER_SELECTION || berr.domain == MONGOC_ERROR_STREAM)
+    return mq_error_set(err, MQ_STORE_UNAVAILABLE, NULL, NULL);
+  return mq_store_error(&berr, "ping", err);
+}
+
+mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, size_t n, mq_error_t *err) {
+  mq_code_t rc = MQ_OK;
+  mongoc_client_t *c = mq_store_acquire(s);
+  for (size_t i = 0; i < n && rc == MQ_OK; i++) {
+    bson_error_t berr;
+    bson_t keys;
+    if (!bson_init_from_json(&keys, specs[i].keys_json, -1, &berr)) {
+      rc = mq_error_set(err, MQ_INTERNAL, NULL, "index %s: bad key spec", specs[i].name);
+      break;
+    }
+    bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
+    BSON_APPEND_UTF8(&cmd, "createIndexes", specs[i].collection);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+    BSON_APPEND_DOCUMENT(&idx, "key", &keys);
+    BSON_APPEND_UTF8(&idx, "name", specs[i].name);
+    if (specs[i].unique) BSON_APPEND_BOOL(&idx, "unique", true);
+    bson_append_document_end(&arr, &idx);
+    bson_append_array_end(&cmd, &arr);
+    if (!mongoc_client_write_command_with_opts(c, s->db, &cmd, NULL, &reply, &berr))
+      rc = mq_store_error(&berr, specs[i].name, err);
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    bson_destroy(&keys);
+  }
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  bson_error_t berr;
+  mq_code_t rc = MQ_OK;
+  if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &berr)) rc = mq_store_error(&berr, collection, err);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                            bson_t *out, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  bson_t o = BSON_INITIALIZER;
+  if (opts) bson_concat(&o, opts);
+  BSON_APPEND_INT64(&o, "limit", 1);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, &o, NULL);
+  const bson_t *doc;
+  mq_code_t rc;
+  bson_error_t berr;
+  if (mongoc_cursor_next(cur, &doc)) {
+    bson_copy_to(doc, out);
+    rc = MQ_OK;
+  } else if (mongoc_cursor_error(cur, &berr)) {
+    rc = mq_store_error(&berr, collection, err);
+  } else {
+    rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+  }
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&o);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}

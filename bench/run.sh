@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# run.sh — the foundation benchmark (issue: transport cost of the interceptor
+# chain). In ONE run it measures SystemService.Ping through marquee-server's
+# full chain (deadline, ids, auth, policy, access log, metrics) against the
+# same transport with no interceptors (mq-bare-echo), at 1 and 64 calls in
+# flight, RUNS times each (alternating, to share any drift), with the C-core
+# load generator mq-loadgen on the same machine. Reports medians and the
+# ratio marquee/bare, appended as a dated section to docs/PERFORMANCE.md
+# (and bench/results/<stamp>.json). Ratios only: absolute numbers depend on
+# the machine. Needs no MongoDB/Kafka (Ping touches neither), but runs the
+# server with its normal configuration otherwise.
+# Env: RUNS (5), SECONDS_PER_RUN (5), BUILD (build-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+SECS=${SECONDS_PER_RUN:-5}
+build=${BUILD:-build-bench}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF >/dev/null
+ninja -C "$build" marquee-server mq-bare-echo mq-loadgen >/dev/null
+mkdir -p bench/results
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+start() { # name binary -> prints address
+  local name=$1 bin=$2
+  env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn \
+    MARQUEE_JWT_KEYS="bench:benchmark-secret-0123456789abcdefghij" "$bin" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  for _ in $(seq 1 200); do
+    grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out"
+}
+
+bare=$(start bare "$build/mq-bare-echo")
+full=$(start marquee "$build/marquee-server")
+[ -n "$bare" ] && [ -n "$full" ] || { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
+
+declare -A results
+for c in 1 64; do
+  for r in $(seq 1 "$RUNS"); do
+    for t in bare marquee; do
+      addr=$bare; [ "$t" = marquee ] && addr=$full
+      line=$("$build/mq-loadgen" --target "$addr" --concurrency "$c" --seconds "$SECS" --warmup 1)
+      results[$t,$c]+="$line"$'\n'
+      echo "$t c=$c run $r: $line"
+    done
+  done
+done
+
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+json="bench/results/transport-$(date -u +%Y%m%dT%H%M%SZ).json"
+{
+  echo "{\"stamp\":\"$stamp\",\"commit\":\"$commit\",\"runs\":$RUNS,\"seconds\":$SECS,\"results\":{"
+  first=1
+  for k in "${!results[@]}"; do
+    [ $first = 1 ] || echo ","
+    first=0
+    printf '"%s":[%s]' "$k" "$(printf '%s' "${results[$k]}" | paste -sd, -)"
+  done
+  echo "}}"
+} >"$json"
+
+# medians and the markdown section
+section=$(/usr/bin/env python3 - "$json" <<'PY'
+import json, statistics, sys
+d = json.load(open(sys.argv[1]))
+res = d["results"]
+def med(key, field):
+    return statistics.median(x[field] for x in res[key])
+rows = []
+for c in ("1", "64"):
+    b, m = f"bare,{c}", f"marquee,{c}"
+    bq, mq = med(b, "qps"), med(m, "qps")
+    rows.append((c, bq, med(b, "p50_us"), med(b, "p99_us"), mq, med(m, "p50_us"), med(m, "p99_us"), mq / bq,
+                 sum(x["errors"] for x in res[m])))
+out = [f"### Transport: full interceptor chain vs bare transport ({d['stamp']}, commit {d['commit']})", "",
+       f"SystemService.Ping, closed loop, median of {d['runs']} runs × {d['seconds']} s (after 1 s warm-up), "
+       "mq-loadgen and the servers on the same 2-core machine.", "",
+       "| in flight | bare QPS | bare p50 µs | bare p99 µs | marquee QPS | marquee p50 µs | marquee p99 µs | marquee/bare | errors |",
+       "|---|---|---|---|---|---|---|---|---|"]
+for r in rows:
+    out.append(f"| {r[0]} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.0f} | {r[5]:.0f} | {r[6]:.0f} | **{r[7]:.2f}** | {r[8]} |")
+r64 = rows[1][7]
+out.append("")
+out.append(f"Target (foundation issue): the chain costs at most 15% of bare throughput at 64 in flight, i.e. ratio ≥ 0.85. "
+           f"Measured: {r64:.2f} — {'met' if r64 >= 0.85 else 'NOT met'}.")
+print("\n".join(out))
+PY
+)
+echo
+echo "$section"
+if [ ! -f docs/PERFORMANCE.md ]; then
+  printf '# Performance\n\nFigures are ratios against a baseline measured in the same run (see bench/). Newest first within each section.\n\n' >docs/PERFORMANCE.md
+fi
+printf '\n%s\n' "$section" >>docs/PERFORMANCE.md
+echo "appended to docs/PERFORMANCE.md; raw results in $json"

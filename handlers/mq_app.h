@@ -1,0 +1,63 @@
+/*
+ * mq_app.h — the application context every handler reaches through
+ * mq_call_app(call): configuration, the store, the outbox relay, health, and
+ * the token keys. mq_app.c also holds THE table of services this server
+ * serves (Redis/nginx style: one table says what exists).
+ *
+ * Start-up: mq_app_open (no network I/O; MongoDB and Kafka may be down) →
+ * mq_app_register (every service of the table onto the server) →
+ * mq_app_start (probe thread: pings MongoDB and reads Kafka state every
+ * MARQUEE_HEALTH_INTERVAL_MS, creates indexes once MongoDB answers; the relay
+ * thread) → … → mq_app_close.
+ */
+#ifndef MQ_APP_H
+#define MQ_APP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "mq_config.h"
+#include "mq_health.h"
+#include "mq_jwt.h"
+#include "mq_relay.h"
+#include "mq_server.h"
+#include "mq_store.h"
+
+typedef struct mq_health_service mq_health_service_t;
+
+typedef struct mq_app {
+  const mq_config_t *cfg;
+  mq_store_t *store;
+  mq_relay_t *relay;
+  mq_health_t *health;
+  mq_jwt_keys_t *jwt; /* NULL when MARQUEE_JWT_KEYS is empty */
+  mq_server_t *srv;
+  mq_health_service_t *health_service;
+  char instance_id[96];
+  int64_t started_unix_ms;
+  /* probe thread */
+  pthread_t probe;
+  bool probe_running, stop, indexes_ready;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} mq_app_t;
+
+mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err);
+/* Registers every enabled service of the table, health and reflection included. */
+mq_code_t mq_app_register(mq_app_t *app, mq_server_t *srv, mq_error_t *err);
+mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err);
+void mq_app_close(mq_app_t *app);
+
+/* After a write that carried events: publish them now rather than at the
+ * relay's next poll. */
+void mq_app_events_written(mq_app_t *app);
+
+/* Registration functions, one per handler file. */
+int system_service_register(mq_app_t *app, mq_server_t *srv);
+int diagnostics_service_register(mq_app_t *app, mq_server_t *srv);
+int health_service_register(mq_app_t *app, mq_server_t *srv);
+/* Called by the probe thread after each probe (pushes changes to watchers). */
+void health_service_tick(mq_app_t *app);
+void health_service_free(mq_app_t *app);
+
+#endif

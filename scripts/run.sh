@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# run.sh — THE run command (README): installs everything on a fresh machine,
+# builds Marquee (build/, optimised), starts the local stack (FerretDB +
+# Kafka on loopback), then marquee-server and the marquee-audit consumer in
+# the background, waits until the server reports SERVING, and prints the
+# endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
+# once domain services exist (none before the catalog issue).
+#   scripts/run.sh          start (idempotent)
+#   scripts/run.sh stop     stop Marquee's processes (the stack keeps running)
+#   scripts/run.sh status   show what runs
+# Env: MARQUEE_* keys as documented in README (defaults: gRPC 127.0.0.1:50051,
+# HTTP 127.0.0.1:9464).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+stack=${MARQUEE_STACK_DIR:-$repo/.stack}
+run=$stack/run
+logs=$stack/logs
+mkdir -p "$run" "$logs"
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+stop_proc() {
+  local name=$1
+  if alive "$name"; then
+    kill -TERM "$(cat "$run/$name.pid")"
+    for _ in $(seq 1 150); do alive "$name" || break; sleep 0.1; done
+    alive "$name" && kill -KILL "$(cat "$run/$name.pid")"
+    echo "stopped $name"
+  fi
+  rm -f "$run/$name.pid"
+}
+
+case "${1:-start}" in
+  stop)
+    stop_proc marquee-audit
+    stop_proc marquee-server
+    exit 0 ;;
+  status)
+    for p in marquee-server marquee-audit; do
+      if alive "$p"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; fi
+    done
+    bash scripts/stack.sh status
+    exit 0 ;;
+  start) ;;
+  *) echo "usage: scripts/run.sh [start|stop|status]" >&2; exit 2 ;;
+esac
+
+bash scripts/stack.sh install
+eval "$(bash scripts/stack.sh env)"
+echo "== build (build/, release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build marquee-server marquee-audit marquee
+bash scripts/stack.sh start
+
+export MARQUEE_LISTEN=${MARQUEE_LISTEN:-127.0.0.1:50051}
+export MARQUEE_HTTP_LISTEN=${MARQUEE_HTTP_LISTEN:-127.0.0.1:9464}
+export MARQUEE_DIAGNOSTICS=${MARQUEE_DIAGNOSTICS:-1}
+# A development signing key, generated once and kept under .stack (never in git).
+if [ -z "${MARQUEE_JWT_KEYS:-}" ]; then
+  [ -f "$stack/dev-jwt-keys" ] || { echo "dev:$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')" >"$stack/dev-jwt-keys"; chmod 600 "$stack/dev-jwt-keys"; }
+  MARQUEE_JWT_KEYS=$(cat "$stack/dev-jwt-keys")
+  export MARQUEE_JWT_KEYS
+fi
+
+if ! alive marquee-server; then
+  nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &
+  echo $! >"$run/marquee-server.pid"
+fi
+if ! alive marquee-audit; then
+  nohup setsid build/marquee-audit >/dev/null 2>"$logs/marquee-audit.log" </dev/null &
+  echo $! >"$run/marquee-audit.pid"
+fi
+
+echo "== waiting for marquee-server to report SERVING"
+export MARQUEE_CLI_TARGET=$MARQUEE_LISTEN
+ok=
+for _ in $(seq 1 300); do
+  if build/marquee health >/dev/null 2>&1; then ok=1; break; fi
+  alive marquee-server || break
+  sleep 0.2
+done
+if [ -z "$ok" ]; then
+  echo "marquee-server did not become ready; last log lines:" >&2
+  tail -n 40 "$logs/marquee-server.log" >&2
+  exit 1
+fi
+[ -x scripts/demo-data.sh ] && bash scripts/demo-data.sh
+
+cat <<TXT
+
+Marquee is running.
+  gRPC        $MARQUEE_LISTEN   (plaintext; reflection on)
+  HTTP        http://$MARQUEE_HTTP_LISTEN/metrics  /healthz  /readyz
+  MongoDB     $MARQUEE_MONGO_URI  (FerretDB)
+  Kafka       $MARQUEE_KAFKA_BROKERS
+  Logs        $logs/
+
+Try:
+  $stack/bin/grpcurl -plaintext $MARQUEE_LISTEN list
+  $stack/bin/grpcurl -plaintext -d '{"payload":"aGk="}' $MARQUEE_LISTEN marquee.system.v1.SystemService/Ping
+  build/marquee version
+  build/marquee health
+
+Stop: scripts/run.sh stop   (and scripts/stack.sh stop for FerretDB and Kafka)
+TXT

@@ -1,0 +1,17 @@
+/*
+ * mq_ids.h — identifiers: random hex (request/trace ids, token ids) and
+ * UUIDv4 text (event ids, record ids). Request ids use a fast per-thread
+ * generator seeded from the kernel; UUIDs come straight from getrandom(2)
+ * because they key decision records and must not collide across processes.
+ */
+#ifndef MQ_IDS_H
+#define MQ_IDS_H
+
+#include <stddef.h>
+
+/* `hex_chars` random lower-case hex digits + NUL into out[hex_chars + 1]. */
+void mq_random_hex(char *out, size_t hex_chars);
+/* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" + NUL into out[37]. */
+void mq_uuid_v4(char out[37]);
+
+#endif

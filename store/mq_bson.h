@@ -1,0 +1,38 @@
+/*
+ * mq_bson.h — BSON ↔ protobuf mapping helpers used by every repository.
+ *
+ * Reading: the mq_bson_get_* functions copy values out of a document into a
+ * call's arena (so the BSON can be destroyed at once) and return a default
+ * when the field is missing or of another type — repositories validate what
+ * they write, so a wrong type in the store is a bug, logged by the caller.
+ * Writing: times are BSON dates (UTC ms), money is {amount_minor: int64,
+ * currency: "EUR"} (DESIGN.md §4).
+ */
+#ifndef MQ_BSON_H
+#define MQ_BSON_H
+
+#include <bson/bson.h>
+#include <stdint.h>
+
+#include "google/protobuf/timestamp.pb-c.h"
+#include "marquee/common/v1/common.pb-c.h"
+#include "mq_arena.h"
+
+int64_t mq_now_unix_ms(void);
+
+/* Arena copy of a UTF-8 field, or "" when absent (never NULL: protobuf-c
+ * string fields must not be NULL). */
+char *mq_bson_get_str(const bson_t *doc, const char *key, mq_arena_t *a);
+int64_t mq_bson_get_i64(const bson_t *doc, const char *key, int64_t def);
+bool mq_bson_get_bool(const bson_t *doc, const char *key, bool def);
+/* BSON date in ms since the epoch, or `def`. */
+int64_t mq_bson_get_date_ms(const bson_t *doc, const char *key, int64_t def);
+
+/* A Timestamp allocated in the arena for a UTC ms value. */
+Google__Protobuf__Timestamp *mq_pb_timestamp(mq_arena_t *a, int64_t unix_ms);
+int64_t mq_pb_timestamp_ms(const Google__Protobuf__Timestamp *ts);
+
+void mq_bson_append_money(bson_t *doc, const char *key, const Marquee__Common__V1__Money *m);
+Marquee__Common__V1__Money *mq_bson_get_money(const bson_t *doc, const char *key, mq_arena_t *a);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * mq_store.h — MongoDB access shared by every repository (DESIGN.md §4).
+ *
+ * One libmongoc client pool per process, opened from MARQUEE_MONGO_URI. The
+ * pool connects lazily: opening never fails because the database is down;
+ * operations then fail with MQ_STORE_UNAVAILABLE within the URI's server
+ * selection timeout (default 2 s, added to the URI when absent, as is a
+ * 1 s heartbeat so a returning server is noticed quickly).
+ *
+ * Rules every repository follows (they hold on MongoDB 6+ and FerretDB 1.24):
+ *  - no multi-document transactions, no change streams, $text, $lookup,
+ *    $facet, TTL or partial indexes;
+ *  - conditional updates are not atomic on FerretDB: anything that must be
+ *    decided once is an insert on a unique key (mq_store_insert_decision);
+ *  - BSON is built field by field from validated values: user input never
+ *    becomes an operator or a field name;
+ *  - every query is served by an index declared in the repository's
+ *    mq_index_spec_t table, created idempotently at start-up.
+ * Errors: mq_store_error() is the one mapping from libmongoc/server errors to
+ * mq codes (duplicate key → ALREADY_EXISTS, network/selection/not-primary →
+ * STORE_UNAVAILABLE, MaxTimeMSExpired → DEADLINE_EXCEEDED, else INTERNAL with
+ * the detail logged, not sent). Read next: mq_outbox.h, notes_store.h.
+ */
+#ifndef MQ_STORE_H
+#define MQ_STORE_H
+
+#include <mongoc/mongoc.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mq_error.h"
+
+typedef struct mq_store mq_store_t;
+
+typedef struct mq_index_spec {
+  const char *collection;
+  const char *name;      /* index name, stable across releases */
+  const char *keys_json; /* e.g. "{\"email\": 1}" */
+  bool unique;
+} mq_index_spec_t;
+
+/* Opens the pool (no I/O). INVALID_ARGUMENT naming MARQUEE_MONGO_URI for a bad URI. */
+mq_code_t mq_store_open(const char *uri, const char *db, uint32_t pool_max, mq_store_t **out, mq_error_t *err);
+void mq_store_close(mq_store_t *s);
+const char *mq_store_db_name(const mq_store_t *s);
+
+/* Borrow a client (blocks while all are in use); always give it back. */
+mongoc_client_t *mq_store_acquire(mq_store_t *s);
+void mq_store_release(mq_store_t *s, mongoc_client_t *c);
+/* A collection handle on a borrowed client; caller destroys it. */
+mongoc_collection_t *mq_store_collection(mq_store_t *s, mongoc_client_t *c, const char *name);
+
+/* The one error mapping (see above). `what` names the operation for the log. */
+mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *err);
+
+/* {ping: 1}; MQ_OK when the server answers. */
+mq_code_t mq_store_ping(mq_store_t *s, mq_error_t *err);
+
+/* createIndexes for every spec; idempotent (same name + keys → no-op). */
+mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, size_t n, mq_error_t *err);
+
+/* The decision-record primitive (DESIGN.md §4): insert `doc` into
+ * `collection`. MQ_OK means this caller made the decision; MQ_ALREADY_EXISTS
+ * means a record with the same unique key exists (someone else decided, or
+ * this is a retry); any other code is a store failure and nothing is known
+ * to be decided. The unique key must be backed by a unique index (or _id). */
+mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err);
+
+/* Finds one document; MQ_NOT_FOUND if none. On MQ_OK *out is initialised and
+ * owned by the caller (bson_destroy). `opts` may carry a projection. */
+mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                            bson_t *out, mq_error_t *err);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * harness.c — see harness.h. Children inherit stderr (their JSON logs land
+ * in the ctest log) and the sanitizer options; stdout is a pipe we read the
+ * READY line from.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mongoc/mongoc.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mq_call.h"
+#include "mq_jwt.h"
+
+extern char **environ;
+
+int64_t mq_test_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void mq_test_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+static const char *env_or(const char *k, const char *def) {
+  const char *v = getenv(k);
+  return v && *v ? v : def;
+}
+
+const char *mq_test_mongo_uri(void) { return env_or("MARQUEE_TEST_MONGO_URI", "mongodb://127.0.0.1:27017/"); }
+const char *mq_test_kafka(void) { return env_or("MARQUEE_TEST_KAFKA_BROKERS", "127.0.0.1:9092"); }
+const char *mq_test_stack_dir(void) { return env_or("MARQUEE_STACK_DIR", MQ_TEST_SOURCE_DIR "/.stack"); }
+
+void mq_test_new_db(char out[64]) {
+  static int n;
+  snprintf(out, 64, "mqtest_%d_%d", (int)getpid(), ++n);
+}
+
+/* Builds the child environment: ours minus MARQUEE_* (except stack/test
+ * keys), then `defaults`, then `extra`. Returns a malloc'ed array of strdup'ed strings. */
+static char **child_env(const char *const *defaults, const char *const *extra) {
+  size_t n = 0, cap = 64;
+  char **env = malloc(cap * sizeof *env);
+  for (char **e = environ; *e; e++) {
+    if (!strncmp(*e, "MARQUEE_", 8)) continue;
+    if (n + 1 >= cap) env = realloc(env, (cap *= 2) * sizeof *env);
+    env[n++] = strdup(*e);
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    const char *const *src = pass ? extra : defaults;
+    for (; src && *src; src++) {
+      if (n + 1 >= cap) env = realloc(env, (cap *= 2) * sizeof *env);
+      env[n++] = strdup(*src);
+    }
+  }
+  env[n] = NULL;
+  return env;
+}
+
+static void free_env(char **env) {
+  for (char **e = env; *e; e++) free(*e);
+  free(env);
+}
+
+static int spawn(mq_test_proc_t *p, const char *path, char *const argv[], char **env) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execve(path, argv, env);
+    fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  p->pid = pid;
+  p->out_fd = fds[0];
+  return 0;
+}
+
+/* Reads stdout until a line starting with "READY" (parsed) or timeout. */
+static int wait_ready(mq_test_proc_t *p, int timeout_ms) {
+  char buf[1024];
+  size_t len = 0;
+  int64_t until = mq_test_now_ms() + timeout_ms;
+  while (mq_test_now_ms() < until) {
+    struct pollfd pfd = {p->out_fd, POLLIN, 0};
+    if (poll(&pfd, 1, 100) <= 0) continue;
+    ssize_t r = read(p->out_fd, buf + len, sizeof buf - 1 - len);
+    if (r <= 0) return -1; /* child exited */
+    len += (size_t)r;
+    buf[len] = '\0';
+    char *line = strstr(buf, "READY");
+    if (line && strchr(line, '\n')) {
+      char *g = strstr(line, "grpc="), *h = strstr(line, "http=");
+      if (g) sscanf(g + 5, "%63s", p->grpc);
+      if (h) sscanf(h + 5, "%63s", p->http);
+      return 0;
+    }
+    if (len == sizeof buf - 1) len = 0;
+  }
+  return -1;
+}
+
+int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  if (db) snprintf(p->db, sizeof p->db, "%s", db);
+  else mq_test_new_db(p->db);
+  char uri[512], kafka[256], dbkv[96];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", p->db);
+  const char *defaults[] = {"MARQUEE_LISTEN=127.0.0.1:0", "MARQUEE_HTTP_LISTEN=127.0.0.1:0",
+                            "MARQUEE_DIAGNOSTICS=1", "MARQUEE_JWT_KEYS=" MQ_TEST_JWT_KEYS,
+                            "MARQUEE_LOG_LEVEL=warn", "MARQUEE_ACCESS_LOG=errors",
+                            "MARQUEE_HEALTH_INTERVAL_MS=300", "MARQUEE_OUTBOX_POLL_MS=100",
+                            "MARQUEE_SHUTDOWN_GRACE_MS=5000", "MARQUEE_WORKERS=8",
+                            uri, kafka, dbkv, NULL};
+  char **e = child_env(defaults, env);
+  char *argv[] = {(char *)MQ_TEST_BIN_DIR "/marquee-server", NULL};
+  int rc = spawn(p, argv[0], argv, e);
+  free_env(e);
+  if (rc != 0) return -1;
+  if (wait_ready(p, 30000) != 0) {
+    mq_test_proc_stop(p, SIGKILL, 5000);
+    return -1;
+  }
+  return 0;
+}
+
+int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->db, sizeof p->db, "%s", db);
+  char uri[512], kafka[256], dbkv[96], group[128];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-audit-%s", db); /* own offsets per test */
+  const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, NULL};
+  char **e = child_env(defaults, env);
+  char *argv[] = {(char *)MQ_TEST_BIN_DIR "/marquee-audit", NULL};
+  int rc = spawn(p, argv[0], argv, e);
+  free_env(e);
+  if (rc != 0) return -1;
+  if (wait_ready(p, 30000) != 0) {
+    mq_test_proc_stop(p, SIGKILL, 5000);
+    return -1;
+  }
+  return 0;
+}
+
+int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms) {
+  if (p->pid <= 0) return -1;
+  kill(p->pid, sig);
+  int status = 0, rc = -1;
+  int64_t until = mq_test_now_ms() + timeout_ms;
+  for (;;) {
+    pid_t w = waitpid(p->pid, &status, WNOHANG);
+    if (w == p->pid) {
+      rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (mq_test_now_ms() > until) {
+      kill(p->pid, SIGKILL);
+      waitpid(p->pid, &status, 0);
+      rc = -1;
+      break;
+    }
+    mq_test_sleep_ms(20);
+  }
+  if (p->out_fd > 0) close(p->out_fd);
+  p->pid = 0;
+  p->out_fd = 0;
+  return rc;
+}
+
+static bool tcp_open(int port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  bool ok = connect(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(s);
+  return ok;
+}
+
+int mq_test_ferret_start(mq_test_proc_t *p, int port, const char *dir) {
+  memset(p, 0, sizeof *p);
+  mkdir(dir, 0755);
+  char bin[512], listen[64];
+  snprintf(bin, sizeof bin, "%s/bin/marquee-ferretdb", mq_test_stack_dir());
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  char *argv[] = {bin, (char *)"-listen", listen, (char *)"-data", (char *)dir, NULL};
+  char **e = child_env(NULL, NULL);
+  int rc = spawn(p, bin, argv, e);
+  free_env(e);
+  if (rc != 0) return -1;
+  int64_t until = mq_test_now_ms() + 30000;
+  while (mq_test_now_ms() < until) {
+    if (tcp_open(port)) return 0;
+    mq_test_sleep_ms(50);
+  }
+  mq_test_proc_stop(p, SIGKILL, 2000);
+  return -1;
+}
+
+int mq_test_stack(const char *action, const char *part) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash '%s/scripts/stack.sh' %s %s >&2", MQ_TEST_SOURCE_DIR, action, part);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int mq_test_free_port(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  socklen_t len = sizeof sa;
+  int port = -1;
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &len) == 0)
+    port = ntohs(sa.sin_port);
+  close(s);
+  return port;
+}
+
+mq_client_t *mq_test_client(const mq_test_proc_t *server) {
+  mq_client_opts_t o = {.target = server->grpc, .default_deadline_ms = 10000};
+  mq_client_t *cl = NULL;
+  mq_error_t err;
+  if (mq_client_create(&o, &cl, &err) != MQ_OK) return NULL;
+  return cl;
+}
+
+char *mq_test_token(const char *sub, uint32_t roles) {
+  mq_jwt_keys_t *k = NULL;
+  mq_error_t err;
+  if (mq_jwt_keys_parse(MQ_TEST_JWT_KEYS, "marquee", "marquee-api", &k, &err) != MQ_OK) return NULL;
+  char *t = mq_jwt_sign(k, sub, roles, 600);
+  mq_jwt_keys_free(k);
+  return t;
+}
+
+int64_t mq_test_count(const char *uri, const char *db, const char *coll, const char *filter_json) {
+  mongoc_client_t *c = mongoc_client_new(uri ? uri : mq_test_mongo_uri());
+  if (!c) return -1;
+  mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
+  bson_error_t err;
+  bson_t filter;
+  int64_t n = -1;
+  if (bson_init_from_json(&filter, filter_json, -1, &err)) {
+    n = mongoc_collection_count_documents(col, &filter, NULL, NULL, NULL, &err);
+    if (n < 0) fprintf(stderr, "count %s.%s: %s\n", db, coll, err.message);
+    bson_destroy(&filter);
+  }
+  mongoc_collection_destroy(col);
+  mongoc_client_destroy(c);
+  return n;
+}
+
+void mq_test_drop_db(const char *uri, const char *db) {
+  mongoc_client_t *c = mongoc_client_new(uri ? uri : mq_test_mongo_uri());
+  if (!c) return;
+  mongoc_database_t *d = mongoc_client_get_database(c, db);
+  bson_error_t err;
+  mongoc_database_drop(d, &err);
+  mongoc_database_destroy(d);
+  mongoc_client_destroy(c);
+}
+
+char *mq_test_http_get(const char *hostport, const char *path, int *status) {
+  *status = 0;
+  const char *colon = strrchr(hostport, ':');
+  if (!colon) return NULL;
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(s);
+    return NULL;
+  }
+  char req[512];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, hostport);
+  if (write(s, req, (size_t)n) != n) {
+    close(s);
+    return NULL;
+  }
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  ssize_t r;
+  while ((r = read(s, buf + len, cap - len - 1)) > 0) {
+    len += (size_t)r;
+    if (len + 1 == cap) buf = realloc(buf, cap *= 2);
+  }
+  close(s);
+  buf[len] = '\0';
+  sscanf(buf, "HTTP/%*s %d", status);
+  char *body = strstr(buf, "\r\n\r\n");
+  char *out = strdup(body ? body + 4 : "");
+  free(buf);
+  return out;
+}

@@ -1,0 +1,70 @@
+/*
+ * harness.h — what integration tests use to drive real processes: start
+ * marquee-server / marquee-audit as children with a per-test MongoDB
+ * database, read their READY line, stop them with a signal and collect the
+ * exit status (under ASan a leak makes that status non-zero, so "exited 0"
+ * also means "no leaks"); start a private FerretDB for outage tests; control
+ * the shared stack's Kafka; mint access tokens; inspect MongoDB directly; GET
+ * from the side HTTP port. Nothing here mocks MongoDB or Kafka.
+ *
+ * Environment (set by scripts/test.sh; defaults match scripts/stack.sh):
+ *   MARQUEE_TEST_MONGO_URI     (mongodb://127.0.0.1:27017/)
+ *   MARQUEE_TEST_KAFKA_BROKERS (127.0.0.1:9092)
+ *   MARQUEE_STACK_DIR          (<source>/.stack)
+ */
+#ifndef MQ_TEST_HARNESS_H
+#define MQ_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mq_client.h"
+
+#define MQ_TEST_JWT_KEYS "itest:integration-test-secret-0123456789abcdef"
+
+typedef struct mq_test_proc {
+  pid_t pid;
+  int out_fd;       /* child's stdout */
+  char grpc[64];    /* "127.0.0.1:port" */
+  char http[64];
+  char db[64];      /* database the child uses */
+} mq_test_proc_t;
+
+const char *mq_test_mongo_uri(void);
+const char *mq_test_kafka(void);
+const char *mq_test_stack_dir(void);
+/* A fresh database name for this process ("mqtest_<pid>_<n>"). */
+void mq_test_new_db(char out[64]);
+
+/* Starts marquee-server with test defaults (ports 0, diagnostics on, test
+ * JWT keys, fast health probes, database `db` or a fresh one) plus `env`
+ * overrides ("KEY=VALUE", NULL-terminated; later wins). Waits up to 30 s for
+ * READY. Returns 0 or -1 (child killed). */
+int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env);
+/* Starts marquee-audit on database `db`. */
+int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *env);
+/* Sends `sig`, waits up to timeout_ms, then SIGKILL. Returns the exit code,
+ * or 128+signal if it died by a signal, or -1 on timeout. */
+int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms);
+
+/* A private FerretDB on `port` with data under `dir` (created). */
+int mq_test_ferret_start(mq_test_proc_t *p, int port, const char *dir);
+/* Runs scripts/stack.sh ACTION PART; returns its exit status. */
+int mq_test_stack(const char *action, const char *part);
+
+int mq_test_free_port(void);
+mq_client_t *mq_test_client(const mq_test_proc_t *server);
+/* Access token for `sub` with MQ_ROLE_* bits, 10 minutes. Caller frees. */
+char *mq_test_token(const char *sub, uint32_t roles);
+
+/* Counts documents matching `filter_json` in db.coll (uri NULL = test default). -1 on error. */
+int64_t mq_test_count(const char *uri, const char *db, const char *coll, const char *filter_json);
+void mq_test_drop_db(const char *uri, const char *db);
+/* GET http://hostport/path; returns the body (caller frees) and *status. */
+char *mq_test_http_get(const char *hostport, const char *path, int *status);
+
+int64_t mq_test_now_ms(void);
+void mq_test_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * test_resilience.c — the platform under dependency failures, on real
+ * servers:
+ *  - a private FerretDB is stopped: calls that need the store fail
+ *    UNAVAILABLE within their deadline, health turns NOT_SERVING, and both
+ *    recover when FerretDB returns on the same data;
+ *  - the shared Kafka is stopped: writes still succeed, their events wait in
+ *    the outbox, and after Kafka returns every event reaches the audit log
+ *    exactly once (the audit consumer is a real marquee-audit process).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "grpc/health/v1/health.mq-client.h"
+#include "harness.h"
+#include "marquee/system/v1/system.mq-client.h"
+#include "mq_call.h"
+
+static mq_code_t record_note(mq_client_t *cl, const char *token, const char *text, int64_t deadline_ms, char *id_out) {
+  Marquee__System__V1__RecordNoteRequest req = MARQUEE__SYSTEM__V1__RECORD_NOTE_REQUEST__INIT;
+  req.text = (char *)text;
+  Marquee__System__V1__Note *note = NULL;
+  mq_call_opts_t o = {.bearer_token = token, .deadline_ms = deadline_ms};
+  mq_error_t err;
+  mq_code_t rc = marquee__system__v1__diagnostics_service__record_note__call(cl, &req, &note, &o, &err);
+  if (rc == MQ_OK) {
+    if (id_out) strcpy(id_out, note->note_id);
+    marquee__system__v1__note__free_unpacked(note, NULL);
+  }
+  return rc;
+}
+
+static int health_status(mq_client_t *cl) {
+  Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+  mq_error_t err;
+  mq_call_opts_t o = {.deadline_ms = 2000};
+  if (grpc__health__v1__health__check__call(cl, &req, &resp, &o, &err) != MQ_OK) return -1;
+  int st = resp->status;
+  grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+  return st;
+}
+
+static bool wait_health(mq_client_t *cl, int want, int timeout_ms) {
+  int64_t until = mq_test_now_ms() + timeout_ms;
+  while (mq_test_now_ms() < until) {
+    if (health_status(cl) == want) return true;
+    mq_test_sleep_ms(100);
+  }
+  return false;
+}
+
+static void test_store_outage_unavailable_then_recovery(void **state) {
+  (void)state;
+  int port = mq_test_free_port();
+  char dir[128], uri[128], uri_kv[160];
+  snprintf(dir, sizeof dir, "/tmp/mq-ferret-%d", (int)getpid());
+  snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/", port);
+  snprintf(uri_kv, sizeof uri_kv, "MARQUEE_MONGO_URI=%s", uri);
+  mq_test_proc_t ferret, srv;
+  assert_int_equal(mq_test_ferret_start(&ferret, port, dir), 0);
+  const char *env[] = {uri_kv, NULL};
+  assert_int_equal(mq_test_server_start(&srv, NULL, env), 0);
+  mq_client_t *cl = mq_test_client(&srv);
+  char *tok = mq_test_token("user-outage", MQ_ROLE_ATTENDEE);
+  char first[40] = "";
+  assert_true(wait_health(cl, 1, 10000));
+  assert_int_equal(record_note(cl, tok, "before the outage", 5000, first), MQ_OK);
+
+  /* FerretDB goes away */
+  assert_int_equal(mq_test_proc_stop(&ferret, SIGKILL, 5000), 128 + SIGKILL);
+  int64_t t0 = mq_test_now_ms();
+  mq_code_t rc = record_note(cl, tok, "during the outage", 5000, NULL);
+  int64_t took = mq_test_now_ms() - t0;
+  assert_int_equal(rc, MQ_UNAVAILABLE); /* retryable, not INTERNAL */
+  assert_true(took < 5000);              /* within the deadline */
+  assert_true(wait_health(cl, 2, 10000)); /* NOT_SERVING */
+  int status = 0;
+  char *body = mq_test_http_get(srv.http, "/readyz", &status);
+  assert_int_equal(status, 503);
+  free(body);
+
+  /* FerretDB returns on the same data */
+  assert_int_equal(mq_test_ferret_start(&ferret, port, dir), 0);
+  int64_t until = mq_test_now_ms() + 30000;
+  while ((rc = record_note(cl, tok, "after the outage", 3000, NULL)) != MQ_OK && mq_test_now_ms() < until)
+    mq_test_sleep_ms(250);
+  assert_int_equal(rc, MQ_OK);
+  assert_true(wait_health(cl, 1, 10000));
+  Marquee__System__V1__GetNoteRequest gr = MARQUEE__SYSTEM__V1__GET_NOTE_REQUEST__INIT;
+  gr.note_id = first;
+  Marquee__System__V1__Note *note = NULL;
+  mq_call_opts_t o = {.bearer_token = tok};
+  mq_error_t err;
+  assert_int_equal(marquee__system__v1__diagnostics_service__get_note__call(cl, &gr, &note, &o, &err), MQ_OK);
+  assert_string_equal(note->text, "before the outage");
+  marquee__system__v1__note__free_unpacked(note, NULL);
+
+  mq_client_destroy(cl);
+  free(tok);
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
+  mq_test_proc_stop(&ferret, SIGTERM, 5000);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* Builds {"_id": {"$in": [ids...]}} */
+static void in_filter(char *out, size_t n, char ids[][40], int count) {
+  size_t len = (size_t)snprintf(out, n, "{\"_id\": {\"$in\": [");
+  for (int i = 0; i < count; i++) len += (size_t)snprintf(out + len, n - len, "%s\"%s\"", i ? "," : "", ids[i]);
+  snprintf(out + len, n - len, "]}}");
+}
+
+static bool wait_count(const char *db, const char *coll, const char *filter, int64_t want, int timeout_ms) {
+  int64_t until = mq_test_now_ms() + timeout_ms, n = -1;
+  while (mq_test_now_ms() < until) {
+    n = mq_test_count(NULL, db, coll, filter);
+    if (n == want) return true;
+    mq_test_sleep_ms(250);
+  }
+  fprintf(stderr, "%s.%s: %lld documents match, want %lld\n", db, coll, (long long)n, (long long)want);
+  return false;
+}
+
+static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
+  (void)state;
+  char db[64];
+  mq_test_new_db(db);
+  mq_test_proc_t srv, audit;
+  assert_int_equal(mq_test_server_start(&srv, db, NULL), 0);
+  assert_int_equal(mq_test_audit_start(&audit, db, NULL), 0);
+  mq_client_t *cl = mq_test_client(&srv);
+  char *tok = mq_test_token("user-kafka", MQ_ROLE_ATTENDEE);
+  assert_true(wait_health(cl, 1, 10000));
+
+  /* the pipeline works: write → outbox → relay → Kafka → marquee-audit → audit_log */
+  char before[3][40], during[10][40], filter[2048];
+  for (int i = 0; i < 3; i++) assert_int_equal(record_note(cl, tok, "with kafka", 5000, before[i]), MQ_OK);
+  in_filter(filter, sizeof filter, before, 3);
+  /* audit _id is the event id; match on aggregate_id (the note id) instead */
+  char agg[2048];
+  snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
+  assert_true(wait_count(db, "audit_log", agg, 3, 60000));
+
+  /* Kafka goes away: writes keep succeeding, events wait in MongoDB */
+  assert_int_equal(mq_test_stack("stop", "kafka"), 0);
+  for (int i = 0; i < 10; i++) assert_int_equal(record_note(cl, tok, "without kafka", 5000, during[i]), MQ_OK);
+  in_filter(filter, sizeof filter, during, 10);
+  assert_int_equal(mq_test_count(NULL, db, "diag_notes", filter), 10);
+  snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
+  assert_int_equal(mq_test_count(NULL, db, "audit_log", agg), 0);
+
+  /* Kafka returns: every waiting event arrives, once */
+  assert_int_equal(mq_test_stack("start", "kafka"), 0);
+  assert_true(wait_count(db, "audit_log", agg, 10, 120000));
+  assert_true(wait_count(db, "audit_log", "{}", 13, 10000)); /* nothing else, nothing twice */
+  /* the outbox drained: no note still carries a pending event */
+  assert_true(wait_count(db, "diag_notes", "{\"_outbox.at\": {\"$gte\": {\"$date\": 0}}}", 0, 30000));
+
+  mq_client_destroy(cl);
+  free(tok);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, db);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_store_outage_unavailable_then_recovery),
+      cmocka_unit_test(test_kafka_outage_nothing_lost_nothing_twice),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

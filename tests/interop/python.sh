@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# python.sh — interop with Python grpcio (Debian's python3-grpcio): stubs
+# generated from proto/ at test time, then python_client.py drives every call
+# kind, metadata, deadlines and error statuses. Usage: python.sh BUILD_DIR
+source "$(dirname "$0")/lib.sh"
+build=$1
+# Debian's interpreter: python3-grpcio and python3-grpc-tools are installed for it
+PY=/usr/bin/python3
+gen=$(mktemp -d)
+"$PY" -m grpc_tools.protoc -I "$MQ_SRC/proto" --python_out="$gen" --grpc_python_out="$gen" \
+  marquee/system/v1/system.proto grpc/health/v1/health.proto
+mq_start_server "$build"
+trap 'mq_stop_server || true; rm -rf "$gen"' EXIT
+rc=0
+PYTHONPATH="$gen" "$PY" "$(dirname "$0")/python_client.py" "$MQ_ADDR" || rc=$?
+trap - EXIT
+mq_stop_server || rc=1
+rm -rf "$gen"
+exit "$rc"
