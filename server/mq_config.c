@@ -155,7 +155,7 @@ void mq_config_print_doc(FILE *out) {
     fprintf(out, "| `%s` | `%s` | %s |\n", keys[i].env, keys[i].def[0] ? keys[i].def : "(empty)", keys[i].doc);
 }
 
-/* "mongodb://user:pw@host/" -> "mongodb://***@host/": URIs may carry credentials. */
+/* Credentials in a URI (user:password@) are replaced by *** before logging. */
 static void redact_uri(const char *uri, char *out, size_t n) {
   const char *scheme = strstr(uri, "://"), *at = strchr(uri, '@');
   if (scheme && at && at > scheme)
