@@ -33,6 +33,7 @@ void mq_arena_release(mq_arena_t *a) {
 }
 
 void *mq_arena_alloc(mq_arena_t *a, size_t n) {
+  if (n > SIZE_MAX / 2) abort(); /* a size this large is a bug, never a request */
   n = (n + 15u) & ~(size_t)15u;
   if (n == 0) n = 16;
   a->used += n;

@@ -79,7 +79,8 @@ mq_code_t mq_error_set(mq_error_t *err, mq_code_t code, const char *field, const
     __attribute__((format(printf, 4, 5)));
 mq_code_t mq_error_setv(mq_error_t *err, mq_code_t code, const char *field, const char *fmt, va_list ap);
 void mq_error_clear(mq_error_t *err);
-/* "field 'email': must be ..." or just the message: the text sent as grpc-message. */
+/* "email: must be ..." (field, colon, message) or just the message: the text
+ * sent as grpc-message. */
 void mq_error_format(const mq_error_t *err, char *buf, size_t len);
 
 #endif

@@ -36,6 +36,9 @@ bool mq_md_parse_traceparent(const char *v, size_t n, char out[33]) {
   bool zero = true;
   for (int i = 0; i < 32; i++) zero &= v[3 + i] == '0';
   if (zero) return false;
+  bool zero_parent = true;
+  for (int i = 0; i < 16; i++) zero_parent &= v[36 + i] == '0';
+  if (zero_parent) return false; /* W3C: an all-zero parent id is invalid */
   memcpy(out, v + 3, 32);
   out[32] = '\0';
   return true;

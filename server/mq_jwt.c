@@ -152,7 +152,9 @@ static bool iter_num(const bson_t *doc, const char *key, int64_t *out) {
     return true;
   }
   if (BSON_ITER_HOLDS_DOUBLE(&it)) {
-    *out = (int64_t)bson_iter_double(&it);
+    double d = bson_iter_double(&it);
+    if (!(d > -9.2e18 && d < 9.2e18)) return false; /* NaN or out of int64 range: not a time */
+    *out = (int64_t)d;
     return true;
   }
   return false;
@@ -204,7 +206,7 @@ mq_code_t mq_jwt_verify(void *self, const char *token, size_t len, mq_principal_
   memset(out, 0, sizeof *out);
   if (!iter_num(&p, "exp", &exp))
     rc = refuse(err, "missing exp");
-  else if (exp + LEEWAY_S < now)
+  else if (exp < now - LEEWAY_S)
     rc = mq_error_set(err, MQ_UNAUTHENTICATED, NULL, "access token expired; refresh it");
   else if (iter_num(&p, "nbf", &nbf) && nbf > now + LEEWAY_S)
     rc = refuse(err, "not valid yet");

@@ -8,6 +8,7 @@
  */
 #include "mq_log.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -111,57 +112,86 @@ void mq_log_stop(void) {
 
 /* ---- line building ---------------------------------------------------- */
 
-static void put(mq_logline_t *l, const char *s, size_t n) {
-  size_t room = sizeof l->buf - 2 - l->len; /* keep room for "}\n" */
-  if (n > room) n = room;
+/* Length of the valid UTF-8 sequence at p[0..n), or 0 if invalid (overlong,
+ * surrogate, above U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  size_t len;
+  uint32_t cp, min;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  if (len > n) return 0;
+  for (size_t k = 1; k < len; k++) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[k] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+/* Room left for field text, keeping 2 bytes for the closing "}\n". */
+static size_t room(const mq_logline_t *l) { return sizeof l->buf - 2 - l->len; }
+
+/* Writes "s" JSON-escaped with its quotes into dst (at most cap bytes),
+ * whole characters and escapes only, so the result is always valid JSON;
+ * a value that does not fit is cut and ends with "...". Returns the bytes
+ * written, 0 if not even the quotes fit. */
+static size_t escape_into(char *dst, size_t cap, const char *s, size_t n) {
+  if (cap < 2) return 0;
+  const unsigned char *p = (const unsigned char *)s;
+  size_t o = 0, i = 0;
+  dst[o++] = '"';
+  while (i < n) {
+    char tmp[8];
+    size_t tl, used;
+    unsigned char c = p[i];
+    if (c == '"' || c == '\\') {
+      tmp[0] = '\\', tmp[1] = (char)c, tl = 2, used = 1;
+    } else if (c < 0x20 || c == 0x7F) {
+      tl = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", c), used = 1;
+    } else {
+      size_t sl = utf8_seq(p + i, n - i);
+      if (sl) memcpy(tmp, p + i, sl), tl = sl, used = sl;
+      else memcpy(tmp, "\xEF\xBF\xBD", 3), tl = 3, used = 1; /* U+FFFD */
+    }
+    if (o + tl + 4 > cap) { /* keep room for "..." and the closing quote */
+      if (o + 4 <= cap) memcpy(dst + o, "...", 3), o += 3;
+      break;
+    }
+    memcpy(dst + o, tmp, tl);
+    o += tl;
+    i += used;
+  }
+  dst[o++] = '"';
+  return o;
+}
+
+/* Appends ,"key": — false (and the line stops growing) when it does not fit. */
+static bool put_key(mq_logline_t *l, const char *key) {
+  if (l->full) return false;
+  size_t kl = strlen(key), r = room(l);
+  if (kl + 8 > r) {
+    l->full = true;
+    return false;
+  }
+  l->buf[l->len++] = ',';
+  l->len += escape_into(l->buf + l->len, r - 1, key, kl);
+  l->buf[l->len++] = ':';
+  return true;
+}
+
+static void put_raw(mq_logline_t *l, const char *s, size_t n) {
+  if (n > room(l)) n = room(l); /* only called with short ASCII tokens after put_key reserved room */
   memcpy(l->buf + l->len, s, n);
   l->len += n;
 }
 
-static void put_escaped(mq_logline_t *l, const char *s, size_t n) {
-  put(l, "\"", 1);
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    char tmp[8];
-    if (c == '"' || c == '\\') {
-      tmp[0] = '\\';
-      tmp[1] = (char)c;
-      put(l, tmp, 2);
-      i++;
-    } else if (c < 0x20) {
-      int k = snprintf(tmp, sizeof tmp, "\\u%04x", c);
-      put(l, tmp, (size_t)k);
-      i++;
-    } else if (c < 0x80) {
-      put(l, (const char *)&p[i], 1);
-      i++;
-    } else {
-      /* validate one UTF-8 sequence */
-      size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-      bool ok = len && i + len <= n && !(len == 2 && c < 0xC2);
-      for (size_t k = 1; ok && k < len; k++) ok = (p[i + k] & 0xC0) == 0x80;
-      if (ok) {
-        put(l, (const char *)&p[i], len);
-        i += len;
-      } else {
-        put(l, "\xEF\xBF\xBD", 3);
-        i++;
-      }
-    }
-  }
-  put(l, "\"", 1);
-}
-
-static void put_key(mq_logline_t *l, const char *key) {
-  put(l, ",", 1);
-  put_escaped(l, key, strlen(key));
-  put(l, ":", 1);
-}
-
 void mq_log_begin(mq_logline_t *l, mq_log_level_t level, const char *event) {
   l->len = 0;
+  l->full = false;
   l->level = level;
   l->skip = !mq_log_enabled(level);
   if (l->skip) return;
@@ -173,19 +203,21 @@ void mq_log_begin(mq_logline_t *l, mq_log_level_t level, const char *event) {
   int n = snprintf(head, sizeof head, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    ts.tv_nsec / 1000000, level_name[level]);
-  put(l, head, (size_t)n);
+  put_raw(l, head, (size_t)n);
   mq_log_str(l, "proc", g_process);
   if (g_instance[0]) mq_log_str(l, "instance", g_instance);
   mq_log_str(l, "event", event);
 }
 
 void mq_log_strn(mq_logline_t *l, const char *key, const char *val, size_t n) {
-  if (l->skip) return;
-  put_key(l, key);
-  if (!val)
-    put(l, "null", 4);
-  else
-    put_escaped(l, val, n);
+  if (l->skip || !put_key(l, key)) return;
+  if (!val) {
+    put_raw(l, "null", 4);
+    return;
+  }
+  size_t w = escape_into(l->buf + l->len, room(l), val, n);
+  if (!w) put_raw(l, "null", 4);
+  l->len += w;
 }
 
 void mq_log_str(mq_logline_t *l, const char *key, const char *val) {
@@ -193,17 +225,15 @@ void mq_log_str(mq_logline_t *l, const char *key, const char *val) {
 }
 
 void mq_log_int(mq_logline_t *l, const char *key, int64_t val) {
-  if (l->skip) return;
-  put_key(l, key);
+  if (l->skip || !put_key(l, key)) return;
   char tmp[24];
   int n = snprintf(tmp, sizeof tmp, "%lld", (long long)val);
-  put(l, tmp, (size_t)n);
+  put_raw(l, tmp, (size_t)n);
 }
 
 void mq_log_bool(mq_logline_t *l, const char *key, bool val) {
-  if (l->skip) return;
-  put_key(l, key);
-  put(l, val ? "true" : "false", val ? 4 : 5);
+  if (l->skip || !put_key(l, key)) return;
+  put_raw(l, val ? "true" : "false", val ? 4 : 5);
 }
 
 void mq_redact_email(const char *email, char *out, size_t len) {
@@ -218,35 +248,44 @@ void mq_redact_email(const char *email, char *out, size_t len) {
 
 void mq_redact_peer(const char *peer, char *out, size_t len) {
   if (!len) return;
-  if (!peer) {
-    snprintf(out, len, "%s", "");
-    return;
-  }
-  if (strncmp(peer, "ipv4:", 5) == 0) {
-    unsigned a, b, c;
-    if (sscanf(peer + 5, "%u.%u.%u.", &a, &b, &c) == 3) {
-      snprintf(out, len, "%u.%u.%u.0", a, b, c);
-      return;
-    }
-  } else if (strncmp(peer, "ipv6:", 5) == 0) {
-    /* keep the first three groups (a /48) */
-    const char *p = peer + 5;
-    if (*p == '[') p++;
-    size_t i = 0, groups = 0;
-    char tmp[64];
-    while (p[i] && i < sizeof tmp - 4 && groups < 3) {
-      if (p[i] == ':') groups++;
-      if (groups < 3) tmp[i] = p[i];
-      i++;
-    }
-    tmp[groups < 3 ? i : i - 1] = '\0';
-    snprintf(out, len, "%s::", tmp);
-    return;
-  } else if (strncmp(peer, "unix:", 5) == 0) {
+  out[0] = '\0';
+  if (!peer) return;
+  if (strncmp(peer, "unix:", 5) == 0) {
     snprintf(out, len, "%s", "unix");
     return;
   }
-  snprintf(out, len, "%s", "[redacted]");
+  /* "ipv4:1.2.3.4:5678", "ipv6:[::1]:80" or, from gRPC 1.51, "ipv6:%5B::1%5D:80" */
+  char addr[INET6_ADDRSTRLEN + 8];
+  const char *p;
+  size_t n = 0;
+  bool v6 = strncmp(peer, "ipv6:", 5) == 0;
+  if (!v6 && strncmp(peer, "ipv4:", 5) != 0) {
+    snprintf(out, len, "%s", "[redacted]");
+    return;
+  }
+  p = peer + 5;
+  if (v6) {
+    if (*p == '[') p++;
+    else if (strncmp(p, "%5B", 3) == 0 || strncmp(p, "%5b", 3) == 0) p += 3;
+    while (p[n] && p[n] != ']' && p[n] != '%' && n < sizeof addr - 1) n++;
+  } else {
+    while (p[n] && p[n] != ':' && n < sizeof addr - 1) n++;
+  }
+  memcpy(addr, p, n);
+  addr[n] = '\0';
+  unsigned char bin[16];
+  char txt[INET6_ADDRSTRLEN];
+  if (!v6 && inet_pton(AF_INET, addr, bin) == 1) {
+    bin[3] = 0; /* keep the /24 */
+    inet_ntop(AF_INET, bin, txt, sizeof txt);
+  } else if (v6 && inet_pton(AF_INET6, addr, bin) == 1) {
+    memset(bin + 6, 0, 10); /* keep the /48 */
+    inet_ntop(AF_INET6, bin, txt, sizeof txt);
+  } else {
+    snprintf(out, len, "%s", "[redacted]");
+    return;
+  }
+  snprintf(out, len, "%s", txt);
 }
 
 void mq_log_email(mq_logline_t *l, const char *key, const char *email) {

@@ -14,9 +14,10 @@
  *
  * PII and secrets (DESIGN.md §7): never pass tokens, passwords or secrets.
  * E-mail addresses go through mq_log_email (keeps the first letter and the
- * domain); client addresses through mq_log_peer (drops the port and the last
- * IPv4 octet / last 80 bits of IPv6). Values are JSON-escaped; invalid UTF-8
- * is replaced with U+FFFD, so a log line is always valid JSON.
+ * domain); client addresses through mq_log_peer (drops the port and keeps the
+ * /24 of IPv4, the /48 of IPv6). Values are JSON-escaped; invalid UTF-8
+ * is replaced with U+FFFD, and a value too long for the 2 KiB line is cut at a
+ * character boundary and marked "...", so a log line is always valid JSON.
  */
 #ifndef MQ_LOG_H
 #define MQ_LOG_H
@@ -31,6 +32,7 @@ typedef struct mq_logline {
   char buf[2048];
   size_t len;
   bool skip; /* level below threshold: every call is a no-op */
+  bool full; /* no room for more fields: later ones are dropped, the line stays valid JSON */
   mq_log_level_t level;
 } mq_logline_t;
 

@@ -51,6 +51,7 @@ static void *worker_main(void *arg) {
 }
 
 mq_pool_t *mq_pool_create(unsigned threads, size_t queue_cap, const char *name) {
+  if (threads == 0) return NULL; /* tasks would never run */
   mq_pool_t *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   pthread_mutex_init(&p->mu, NULL);

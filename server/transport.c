@@ -919,6 +919,11 @@ int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const 
              !r->present ? "no handler in the service's table" : "no access policy declared");
       return -1;
     }
+    for (unsigned j = 0; j < i; j++)
+      if (strcmp(rows[j].method->path, r->method->path) == 0) {
+        mq_log(MQ_LOG_ERROR, "server.config", "%s listed twice in one table", r->method->path);
+        return -1;
+      }
     for (unsigned j = 0; j < srv->n_methods; j++)
       if (strcmp(srv->methods[j].b.method->path, r->method->path) == 0) {
         mq_log(MQ_LOG_ERROR, "server.config", "%s registered twice", r->method->path);

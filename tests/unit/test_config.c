@@ -13,10 +13,10 @@
  * MARQUEE_KEY=VALUE, TLS cert without key and key without cert, bad log level,
  * bad access-log mode; non-MARQUEE keys and the MARQUEE_TEST_/MARQUEE_CLI_/
  * MARQUEE_STACK_/MARQUEE_BENCH_ prefixes ignored; the boolean spellings;
- * mq_config_log never printing a secret; and that README.md (path from the
- * compile definition MQ_README_PATH) names every key printed by
- * mq_config_print_doc. That last test fails while README.md is absent or
- * incomplete, which is intended.
+ * mq_config_log never printing a secret or URI credentials; and that
+ * README.md (path from the compile definition MQ_README_PATH) names every key
+ * printed by mq_config_print_doc. That last test fails while README.md is
+ * absent or incomplete, which is intended.
  *
  * Invariant: temporary files live under $TMPDIR (or /tmp) and are removed.
  * Read next: server/mq_config.h.
@@ -366,7 +366,8 @@ static void test_file_missing(void **state) {
 
 static void test_log_hides_secrets(void **state) {
   (void)state;
-  char *envp[] = {"MARQUEE_JWT_KEYS=k1:TOPSECRETtopsecretTOPSECRETtopsecret", NULL};
+  char *envp[] = {"MARQUEE_JWT_KEYS=k1:TOPSECRETtopsecretTOPSECRETtopsecret",
+                  "MARQUEE_MONGO_URI=mongodb://alice:hunter2pw@db.example:27017/?replicaSet=rs0", NULL};
   mq_config_t cfg;
   load_ok(&cfg, envp);
 
@@ -391,6 +392,9 @@ static void test_log_hides_secrets(void **state) {
 
   assert_non_null(strstr(buf, "\"MARQUEE_JWT_KEYS\":\"<set>\""));
   assert_null(strstr(buf, "TOPSECRET"));
+  assert_null(strstr(buf, "hunter2pw")); /* URI credentials are redacted */
+  assert_null(strstr(buf, "alice"));
+  assert_non_null(strstr(buf, "\"MARQUEE_MONGO_URI\":\"mongodb://***@db.example:27017/?replicaSet=rs0\""));
   assert_non_null(strstr(buf, "\"MARQUEE_WORKERS\":16"));
   assert_non_null(strstr(buf, "\"MARQUEE_LISTEN\":\"127.0.0.1:50051\""));
 }
