@@ -1,3 +1,413 @@
-/* clients/cli.c — being written in this change. */
-typedef int mq_placeholder_cli;
-int main(void) { return 0; }
+/*
+ * cli.c — the `marquee` command-line client, on the C client library.
+ *
+ *   marquee [--target HOST:PORT] [--token TOKEN] [--tls-ca FILE]
+ *           [--tls-name NAME] [--deadline-ms N] COMMAND [ARGS]
+ *
+ * Global options come before the command; the target and token default to
+ * $MARQUEE_CLI_TARGET (else 127.0.0.1:50051) and $MARQUEE_CLI_TOKEN. The
+ * commands are the rows of `commands[]` below (name, usage, help, function):
+ * adding a subcommand is adding a row and its function. A command function
+ * gets the connected client and its own arguments and returns the exit code.
+ *
+ * Exit codes: 0 success; 1 a call failed (printed as
+ * "marquee: <CODE>: <message> (field: <f>)" on stderr) or a health check was
+ * not SERVING; 2 usage errors; 128+signal when interrupted (SIGINT/SIGTERM
+ * cancel a running stream, so the server sees CANCELLED).
+ * Invariant: SIGINT and SIGTERM are blocked in every thread (gRPC's threads
+ * inherit the mask) and handled by one sigwait thread.
+ * Read next: mq_client.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "grpc/health/v1/health.mq-client.h"
+#include "marquee/system/v1/system.mq-client.h"
+#include "mq_client.h"
+
+#define EXIT_CALL_FAILED 1
+#define EXIT_USAGE 2
+#define DEFAULT_TARGET "127.0.0.1:50051"
+
+typedef struct cli {
+  const char *target;
+  mq_client_t *cl;
+  mq_call_opts_t opts; /* token and deadline for every call */
+  bool deadline_given;
+} cli_t;
+
+typedef int (*cli_cmd_fn)(cli_t *c, int argc, char **argv);
+
+typedef struct cli_cmd {
+  const char *name;
+  const char *usage; /* arguments after the name */
+  const char *help;
+  bool needs_client;
+  cli_cmd_fn fn;
+} cli_cmd_t;
+
+/* ---- signals: a stream in progress is cancelled, otherwise we exit ---------- */
+
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static mq_client_stream_t *sig_stream; /* the stream to cancel, under sig_mu */
+static int sig_caught;                 /* under sig_mu */
+
+static void *signal_thread(void *arg) {
+  sigset_t *set = arg;
+  int sig = 0;
+  if (sigwait(set, &sig) != 0) return NULL;
+  pthread_mutex_lock(&sig_mu);
+  sig_caught = sig;
+  if (sig_stream) {
+    mq_client_stream_cancel(sig_stream);
+    pthread_mutex_unlock(&sig_mu);
+    return NULL;
+  }
+  pthread_mutex_unlock(&sig_mu);
+  _exit(128 + sig);
+}
+
+static int cli_signals_start(void) {
+  static sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, &set) != 0) return -1;
+  pthread_detach(th);
+  return 0;
+}
+
+/* Makes `st` the stream a signal cancels (NULL: none). */
+static void cli_watch_stream(mq_client_stream_t *st) {
+  pthread_mutex_lock(&sig_mu);
+  sig_stream = st;
+  pthread_mutex_unlock(&sig_mu);
+}
+
+static int cli_signal_caught(void) {
+  pthread_mutex_lock(&sig_mu);
+  int s = sig_caught;
+  pthread_mutex_unlock(&sig_mu);
+  return s;
+}
+
+/* ---- output helpers ------------------------------------------------------------ */
+
+static int cli_fail(const mq_error_t *err) {
+  if (err->field[0])
+    fprintf(stderr, "marquee: %s: %s (field: %s)\n", mq_code_name(err->code), err->message, err->field);
+  else
+    fprintf(stderr, "marquee: %s: %s\n", mq_code_name(err->code), err->message);
+  return EXIT_CALL_FAILED;
+}
+
+static int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int cli_usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("marquee: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\nTry 'marquee help'.\n", stderr);
+  return EXIT_USAGE;
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *serving_status_name(int status) {
+  const ProtobufCEnumValue *v =
+      protobuf_c_enum_descriptor_get_value(&grpc__health__v1__health_check_response__serving_status__descriptor, status);
+  return v ? v->name : "UNKNOWN";
+}
+
+static void format_uptime(uint64_t s, char *buf, size_t len) {
+  uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
+  if (d)
+    snprintf(buf, len, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", d, h, m, sec);
+  else if (h)
+    snprintf(buf, len, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", h, m, sec);
+  else if (m)
+    snprintf(buf, len, "%" PRIu64 "m %" PRIu64 "s", m, sec);
+  else
+    snprintf(buf, len, "%" PRIu64 "s", sec);
+}
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static int cmd_help(cli_t *c, int argc, char **argv);
+
+static int health_watch(cli_t *c, const char *service) {
+  mq_error_t err = {0};
+  mq_client_stream_t *st = NULL;
+  int rc = EXIT_CALL_FAILED;
+  mq_call_opts_t o = c->opts;
+  if (!c->deadline_given) o.deadline_ms = -1; /* watch until interrupted */
+
+  Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  req.service = (char *)service;
+  if (grpc__health__v1__health__watch__open(c->cl, &o, &st, &err) != MQ_OK) goto cleanup;
+  cli_watch_stream(st);
+  if (grpc__health__v1__health__watch__send(st, &req, &err) != MQ_OK ||
+      mq_client_stream_close_send(st, &err) != MQ_OK) {
+    /* the server may have ended the call already: its status says why */
+    mq_error_t fin = {0};
+    if (mq_client_stream_finish(st, &fin) != MQ_OK) err = fin;
+    goto cleanup;
+  }
+  for (;;) {
+    Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+    mq_code_t code = grpc__health__v1__health__watch__recv(st, &resp, &err);
+    if (!resp) {
+      if (code == MQ_OK) rc = 0;
+      goto cleanup;
+    }
+    printf("%s\n", serving_status_name(resp->status));
+    fflush(stdout);
+    grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+  }
+
+cleanup:
+  cli_watch_stream(NULL);
+  mq_client_stream_free(st);
+  if (cli_signal_caught()) return 128 + cli_signal_caught();
+  if (rc != 0) cli_fail(&err);
+  return rc;
+}
+
+static int cmd_health(cli_t *c, int argc, char **argv) {
+  bool watch = false;
+  const char *service = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--watch") || !strcmp(argv[i], "-w"))
+      watch = true;
+    else if (argv[i][0] == '-' && argv[i][1])
+      return cli_usage_error("health: unknown option '%s'", argv[i]);
+    else if (!service)
+      service = argv[i];
+    else
+      return cli_usage_error("health: unexpected argument '%s'", argv[i]);
+  }
+  if (!service) service = "";
+  if (watch) return health_watch(c, service);
+
+  Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  req.service = (char *)service;
+  Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+  mq_error_t err = {0};
+  if (grpc__health__v1__health__check__call(c->cl, &req, &resp, &c->opts, &err) != MQ_OK) return cli_fail(&err);
+  int status = resp->status;
+  printf("%s\n", serving_status_name(status));
+  grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+  return status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING ? 0 : EXIT_CALL_FAILED;
+}
+
+static int cmd_version(cli_t *c, int argc, char **argv) {
+  if (argc > 0) return cli_usage_error("version: unexpected argument '%s'", argv[0]);
+  printf("marquee CLI %s (%s)\n", MQ_VERSION, MQ_GIT_COMMIT);
+  fflush(stdout);
+
+  Marquee__System__V1__GetServerInfoRequest req = MARQUEE__SYSTEM__V1__GET_SERVER_INFO_REQUEST__INIT;
+  Marquee__System__V1__ServerInfo *info = NULL;
+  mq_error_t err = {0};
+  if (marquee__system__v1__system_service__get_server_info__call(c->cl, &req, &info, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  char up[64];
+  format_uptime(info->uptime_seconds, up, sizeof up);
+  printf("server      %s (%s) at %s\n", info->version, info->git_commit, c->target);
+  printf("instance    %s\n", info->instance_id);
+  if (info->started_at) {
+    char when[32] = "";
+    time_t t = (time_t)info->started_at->seconds;
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("uptime      %s (since %s)\n", up, when);
+  } else {
+    printf("uptime      %s\n", up);
+  }
+  printf("services    %zu\n", info->n_services);
+  for (size_t i = 0; i < info->n_services; i++) printf("  %s\n", info->services[i]);
+  marquee__system__v1__server_info__free_unpacked(info, NULL);
+  return 0;
+}
+
+static int cmd_ping(cli_t *c, int argc, char **argv) {
+  const char *text = NULL;
+  long count = 1;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-c")) {
+      char *end = NULL;
+      if (i + 1 >= argc) return cli_usage_error("ping: %s needs a count", argv[i]);
+      count = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || count < 1 || count > 1000000)
+        return cli_usage_error("ping: bad count '%s'", argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return cli_usage_error("ping: unknown option '%s'", argv[i]);
+    } else if (!text) {
+      text = argv[i];
+    } else {
+      return cli_usage_error("ping: unexpected argument '%s'", argv[i]);
+    }
+  }
+  if (!text) text = "ping";
+  Marquee__System__V1__PingRequest req = MARQUEE__SYSTEM__V1__PING_REQUEST__INIT;
+  req.payload.data = (uint8_t *)text;
+  req.payload.len = strlen(text);
+  for (long i = 1; i <= count; i++) {
+    Marquee__System__V1__PingResponse *resp = NULL;
+    mq_error_t err = {0};
+    int64_t t0 = now_us();
+    if (marquee__system__v1__system_service__ping__call(c->cl, &req, &resp, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    int64_t us = now_us() - t0;
+    bool same = resp->payload.len == req.payload.len && !memcmp(resp->payload.data, text, req.payload.len);
+    size_t n = resp->payload.len;
+    marquee__system__v1__ping_response__free_unpacked(resp, NULL);
+    if (!same) {
+      mq_error_t bad;
+      mq_error_set(&bad, MQ_DATA_LOSS, "payload", "the server answered with a different payload");
+      return cli_fail(&bad);
+    }
+    /* the first call also pays for connecting */
+    printf("pong from %s: %zu bytes, seq %ld, round trip %" PRId64 " µs%s\n", c->target, n, i, us,
+           i == 1 ? " (includes connecting)" : "");
+    fflush(stdout);
+  }
+  return 0;
+}
+
+static const cli_cmd_t commands[] = {
+    {"health", "[--watch] [SERVICE]",
+     "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true,
+     cmd_health},
+    {"version", "", "the CLI's version, then the server's version, instance, uptime and services", true,
+     cmd_version},
+    {"ping", "[-c N] [TEXT]", "SystemService/Ping with TEXT as payload, N times; prints each round trip in µs", true,
+     cmd_ping},
+    {"help", "", "this help", false, cmd_help},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_usage(FILE *f) {
+  fprintf(f,
+          "usage: marquee [OPTIONS] COMMAND [ARGS]\n"
+          "\n"
+          "options:\n"
+          "  --target HOST:PORT   server address (env MARQUEE_CLI_TARGET, default " DEFAULT_TARGET ")\n"
+          "  --token TOKEN        bearer token (env MARQUEE_CLI_TOKEN)\n"
+          "  --tls-ca FILE        use TLS, trusting the PEM roots in FILE\n"
+          "  --tls-name NAME      TLS server name to verify (default: from the target)\n"
+          "  --deadline-ms N      per-call deadline in milliseconds (default 10000)\n"
+          "\n"
+          "commands:\n");
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    char head[64];
+    snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].usage);
+    fprintf(f, "  %-28s %s\n", head, commands[i].help);
+  }
+}
+
+static int cmd_help(cli_t *c, int argc, char **argv) {
+  (void)c, (void)argc, (void)argv;
+  print_usage(stdout);
+  return 0;
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static bool parse_deadline(const char *s, int64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v <= 0) return false;
+  *out = v;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  cli_t c = {0};
+  const char *tls_ca = NULL, *tls_name = NULL;
+  const char *env_target = getenv("MARQUEE_CLI_TARGET");
+  const char *env_token = getenv("MARQUEE_CLI_TOKEN");
+  c.target = env_target && env_target[0] ? env_target : DEFAULT_TARGET;
+  c.opts.bearer_token = env_token && env_token[0] ? env_token : NULL;
+
+  enum { OPT_TARGET = 256, OPT_TOKEN, OPT_TLS_CA, OPT_TLS_NAME, OPT_DEADLINE };
+  static const struct option longopts[] = {
+      {"target", required_argument, NULL, OPT_TARGET},   {"token", required_argument, NULL, OPT_TOKEN},
+      {"tls-ca", required_argument, NULL, OPT_TLS_CA},   {"tls-name", required_argument, NULL, OPT_TLS_NAME},
+      {"deadline-ms", required_argument, NULL, OPT_DEADLINE}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  opterr = 0;
+  int opt;
+  /* "+": stop at the command (its options are its own); ":": report missing values */
+  while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    switch (opt) {
+      case OPT_TARGET:
+        c.target = optarg;
+        break;
+      case OPT_TOKEN:
+        c.opts.bearer_token = optarg[0] ? optarg : NULL;
+        break;
+      case OPT_TLS_CA:
+        tls_ca = optarg;
+        break;
+      case OPT_TLS_NAME:
+        tls_name = optarg;
+        break;
+      case OPT_DEADLINE:
+        if (!parse_deadline(optarg, &c.opts.deadline_ms))
+          return cli_usage_error("--deadline-ms needs a positive number of milliseconds, not '%s'", optarg);
+        c.deadline_given = true;
+        break;
+      case 'h':
+        print_usage(stdout);
+        return 0;
+      case ':':
+        return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+      default:
+        return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind >= argc) {
+    print_usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (tls_name && !tls_ca) return cli_usage_error("%s needs --tls-ca", "--tls-name");
+
+  const char *name = argv[optind];
+  const cli_cmd_t *cmd = NULL;
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(commands[i].name, name)) cmd = &commands[i];
+  if (!cmd) return cli_usage_error("unknown command '%s'", name);
+  int cmd_argc = argc - optind - 1;
+  char **cmd_argv = argv + optind + 1;
+  if (!cmd->needs_client) return cmd->fn(&c, cmd_argc, cmd_argv);
+
+  if (cli_signals_start() != 0) {
+    fprintf(stderr, "marquee: cannot set up signal handling\n");
+    return EXIT_CALL_FAILED;
+  }
+  mq_client_opts_t co = {.target = c.target, .tls_ca_file = tls_ca, .tls_server_name = tls_name};
+  mq_error_t err = {0};
+  if (mq_client_create(&co, &c.cl, &err) != MQ_OK) return cli_fail(&err);
+  int rc = cmd->fn(&c, cmd_argc, cmd_argv);
+  mq_client_destroy(c.cl);
+  return rc;
+}

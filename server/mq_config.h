@@ -28,7 +28,8 @@
   XX(STR, kafka_brokers, "MARQUEE_KAFKA_BROKERS", "127.0.0.1:9092", 0, 0, "Kafka bootstrap servers")          \
   XX(INT, kafka_partitions, "MARQUEE_KAFKA_PARTITIONS", "3", 1, 1024, "partitions of topics Marquee creates")  \
   XX(INT, kafka_replication, "MARQUEE_KAFKA_REPLICATION", "1", 1, 16, "replication factor of created topics")  \
-  XX(INT, cq_threads, "MARQUEE_CQ_THREADS", "2", 1, 64, "completion-queue threads (one queue each)")           \
+  XX(INT, cq_threads, "MARQUEE_CQ_THREADS", "0", 0, 64,                                                       \
+     "completion-queue threads, one queue each; 0 = one per two CPU cores (at least 1)")           \
   XX(INT, workers, "MARQUEE_WORKERS", "16", 1, 1024, "worker-pool threads for blocking handler work")          \
   XX(INT, worker_queue, "MARQUEE_WORKER_QUEUE", "4096", 1, 1000000,                                            \
      "tasks that may wait for a worker; beyond it calls fail UNAVAILABLE (overloaded)")                         \

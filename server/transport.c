@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mq_call_internal.h"
 #include "mq_log.h"
@@ -885,6 +886,10 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
   grpc_channel_args ca = {(size_t)n, args};
   srv->gsrv = grpc_server_create(&ca, NULL);
   srv->n_cq = (unsigned)cfg->cq_threads;
+  if (srv->n_cq == 0) { /* auto: queue threads share the cores with workers and, often, clients */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->n_cq = cpus >= 4 ? (unsigned)(cpus / 2) : 1;
+  }
   srv->cqs = calloc(srv->n_cq, sizeof *srv->cqs);
   for (unsigned i = 0; i < srv->n_cq; i++) {
     srv->cqs[i].srv = srv;

@@ -221,7 +221,7 @@ static void test_validation_names_field(void **state) {
 
 static void test_auth_and_policy(void **state) {
   (void)state;
-  Marquee__System__V1__WhoAmIRequest req = MARQUEE__SYSTEM__V1__WHO_AM_I_REQUEST__INIT;
+  Marquee__System__V1__WhoAmIRequest req = MARQUEE__SYSTEM__V1__WHO_AM_IREQUEST__INIT;
   Marquee__System__V1__WhoAmIResponse *me = NULL;
   mq_error_t err;
   /* no token */
@@ -245,7 +245,7 @@ static void test_auth_and_policy(void **state) {
   assert_string_equal(me->subject, "user-1");
   assert_int_equal(me->n_roles, 1);
   assert_string_equal(me->roles[0], "attendee");
-  marquee__system__v1__who_am_i_response__free_unpacked(me, NULL);
+  marquee__system__v1__who_am_iresponse__free_unpacked(me, NULL);
 
   /* admin-only method: attendee refused, admin allowed, anonymous unauthenticated */
   Marquee__System__V1__PingRequest p = MARQUEE__SYSTEM__V1__PING_REQUEST__INIT;

@@ -8,7 +8,12 @@ build=$1
 PY=/usr/bin/python3
 gen=$(mktemp -d)
 "$PY" -m grpc_tools.protoc -I "$MQ_SRC/proto" --python_out="$gen" --grpc_python_out="$gen" \
-  marquee/system/v1/system.proto grpc/health/v1/health.proto
+  marquee/system/v1/system.proto
+# Generated under mqhealth/ so it cannot shadow the real `grpc` package; the
+# proto package (and so the wire name grpc.health.v1.Health) is unchanged.
+mkdir -p "$gen/src/mqhealth"
+cp "$MQ_SRC/proto/grpc/health/v1/health.proto" "$gen/src/mqhealth/health.proto"
+"$PY" -m grpc_tools.protoc -I "$gen/src" --python_out="$gen" --grpc_python_out="$gen" mqhealth/health.proto
 mq_start_server "$build"
 trap 'mq_stop_server || true; rm -rf "$gen"' EXIT
 rc=0

@@ -6,7 +6,7 @@ import sys
 
 import grpc
 
-from grpc.health.v1 import health_pb2, health_pb2_grpc
+from mqhealth import health_pb2, health_pb2_grpc
 from marquee.system.v1 import system_pb2 as pb
 from marquee.system.v1 import system_pb2_grpc as rpc
 
