@@ -19,15 +19,19 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF 
 ninja -C "$build" marquee-server mq-bare-echo mq-loadgen >/dev/null
 mkdir -p bench/results
 tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+# start() runs in a command substitution (a subshell), so pids go to files.
+cleanup() {
+  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
+  sleep 0.5
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 start() { # name binary -> prints address
   local name=$1 bin=$2
   env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn \
     MARQUEE_JWT_KEYS="bench:benchmark-secret-0123456789abcdefghij" "$bin" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
+  echo $! >"$tmp/$name.pid"
   for _ in $(seq 1 200); do
     grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
     sleep 0.05

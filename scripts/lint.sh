@@ -12,7 +12,7 @@ srcs=$(git ls-files 'server/*.c' 'store/*.c' 'handlers/*.c' 'consumers/*.c' 'cli
 # shellcheck disable=SC2086
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
   --inline-suppr --suppress=missingIncludeSystem --suppress=missingInclude \
-  -D_GNU_SOURCE -DMQ_VERSION='"0"' -DMQ_GIT_COMMIT='"0"' -DMQ_README_PATH='"README.md"' \
+  -D_GNU_SOURCE -DPROTOBUF_C_VERSION_NUMBER=1004001 -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 -DMQ_VERSION='"0"' -DMQ_GIT_COMMIT='"0"' -DMQ_README_PATH='"README.md"' \
   -DMQ_TEST_BIN_DIR='"."' -DMQ_TEST_SOURCE_DIR='"."' \
   -I server -I store -I handlers -I consumers -I clients -I tests/integration -I "$build/gen" \
   $srcs

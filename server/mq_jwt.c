@@ -220,7 +220,7 @@ mq_code_t mq_jwt_verify(void *self, const char *token, size_t len, mq_principal_
     rc = refuse(err, "wrong audience");
   else if (!iter_utf8(&it, &p, "sub", &s, &sl2) || sl2 == 0 || sl2 >= sizeof out->subject)
     rc = refuse(err, "missing or over-long sub");
-  if (rc == MQ_OK) {
+  if (rc == MQ_OK && sl2 < sizeof out->subject) {
     memcpy(out->subject, s, sl2);
     out->subject[sl2] = '\0';
     out->expires_at = exp;

@@ -966,7 +966,15 @@ static char *read_file(const char *path) {
   size_t k;
   while (p && (k = fread(p + len, 1, cap - len - 1, f)) > 0) {
     len += k;
-    if (len + 1 == cap) p = realloc(p, cap *= 2);
+    if (len + 1 == cap) {
+      char *np = realloc(p, cap *= 2);
+      if (!np) {
+        free(p);
+        p = NULL;
+        break;
+      }
+      p = np;
+    }
   }
   fclose(f);
   if (p) p[len] = '\0';

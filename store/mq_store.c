@@ -22,6 +22,9 @@ static atomic_int g_opened;
 static void mongoc_log_to_ours(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
   (void)data;
   if (level > MONGOC_LOG_LEVEL_WARNING) return;
+  /* FerretDB has no endSessions command; the driver's attempt at client
+   * destruction is harmless noise there. */
+  if (strstr(message, "endSessions")) return;
   mq_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? MQ_LOG_ERROR : MQ_LOG_WARN, "mongoc", "%s: %s", domain, message);
 }
 

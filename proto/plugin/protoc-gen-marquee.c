@@ -382,8 +382,9 @@ int main(void) {
   while ((n = fread(in + len, 1, cap - len, stdin)) > 0) {
     len += n;
     if (len == cap) {
-      cap *= 2;
-      in = realloc(in, cap);
+      uint8_t *nin = realloc(in, cap *= 2);
+      if (!nin) abort();
+      in = nin;
     }
   }
   Google__Protobuf__Compiler__CodeGeneratorRequest *req =
@@ -450,7 +451,9 @@ int main(void) {
       emit_server(&b[2], &b[3], base, guard, svcs, fd->n_service, fd->name);
       emit_client(&b[4], &b[5], base, guard, svcs, fd->n_service, fd->name);
       static const char *suffix[6] = {".mq.h", ".mq.c", ".mq-server.h", ".mq-server.c", ".mq-client.h", ".mq-client.c"};
-      files = realloc(files, (nfiles + 6) * sizeof *files);
+      Google__Protobuf__Compiler__CodeGeneratorResponse__File **nf = realloc(files, (nfiles + 6) * sizeof *files);
+      if (!nf) abort();
+      files = nf;
       for (int k = 0; k < 6; k++) {
         sbuf_t name = {0};
         sb_printf(&name, "%s%s", base, suffix[k]);

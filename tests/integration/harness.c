@@ -51,6 +51,13 @@ void mq_test_new_db(char out[64]) {
   snprintf(out, 64, "mqtest_%d_%d", (int)getpid(), ++n);
 }
 
+/* realloc that aborts on failure (tests have no way to go on without memory). */
+static void *grow(void *p, size_t n) {
+  void *np = realloc(p, n);
+  if (!np) abort();
+  return np;
+}
+
 /* Builds the child environment: ours minus MARQUEE_* (except stack/test
  * keys), then `defaults`, then `extra`. Returns a malloc'ed array of strdup'ed strings. */
 static char **child_env(const char *const *defaults, const char *const *extra) {
@@ -58,13 +65,13 @@ static char **child_env(const char *const *defaults, const char *const *extra) {
   char **env = malloc(cap * sizeof *env);
   for (char **e = environ; *e; e++) {
     if (!strncmp(*e, "MARQUEE_", 8)) continue;
-    if (n + 1 >= cap) env = realloc(env, (cap *= 2) * sizeof *env);
+    if (n + 1 >= cap) env = grow(env, (cap *= 2) * sizeof *env);
     env[n++] = strdup(*e);
   }
   for (int pass = 0; pass < 2; pass++) {
     const char *const *src = pass ? extra : defaults;
     for (; src && *src; src++) {
-      if (n + 1 >= cap) env = realloc(env, (cap *= 2) * sizeof *env);
+      if (n + 1 >= cap) env = grow(env, (cap *= 2) * sizeof *env);
       env[n++] = strdup(*src);
     }
   }
@@ -75,6 +82,33 @@ static char **child_env(const char *const *defaults, const char *const *extra) {
 static void free_env(char **env) {
   for (char **e = env; *e; e++) free(*e);
   free(env);
+}
+
+/* Every child still running when the test program exits (a failed assertion
+ * longjmps past the test's own cleanup) is killed, so no process outlives it. */
+#define MAX_CHILDREN 64
+static pid_t children[MAX_CHILDREN];
+
+static void kill_children(void) {
+  for (int i = 0; i < MAX_CHILDREN; i++)
+    if (children[i] > 0) {
+      kill(children[i], SIGKILL);
+      waitpid(children[i], NULL, 0);
+      children[i] = 0;
+    }
+}
+
+static void track_child(pid_t pid, bool add) {
+  static bool registered;
+  if (!registered) {
+    atexit(kill_children);
+    registered = true;
+  }
+  for (int i = 0; i < MAX_CHILDREN; i++)
+    if (add ? children[i] == 0 : children[i] == pid) {
+      children[i] = add ? pid : 0;
+      return;
+    }
 }
 
 static int spawn(mq_test_proc_t *p, const char *path, char *const argv[], char **env) {
@@ -91,6 +125,7 @@ static int spawn(mq_test_proc_t *p, const char *path, char *const argv[], char *
     _exit(127);
   }
   close(fds[1]);
+  track_child(pid, true);
   p->pid = pid;
   p->out_fd = fds[0];
   return 0;
@@ -187,6 +222,7 @@ int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms) {
     mq_test_sleep_ms(20);
   }
   if (p->out_fd > 0) close(p->out_fd);
+  track_child(p->pid, false);
   p->pid = 0;
   p->out_fd = 0;
   return rc;
@@ -306,7 +342,7 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status) {
   ssize_t r;
   while ((r = read(s, buf + len, cap - len - 1)) > 0) {
     len += (size_t)r;
-    if (len + 1 == cap) buf = realloc(buf, cap *= 2);
+    if (len + 1 == cap) buf = grow(buf, cap *= 2);
   }
   close(s);
   buf[len] = '\0';

@@ -410,8 +410,9 @@ static char *slurp(const char *path) {
   while ((k = fread(p + len, 1, cap - len - 1, f)) > 0) {
     len += k;
     if (len + 1 == cap) {
-      p = realloc(p, cap *= 2);
-      assert_non_null(p);
+      char *np = realloc(p, cap *= 2);
+      assert_non_null(np);
+      p = np;
     }
   }
   fclose(f);
