@@ -180,10 +180,62 @@ static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
   mq_test_drop_db(NULL, db);
 }
 
+/* Runs `cmd` and returns true if its output contains `needle`. */
+static bool output_contains(const char *cmd, const char *needle) {
+  FILE *f = popen(cmd, "r");
+  if (!f) return false;
+  char line[1024];
+  bool found = false;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, needle)) found = true;
+  pclose(f);
+  return found;
+}
+
+static void test_poison_message_dead_lettered(void **state) {
+  (void)state;
+  char db[64], key[64], cmd[512];
+  mq_test_new_db(db);
+  snprintf(key, sizeof key, "poison-%s", db);
+  mq_test_proc_t audit, srv;
+  assert_int_equal(mq_test_audit_start(&audit, db, NULL), 0);
+  /* a message that is not an event envelope, from a producer we did not write */
+  snprintf(cmd, sizeof cmd, "printf 'this is not a protobuf envelope' | kcat -b %s -t marquee.system -P -k %s",
+           mq_test_kafka(), key);
+  assert_int_equal(system(cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "kcat -b %s -C -t marquee.dlq.audit -o beginning -e -q -f '%%k %%h\\n' 2>/dev/null", mq_test_kafka());
+  bool found = false;
+  int64_t until = mq_test_now_ms() + 60000;
+  while (!found && mq_test_now_ms() < until) {
+    found = output_contains(cmd, key);
+    if (!found) mq_test_sleep_ms(500);
+  }
+  assert_true(found);
+  char want[128];
+  snprintf(want, sizeof want, "%s source-topic=marquee.system", key);
+  assert_true(output_contains(cmd, want));
+  /* the consumer goes on: a real event after the poison is recorded */
+  assert_int_equal(mq_test_server_start(&srv, db, NULL), 0);
+  mq_client_t *cl = mq_test_client(&srv);
+  char *tok = mq_test_token("user-dlq", MQ_ROLE_ATTENDEE);
+  assert_true(wait_health(cl, 1, 10000));
+  char id[40], filter[256];
+  assert_int_equal(record_note(cl, tok, "after the poison", 5000, id), MQ_OK);
+  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\"}", id);
+  assert_true(wait_count(db, "audit_log", filter, 1, 60000));
+  mq_client_destroy(cl);
+  free(tok);
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_outage_unavailable_then_recovery),
       cmocka_unit_test(test_kafka_outage_nothing_lost_nothing_twice),
+      cmocka_unit_test(test_poison_message_dead_lettered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -373,6 +374,46 @@ static void test_sigterm_drains_in_flight_call(void **state) {
   mq_test_drop_db(NULL, s2.db);
 }
 
+/* ---- TLS --------------------------------------------------------------------- */
+
+static void test_tls_when_configured(void **state) {
+  (void)state;
+  char dir[64], cmd[512], cert[96], key[96], cert_kv[128], key_kv[128];
+  snprintf(dir, sizeof dir, "/tmp/mq-tls-%d", (int)getpid());
+  snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+  snprintf(key, sizeof key, "%s/key.pem", dir);
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+           "-subj /CN=localhost -addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+           dir, key, cert);
+  assert_int_equal(system(cmd), 0);
+  snprintf(cert_kv, sizeof cert_kv, "MARQUEE_TLS_CERT=%s", cert);
+  snprintf(key_kv, sizeof key_kv, "MARQUEE_TLS_KEY=%s", key);
+  const char *env[] = {cert_kv, key_kv, NULL};
+  mq_test_proc_t s3;
+  assert_int_equal(mq_test_server_start(&s3, NULL, env), 0);
+
+  mq_client_opts_t o = {.target = s3.grpc, .tls_ca_file = cert, .tls_server_name = "localhost"};
+  mq_client_t *tls = NULL;
+  mq_error_t err;
+  assert_int_equal(mq_client_create(&o, &tls, &err), MQ_OK);
+  Marquee__System__V1__PingRequest req = MARQUEE__SYSTEM__V1__PING_REQUEST__INIT;
+  Marquee__System__V1__PingResponse *resp = NULL;
+  assert_int_equal(marquee__system__v1__system_service__ping__call(tls, &req, &resp, NULL, &err), MQ_OK);
+  marquee__system__v1__ping_response__free_unpacked(resp, NULL);
+  mq_client_destroy(tls);
+
+  /* a plaintext client cannot talk to the TLS port */
+  mq_client_t *plain = mq_test_client(&s3);
+  mq_call_opts_t co = {.deadline_ms = 2000};
+  assert_int_equal(marquee__system__v1__system_service__ping__call(plain, &req, &resp, &co, &err), MQ_UNAVAILABLE);
+  mq_client_destroy(plain);
+  assert_int_equal(mq_test_proc_stop(&s3, SIGTERM, 20000), 0);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+  mq_test_drop_db(NULL, s3.db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_ping_and_metadata),
@@ -390,6 +431,7 @@ int main(void) {
       cmocka_unit_test(test_metrics_and_probes),
       cmocka_unit_test(test_second_server_on_busy_port_fails),
       cmocka_unit_test(test_sigterm_drains_in_flight_call),
+      cmocka_unit_test(test_tls_when_configured),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

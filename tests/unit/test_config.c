@@ -95,7 +95,7 @@ static void test_defaults_literal(void **state) {
   assert_string_equal(cfg.mongo_db, "marquee");
   assert_int_equal(cfg.workers, 16);
   assert_int_equal(cfg.worker_queue, 4096);
-  assert_int_equal(cfg.cq_threads, 2);
+  assert_int_equal(cfg.cq_threads, 0); /* 0 = auto */
   assert_int_equal(cfg.max_recv_bytes, 4194304);
   assert_int_equal(cfg.default_deadline_ms, 30000);
   assert_string_equal(cfg.log_level, "info");
@@ -141,7 +141,7 @@ static void test_env_overrides(void **state) {
   assert_string_equal(cfg.log_level, "debug");
   assert_string_equal(cfg.mongo_db, "other");
   assert_string_equal(cfg.jwt_keys, "k1:0123456789abcdef0123456789abcdef");
-  assert_int_equal(cfg.cq_threads, 2); /* untouched keys keep defaults */
+  assert_int_equal(cfg.cq_threads, 0); /* 0 = auto */ /* untouched keys keep defaults */
   mq_config_free(&cfg);
 }
 
@@ -312,7 +312,7 @@ static void test_file_values_and_env_wins(void **state) {
   assert_string_equal(cfg.mongo_db, "fromfile"); /* indentation and trailing blanks stripped */
   assert_string_equal(cfg.listen, "127.0.0.1:8000"); /* environment beats file */
   assert_true(cfg.diagnostics);
-  assert_int_equal(cfg.cq_threads, 2); /* default */
+  assert_int_equal(cfg.cq_threads, 0); /* 0 = auto */ /* default */
   mq_config_free(&cfg);
   remove_temp(path);
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# cli.sh — the `marquee` CLI against a real marquee-server: health, version,
+# ping, an error status (bad token) and usage errors, with exit codes.
+# Usage: cli.sh BUILD_DIR
+source "$(dirname "$0")/lib.sh"
+build=$1
+mq_start_server "$build"
+trap 'mq_stop_server || true' EXIT
+M=("$build/marquee" --target "$MQ_ADDR")
+pass=0 fail=0
+expect() { # name, want-exit, want-substring, command...
+  local name=$1 want_rc=$2 want=$3; shift 3
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" = "$want_rc" ] && grep -qF -- "$want" <<<"$out"; then pass=$((pass+1)); echo "ok   $name";
+  else fail=$((fail+1)); echo "FAIL $name: exit $rc (want $want_rc), output:"; echo "$out"; fi
+}
+for _ in $(seq 1 50); do "${M[@]}" health >/dev/null 2>&1 && break; sleep 0.2; done
+expect "health" 0 "SERVING" "${M[@]}" health
+expect "health of a service" 0 "SERVING" "${M[@]}" health marquee.system.v1.SystemService
+expect "health of an unknown service" 1 "NOT_FOUND" "${M[@]}" health no.such.Service
+expect "version" 0 "marquee CLI" "${M[@]}" version
+expect "version shows the server" 0 "marquee.system.v1.SystemService" "${M[@]}" version
+expect "ping" 0 "" "${M[@]}" ping hello
+expect "bad token is refused" 1 "UNAUTHENTICATED" "${M[@]}" --token not-a-jwt ping
+expect "unknown command" 2 "" "${M[@]}" no-such-command
+expect "unreachable server" 1 "UNAVAILABLE" "$build/marquee" --target 127.0.0.1:1 --deadline-ms 1000 health
+trap - EXIT
+mq_stop_server || fail=$((fail+1))
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]
