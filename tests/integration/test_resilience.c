@@ -74,6 +74,19 @@ static void test_store_outage_unavailable_then_recovery(void **state) {
   assert_true(wait_health(cl, 1, 10000));
   assert_int_equal(record_note(cl, tok, "before the outage", 5000, first), MQ_OK);
 
+  /* a health watcher sees every change */
+  Grpc__Health__V1__HealthCheckRequest hreq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  mq_client_stream_t *watch = NULL;
+  mq_error_t werr;
+  assert_int_equal(grpc__health__v1__health__watch__open(cl, &(mq_call_opts_t){.deadline_ms = 60000}, &watch, &werr),
+                   MQ_OK);
+  assert_int_equal(grpc__health__v1__health__watch__send(watch, &hreq, &werr), MQ_OK);
+  assert_int_equal(mq_client_stream_close_send(watch, &werr), MQ_OK);
+  Grpc__Health__V1__HealthCheckResponse *hs = NULL;
+  assert_int_equal(grpc__health__v1__health__watch__recv(watch, &hs, &werr), MQ_OK);
+  assert_int_equal(hs->status, 1); /* SERVING */
+  grpc__health__v1__health_check_response__free_unpacked(hs, NULL);
+
   /* FerretDB goes away */
   assert_int_equal(mq_test_proc_stop(&ferret, SIGKILL, 5000), 128 + SIGKILL);
   int64_t t0 = mq_test_now_ms();
@@ -82,6 +95,9 @@ static void test_store_outage_unavailable_then_recovery(void **state) {
   assert_int_equal(rc, MQ_UNAVAILABLE); /* retryable, not INTERNAL */
   assert_true(took < 5000);              /* within the deadline */
   assert_true(wait_health(cl, 2, 10000)); /* NOT_SERVING */
+  assert_int_equal(grpc__health__v1__health__watch__recv(watch, &hs, &werr), MQ_OK); /* pushed, not polled */
+  assert_int_equal(hs->status, 2);
+  grpc__health__v1__health_check_response__free_unpacked(hs, NULL);
   int status = 0;
   char *body = mq_test_http_get(srv.http, "/readyz", &status);
   assert_int_equal(status, 503);
@@ -94,6 +110,11 @@ static void test_store_outage_unavailable_then_recovery(void **state) {
     mq_test_sleep_ms(250);
   assert_int_equal(rc, MQ_OK);
   assert_true(wait_health(cl, 1, 10000));
+  assert_int_equal(grpc__health__v1__health__watch__recv(watch, &hs, &werr), MQ_OK);
+  assert_int_equal(hs->status, 1); /* SERVING again */
+  grpc__health__v1__health_check_response__free_unpacked(hs, NULL);
+  mq_client_stream_cancel(watch);
+  mq_client_stream_free(watch);
   Marquee__System__V1__GetNoteRequest gr = MARQUEE__SYSTEM__V1__GET_NOTE_REQUEST__INIT;
   gr.note_id = first;
   Marquee__System__V1__Note *note = NULL;

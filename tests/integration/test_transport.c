@@ -374,6 +374,90 @@ static void test_sigterm_drains_in_flight_call(void **state) {
   mq_test_drop_db(NULL, s2.db);
 }
 
+/* ---- cancellation and overload ---------------------------------------------- */
+
+static double metric_value(const char *hostport, const char *name) {
+  int status = 0;
+  char *body = mq_test_http_get(hostport, "/metrics", &status);
+  double v = -1;
+  char *p = body ? strstr(body, name) : NULL;
+  if (p && p[strlen(name)] == ' ') v = atof(p + strlen(name) + 1);
+  free(body);
+  return v;
+}
+
+static void test_client_cancels_server_stream(void **state) {
+  (void)state;
+  mq_client_stream_t *st = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__system__v1__diagnostics_service__echo_stream__open(cl, NULL, &st, &err), MQ_OK);
+  Marquee__System__V1__EchoRequest req = MARQUEE__SYSTEM__V1__ECHO_REQUEST__INIT;
+  req.message = (char *)"long";
+  req.repeat = 10000;
+  req.delay_ms = 10; /* would take 100 s */
+  assert_int_equal(marquee__system__v1__diagnostics_service__echo_stream__send(st, &req, &err), MQ_OK);
+  assert_int_equal(mq_client_stream_close_send(st, &err), MQ_OK);
+  for (int i = 0; i < 3; i++) {
+    Marquee__System__V1__EchoResponse *m = NULL;
+    assert_int_equal(marquee__system__v1__diagnostics_service__echo_stream__recv(st, &m, &err), MQ_OK);
+    assert_non_null(m);
+    marquee__system__v1__echo_response__free_unpacked(m, NULL);
+  }
+  mq_client_stream_cancel(st);
+  mq_client_stream_free(st);
+  /* the server notices, stops the handler and frees the call */
+  int64_t until = mq_test_now_ms() + 5000;
+  double live = -1;
+  while (mq_test_now_ms() < until && (live = metric_value(srv.http, "marquee_live_calls")) != 0) mq_test_sleep_ms(50);
+  assert_true(live == 0);
+}
+
+typedef struct {
+  mq_client_t *cl;
+  mq_code_t rc;
+} busy_call_t;
+
+static void *busy_call(void *arg) {
+  busy_call_t *b = arg;
+  Marquee__System__V1__EchoRequest req = MARQUEE__SYSTEM__V1__ECHO_REQUEST__INIT;
+  req.message = (char *)"busy";
+  req.delay_ms = 1000;
+  Marquee__System__V1__EchoResponse *resp = NULL;
+  mq_error_t err;
+  b->rc = marquee__system__v1__diagnostics_service__echo__call(b->cl, &req, &resp, NULL, &err);
+  if (resp) marquee__system__v1__echo_response__free_unpacked(resp, NULL);
+  return NULL;
+}
+
+static void test_overload_answers_unavailable(void **state) {
+  (void)state;
+  const char *env[] = {"MARQUEE_WORKERS=1", "MARQUEE_WORKER_QUEUE=1", NULL};
+  mq_test_proc_t s4;
+  assert_int_equal(mq_test_server_start(&s4, NULL, env), 0);
+  mq_client_t *c4 = mq_test_client(&s4);
+  enum { N = 4 };
+  busy_call_t b[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = (busy_call_t){c4, MQ_UNKNOWN};
+    pthread_create(&th[i], NULL, busy_call, &b[i]);
+  }
+  int ok = 0, overloaded = 0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(th[i], NULL);
+    ok += b[i].rc == MQ_OK;
+    overloaded += b[i].rc == MQ_UNAVAILABLE;
+  }
+  /* at most one runs and one waits (1 worker, queue of 1); every other call is
+   * refused at once with UNAVAILABLE ("overloaded; retry with backoff") */
+  assert_int_equal(ok + overloaded, N);
+  assert_true(ok >= 1 && ok <= 2);
+  assert_true(overloaded >= N - 2);
+  mq_client_destroy(c4);
+  assert_int_equal(mq_test_proc_stop(&s4, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, s4.db);
+}
+
 /* ---- TLS --------------------------------------------------------------------- */
 
 static void test_tls_when_configured(void **state) {
@@ -431,6 +515,8 @@ int main(void) {
       cmocka_unit_test(test_metrics_and_probes),
       cmocka_unit_test(test_second_server_on_busy_port_fails),
       cmocka_unit_test(test_sigterm_drains_in_flight_call),
+      cmocka_unit_test(test_client_cancels_server_stream),
+      cmocka_unit_test(test_overload_answers_unavailable),
       cmocka_unit_test(test_tls_when_configured),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
