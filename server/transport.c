@@ -517,7 +517,12 @@ static void on_new(mq_call_t *c, bool success) {
   begin_live_call(c);
   mq_method_kind_t kind = c->rm->b.method->kind;
   bool streaming = kind != MQ_KIND_UNARY;
-  if (streaming) stream_begin(c);
+  if (streaming) {
+    stream_begin(c);
+    /* the core forgets the peer once a stream is cancelled; the access log
+     * runs after that, so take it now (unary calls log while it is known) */
+    if (!srv->opts.bare) mq_call_peer(c);
+  }
 
   mq_code_t code = srv->opts.bare ? MQ_OK : mq_interceptors_before(c, &c->err);
   if (code == MQ_OK && (kind == MQ_KIND_UNARY || kind == MQ_KIND_SERVER_STREAMING)) {
