@@ -59,15 +59,7 @@ int main(int argc, char **argv) {
   }
   mq_config_t cfg;
   mq_error_t err;
-  if (mq_config_load(&cfg, environ, &err) != MQ_OK) {
-    fprintf(stderr, "marquee-audit: configuration: %s: %s\n", err.field, err.message);
-    return 2;
-  }
-  mq_log_level_t lvl = MQ_LOG_INFO;
-  mq_log_parse_level(cfg.log_level, &lvl);
-  mq_log_set_level(lvl);
-  mq_log_set_process("marquee-audit", cfg.instance_id[0] ? cfg.instance_id : NULL);
-  mq_log_start();
+  if (!mq_config_start("marquee-audit", &cfg, environ)) return 2;
   mq_store_t *store = NULL;
   int rc = 1;
   if (mq_store_open(cfg.mongo_uri, cfg.mongo_db, (uint32_t)cfg.mongo_pool_max, &store, &err) != MQ_OK) {

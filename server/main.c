@@ -55,15 +55,7 @@ int main(int argc, char **argv) {
   mq_config_t cfg;
   mq_error_t err;
   mq_error_clear(&err);
-  if (mq_config_load(&cfg, environ, &err) != MQ_OK) {
-    fprintf(stderr, "marquee-server: configuration: %s: %s\n", err.field, err.message);
-    return 2;
-  }
-  mq_log_level_t lvl = MQ_LOG_INFO;
-  mq_log_parse_level(cfg.log_level, &lvl);
-  mq_log_set_level(lvl);
-  mq_log_set_process("marquee-server", cfg.instance_id[0] ? cfg.instance_id : NULL);
-  mq_log_start();
+  if (!mq_config_start("marquee-server", &cfg, environ)) return 2;
   mq_config_log(&cfg);
 
   /* Signals go to sigwait below, never to a worker thread. */

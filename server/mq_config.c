@@ -194,3 +194,18 @@ void mq_config_log(const mq_config_t *cfg) {
   }
   mq_log_end(&l);
 }
+
+bool mq_config_start(const char *name, mq_config_t *cfg, char *const *envp) {
+  mq_error_t err;
+  mq_error_clear(&err);
+  if (mq_config_load(cfg, envp, &err) != MQ_OK) {
+    fprintf(stderr, "%s: configuration: %s: %s\n", name, err.field, err.message);
+    return false;
+  }
+  mq_log_level_t lvl = MQ_LOG_INFO;
+  mq_log_parse_level(cfg->log_level, &lvl);
+  mq_log_set_level(lvl);
+  mq_log_set_process(name, cfg->instance_id[0] ? cfg->instance_id : NULL);
+  mq_log_start();
+  return true;
+}

@@ -83,6 +83,14 @@ typedef struct mq_config {
  * On success the caller owns cfg's strings: release with mq_config_free. */
 mq_code_t mq_config_load(mq_config_t *cfg, char *const *envp, mq_error_t *err);
 void mq_config_free(mq_config_t *cfg);
+/* Process start-up shared by every executable: loads the configuration from
+ * `envp`, applies MARQUEE_LOG_LEVEL, names the process in logs (`name`,
+ * instance from MARQUEE_INSTANCE_ID) and starts the async logger. On a bad
+ * configuration prints "<name>: configuration: KEY: reason" to stderr and
+ * returns false (exit with 2). On success the caller owns cfg
+ * (mq_config_free) and calls mq_log_stop() before exiting. */
+bool mq_config_start(const char *name, mq_config_t *cfg, char *const *envp);
+
 /* Markdown table of all keys (README). */
 void mq_config_print_doc(FILE *out);
 /* Effective values as one JSON log line; secrets shown as "<set>"/"". */

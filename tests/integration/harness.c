@@ -155,6 +155,22 @@ static int wait_ready(mq_test_proc_t *p, int timeout_ms) {
   return -1;
 }
 
+/* Starts BIN_DIR/<binary> with `defaults` then `env`, waits for READY. */
+static int start_child(mq_test_proc_t *p, const char *binary, const char *const *defaults, const char *const *env) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", MQ_TEST_BIN_DIR, binary);
+  char **e = child_env(defaults, env);
+  char *argv[] = {path, NULL};
+  int rc = spawn(p, path, argv, e);
+  free_env(e);
+  if (rc != 0) return -1;
+  if (wait_ready(p, 30000) != 0) {
+    mq_test_proc_stop(p, SIGKILL, 5000);
+    return -1;
+  }
+  return 0;
+}
+
 int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env) {
   memset(p, 0, sizeof *p);
   if (db) snprintf(p->db, sizeof p->db, "%s", db);
@@ -169,16 +185,7 @@ int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *e
                             "MARQUEE_HEALTH_INTERVAL_MS=300", "MARQUEE_OUTBOX_POLL_MS=100",
                             "MARQUEE_SHUTDOWN_GRACE_MS=5000", "MARQUEE_WORKERS=8",
                             uri, kafka, dbkv, NULL};
-  char **e = child_env(defaults, env);
-  char *argv[] = {(char *)MQ_TEST_BIN_DIR "/marquee-server", NULL};
-  int rc = spawn(p, argv[0], argv, e);
-  free_env(e);
-  if (rc != 0) return -1;
-  if (wait_ready(p, 30000) != 0) {
-    mq_test_proc_stop(p, SIGKILL, 5000);
-    return -1;
-  }
-  return 0;
+  return start_child(p, "marquee-server", defaults, env);
 }
 
 int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *env) {
@@ -190,16 +197,7 @@ int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *en
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
   snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-audit-%s", db); /* own offsets per test */
   const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, NULL};
-  char **e = child_env(defaults, env);
-  char *argv[] = {(char *)MQ_TEST_BIN_DIR "/marquee-audit", NULL};
-  int rc = spawn(p, argv[0], argv, e);
-  free_env(e);
-  if (rc != 0) return -1;
-  if (wait_ready(p, 30000) != 0) {
-    mq_test_proc_stop(p, SIGKILL, 5000);
-    return -1;
-  }
-  return 0;
+  return start_child(p, "marquee-audit", defaults, env);
 }
 
 int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms) {
