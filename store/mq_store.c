@@ -1,11 +1,14 @@
 /*
  * mq_store.c — the libmongoc pool and the shared primitives of mq_store.h.
  * libmongoc's own log output is routed into our JSON logs (warnings and
- * above); mongoc_init/cleanup are paired with the first open / last close.
+ * above). mongoc_init() is idempotent and called on every open; this file
+ * never calls mongoc_cleanup(): the driver's globals belong to the process
+ * (other clients in it may still use them), and libmongoc releases them at
+ * exit itself.
  */
 #include "mq_store.h"
 
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,9 @@ struct mq_store {
   char db[128];
 };
 
-static atomic_int g_opened;
+static pthread_once_t g_init = PTHREAD_ONCE_INIT;
+
+static void init_driver(void);
 
 static void mongoc_log_to_ours(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
   (void)data;
@@ -28,16 +33,17 @@ static void mongoc_log_to_ours(mongoc_log_level_t level, const char *domain, con
   mq_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? MQ_LOG_ERROR : MQ_LOG_WARN, "mongoc", "%s: %s", domain, message);
 }
 
+static void init_driver(void) {
+  mongoc_init();
+  mongoc_log_set_handler(mongoc_log_to_ours, NULL);
+}
+
 mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, mq_store_t **out, mq_error_t *err) {
   *out = NULL;
-  if (atomic_fetch_add(&g_opened, 1) == 0) {
-    mongoc_init();
-    mongoc_log_set_handler(mongoc_log_to_ours, NULL);
-  }
+  pthread_once(&g_init, init_driver);
   bson_error_t berr;
   mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_str, &berr);
   if (!uri) {
-    if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
     /* never echo the URI: it may carry a password */
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI", "not a valid MongoDB connection string");
   }
@@ -56,7 +62,6 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   mongoc_uri_destroy(uri);
   if (!s->pool) {
     free(s);
-    if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI", "the connection string was refused by the driver");
   }
   mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
@@ -70,7 +75,6 @@ void mq_store_close(mq_store_t *s) {
   if (!s) return;
   mongoc_client_pool_destroy(s->pool);
   free(s);
-  if (atomic_fetch_sub(&g_opened, 1) == 1) mongoc_cleanup();
 }
 
 const char *mq_store_db_name(const mq_store_t *s) { return s->db; }
