@@ -101,12 +101,18 @@ int main(int argc, char **argv) {
   int conc = 64;
   double secs = 5, warm = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--target")) target = argv[i + 1];
-    else if (!strcmp(argv[i], "--concurrency")) conc = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--seconds")) secs = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--warmup")) warm = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--method")) method = argv[i + 1];
-    else if (!strcmp(argv[i], "--token")) token = argv[i + 1];
+    if (!strcmp(argv[i], "--target"))
+      target = argv[i + 1];
+    else if (!strcmp(argv[i], "--concurrency"))
+      conc = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--seconds"))
+      secs = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--warmup"))
+      warm = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--method"))
+      method = argv[i + 1];
+    else if (!strcmp(argv[i], "--token"))
+      token = argv[i + 1];
     else {
       fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -155,8 +161,10 @@ int main(int argc, char **argv) {
       }
     }
     finish(s);
-    if (t < end) start(s);
-    else active--;
+    if (t < end)
+      start(s);
+    else
+      active--;
   }
   double qps = (double)(ok + errors) / secs;
   printf("{\"qps\":%.0f,\"p50_us\":%llu,\"p99_us\":%llu,\"ok\":%llu,\"errors\":%llu,\"concurrency\":%d}\n", qps,

@@ -131,8 +131,8 @@ static int64_t now_us(void) {
 }
 
 static const char *serving_status_name(int status) {
-  const ProtobufCEnumValue *v =
-      protobuf_c_enum_descriptor_get_value(&grpc__health__v1__health_check_response__serving_status__descriptor, status);
+  const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+      &grpc__health__v1__health_check_response__serving_status__descriptor, status);
   return v ? v->name : "UNKNOWN";
 }
 
@@ -293,10 +293,8 @@ static int cmd_ping(cli_t *c, int argc, char **argv) {
 
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
-     "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true,
-     cmd_health},
-    {"version", "", "the CLI's version, then the server's version, instance, uptime and services", true,
-     cmd_version},
+     "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
+    {"version", "", "the CLI's version, then the server's version, instance, uptime and services", true, cmd_version},
     {"ping", "[-c N] [TEXT]", "SystemService/Ping with TEXT as payload, N times; prints each round trip in µs", true,
      cmd_ping},
     {"help", "", "this help", false, cmd_help},
@@ -308,7 +306,8 @@ static void print_usage(FILE *f) {
           "usage: marquee [OPTIONS] COMMAND [ARGS]\n"
           "\n"
           "options:\n"
-          "  --target HOST:PORT   server address (env MARQUEE_CLI_TARGET, default " DEFAULT_TARGET ")\n"
+          "  --target HOST:PORT   server address (env MARQUEE_CLI_TARGET, default " DEFAULT_TARGET
+          ")\n"
           "  --token TOKEN        bearer token (env MARQUEE_CLI_TOKEN)\n"
           "  --tls-ca FILE        use TLS, trusting the PEM roots in FILE\n"
           "  --tls-name NAME      TLS server name to verify (default: from the target)\n"
@@ -349,9 +348,12 @@ int main(int argc, char **argv) {
 
   enum { OPT_TARGET = 256, OPT_TOKEN, OPT_TLS_CA, OPT_TLS_NAME, OPT_DEADLINE };
   static const struct option longopts[] = {
-      {"target", required_argument, NULL, OPT_TARGET},   {"token", required_argument, NULL, OPT_TOKEN},
-      {"tls-ca", required_argument, NULL, OPT_TLS_CA},   {"tls-name", required_argument, NULL, OPT_TLS_NAME},
-      {"deadline-ms", required_argument, NULL, OPT_DEADLINE}, {"help", no_argument, NULL, 'h'},
+      {"target", required_argument, NULL, OPT_TARGET},
+      {"token", required_argument, NULL, OPT_TOKEN},
+      {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+      {"tls-name", required_argument, NULL, OPT_TLS_NAME},
+      {"deadline-ms", required_argument, NULL, OPT_DEADLINE},
+      {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   opterr = 0;

@@ -165,8 +165,7 @@ static bool read_all(grpc_byte_buffer *bb, grpc_slice *out) {
 }
 
 /* Unpacks a received buffer as `desc`; NULL (MALFORMED_MESSAGE) on failure. */
-static ProtobufCMessage *unpack_message(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb,
-                                        mq_error_t *err) {
+static ProtobufCMessage *unpack_message(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb, mq_error_t *err) {
   grpc_slice s;
   if (!read_all(bb, &s)) {
     mq_error_set(err, MQ_MALFORMED_MESSAGE, NULL, "could not read the %s response", desc->name);
@@ -541,9 +540,9 @@ static void stream_take_status(mq_client_stream_t *st) {
 static bool stream_wait_status(mq_client_stream_t *st, int64_t wait_ms) {
   if (st->status_received) return true;
   if (!st->status_started) return false;
-  gpr_timespec until = wait_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME)
-                                   : gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                                  gpr_time_from_millis(wait_ms, GPR_TIMESPAN));
+  gpr_timespec until = wait_ms < 0
+                           ? gpr_inf_future(GPR_CLOCK_REALTIME)
+                           : gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(wait_ms, GPR_TIMESPAN));
   grpc_event ev = grpc_completion_queue_pluck(st->cq, &tag_status, until, NULL);
   if (ev.type != GRPC_OP_COMPLETE) return false;
   stream_take_status(st);

@@ -29,23 +29,23 @@ typedef struct mq_client mq_client_t;
 typedef struct mq_client_stream mq_client_stream_t;
 
 typedef struct mq_client_opts {
-  const char *target;               /* "127.0.0.1:50051" */
-  const char *tls_ca_file;          /* PEM roots; NULL = plaintext */
-  const char *tls_server_name;      /* SNI / verification name override; NULL = from target */
-  int64_t default_deadline_ms;      /* used when a call gives none; 0 = 10000 */
-  int64_t max_recv_bytes;           /* 0 = 16 MiB */
+  const char *target;          /* "127.0.0.1:50051" */
+  const char *tls_ca_file;     /* PEM roots; NULL = plaintext */
+  const char *tls_server_name; /* SNI / verification name override; NULL = from target */
+  int64_t default_deadline_ms; /* used when a call gives none; 0 = 10000 */
+  int64_t max_recv_bytes;      /* 0 = 16 MiB */
 } mq_client_opts_t;
 
 typedef struct mq_md_kv {
-  const char *key;   /* lower case; "-bin" suffix for binary values */
+  const char *key; /* lower case; "-bin" suffix for binary values */
   const char *value;
-  size_t value_len;  /* 0 = strlen(value) */
+  size_t value_len; /* 0 = strlen(value) */
 } mq_md_kv_t;
 
 typedef struct mq_call_opts {
-  int64_t deadline_ms;       /* relative; 0 = client default; < 0 = none */
-  const char *bearer_token;  /* sent as "authorization: Bearer <token>" */
-  const char *request_id;    /* sent as x-request-id */
+  int64_t deadline_ms;      /* relative; 0 = client default; < 0 = none */
+  const char *bearer_token; /* sent as "authorization: Bearer <token>" */
+  const char *request_id;   /* sent as x-request-id */
   const mq_md_kv_t *metadata;
   size_t n_metadata;
   /* Optional outputs: the server's echoed x-request-id and x-trace-id. */

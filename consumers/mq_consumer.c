@@ -20,15 +20,17 @@
 
 static volatile sig_atomic_t g_stop;
 
-void mq_consumer_stop(void) { g_stop = 1; }
+void mq_consumer_stop(void) {
+  g_stop = 1;
+}
 static void on_signal(int sig) {
   (void)sig;
   g_stop = 1;
 }
 
 bool mq_consumer_is_transient(mq_code_t code) {
-  return code == MQ_UNAVAILABLE || code == MQ_STORE_UNAVAILABLE || code == MQ_DEADLINE_EXCEEDED ||
-         code == MQ_ABORTED || code == MQ_OVERLOADED;
+  return code == MQ_UNAVAILABLE || code == MQ_STORE_UNAVAILABLE || code == MQ_DEADLINE_EXCEEDED || code == MQ_ABORTED ||
+         code == MQ_OVERLOADED;
 }
 
 const mq_event_route_t *mq_consumer_route(const mq_event_route_t *routes, size_t n, const char *type) {

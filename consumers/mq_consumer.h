@@ -50,12 +50,12 @@ typedef struct mq_event_route {
 
 typedef struct mq_consumer_opts {
   const mq_config_t *cfg;
-  const char *name;           /* "audit": group marquee-audit, DLQ marquee.dlq.audit */
-  const char *const *topics;  /* NULL-terminated */
+  const char *name;          /* "audit": group marquee-audit, DLQ marquee.dlq.audit */
+  const char *const *topics; /* NULL-terminated */
   const mq_event_route_t *routes;
   size_t n_routes;
-  void *ctx;                  /* passed to handlers */
-  mq_store_t *store;          /* for dedupe records; may be NULL when !dedupe */
+  void *ctx;         /* passed to handlers */
+  mq_store_t *store; /* for dedupe records; may be NULL when !dedupe */
   bool dedupe;
 } mq_consumer_opts_t;
 

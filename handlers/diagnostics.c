@@ -135,7 +135,8 @@ static mq_code_t diag_who_am_i(mq_call_t *call, const Marquee__System__V1__WhoAm
 static mq_code_t diag_admin_ping(mq_call_t *call, const Marquee__System__V1__PingRequest *req,
                                  Marquee__System__V1__PingResponse *resp, mq_error_t *err) {
   (void)call;
-  if (req->payload.len > MAX_MESSAGE) return mq_error_set(err, MQ_INVALID_ARGUMENT, "payload", "must be at most 4096 bytes");
+  if (req->payload.len > MAX_MESSAGE)
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "payload", "must be at most 4096 bytes");
   resp->payload = req->payload;
   return MQ_OK;
 }

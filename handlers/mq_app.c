@@ -27,7 +27,9 @@ static bool always(const mq_config_t *cfg) {
   (void)cfg;
   return true;
 }
-static bool diagnostics_on(const mq_config_t *cfg) { return cfg->diagnostics; }
+static bool diagnostics_on(const mq_config_t *cfg) {
+  return cfg->diagnostics;
+}
 
 /* Every gRPC service of marquee-server. Health and reflection are last so
  * they can list the others. */
@@ -152,7 +154,9 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   return mq_relay_start(app->relay, err);
 }
 
-void mq_app_events_written(mq_app_t *app) { mq_relay_kick(app->relay); }
+void mq_app_events_written(mq_app_t *app) {
+  mq_relay_kick(app->relay);
+}
 
 void mq_app_close(mq_app_t *app) {
   if (!app) return;

@@ -38,7 +38,7 @@ extern const size_t mq_descriptor_set_len;
 
 /* ---- layout identity of the two protocol versions -------------------------- */
 
-#define MQ_SAME_LAYOUT(a, b)                                                                 \
+#define MQ_SAME_LAYOUT(a, b)                                                                  \
   _Static_assert(sizeof(Grpc__Reflection__V1alpha__##a) == sizeof(Grpc__Reflection__V1__##b), \
                  "v1/v1alpha " #a " layouts differ")
 MQ_SAME_LAYOUT(ServerReflectionRequest, ServerReflectionRequest);
@@ -50,7 +50,7 @@ MQ_SAME_LAYOUT(ServiceResponse, ServiceResponse);
 MQ_SAME_LAYOUT(ErrorResponse, ErrorResponse);
 MQ_SAME_LAYOUT(ExtensionRequest, ExtensionRequest);
 #undef MQ_SAME_LAYOUT
-#define MQ_SAME_OFFSET(t, f)                                                                           \
+#define MQ_SAME_OFFSET(t, f)                                                                            \
   _Static_assert(offsetof(Grpc__Reflection__V1alpha__##t, f) == offsetof(Grpc__Reflection__V1__##t, f), \
                  "v1/v1alpha " #t "." #f " offsets differ")
 MQ_SAME_OFFSET(ServerReflectionRequest, host);
@@ -94,8 +94,16 @@ const mq_reflection_descs_t mq_reflection_v1_descs = {
 
 /* ---- the index ------------------------------------------------------------------ */
 
-typedef enum sym_kind { SYM_MESSAGE, SYM_ENUM, SYM_ENUM_VALUE, SYM_FIELD, SYM_ONEOF, SYM_EXTENSION,
-                        SYM_SERVICE, SYM_METHOD } sym_kind_t;
+typedef enum sym_kind {
+  SYM_MESSAGE,
+  SYM_ENUM,
+  SYM_ENUM_VALUE,
+  SYM_FIELD,
+  SYM_ONEOF,
+  SYM_EXTENSION,
+  SYM_SERVICE,
+  SYM_METHOD
+} sym_kind_t;
 
 typedef struct sym {
   const char *name; /* fully qualified, no leading dot; in r->names */
@@ -167,8 +175,7 @@ static void index_enum(mq_reflection_t *r, const char *scope, const Google__Prot
   for (size_t i = 0; i < e->n_value; i++) add_sym(r, join(r, scope, e->value[i]->name), file, SYM_ENUM_VALUE);
 }
 
-static void index_message(mq_reflection_t *r, const char *scope, const Google__Protobuf__DescriptorProto *m,
-                          int file) {
+static void index_message(mq_reflection_t *r, const char *scope, const Google__Protobuf__DescriptorProto *m, int file) {
   const char *full = join(r, scope, m->name);
   add_sym(r, full, file, SYM_MESSAGE);
   for (size_t i = 0; i < m->n_field; i++) add_sym(r, join(r, full, m->field[i]->name), file, SYM_FIELD);
@@ -271,8 +278,8 @@ static mq_code_t build_closure(mq_reflection_t *r, int i, bool *seen, mq_error_t
     for (size_t d = 0; d < fp->n_dependency; d++) {
       int j = mq_reflection_find_file(r, fp->dependency[d]);
       if (j < 0)
-        return mq_error_set(err, MQ_INTERNAL, NULL, "descriptor set: %.80s imports %.80s, which it lacks",
-                            fp->name, fp->dependency[d]);
+        return mq_error_set(err, MQ_INTERNAL, NULL, "descriptor set: %.80s imports %.80s, which it lacks", fp->name,
+                            fp->dependency[d]);
       if (!seen[j]) {
         seen[j] = true;
         f->closure[n++] = j;
@@ -382,7 +389,9 @@ int mq_reflection_find_extension(const mq_reflection_t *r, const char *extendee,
   return e ? e->file : -1;
 }
 
-size_t mq_reflection_file_count(const mq_reflection_t *r) { return r->n_files; }
+size_t mq_reflection_file_count(const mq_reflection_t *r) {
+  return r->n_files;
+}
 
 const char *mq_reflection_file_name(const mq_reflection_t *r, int i) {
   return i >= 0 && (size_t)i < r->n_files ? r->files[i].name : NULL;
@@ -492,10 +501,9 @@ void mq_reflection_answer(const mq_reflection_t *r, const mq_reflection_descs_t 
     case GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
       file = mq_reflection_find_symbol(r, req->file_containing_symbol);
       if (file < 0)
-        answer_error(
-            d, resp, a, MQ_NOT_FOUND,
-            mq_arena_sprintf(a, "symbol not found: %.200s",
-                             req->file_containing_symbol ? req->file_containing_symbol : ""));
+        answer_error(d, resp, a, MQ_NOT_FOUND,
+                     mq_arena_sprintf(a, "symbol not found: %.200s",
+                                      req->file_containing_symbol ? req->file_containing_symbol : ""));
       else
         answer_file(r, d, resp, a, file);
       break;
@@ -529,8 +537,8 @@ static const mq_server_t *g_srv;
 
 /* Builds the answer to `req` into `resp` with a per-request scratch arena
  * that the caller releases after sending. */
-static mq_code_t reflection_fill(const mq_reflection_descs_t *d, const req_t *req, resp_t *resp,
-                                 mq_arena_t *scratch, mq_error_t *err) {
+static mq_code_t reflection_fill(const mq_reflection_descs_t *d, const req_t *req, resp_t *resp, mq_arena_t *scratch,
+                                 mq_error_t *err) {
   if (!g_refl) return mq_error_set(err, MQ_INTERNAL, NULL, "server reflection is not initialized");
   const mq_service_desc_t *const *svcs = NULL;
   unsigned n = g_srv ? mq_server_services(g_srv, &svcs) : 0;
@@ -551,8 +559,7 @@ static mq_code_t v1alpha_on_msg(mq_call_t *call, const Grpc__Reflection__V1alpha
   return rc;
 }
 
-static mq_code_t v1_on_msg(mq_call_t *call, const Grpc__Reflection__V1__ServerReflectionRequest *req,
-                           mq_error_t *err) {
+static mq_code_t v1_on_msg(mq_call_t *call, const Grpc__Reflection__V1__ServerReflectionRequest *req, mq_error_t *err) {
   mq_arena_t scratch;
   mq_arena_init(&scratch);
   resp_t *resp = mq_arena_alloc(&scratch, sizeof *resp);

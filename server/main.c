@@ -72,8 +72,10 @@ int main(int argc, char **argv) {
   mq_http_t *http = NULL;
   if (mq_app_open(&cfg, &app, &err) != MQ_OK) goto cleanup;
   mq_server_opts_t opts = {.cfg = &cfg, .app = app};
-  if (app->jwt) opts.verifier = (mq_auth_verifier_t){mq_jwt_verify, app->jwt};
-  else mq_log(MQ_LOG_WARN, "auth", "MARQUEE_JWT_KEYS is empty: every bearer token will be refused");
+  if (app->jwt)
+    opts.verifier = (mq_auth_verifier_t){mq_jwt_verify, app->jwt};
+  else
+    mq_log(MQ_LOG_WARN, "auth", "MARQUEE_JWT_KEYS is empty: every bearer token will be refused");
   srv = mq_server_create(&opts, &err);
   if (!srv) goto cleanup;
   if (mq_app_register(app, srv, &err) != MQ_OK) goto cleanup;

@@ -66,7 +66,9 @@ char *mq_arena_strndup(mq_arena_t *a, const char *s, size_t n) {
   return p;
 }
 
-char *mq_arena_strdup(mq_arena_t *a, const char *s) { return mq_arena_strndup(a, s, strlen(s)); }
+char *mq_arena_strdup(mq_arena_t *a, const char *s) {
+  return mq_arena_strndup(a, s, strlen(s));
+}
 
 char *mq_arena_sprintf(mq_arena_t *a, const char *fmt, ...) {
   va_list ap, ap2;
@@ -81,7 +83,9 @@ char *mq_arena_sprintf(mq_arena_t *a, const char *fmt, ...) {
   return p;
 }
 
-static void *arena_pb_alloc(void *data, size_t size) { return mq_arena_alloc(data, size); }
+static void *arena_pb_alloc(void *data, size_t size) {
+  return mq_arena_alloc(data, size);
+}
 static void arena_pb_free(void *data, void *ptr) {
   (void)data;
   (void)ptr;

@@ -21,35 +21,35 @@
 #include <stddef.h>
 
 /* XX(name, grpc status, default message) */
-#define MQ_CODES(XX)                                                                          \
-  XX(OK, GRPC_STATUS_OK, "ok")                                                                \
-  XX(CANCELLED, GRPC_STATUS_CANCELLED, "the call was cancelled")                              \
-  XX(UNKNOWN, GRPC_STATUS_UNKNOWN, "unknown error")                                           \
-  XX(INVALID_ARGUMENT, GRPC_STATUS_INVALID_ARGUMENT, "invalid argument")                      \
-  XX(MALFORMED_MESSAGE, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid protobuf message") \
-  XX(DEADLINE_EXCEEDED, GRPC_STATUS_DEADLINE_EXCEEDED, "the deadline expired")                \
-  XX(NOT_FOUND, GRPC_STATUS_NOT_FOUND, "not found")                                           \
-  XX(ALREADY_EXISTS, GRPC_STATUS_ALREADY_EXISTS, "already exists")                            \
-  XX(PERMISSION_DENIED, GRPC_STATUS_PERMISSION_DENIED, "permission denied")                   \
-  XX(RESOURCE_EXHAUSTED, GRPC_STATUS_RESOURCE_EXHAUSTED, "resource exhausted")                \
-  XX(RATE_LIMITED, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many requests; retry later")          \
-  XX(FAILED_PRECONDITION, GRPC_STATUS_FAILED_PRECONDITION, "failed precondition")             \
-  XX(ABORTED, GRPC_STATUS_ABORTED, "aborted; retry the whole operation")                      \
-  XX(OUT_OF_RANGE, GRPC_STATUS_OUT_OF_RANGE, "out of range")                                  \
-  XX(UNIMPLEMENTED, GRPC_STATUS_UNIMPLEMENTED, "method not implemented")                      \
-  XX(INTERNAL, GRPC_STATUS_INTERNAL, "internal error")                                        \
-  XX(UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "temporarily unavailable; retry with backoff")     \
-  XX(STORE_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the database is unavailable; retry with backoff") \
-  XX(OVERLOADED, GRPC_STATUS_UNAVAILABLE, "the server is overloaded; retry with backoff")     \
+#define MQ_CODES(XX)                                                                                   \
+  XX(OK, GRPC_STATUS_OK, "ok")                                                                         \
+  XX(CANCELLED, GRPC_STATUS_CANCELLED, "the call was cancelled")                                       \
+  XX(UNKNOWN, GRPC_STATUS_UNKNOWN, "unknown error")                                                    \
+  XX(INVALID_ARGUMENT, GRPC_STATUS_INVALID_ARGUMENT, "invalid argument")                               \
+  XX(MALFORMED_MESSAGE, GRPC_STATUS_INVALID_ARGUMENT, "the request is not a valid protobuf message")   \
+  XX(DEADLINE_EXCEEDED, GRPC_STATUS_DEADLINE_EXCEEDED, "the deadline expired")                         \
+  XX(NOT_FOUND, GRPC_STATUS_NOT_FOUND, "not found")                                                    \
+  XX(ALREADY_EXISTS, GRPC_STATUS_ALREADY_EXISTS, "already exists")                                     \
+  XX(PERMISSION_DENIED, GRPC_STATUS_PERMISSION_DENIED, "permission denied")                            \
+  XX(RESOURCE_EXHAUSTED, GRPC_STATUS_RESOURCE_EXHAUSTED, "resource exhausted")                         \
+  XX(RATE_LIMITED, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many requests; retry later")                   \
+  XX(FAILED_PRECONDITION, GRPC_STATUS_FAILED_PRECONDITION, "failed precondition")                      \
+  XX(ABORTED, GRPC_STATUS_ABORTED, "aborted; retry the whole operation")                               \
+  XX(OUT_OF_RANGE, GRPC_STATUS_OUT_OF_RANGE, "out of range")                                           \
+  XX(UNIMPLEMENTED, GRPC_STATUS_UNIMPLEMENTED, "method not implemented")                               \
+  XX(INTERNAL, GRPC_STATUS_INTERNAL, "internal error")                                                 \
+  XX(UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "temporarily unavailable; retry with backoff")              \
+  XX(STORE_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the database is unavailable; retry with backoff")    \
+  XX(OVERLOADED, GRPC_STATUS_UNAVAILABLE, "the server is overloaded; retry with backoff")              \
   XX(SHUTTING_DOWN, GRPC_STATUS_UNAVAILABLE, "the server is shutting down; retry on another instance") \
-  XX(DATA_LOSS, GRPC_STATUS_DATA_LOSS, "data loss")                                           \
+  XX(DATA_LOSS, GRPC_STATUS_DATA_LOSS, "data loss")                                                    \
   XX(UNAUTHENTICATED, GRPC_STATUS_UNAUTHENTICATED, "authentication required")
 
 typedef enum mq_code {
 #define MQ_XX_ENUM(name, grpc, msg) MQ_##name,
   MQ_CODES(MQ_XX_ENUM)
 #undef MQ_XX_ENUM
-  MQ_CODE_COUNT_,
+      MQ_CODE_COUNT_,
   /* Not a status: a streaming handler returns it to keep the call open after
    * it returns (it took a reference with mq_call_ref and will mq_call_finish). */
   MQ_PENDING = 1000

@@ -19,7 +19,9 @@ struct mq_health {
   int n;
 };
 
-static double g_store(void *arg) { return mq_health_store_up(arg) ? 1 : 0; }
+static double g_store(void *arg) {
+  return mq_health_store_up(arg) ? 1 : 0;
+}
 
 mq_health_t *mq_health_create(void) {
   mq_health_t *h = calloc(1, sizeof *h);
@@ -44,20 +46,33 @@ static void set(mq_health_t *h, atomic_bool *f, bool v) {
   if (atomic_exchange(f, v) != v) atomic_fetch_add(&h->version, 1);
 }
 
-void mq_health_set_store(mq_health_t *h, bool up) { set(h, &h->store_up, up); }
-void mq_health_set_bus(mq_health_t *h, bool up) { set(h, &h->bus_up, up); }
-void mq_health_set_shutting_down(mq_health_t *h) { set(h, &h->stopping, true); }
-bool mq_health_store_up(const mq_health_t *h) { return atomic_load(&((mq_health_t *)h)->store_up); }
-bool mq_health_bus_up(const mq_health_t *h) { return atomic_load(&((mq_health_t *)h)->bus_up); }
-bool mq_health_shutting_down(const mq_health_t *h) { return atomic_load(&((mq_health_t *)h)->stopping); }
-uint64_t mq_health_version(const mq_health_t *h) { return atomic_load(&((mq_health_t *)h)->version); }
+void mq_health_set_store(mq_health_t *h, bool up) {
+  set(h, &h->store_up, up);
+}
+void mq_health_set_bus(mq_health_t *h, bool up) {
+  set(h, &h->bus_up, up);
+}
+void mq_health_set_shutting_down(mq_health_t *h) {
+  set(h, &h->stopping, true);
+}
+bool mq_health_store_up(const mq_health_t *h) {
+  return atomic_load(&((mq_health_t *)h)->store_up);
+}
+bool mq_health_bus_up(const mq_health_t *h) {
+  return atomic_load(&((mq_health_t *)h)->bus_up);
+}
+bool mq_health_shutting_down(const mq_health_t *h) {
+  return atomic_load(&((mq_health_t *)h)->stopping);
+}
+uint64_t mq_health_version(const mq_health_t *h) {
+  return atomic_load(&((mq_health_t *)h)->version);
+}
 
 mq_health_status_t mq_health_status(const mq_health_t *h, const char *service) {
   bool serving = mq_health_store_up(h) && !mq_health_shutting_down(h);
   mq_health_status_t overall = serving ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
   if (!service || !service[0]) return overall;
-  if (!strcmp(service, "marquee.mongodb"))
-    return mq_health_store_up(h) ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
+  if (!strcmp(service, "marquee.mongodb")) return mq_health_store_up(h) ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
   if (!strcmp(service, "marquee.kafka")) return mq_health_bus_up(h) ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
   for (int i = 0; i < h->n; i++)
     if (!strcmp(h->services[i], service)) return overall;

@@ -15,8 +15,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { MQ_HEALTH_UNKNOWN = 0, MQ_HEALTH_SERVING = 1, MQ_HEALTH_NOT_SERVING = 2, MQ_HEALTH_SERVICE_UNKNOWN = 3 }
-mq_health_status_t;
+typedef enum {
+  MQ_HEALTH_UNKNOWN = 0,
+  MQ_HEALTH_SERVING = 1,
+  MQ_HEALTH_NOT_SERVING = 2,
+  MQ_HEALTH_SERVICE_UNKNOWN = 3
+} mq_health_status_t;
 
 typedef struct mq_health mq_health_t;
 

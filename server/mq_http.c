@@ -131,15 +131,17 @@ mq_code_t mq_http_start(mq_http_t *h, const char *listen, mq_error_t *err) {
   if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_HTTP_LISTEN", "host must be an IPv4 address");
   h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request,
-                          h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
-                          (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+                          h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
   if (!h->d) return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_HTTP_LISTEN", "cannot listen on %s", listen);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = info ? info->port : port;
   return MQ_OK;
 }
 
-int mq_http_port(const mq_http_t *h) { return h->port; }
+int mq_http_port(const mq_http_t *h) {
+  return h->port;
+}
 
 void mq_http_destroy(mq_http_t *h) {
   if (!h) return;

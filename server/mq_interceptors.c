@@ -134,10 +134,11 @@ void mq_interceptors_after(mq_call_t *c, grpc_status_code status, int64_t durati
   mq_metrics_call_end(mq_call_stats(c), (int)status, duration_us);
   const char *mode = mq_server_config(c->srv)->access_log;
   if (mode[0] == 'o' || (mode[0] == 'e' && status == GRPC_STATUS_OK)) return;
-  mq_log_level_t lvl = status == GRPC_STATUS_OK                                                         ? MQ_LOG_INFO
-                       : (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNKNOWN ||
-                          status == GRPC_STATUS_DATA_LOSS)                                               ? MQ_LOG_ERROR
-                                                                                                         : MQ_LOG_WARN;
+  mq_log_level_t lvl =
+      status == GRPC_STATUS_OK ? MQ_LOG_INFO
+      : (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNKNOWN || status == GRPC_STATUS_DATA_LOSS)
+          ? MQ_LOG_ERROR
+          : MQ_LOG_WARN;
   mq_logline_t l;
   mq_log_begin(&l, lvl, "rpc");
   if (l.skip) return;

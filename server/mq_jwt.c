@@ -110,9 +110,9 @@ mq_code_t mq_jwt_keys_parse(const char *spec, const char *issuer, const char *au
       kid_ok = isalnum((unsigned char)p[i]) || p[i] == '.' || p[i] == '_' || p[i] == '-';
     if (!kid_ok || sl < 32 || sl > sizeof k->keys[0].secret) {
       mq_jwt_keys_free(k);
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_JWT_KEYS",
-                          !kid_ok ? "a kid must be 1-32 chars of [A-Za-z0-9._-]"
-                                  : "each secret must be 32 to 256 bytes");
+      return mq_error_set(
+          err, MQ_INVALID_ARGUMENT, "MARQUEE_JWT_KEYS",
+          !kid_ok ? "a kid must be 1-32 chars of [A-Za-z0-9._-]" : "each secret must be 32 to 256 bytes");
     }
     key_t_ *e = &k->keys[k->n++];
     memcpy(e->kid, p, kl);
@@ -132,7 +132,9 @@ void mq_jwt_keys_free(mq_jwt_keys_t *k) {
   free(k);
 }
 
-size_t mq_jwt_keys_count(const mq_jwt_keys_t *k) { return k ? k->n : 0; }
+size_t mq_jwt_keys_count(const mq_jwt_keys_t *k) {
+  return k ? k->n : 0;
+}
 
 /* ---- verify --------------------------------------------------------------- */
 
@@ -212,11 +214,11 @@ mq_code_t mq_jwt_verify(void *self, const char *token, size_t len, mq_principal_
     rc = refuse(err, "not valid yet");
   else if (iter_num(&p, "iat", &iat) && iat > now + LEEWAY_S)
     rc = refuse(err, "issued in the future");
-  else if (k->issuer[0] && (!iter_utf8(&it, &p, "iss", &s, &sl2) || strlen(k->issuer) != sl2 ||
-                            memcmp(s, k->issuer, sl2) != 0))
+  else if (k->issuer[0] &&
+           (!iter_utf8(&it, &p, "iss", &s, &sl2) || strlen(k->issuer) != sl2 || memcmp(s, k->issuer, sl2) != 0))
     rc = refuse(err, "wrong issuer");
-  else if (k->audience[0] && (!iter_utf8(&it, &p, "aud", &s, &sl2) || strlen(k->audience) != sl2 ||
-                              memcmp(s, k->audience, sl2) != 0))
+  else if (k->audience[0] &&
+           (!iter_utf8(&it, &p, "aud", &s, &sl2) || strlen(k->audience) != sl2 || memcmp(s, k->audience, sl2) != 0))
     rc = refuse(err, "wrong audience");
   else if (!iter_utf8(&it, &p, "sub", &s, &sl2) || sl2 == 0 || sl2 >= sizeof out->subject)
     rc = refuse(err, "missing or over-long sub");
@@ -270,12 +272,13 @@ char *mq_jwt_sign(const mq_jwt_keys_t *k, const char *subject, uint32_t roles, i
   snprintf(header, sizeof header, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", key->kid);
   mq_random_hex(jti, 32);
   int64_t now = (int64_t)time(NULL);
-  snprintf(payload, sizeof payload,
-           "{\"sub\":\"%s\",\"iss\":\"%s\",\"aud\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\",\"roles\":[%s%s%s%s%s]}",
-           subject, k->issuer, k->audience, (long long)now, (long long)(now + ttl_seconds), jti,
-           (roles & MQ_ROLE_ATTENDEE) ? "\"attendee\"" : "",
-           (roles & MQ_ROLE_ATTENDEE) && (roles & (MQ_ROLE_ORGANIZER | MQ_ROLE_ADMIN)) ? "," : "",
-           (roles & MQ_ROLE_ORGANIZER) ? "\"organizer\"" : "",
-           (roles & MQ_ROLE_ORGANIZER) && (roles & MQ_ROLE_ADMIN) ? "," : "", (roles & MQ_ROLE_ADMIN) ? "\"admin\"" : "");
+  snprintf(
+      payload, sizeof payload,
+      "{\"sub\":\"%s\",\"iss\":\"%s\",\"aud\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\",\"roles\":[%s%s%s%s%s]}",
+      subject, k->issuer, k->audience, (long long)now, (long long)(now + ttl_seconds), jti,
+      (roles & MQ_ROLE_ATTENDEE) ? "\"attendee\"" : "",
+      (roles & MQ_ROLE_ATTENDEE) && (roles & (MQ_ROLE_ORGANIZER | MQ_ROLE_ADMIN)) ? "," : "",
+      (roles & MQ_ROLE_ORGANIZER) ? "\"organizer\"" : "",
+      (roles & MQ_ROLE_ORGANIZER) && (roles & MQ_ROLE_ADMIN) ? "," : "", (roles & MQ_ROLE_ADMIN) ? "\"admin\"" : "");
   return mq_jwt_sign_raw(header, payload, key->secret, key->secret_len);
 }

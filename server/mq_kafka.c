@@ -10,7 +10,7 @@
 #include "mq_log.h"
 
 const char *const mq_kafka_domain_topics[] = {
-    "marquee.system", "marquee.users",    "marquee.events",        "marquee.bookings",
+    "marquee.system",   "marquee.users",   "marquee.events",        "marquee.bookings",
     "marquee.payments", "marquee.privacy", "marquee.notifications", NULL,
 };
 

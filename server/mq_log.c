@@ -40,14 +40,18 @@ bool mq_log_parse_level(const char *s, mq_log_level_t *out) {
   return false;
 }
 
-void mq_log_set_level(mq_log_level_t level) { atomic_store(&g_level, level); }
+void mq_log_set_level(mq_log_level_t level) {
+  atomic_store(&g_level, level);
+}
 
 void mq_log_set_process(const char *name, const char *instance) {
   snprintf(g_process, sizeof g_process, "%s", name ? name : "marquee");
   snprintf(g_instance, sizeof g_instance, "%s", instance ? instance : "");
 }
 
-bool mq_log_enabled(mq_log_level_t level) { return (int)level >= atomic_load(&g_level); }
+bool mq_log_enabled(mq_log_level_t level) {
+  return (int)level >= atomic_load(&g_level);
+}
 
 static void write_all(const char *p, size_t n) {
   while (n) {
@@ -119,10 +123,14 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
   size_t len;
   uint32_t cp, min;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07, min = 0x10000;
+  else
+    return 0;
   if (len > n) return 0;
   for (size_t k = 1; k < len; k++) {
     if ((p[k] & 0xC0) != 0x80) return 0;
@@ -133,7 +141,9 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
 }
 
 /* Room left for field text, keeping 2 bytes for the closing "}\n". */
-static size_t room(const mq_logline_t *l) { return sizeof l->buf - 2 - l->len; }
+static size_t room(const mq_logline_t *l) {
+  return sizeof l->buf - 2 - l->len;
+}
 
 /* Writes "s" JSON-escaped with its quotes into dst (at most cap bytes),
  * whole characters and escapes only, so the result is always valid JSON;
@@ -154,8 +164,10 @@ static size_t escape_into(char *dst, size_t cap, const char *s, size_t n) {
       tl = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", c), used = 1;
     } else {
       size_t sl = utf8_seq(p + i, n - i);
-      if (sl) memcpy(tmp, p + i, sl), tl = sl, used = sl;
-      else memcpy(tmp, "\xEF\xBF\xBD", 3), tl = 3, used = 1; /* U+FFFD */
+      if (sl)
+        memcpy(tmp, p + i, sl), tl = sl, used = sl;
+      else
+        memcpy(tmp, "\xEF\xBF\xBD", 3), tl = 3, used = 1; /* U+FFFD */
     }
     if (o + tl + 4 > cap) { /* keep room for "..." and the closing quote */
       if (o + 4 <= cap) memcpy(dst + o, "...", 3), o += 3;
@@ -201,8 +213,8 @@ void mq_log_begin(mq_logline_t *l, mq_log_level_t level, const char *event) {
   gmtime_r(&ts.tv_sec, &tm);
   char head[128];
   int n = snprintf(head, sizeof head, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, level_name[level]);
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                   level_name[level]);
   put_raw(l, head, (size_t)n);
   mq_log_str(l, "proc", g_process);
   if (g_instance[0]) mq_log_str(l, "instance", g_instance);
@@ -265,8 +277,10 @@ void mq_redact_peer(const char *peer, char *out, size_t len) {
   }
   p = peer + 5;
   if (v6) {
-    if (*p == '[') p++;
-    else if (strncmp(p, "%5B", 3) == 0 || strncmp(p, "%5b", 3) == 0) p += 3;
+    if (*p == '[')
+      p++;
+    else if (strncmp(p, "%5B", 3) == 0 || strncmp(p, "%5b", 3) == 0)
+      p += 3;
     while (p[n] && p[n] != ']' && p[n] != '%' && n < sizeof addr - 1) n++;
   } else {
     while (p[n] && p[n] != ':' && n < sizeof addr - 1) n++;

@@ -14,26 +14,13 @@
 #define MAX_METHODS 512
 #define MAX_GAUGES 64
 
-static const double bucket_le_s[MQ_METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                      0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                      1,      2.5,     5,      10};
-static const char *status_names[17] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
+static const double bucket_le_s[MQ_METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+static const char *status_names[17] = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static mq_method_stats_t methods[MAX_METHODS];
@@ -66,7 +53,9 @@ mq_method_stats_t *mq_metrics_method(const char *path) {
   return s;
 }
 
-void mq_metrics_call_start(mq_method_stats_t *s) { atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed); }
+void mq_metrics_call_start(mq_method_stats_t *s) {
+  atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
 
 void mq_metrics_call_end(mq_method_stats_t *s, int grpc_status, int64_t duration_us) {
   atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
@@ -135,16 +124,19 @@ char *mq_metrics_render(size_t *len) {
   if (!b.p) abort();
   b.p[0] = '\0';
   pthread_mutex_lock(&mu);
-  bp(&b, "# HELP marquee_rpc_requests_total Completed gRPC calls by method and status code.\n"
-         "# TYPE marquee_rpc_requests_total counter\n");
+  bp(&b,
+     "# HELP marquee_rpc_requests_total Completed gRPC calls by method and status code.\n"
+     "# TYPE marquee_rpc_requests_total counter\n");
   for (size_t i = 0; i < n_methods; i++)
     for (int c = 0; c < 17; c++) {
       uint64_t v = atomic_load_explicit(&methods[i].by_status[c], memory_order_relaxed);
-      if (v) bp(&b, "marquee_rpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n", methods[i].path, status_names[c],
-                (unsigned long long)v);
+      if (v)
+        bp(&b, "marquee_rpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n", methods[i].path, status_names[c],
+           (unsigned long long)v);
     }
-  bp(&b, "# HELP marquee_rpc_duration_seconds Call latency from arrival to status sent.\n"
-         "# TYPE marquee_rpc_duration_seconds histogram\n");
+  bp(&b,
+     "# HELP marquee_rpc_duration_seconds Call latency from arrival to status sent.\n"
+     "# TYPE marquee_rpc_duration_seconds histogram\n");
   for (size_t i = 0; i < n_methods; i++) {
     uint64_t count = atomic_load_explicit(&methods[i].count, memory_order_relaxed);
     if (!count) continue;
@@ -152,8 +144,8 @@ char *mq_metrics_render(size_t *len) {
     for (int k = 0; k <= MQ_METRICS_BUCKETS; k++) {
       cum += atomic_load_explicit(&methods[i].bucket[k], memory_order_relaxed);
       if (k < MQ_METRICS_BUCKETS)
-        bp(&b, "marquee_rpc_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n", methods[i].path,
-           bucket_le_s[k], (unsigned long long)cum);
+        bp(&b, "marquee_rpc_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n", methods[i].path, bucket_le_s[k],
+           (unsigned long long)cum);
       else
         bp(&b, "marquee_rpc_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", methods[i].path,
            (unsigned long long)cum);
@@ -173,8 +165,7 @@ char *mq_metrics_render(size_t *len) {
   for (size_t i = 0; i < n_gauges; i++) {
     size_t bl = base_name_len(gauges[i].name);
     if (bl != last_len || strncmp(last, gauges[i].name, bl) != 0) {
-      bp(&b, "# HELP %.*s %s\n# TYPE %.*s gauge\n", (int)bl, gauges[i].name, gauges[i].help, (int)bl,
-         gauges[i].name);
+      bp(&b, "# HELP %.*s %s\n# TYPE %.*s gauge\n", (int)bl, gauges[i].name, gauges[i].help, (int)bl, gauges[i].name);
       last = gauges[i].name;
       last_len = bl;
     }

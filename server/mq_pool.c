@@ -28,7 +28,9 @@ struct mq_pool {
 
 static __thread bool on_worker;
 
-bool mq_pool_on_worker(void) { return on_worker; }
+bool mq_pool_on_worker(void) {
+  return on_worker;
+}
 
 static void *worker_main(void *arg) {
   mq_pool_t *p = arg;

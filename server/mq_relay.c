@@ -108,8 +108,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     bson_append_document_end(&upd, &pull);
     bson_error_t berr;
     if (!mongoc_collection_update_one(coll, &sel, &upd, NULL, NULL, &berr))
-      mq_log(MQ_LOG_WARN, "relay.ack_failed", "event %s published but not cleared: %s (it will be republished; "
-             "consumers dedupe)", p->id, berr.message);
+      mq_log(MQ_LOG_WARN, "relay.ack_failed",
+             "event %s published but not cleared: %s (it will be republished; "
+             "consumers dedupe)",
+             p->id, berr.message);
     bson_destroy(&sel);
     bson_destroy(&upd);
     mongoc_collection_destroy(coll);
@@ -134,9 +136,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     mq_log(MQ_LOG_WARN, "relay.kafka_error", "%s", reason);
 }
 
-static double gauge_up(void *arg) { return mq_relay_kafka_up(arg) ? 1 : 0; }
-static double gauge_lag(void *arg) { return mq_relay_lag_seconds(arg); }
-static double gauge_published(void *arg) { return (double)mq_relay_published(arg); }
+static double gauge_up(void *arg) {
+  return mq_relay_kafka_up(arg) ? 1 : 0;
+}
+static double gauge_lag(void *arg) {
+  return mq_relay_lag_seconds(arg);
+}
+static double gauge_published(void *arg) {
+  return (double)mq_relay_published(arg);
+}
 
 mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char *client_id, mq_relay_t **out,
                           mq_error_t *err) {
@@ -165,10 +173,8 @@ mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char 
   }
   mq_metrics_gauge("marquee_dependency_up{dependency=\"kafka\"}", "1 if the dependency answered the last probe",
                    gauge_up, r);
-  mq_metrics_gauge("marquee_outbox_lag_seconds", "Age of the oldest event not yet published to Kafka", gauge_lag,
-                   r);
-  mq_metrics_gauge("marquee_outbox_published_total", "Events published by this process's relay", gauge_published,
-                   r);
+  mq_metrics_gauge("marquee_outbox_lag_seconds", "Age of the oldest event not yet published to Kafka", gauge_lag, r);
+  mq_metrics_gauge("marquee_outbox_published_total", "Events published by this process's relay", gauge_published, r);
   *out = r;
   return MQ_OK;
 }
@@ -191,12 +197,18 @@ static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, c
   if (bson_iter_init(&it, e)) {
     while (bson_iter_next(&it)) {
       const char *k = bson_iter_key(&it);
-      if (!strcmp(k, "id") && BSON_ITER_HOLDS_UTF8(&it)) id = bson_iter_utf8(&it, NULL);
-      else if (!strcmp(k, "topic") && BSON_ITER_HOLDS_UTF8(&it)) topic = bson_iter_utf8(&it, NULL);
-      else if (!strcmp(k, "key") && BSON_ITER_HOLDS_UTF8(&it)) key = bson_iter_utf8(&it, &key_len);
-      else if (!strcmp(k, "type") && BSON_ITER_HOLDS_UTF8(&it)) type = bson_iter_utf8(&it, NULL);
-      else if (!strcmp(k, "at") && BSON_ITER_HOLDS_DATE_TIME(&it)) at = bson_iter_date_time(&it);
-      else if (!strcmp(k, "data") && BSON_ITER_HOLDS_BINARY(&it)) bson_iter_binary(&it, &st, &data_len, &data);
+      if (!strcmp(k, "id") && BSON_ITER_HOLDS_UTF8(&it))
+        id = bson_iter_utf8(&it, NULL);
+      else if (!strcmp(k, "topic") && BSON_ITER_HOLDS_UTF8(&it))
+        topic = bson_iter_utf8(&it, NULL);
+      else if (!strcmp(k, "key") && BSON_ITER_HOLDS_UTF8(&it))
+        key = bson_iter_utf8(&it, &key_len);
+      else if (!strcmp(k, "type") && BSON_ITER_HOLDS_UTF8(&it))
+        type = bson_iter_utf8(&it, NULL);
+      else if (!strcmp(k, "at") && BSON_ITER_HOLDS_DATE_TIME(&it))
+        at = bson_iter_date_time(&it);
+      else if (!strcmp(k, "data") && BSON_ITER_HOLDS_BINARY(&it))
+        bson_iter_binary(&it, &st, &data_len, &data);
     }
   }
   if (!id || !topic || !key || !data || strlen(id) > 36) {
@@ -264,8 +276,7 @@ static void scan(mq_relay_t *r) {
       }
     }
     bson_error_t berr;
-    if (mongoc_cursor_error(cur, &berr))
-      mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s: %s", r->colls[i], berr.message);
+    if (mongoc_cursor_error(cur, &berr)) mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s: %s", r->colls[i], berr.message);
     mongoc_cursor_destroy(cur);
     bson_destroy(&filter);
     bson_destroy(&opts);
@@ -330,7 +341,9 @@ void mq_relay_kick(mq_relay_t *r) {
   pthread_mutex_unlock(&r->mu);
 }
 
-bool mq_relay_kafka_up(const mq_relay_t *r) { return atomic_load(&((mq_relay_t *)r)->kafka_up); }
+bool mq_relay_kafka_up(const mq_relay_t *r) {
+  return atomic_load(&((mq_relay_t *)r)->kafka_up);
+}
 
 double mq_relay_lag_seconds(const mq_relay_t *r) {
   int64_t oldest = atomic_load(&((mq_relay_t *)r)->oldest_ms);
@@ -339,7 +352,9 @@ double mq_relay_lag_seconds(const mq_relay_t *r) {
   return lag > 0 ? lag : 0;
 }
 
-uint64_t mq_relay_published(const mq_relay_t *r) { return atomic_load(&((mq_relay_t *)r)->published); }
+uint64_t mq_relay_published(const mq_relay_t *r) {
+  return atomic_load(&((mq_relay_t *)r)->published);
+}
 
 void mq_relay_destroy(mq_relay_t *r) {
   if (!r) return;

@@ -33,7 +33,7 @@ typedef struct mq_server_opts {
   const mq_config_t *cfg; /* borrowed; must outlive the server */
   void *app;              /* returned by mq_call_app() */
   mq_auth_verifier_t verifier;
-  bool bare;              /* no interceptors (benchmark baseline) */
+  bool bare; /* no interceptors (benchmark baseline) */
 } mq_server_opts_t;
 
 mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err);

@@ -47,19 +47,19 @@ typedef struct mq_service_desc {
  * MQ_POLICY_RESOURCE, which the handler performs (e.g. "manager of the event's
  * organization") and confirms with mq_call_authorized(); the transport turns a
  * successful reply from a handler that never confirmed into INTERNAL. */
-#define MQ_POLICIES(XX)                                                        \
-  XX(UNSET, "unset")                                                           \
-  XX(PUBLIC, "public: anyone, token optional")                                 \
-  XX(AUTHENTICATED, "any signed-in user")                                      \
-  XX(ORGANIZER, "users with the organizer or admin platform role")            \
-  XX(ADMIN, "users with the admin platform role")                              \
+#define MQ_POLICIES(XX)                                            \
+  XX(UNSET, "unset")                                               \
+  XX(PUBLIC, "public: anyone, token optional")                     \
+  XX(AUTHENTICATED, "any signed-in user")                          \
+  XX(ORGANIZER, "users with the organizer or admin platform role") \
+  XX(ADMIN, "users with the admin platform role")                  \
   XX(RESOURCE, "signed-in user; the handler checks the resource")
 
 typedef enum mq_policy {
 #define MQ_XX_POL(name, doc) MQ_POLICY_##name,
   MQ_POLICIES(MQ_XX_POL)
 #undef MQ_XX_POL
-  MQ_POLICY_COUNT_
+      MQ_POLICY_COUNT_
 } mq_policy_t;
 
 const char *mq_policy_name(mq_policy_t p);
@@ -80,10 +80,9 @@ typedef struct mq_server mq_server_t;
 typedef struct mq_method_binding {
   const mq_method_desc_t *method;
   const void *impl;
-  mq_code_t (*unary)(const void *impl, mq_call_t *call, const ProtobufCMessage *req,
-                     ProtobufCMessage *resp, mq_error_t *err);
-  mq_code_t (*server_stream)(const void *impl, mq_call_t *call, const ProtobufCMessage *req,
-                             mq_error_t *err);
+  mq_code_t (*unary)(const void *impl, mq_call_t *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                     mq_error_t *err);
+  mq_code_t (*server_stream)(const void *impl, mq_call_t *call, const ProtobufCMessage *req, mq_error_t *err);
   mq_code_t (*on_msg)(const void *impl, mq_call_t *call, const ProtobufCMessage *req, mq_error_t *err);
   /* resp is NULL for bidi */
   mq_code_t (*on_end)(const void *impl, mq_call_t *call, ProtobufCMessage *resp, mq_error_t *err);
@@ -94,7 +93,6 @@ typedef struct mq_method_binding {
 
 /* Adds a service's methods; must precede mq_server_start. Returns 0, or -1
  * (logged) when a row lacks a handler or policy or the method is known. */
-int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const mq_method_binding_t *rows,
-                          unsigned n);
+int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const mq_method_binding_t *rows, unsigned n);
 
 #endif

@@ -41,8 +41,7 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static mq_code_t refuse(mq_error_t *err, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static mq_code_t refuse(mq_error_t *err, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static mq_code_t refuse(mq_error_t *err, const char *field, const char *fmt, ...) {
   va_list ap;
@@ -73,13 +72,27 @@ static const char *quote(const char *s, char out[QUOTE_MAX + 4]) {
   return out;
 }
 
-static bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-static bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-static bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-static bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-static bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-static char to_lower(char c) { return is_upper(c) ? (char)(c - 'A' + 'a') : c; }
+static bool is_alpha(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+static bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+static bool is_upper(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+static bool is_lower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+static bool is_alnum(char c) {
+  return is_alpha(c) || is_digit(c);
+}
+static bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+static char to_lower(char c) {
+  return is_upper(c) ? (char)(c - 'A' + 'a') : c;
+}
 
 /* ---- UTF-8 -------------------------------------------------------------------- */
 
@@ -144,11 +157,13 @@ size_t mq_utf8_length(const char *s, size_t n) {
 
 static bool is_space_cp(uint32_t cp) {
   return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000 || cp == 0xFEFF;
 }
 
-static bool is_control_cp(uint32_t cp) { return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F); }
+static bool is_control_cp(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+}
 
 /* The code point that ends the valid UTF-8 string s[0..n), n >= 1. */
 static uint32_t utf8_last(const unsigned char *s, size_t n) {
@@ -159,8 +174,8 @@ static uint32_t utf8_last(const unsigned char *s, size_t n) {
   return cp;
 }
 
-mq_code_t mq_check_text(mq_error_t *err, const char *field, const char *s, size_t min_bytes,
-                        size_t max_bytes, unsigned flags) {
+mq_code_t mq_check_text(mq_error_t *err, const char *field, const char *s, size_t min_bytes, size_t max_bytes,
+                        unsigned flags) {
   if (!s) s = "";
   if (min_bytes > max_bytes) return misuse(err, field, "min_bytes > max_bytes");
   if (!s[0]) {
@@ -232,8 +247,7 @@ static bool is_atext(char c) {
 /* Domain name labels: [A-Za-z0-9-]{1,63}, no '-' at either end. Checks
  * d[0..n); sets *tld to the last label and *labels to their count. Returns
  * NULL, or a reason that reads after "the domain " / "the host ". */
-static const char *check_dns_name(const char *d, size_t n, const char **tld, size_t *tld_len,
-                                  size_t *labels) {
+static const char *check_dns_name(const char *d, size_t n, const char **tld, size_t *tld_len, size_t *labels) {
   *labels = 0;
   size_t start = 0;
   for (size_t i = 0; i <= n; i++) {
@@ -263,8 +277,7 @@ mq_code_t mq_check_email(mq_error_t *err, const char *field, const char *s) {
   size_t n = strnlen(s, MQ_EMAIL_MAX + 1);
   if (n > MQ_EMAIL_MAX) return refuse(err, field, "%s of at most %d bytes", bad, MQ_EMAIL_MAX);
   const char *at = strchr(s, '@');
-  if (!at || strchr(at + 1, '@'))
-    return refuse(err, field, "%s: it must contain exactly one '@'", bad);
+  if (!at || strchr(at + 1, '@')) return refuse(err, field, "%s: it must contain exactly one '@'", bad);
 
   size_t local_len = (size_t)(at - s);
   if (local_len == 0) return refuse(err, field, "%s: the part before '@' is empty", bad);
@@ -272,8 +285,7 @@ mq_code_t mq_check_email(mq_error_t *err, const char *field, const char *s) {
   for (size_t i = 0; i < local_len; i++) {
     if (s[i] == '.') {
       if (i == 0 || i == local_len - 1 || s[i + 1] == '.')
-        return refuse(err, field, "%s: the part before '@' must not start or end with '.' or contain '..'",
-                      bad);
+        return refuse(err, field, "%s: the part before '@' must not start or end with '.' or contain '..'", bad);
     } else if (!is_atext(s[i])) {
       return refuse(err, field, "%s: the part before '@' contains a character that is not allowed", bad);
     }
@@ -292,8 +304,7 @@ mq_code_t mq_check_email(mq_error_t *err, const char *field, const char *s) {
     tld_ok = true;
     for (size_t i = 0; i < tld_len; i++) tld_ok = tld_ok && is_alpha(tld[i]);
   }
-  if (!tld_ok)
-    return refuse(err, field, "%s: the top-level domain must be letters (at least two) or punycode", bad);
+  if (!tld_ok) return refuse(err, field, "%s: the top-level domain must be letters (at least two) or punycode", bad);
   return MQ_OK;
 }
 
@@ -337,8 +348,10 @@ static bool is_ipv4(const char *h, size_t n) {
 static bool is_ipv6_literal(const char *h, size_t n) {
   size_t colons = 0;
   for (size_t i = 0; i < n; i++) {
-    if (h[i] == ':') colons++;
-    else if (!is_hex(h[i]) && h[i] != '.') return false;
+    if (h[i] == ':')
+      colons++;
+    else if (!is_hex(h[i]) && h[i] != '.')
+      return false;
   }
   return n >= 2 && colons >= 2 && colons <= 7;
 }
@@ -354,8 +367,7 @@ mq_code_t mq_check_url(mq_error_t *err, const char *field, const char *s, unsign
     if (c <= 0x20 || c == 0x7F) return refuse(err, field, "must be a URL without spaces or control characters");
     if (c >= 0x80) return refuse(err, field, "must be an ASCII URL (percent-encode other characters)");
     if (c == '\\') return refuse(err, field, "must be a URL without '\\' (use '/')");
-    if (!is_url_char((char)c))
-      return refuse(err, field, "must be a URL; character '%c' must be percent-encoded", c);
+    if (!is_url_char((char)c)) return refuse(err, field, "must be a URL; character '%c' must be percent-encoded", c);
     if (c == '%' && (i + 2 >= n || !is_hex(s[i + 1]) || !is_hex(s[i + 2])))
       return refuse(err, field, "must be a URL; '%%' must be followed by two hex digits");
   }
@@ -423,41 +435,43 @@ typedef struct currency {
 
 /* Active ISO 4217 codes with a minor unit, sorted. See the file comment. */
 static const currency_t CURRENCIES[] = {
-    {"AED", 2}, {"AFN", 2}, {"ALL", 2}, {"AMD", 2}, {"AOA", 2}, {"ARS", 2}, {"AUD", 2}, {"AWG", 2},
-    {"AZN", 2}, {"BAM", 2}, {"BBD", 2}, {"BDT", 2}, {"BHD", 3}, {"BIF", 0}, {"BMD", 2}, {"BND", 2},
-    {"BOB", 2}, {"BOV", 2}, {"BRL", 2}, {"BSD", 2}, {"BTN", 2}, {"BWP", 2}, {"BYN", 2}, {"BZD", 2},
-    {"CAD", 2}, {"CDF", 2}, {"CHE", 2}, {"CHF", 2}, {"CHW", 2}, {"CLF", 4}, {"CLP", 0}, {"CNY", 2},
-    {"COP", 2}, {"COU", 2}, {"CRC", 2}, {"CUC", 2}, {"CUP", 2}, {"CVE", 2}, {"CZK", 2}, {"DJF", 0},
-    {"DKK", 2}, {"DOP", 2}, {"DZD", 2}, {"EGP", 2}, {"ERN", 2}, {"ETB", 2}, {"EUR", 2}, {"FJD", 2},
-    {"FKP", 2}, {"GBP", 2}, {"GEL", 2}, {"GHS", 2}, {"GIP", 2}, {"GMD", 2}, {"GNF", 0}, {"GTQ", 2},
-    {"GYD", 2}, {"HKD", 2}, {"HNL", 2}, {"HTG", 2}, {"HUF", 2}, {"IDR", 2}, {"ILS", 2}, {"INR", 2},
-    {"IQD", 3}, {"IRR", 2}, {"ISK", 0}, {"JMD", 2}, {"JOD", 3}, {"JPY", 0}, {"KES", 2}, {"KGS", 2},
-    {"KHR", 2}, {"KMF", 0}, {"KPW", 2}, {"KRW", 0}, {"KWD", 3}, {"KYD", 2}, {"KZT", 2}, {"LAK", 2},
-    {"LBP", 2}, {"LKR", 2}, {"LRD", 2}, {"LSL", 2}, {"LYD", 3}, {"MAD", 2}, {"MDL", 2}, {"MGA", 2},
-    {"MKD", 2}, {"MMK", 2}, {"MNT", 2}, {"MOP", 2}, {"MRU", 2}, {"MUR", 2}, {"MVR", 2}, {"MWK", 2},
-    {"MXN", 2}, {"MXV", 2}, {"MYR", 2}, {"MZN", 2}, {"NAD", 2}, {"NGN", 2}, {"NIO", 2}, {"NOK", 2},
-    {"NPR", 2}, {"NZD", 2}, {"OMR", 3}, {"PAB", 2}, {"PEN", 2}, {"PGK", 2}, {"PHP", 2}, {"PKR", 2},
-    {"PLN", 2}, {"PYG", 0}, {"QAR", 2}, {"RON", 2}, {"RSD", 2}, {"RUB", 2}, {"RWF", 0}, {"SAR", 2},
-    {"SBD", 2}, {"SCR", 2}, {"SDG", 2}, {"SEK", 2}, {"SGD", 2}, {"SHP", 2}, {"SLE", 2}, {"SOS", 2},
-    {"SRD", 2}, {"SSP", 2}, {"STN", 2}, {"SVC", 2}, {"SYP", 2}, {"SZL", 2}, {"THB", 2}, {"TJS", 2},
-    {"TMT", 2}, {"TND", 3}, {"TOP", 2}, {"TRY", 2}, {"TTD", 2}, {"TWD", 2}, {"TZS", 2}, {"UAH", 2},
-    {"UGX", 0}, {"USD", 2}, {"USN", 2}, {"UYI", 0}, {"UYU", 2}, {"UYW", 4}, {"UZS", 2}, {"VED", 2},
-    {"VES", 2}, {"VND", 0}, {"VUV", 0}, {"WST", 2}, {"XAF", 0}, {"XCD", 2}, {"XCG", 2}, {"XOF", 0},
-    {"XPF", 0}, {"YER", 2}, {"ZAR", 2}, {"ZMW", 2}, {"ZWG", 2},
+    {"AED", 2}, {"AFN", 2}, {"ALL", 2}, {"AMD", 2}, {"AOA", 2}, {"ARS", 2}, {"AUD", 2}, {"AWG", 2}, {"AZN", 2},
+    {"BAM", 2}, {"BBD", 2}, {"BDT", 2}, {"BHD", 3}, {"BIF", 0}, {"BMD", 2}, {"BND", 2}, {"BOB", 2}, {"BOV", 2},
+    {"BRL", 2}, {"BSD", 2}, {"BTN", 2}, {"BWP", 2}, {"BYN", 2}, {"BZD", 2}, {"CAD", 2}, {"CDF", 2}, {"CHE", 2},
+    {"CHF", 2}, {"CHW", 2}, {"CLF", 4}, {"CLP", 0}, {"CNY", 2}, {"COP", 2}, {"COU", 2}, {"CRC", 2}, {"CUC", 2},
+    {"CUP", 2}, {"CVE", 2}, {"CZK", 2}, {"DJF", 0}, {"DKK", 2}, {"DOP", 2}, {"DZD", 2}, {"EGP", 2}, {"ERN", 2},
+    {"ETB", 2}, {"EUR", 2}, {"FJD", 2}, {"FKP", 2}, {"GBP", 2}, {"GEL", 2}, {"GHS", 2}, {"GIP", 2}, {"GMD", 2},
+    {"GNF", 0}, {"GTQ", 2}, {"GYD", 2}, {"HKD", 2}, {"HNL", 2}, {"HTG", 2}, {"HUF", 2}, {"IDR", 2}, {"ILS", 2},
+    {"INR", 2}, {"IQD", 3}, {"IRR", 2}, {"ISK", 0}, {"JMD", 2}, {"JOD", 3}, {"JPY", 0}, {"KES", 2}, {"KGS", 2},
+    {"KHR", 2}, {"KMF", 0}, {"KPW", 2}, {"KRW", 0}, {"KWD", 3}, {"KYD", 2}, {"KZT", 2}, {"LAK", 2}, {"LBP", 2},
+    {"LKR", 2}, {"LRD", 2}, {"LSL", 2}, {"LYD", 3}, {"MAD", 2}, {"MDL", 2}, {"MGA", 2}, {"MKD", 2}, {"MMK", 2},
+    {"MNT", 2}, {"MOP", 2}, {"MRU", 2}, {"MUR", 2}, {"MVR", 2}, {"MWK", 2}, {"MXN", 2}, {"MXV", 2}, {"MYR", 2},
+    {"MZN", 2}, {"NAD", 2}, {"NGN", 2}, {"NIO", 2}, {"NOK", 2}, {"NPR", 2}, {"NZD", 2}, {"OMR", 3}, {"PAB", 2},
+    {"PEN", 2}, {"PGK", 2}, {"PHP", 2}, {"PKR", 2}, {"PLN", 2}, {"PYG", 0}, {"QAR", 2}, {"RON", 2}, {"RSD", 2},
+    {"RUB", 2}, {"RWF", 0}, {"SAR", 2}, {"SBD", 2}, {"SCR", 2}, {"SDG", 2}, {"SEK", 2}, {"SGD", 2}, {"SHP", 2},
+    {"SLE", 2}, {"SOS", 2}, {"SRD", 2}, {"SSP", 2}, {"STN", 2}, {"SVC", 2}, {"SYP", 2}, {"SZL", 2}, {"THB", 2},
+    {"TJS", 2}, {"TMT", 2}, {"TND", 3}, {"TOP", 2}, {"TRY", 2}, {"TTD", 2}, {"TWD", 2}, {"TZS", 2}, {"UAH", 2},
+    {"UGX", 0}, {"USD", 2}, {"USN", 2}, {"UYI", 0}, {"UYU", 2}, {"UYW", 4}, {"UZS", 2}, {"VED", 2}, {"VES", 2},
+    {"VND", 0}, {"VUV", 0}, {"WST", 2}, {"XAF", 0}, {"XCD", 2}, {"XCG", 2}, {"XOF", 0}, {"XPF", 0}, {"YER", 2},
+    {"ZAR", 2}, {"ZMW", 2}, {"ZWG", 2},
 };
 
 /* Active ISO 4217 codes whose minor unit is "N.A.", sorted. */
 static const char NO_MINOR_UNIT[][4] = {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR",
-                                         "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"};
+                                        "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"};
 
-static int cmp_code(const void *key, const void *elem) { return strcmp(key, elem); }
+static int cmp_code(const void *key, const void *elem) {
+  return strcmp(key, elem);
+}
 
-static bool is_upper3(const char *c) { return c && is_upper(c[0]) && is_upper(c[1]) && is_upper(c[2]) && !c[3]; }
+static bool is_upper3(const char *c) {
+  return c && is_upper(c[0]) && is_upper(c[1]) && is_upper(c[2]) && !c[3];
+}
 
 int mq_currency_minor_units(const char *code) {
   if (!is_upper3(code)) return -1;
-  const currency_t *c = bsearch(code, CURRENCIES, sizeof CURRENCIES / sizeof CURRENCIES[0],
-                                sizeof CURRENCIES[0], cmp_code);
+  const currency_t *c =
+      bsearch(code, CURRENCIES, sizeof CURRENCIES / sizeof CURRENCIES[0], sizeof CURRENCIES[0], cmp_code);
   return c ? c->minor_units : -1;
 }
 
@@ -467,36 +481,32 @@ mq_code_t mq_check_currency(mq_error_t *err, const char *field, const char *code
   if (!is_upper3(code))
     return refuse(err, field, "must be an ISO 4217 currency code such as EUR (three upper-case letters)");
   if (mq_currency_minor_units(code) >= 0) return MQ_OK;
-  if (bsearch(code, NO_MINOR_UNIT, sizeof NO_MINOR_UNIT / sizeof NO_MINOR_UNIT[0], sizeof NO_MINOR_UNIT[0],
-              cmp_code))
+  if (bsearch(code, NO_MINOR_UNIT, sizeof NO_MINOR_UNIT / sizeof NO_MINOR_UNIT[0], sizeof NO_MINOR_UNIT[0], cmp_code))
     return refuse(err, field,
                   "'%s' is not a currency prices can be given in (ISO 4217 defines no minor unit for it); "
                   "use a currency code such as EUR",
                   quote(code, q));
-  return refuse(err, field, "'%s' is not an active ISO 4217 currency code; use a code such as EUR",
-                quote(code, q));
+  return refuse(err, field, "'%s' is not an active ISO 4217 currency code; use a code such as EUR", quote(code, q));
 }
 
 /* ---- countries ------------------------------------------------------------------------- */
 
 /* The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted. */
 static const char COUNTRIES[][3] = {
-    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
-    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
-    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
-    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
-    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
-    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
-    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
-    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
-    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
-    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
-    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
-    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
-    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
-    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
-    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", "BA", "BB",
+    "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY",
+    "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX",
+    "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK",
+    "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS",
+    "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR",
+    "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA",
+    "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE",
+    "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM",
+    "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB", "SC", "SD", "SE", "SG",
+    "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF",
+    "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY",
+    "UZ", "VA", "VC", "VE", "VG", "VI", "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 };
 
 mq_code_t mq_check_country(mq_error_t *err, const char *field, const char *code) {
@@ -551,8 +561,8 @@ static bool tz_name_shape_ok(const char *name) {
 }
 
 static bool tz_name_reserved(const char *name) {
-  return strncmp(name, "posix/", 6) == 0 || strncmp(name, "right/", 6) == 0 ||
-         strcmp(name, "localtime") == 0 || strcmp(name, "posixrules") == 0 || strcmp(name, "Factory") == 0;
+  return strncmp(name, "posix/", 6) == 0 || strncmp(name, "right/", 6) == 0 || strcmp(name, "localtime") == 0 ||
+         strcmp(name, "posixrules") == 0 || strcmp(name, "Factory") == 0;
 }
 
 mq_code_t mq_check_timezone(mq_error_t *err, const char *field, const char *name) {
@@ -598,8 +608,7 @@ mq_code_t mq_check_enum(mq_error_t *err, const char *field, int value, const Pro
 
 mq_code_t mq_check_range_i64(mq_error_t *err, const char *field, int64_t v, int64_t lo, int64_t hi) {
   if (lo > hi) return misuse(err, field, "lo > hi");
-  if (v < lo || v > hi)
-    return refuse(err, field, "must be between %lld and %lld", (long long)lo, (long long)hi);
+  if (v < lo || v > hi) return refuse(err, field, "must be between %lld and %lld", (long long)lo, (long long)hi);
   return MQ_OK;
 }
 
@@ -608,8 +617,7 @@ mq_code_t mq_check_count(mq_error_t *err, const char *field, size_t n, size_t ma
   return MQ_OK;
 }
 
-mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *field_lng, double lat,
-                           double lng) {
+mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *field_lng, double lat, double lng) {
   if (!isfinite(lat) || lat < -90.0 || lat > 90.0)
     return refuse(err, field_lat, "must be a latitude between -90 and 90 degrees");
   if (!isfinite(lng) || lng < -180.0 || lng > 180.0)
@@ -617,8 +625,8 @@ mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *f
   return MQ_OK;
 }
 
-mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t requested, uint32_t def,
-                             uint32_t max, uint32_t *out) {
+mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t requested, uint32_t def, uint32_t max,
+                             uint32_t *out) {
   if (!out || max == 0 || def == 0 || def > max) return misuse(err, field, "page size limits");
   *out = requested == 0 ? def : (requested > max ? max : requested);
   return MQ_OK;

@@ -74,8 +74,8 @@ size_t mq_utf8_length(const char *s, size_t n);
  * required"), at most max_bytes bytes, at least min_bytes bytes, valid UTF-8,
  * control characters per flags, whitespace per flags. Lengths are in bytes
  * (what storage and wire limits care about), not code points. Never quotes s. */
-mq_code_t mq_check_text(mq_error_t *err, const char *field, const char *s, size_t min_bytes,
-                        size_t max_bytes, unsigned flags);
+mq_code_t mq_check_text(mq_error_t *err, const char *field, const char *s, size_t min_bytes, size_t max_bytes,
+                        unsigned flags);
 
 /* ---- Identifiers --------------------------------------------------------------
  * mq_check_id: 1..MQ_ID_MAX bytes of [A-Za-z0-9_-] (UUIDs and similar).
@@ -170,8 +170,7 @@ mq_code_t mq_check_count(mq_error_t *err, const char *field, size_t n, size_t ma
 
 /* Both finite, lat in [-90, 90], lng in [-180, 180]. A refusal names
  * field_lat or field_lng, whichever is wrong (latitude checked first). */
-mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *field_lng, double lat,
-                           double lng);
+mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *field_lng, double lat, double lng);
 
 /* ---- Pagination ----------------------------------------------------------------
  * *out = requested == 0 ? def : min(requested, max). Never refuses client
@@ -179,7 +178,7 @@ mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *f
  * server may return fewer results than asked for). If the proto field is a
  * signed int32, refuse negatives before calling. Caller bugs (out == NULL,
  * max == 0, def == 0, def > max) → MQ_INTERNAL with *out untouched. */
-mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t requested, uint32_t def,
-                             uint32_t max, uint32_t *out);
+mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t requested, uint32_t def, uint32_t max,
+                             uint32_t *out);
 
 #endif

@@ -87,7 +87,9 @@ int64_t mq_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t mq_now_ms(void) { return mq_now_ns() / 1000000; }
+int64_t mq_now_ms(void) {
+  return mq_now_ns() / 1000000;
+}
 
 /* ---- call allocation ---------------------------------------------------- */
 
@@ -227,8 +229,8 @@ static void fill_status_op(mq_call_t *c, grpc_op *op, size_t n_trail) {
 static grpc_byte_buffer *pack_message(const mq_call_t *c, const ProtobufCMessage *msg, mq_error_t *err) {
   size_t size = protobuf_c_message_get_packed_size(msg);
   if ((int64_t)size > c->srv->cfg->max_send_bytes) {
-    mq_error_set(err, MQ_RESOURCE_EXHAUSTED, NULL, "response of %zu bytes exceeds the server's limit of %lld",
-                 size, (long long)c->srv->cfg->max_send_bytes);
+    mq_error_set(err, MQ_RESOURCE_EXHAUSTED, NULL, "response of %zu bytes exceeds the server's limit of %lld", size,
+                 (long long)c->srv->cfg->max_send_bytes);
     return NULL;
   }
   grpc_slice s = grpc_slice_malloc(size);
@@ -293,8 +295,7 @@ static mq_code_t decode(mq_call_t *c, grpc_byte_buffer *bb, mq_arena_t *arena, P
   ProtobufCAllocator al = mq_arena_allocator(arena);
   *out = protobuf_c_message_unpack(d, &al, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
   grpc_slice_unref(s);
-  if (!*out)
-    return mq_error_set(&c->err, MQ_MALFORMED_MESSAGE, NULL, "the request is not a valid %s message", d->name);
+  if (!*out) return mq_error_set(&c->err, MQ_MALFORMED_MESSAGE, NULL, "the request is not a valid %s message", d->name);
   return MQ_OK;
 }
 
@@ -678,18 +679,42 @@ static void *cq_main(void *arg) {
 
 /* ---- handler-facing API (mq_call.h) ----------------------------------------- */
 
-const mq_principal_t *mq_call_principal(const mq_call_t *c) { return c->has_principal ? &c->principal : NULL; }
-const char *mq_call_request_id(const mq_call_t *c) { return c->request_id; }
-const char *mq_call_trace_id(const mq_call_t *c) { return c->trace_id; }
-const char *mq_call_method(const mq_call_t *c) { return c->rm ? c->rm->b.method->path : "unknown"; }
-mq_arena_t *mq_call_arena(mq_call_t *c) { return &c->arena; }
-void *mq_call_app(const mq_call_t *c) { return c->srv->opts.app; }
-void mq_call_authorized(mq_call_t *c) { c->authorized = true; }
-void *mq_call_state(const mq_call_t *c) { return c->state; }
-const mq_method_binding_t *mq_call_binding(const mq_call_t *c) { return c->rm ? &c->rm->b : NULL; }
-mq_method_stats_t *mq_call_stats(const mq_call_t *c) { return c->rm ? c->rm->stats : c->srv->unknown_stats; }
-const mq_auth_verifier_t *mq_server_verifier(const mq_server_t *srv) { return &srv->opts.verifier; }
-const mq_config_t *mq_server_config(const mq_server_t *srv) { return srv->cfg; }
+const mq_principal_t *mq_call_principal(const mq_call_t *c) {
+  return c->has_principal ? &c->principal : NULL;
+}
+const char *mq_call_request_id(const mq_call_t *c) {
+  return c->request_id;
+}
+const char *mq_call_trace_id(const mq_call_t *c) {
+  return c->trace_id;
+}
+const char *mq_call_method(const mq_call_t *c) {
+  return c->rm ? c->rm->b.method->path : "unknown";
+}
+mq_arena_t *mq_call_arena(mq_call_t *c) {
+  return &c->arena;
+}
+void *mq_call_app(const mq_call_t *c) {
+  return c->srv->opts.app;
+}
+void mq_call_authorized(mq_call_t *c) {
+  c->authorized = true;
+}
+void *mq_call_state(const mq_call_t *c) {
+  return c->state;
+}
+const mq_method_binding_t *mq_call_binding(const mq_call_t *c) {
+  return c->rm ? &c->rm->b : NULL;
+}
+mq_method_stats_t *mq_call_stats(const mq_call_t *c) {
+  return c->rm ? c->rm->stats : c->srv->unknown_stats;
+}
+const mq_auth_verifier_t *mq_server_verifier(const mq_server_t *srv) {
+  return &srv->opts.verifier;
+}
+const mq_config_t *mq_server_config(const mq_server_t *srv) {
+  return srv->cfg;
+}
 
 const char *mq_call_peer(mq_call_t *c) {
   if (!c->peer) {
@@ -825,7 +850,9 @@ void mq_call_ref(mq_call_t *c) {
   pthread_mutex_unlock(&c->mu);
 }
 
-void mq_call_unref(mq_call_t *c) { call_unref_internal(c); }
+void mq_call_unref(mq_call_t *c) {
+  call_unref_internal(c);
+}
 
 void mq_call_finish(mq_call_t *c, mq_code_t code, const mq_error_t *err) {
   if (err && code != MQ_OK) {
@@ -860,9 +887,15 @@ const char *mq_policy_name(mq_policy_t p) {
   }
 }
 
-static double gauge_queue(void *arg) { return (double)mq_pool_depth(((mq_server_t *)arg)->pool); }
-static double gauge_busy(void *arg) { return (double)mq_pool_busy(((mq_server_t *)arg)->pool); }
-static double gauge_live(void *arg) { return (double)mq_server_live_calls(arg); }
+static double gauge_queue(void *arg) {
+  return (double)mq_pool_depth(((mq_server_t *)arg)->pool);
+}
+static double gauge_busy(void *arg) {
+  return (double)mq_pool_busy(((mq_server_t *)arg)->pool);
+}
+static double gauge_live(void *arg) {
+  return (double)mq_server_live_calls(arg);
+}
 
 mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
   const mq_config_t *cfg = opts->cfg;
@@ -876,8 +909,7 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
 
   grpc_arg args[9];
   int n = 0;
-#define INT_ARG(k, v) \
-  args[n].type = GRPC_ARG_INTEGER, args[n].key = (char *)(k), args[n].value.integer = (int)(v), n++
+#define INT_ARG(k, v) args[n].type = GRPC_ARG_INTEGER, args[n].key = (char *)(k), args[n].value.integer = (int)(v), n++
   INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_recv_bytes);
   INT_ARG(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, cfg->max_send_bytes);
   INT_ARG(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -916,8 +948,7 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
   return srv;
 }
 
-int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const mq_method_binding_t *rows,
-                          unsigned n) {
+int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const mq_method_binding_t *rows, unsigned n) {
   if (srv->started) {
     mq_log(MQ_LOG_ERROR, "server.config", "%s registered after start", svc->full_name);
     return -1;
@@ -950,9 +981,9 @@ int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const 
     m->b = rows[i];
     m->stats = mq_metrics_method(rows[i].method->path);
     bool payload = rows[i].method->kind == MQ_KIND_UNARY || rows[i].method->kind == MQ_KIND_SERVER_STREAMING;
-    m->handle = grpc_server_register_method(
-        srv->gsrv, rows[i].method->path, NULL,
-        payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
+    m->handle =
+        grpc_server_register_method(srv->gsrv, rows[i].method->path, NULL,
+                                    payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE, 0);
     if (!m->handle) {
       mq_log(MQ_LOG_ERROR, "server.config", "grpc refused to register %s", rows[i].method->path);
       return -1;
@@ -1008,8 +1039,8 @@ mq_code_t mq_server_start(mq_server_t *srv, mq_error_t *err) {
   srv->port = grpc_server_add_http2_port(srv->gsrv, cfg->listen, creds);
   grpc_server_credentials_release(creds);
   if (srv->port == 0)
-    return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_LISTEN",
-                        "cannot listen on %s (address in use, or invalid)", cfg->listen);
+    return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_LISTEN", "cannot listen on %s (address in use, or invalid)",
+                        cfg->listen);
   grpc_server_start(srv->gsrv);
   srv->started = true;
   for (unsigned i = 0; i < srv->n_cq; i++) {
@@ -1029,7 +1060,9 @@ mq_code_t mq_server_start(mq_server_t *srv, mq_error_t *err) {
   return MQ_OK;
 }
 
-int mq_server_port(const mq_server_t *srv) { return srv->port; }
+int mq_server_port(const mq_server_t *srv) {
+  return srv->port;
+}
 
 unsigned mq_server_services(const mq_server_t *srv, const mq_service_desc_t *const **out) {
   *out = srv->services;
@@ -1044,8 +1077,12 @@ void mq_server_on_shutdown(mq_server_t *srv, void (*fn)(void *), void *arg) {
   }
 }
 
-bool mq_server_shutting_down(const mq_server_t *srv) { return atomic_load(&srv->shutting_down); }
-size_t mq_server_pool_depth(mq_server_t *srv) { return mq_pool_depth(srv->pool); }
+bool mq_server_shutting_down(const mq_server_t *srv) {
+  return atomic_load(&srv->shutting_down);
+}
+size_t mq_server_pool_depth(mq_server_t *srv) {
+  return mq_pool_depth(srv->pool);
+}
 
 int64_t mq_server_live_calls(mq_server_t *srv) {
   pthread_mutex_lock(&srv->live_mu);
@@ -1066,8 +1103,8 @@ void mq_server_shutdown(mq_server_t *srv) {
   grpc_completion_queue *scq = grpc_completion_queue_create_for_pluck(NULL);
   int tag;
   grpc_server_shutdown_and_notify(srv->gsrv, scq, &tag);
-  gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                    gpr_time_from_millis(srv->cfg->shutdown_grace_ms, GPR_TIMESPAN));
+  gpr_timespec grace =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(srv->cfg->shutdown_grace_ms, GPR_TIMESPAN));
   grpc_event ev = grpc_completion_queue_pluck(scq, &tag, grace, NULL);
   if (ev.type == GRPC_QUEUE_TIMEOUT) {
     mq_log(MQ_LOG_WARN, "server.shutdown", "grace period over: cancelling %lld calls",

@@ -10,8 +10,8 @@
 #include "mq_bson.h"
 #include "mq_ids.h"
 
-void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id,
-                   const char *actor, const char *trace_id, const char *request_id) {
+void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,
+                   const char *trace_id, const char *request_id) {
   memset(ev, 0, sizeof *ev);
   marquee__events__v1__envelope__init(&ev->env);
   mq_uuid_v4(ev->id);

@@ -37,8 +37,8 @@ typedef struct mq_event {
 /* Initialises `ev` with a fresh UUIDv4 event id, the time now, and the
  * given metadata (strings are borrowed: they must outlive the write). The
  * caller then sets the payload case and pointer on ev->env. */
-void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id,
-                   const char *actor, const char *trace_id, const char *request_id);
+void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,
+                   const char *trace_id, const char *request_id);
 
 /* Appends `_outbox: [entries]` to a document about to be inserted. */
 void mq_outbox_append_insert(bson_t *doc, const mq_event_t *evs, size_t n);

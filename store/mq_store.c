@@ -62,7 +62,8 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   mongoc_uri_destroy(uri);
   if (!s->pool) {
     free(s);
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI", "the connection string was refused by the driver");
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_MONGO_URI",
+                        "the connection string was refused by the driver");
   }
   mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
   mongoc_client_pool_max_size(s->pool, pool_max);
@@ -77,8 +78,12 @@ void mq_store_close(mq_store_t *s) {
   free(s);
 }
 
-const char *mq_store_db_name(const mq_store_t *s) { return s->db; }
-mongoc_client_t *mq_store_acquire(mq_store_t *s) { return mongoc_client_pool_pop(s->pool); }
+const char *mq_store_db_name(const mq_store_t *s) {
+  return s->db;
+}
+mongoc_client_t *mq_store_acquire(mq_store_t *s) {
+  return mongoc_client_pool_pop(s->pool);
+}
 void mq_store_release(mq_store_t *s, mongoc_client_t *c) {
   if (c) mongoc_client_pool_push(s->pool, c);
 }
@@ -107,8 +112,7 @@ static bool is_retryable_server_code(uint32_t code) {
 }
 
 mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *err) {
-  if (e->code == 11000 || e->code == 11001 || e->code == 12582)
-    return mq_error_set(err, MQ_ALREADY_EXISTS, NULL, NULL);
+  if (e->code == 11000 || e->code == 11001 || e->code == 12582) return mq_error_set(err, MQ_ALREADY_EXISTS, NULL, NULL);
   if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
       (e->domain == MONGOC_ERROR_SERVER && is_retryable_server_code(e->code)) ||
       (e->domain == MONGOC_ERROR_WRITE_CONCERN && is_retryable_server_code(e->code))) {

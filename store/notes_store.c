@@ -11,8 +11,7 @@ const mq_index_spec_t mq_notes_indexes[] = {
 };
 const size_t mq_notes_n_indexes = sizeof mq_notes_indexes / sizeof mq_notes_indexes[0];
 
-mq_code_t mq_notes_insert(mq_store_t *s, const mq_note_t *note, const mq_event_t *evs, size_t n_evs,
-                          mq_error_t *err) {
+mq_code_t mq_notes_insert(mq_store_t *s, const mq_note_t *note, const mq_event_t *evs, size_t n_evs, mq_error_t *err) {
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "_id", note->id);
   BSON_APPEND_UTF8(&doc, "author", note->author);

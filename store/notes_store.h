@@ -26,8 +26,7 @@ extern const size_t mq_notes_n_indexes;
 
 /* Inserts the note and its events in one write. ALREADY_EXISTS on a
  * duplicate id; STORE_UNAVAILABLE when the database cannot be reached. */
-mq_code_t mq_notes_insert(mq_store_t *s, const mq_note_t *note, const mq_event_t *evs, size_t n_evs,
-                          mq_error_t *err);
+mq_code_t mq_notes_insert(mq_store_t *s, const mq_note_t *note, const mq_event_t *evs, size_t n_evs, mq_error_t *err);
 /* Reads a note; strings are copied into `a`. NOT_FOUND if absent. */
 mq_code_t mq_notes_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_note_t *out, mq_error_t *err);
 

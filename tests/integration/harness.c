@@ -42,9 +42,15 @@ static const char *env_or(const char *k, const char *def) {
   return v && *v ? v : def;
 }
 
-const char *mq_test_mongo_uri(void) { return env_or("MARQUEE_TEST_MONGO_URI", "mongodb://127.0.0.1:27017/"); }
-const char *mq_test_kafka(void) { return env_or("MARQUEE_TEST_KAFKA_BROKERS", "127.0.0.1:9092"); }
-const char *mq_test_stack_dir(void) { return env_or("MARQUEE_STACK_DIR", MQ_TEST_SOURCE_DIR "/.stack"); }
+const char *mq_test_mongo_uri(void) {
+  return env_or("MARQUEE_TEST_MONGO_URI", "mongodb://127.0.0.1:27017/");
+}
+const char *mq_test_kafka(void) {
+  return env_or("MARQUEE_TEST_KAFKA_BROKERS", "127.0.0.1:9092");
+}
+const char *mq_test_stack_dir(void) {
+  return env_or("MARQUEE_STACK_DIR", MQ_TEST_SOURCE_DIR "/.stack");
+}
 
 void mq_test_new_db(char out[64]) {
   static int n;
@@ -173,18 +179,28 @@ static int start_child(mq_test_proc_t *p, const char *binary, const char *const 
 
 int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env) {
   memset(p, 0, sizeof *p);
-  if (db) snprintf(p->db, sizeof p->db, "%s", db);
-  else mq_test_new_db(p->db);
+  if (db)
+    snprintf(p->db, sizeof p->db, "%s", db);
+  else
+    mq_test_new_db(p->db);
   char uri[512], kafka[256], dbkv[96];
   snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
   snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", p->db);
-  const char *defaults[] = {"MARQUEE_LISTEN=127.0.0.1:0", "MARQUEE_HTTP_LISTEN=127.0.0.1:0",
-                            "MARQUEE_DIAGNOSTICS=1", "MARQUEE_JWT_KEYS=" MQ_TEST_JWT_KEYS,
-                            "MARQUEE_LOG_LEVEL=warn", "MARQUEE_ACCESS_LOG=errors",
-                            "MARQUEE_HEALTH_INTERVAL_MS=300", "MARQUEE_OUTBOX_POLL_MS=100",
-                            "MARQUEE_SHUTDOWN_GRACE_MS=5000", "MARQUEE_WORKERS=8",
-                            uri, kafka, dbkv, NULL};
+  const char *defaults[] = {"MARQUEE_LISTEN=127.0.0.1:0",
+                            "MARQUEE_HTTP_LISTEN=127.0.0.1:0",
+                            "MARQUEE_DIAGNOSTICS=1",
+                            "MARQUEE_JWT_KEYS=" MQ_TEST_JWT_KEYS,
+                            "MARQUEE_LOG_LEVEL=warn",
+                            "MARQUEE_ACCESS_LOG=errors",
+                            "MARQUEE_HEALTH_INTERVAL_MS=300",
+                            "MARQUEE_OUTBOX_POLL_MS=100",
+                            "MARQUEE_SHUTDOWN_GRACE_MS=5000",
+                            "MARQUEE_WORKERS=8",
+                            uri,
+                            kafka,
+                            dbkv,
+                            NULL};
   return start_child(p, "marquee-server", defaults, env);
 }
 

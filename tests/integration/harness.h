@@ -25,10 +25,10 @@
 
 typedef struct mq_test_proc {
   pid_t pid;
-  int out_fd;       /* child's stdout */
-  char grpc[64];    /* "127.0.0.1:port" */
+  int out_fd;    /* child's stdout */
+  char grpc[64]; /* "127.0.0.1:port" */
   char http[64];
-  char db[64];      /* database the child uses */
+  char db[64]; /* database the child uses */
 } mq_test_proc_t;
 
 const char *mq_test_mongo_uri(void);

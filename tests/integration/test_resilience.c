@@ -92,9 +92,9 @@ static void test_store_outage_unavailable_then_recovery(void **state) {
   int64_t t0 = mq_test_now_ms();
   mq_code_t rc = record_note(cl, tok, "during the outage", 5000, NULL);
   int64_t took = mq_test_now_ms() - t0;
-  assert_int_equal(rc, MQ_UNAVAILABLE); /* retryable, not INTERNAL */
-  assert_true(took < 5000);              /* within the deadline */
-  assert_true(wait_health(cl, 2, 10000)); /* NOT_SERVING */
+  assert_int_equal(rc, MQ_UNAVAILABLE);                                              /* retryable, not INTERNAL */
+  assert_true(took < 5000);                                                          /* within the deadline */
+  assert_true(wait_health(cl, 2, 10000));                                            /* NOT_SERVING */
   assert_int_equal(grpc__health__v1__health__watch__recv(watch, &hs, &werr), MQ_OK); /* pushed, not polled */
   assert_int_equal(hs->status, 2);
   grpc__health__v1__health_check_response__free_unpacked(hs, NULL);
@@ -224,8 +224,8 @@ static void test_poison_message_dead_lettered(void **state) {
   snprintf(cmd, sizeof cmd, "printf 'this is not a protobuf envelope' | kcat -b %s -t marquee.system -P -k %s",
            mq_test_kafka(), key);
   assert_int_equal(system(cmd), 0);
-  snprintf(cmd, sizeof cmd,
-           "kcat -b %s -C -t marquee.dlq.audit -o beginning -e -q -f '%%k %%h\\n' 2>/dev/null", mq_test_kafka());
+  snprintf(cmd, sizeof cmd, "kcat -b %s -C -t marquee.dlq.audit -o beginning -e -q -f '%%k %%h\\n' 2>/dev/null",
+           mq_test_kafka());
   bool found = false;
   int64_t until = mq_test_now_ms() + 60000;
   while (!found && mq_test_now_ms() < until) {

@@ -40,9 +40,12 @@ static void *racer(void *arg) {
     mq_error_t err;
     mq_code_t rc = mq_store_insert_decision(r->store, "decisions", &doc, &err);
     bson_destroy(&doc);
-    if (rc == MQ_OK) wins[k]++;
-    else if (rc == MQ_ALREADY_EXISTS) lost++;
-    else failed++;
+    if (rc == MQ_OK)
+      wins[k]++;
+    else if (rc == MQ_ALREADY_EXISTS)
+      lost++;
+    else
+      failed++;
   }
   static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&mu);

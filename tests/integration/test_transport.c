@@ -51,8 +51,11 @@ static void test_unary_ping_and_metadata(void **state) {
   req.payload.len = 5;
   Marquee__System__V1__PingResponse *resp = NULL;
   char rid[80] = "", tid[80] = "";
-  mq_call_opts_t o = {.request_id = "test-req-42", .out_request_id = rid, .out_request_id_len = sizeof rid,
-                      .out_trace_id = tid, .out_trace_id_len = sizeof tid};
+  mq_call_opts_t o = {.request_id = "test-req-42",
+                      .out_request_id = rid,
+                      .out_request_id_len = sizeof rid,
+                      .out_trace_id = tid,
+                      .out_trace_id_len = sizeof tid};
   mq_error_t err;
   assert_int_equal(marquee__system__v1__system_service__ping__call(cl, &req, &resp, &o, &err), MQ_OK);
   assert_int_equal(resp->payload.len, 5);
@@ -163,7 +166,8 @@ static void test_deadline_exceeded(void **state) {
   mq_call_opts_t o = {.deadline_ms = 300};
   mq_error_t err;
   int64_t t0 = mq_test_now_ms();
-  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, &o, &err), MQ_DEADLINE_EXCEEDED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, &o, &err),
+                   MQ_DEADLINE_EXCEEDED);
   assert_null(resp);
   assert_true(mq_test_now_ms() - t0 < 2500); /* ended by the deadline, not by the delay */
 }
@@ -198,8 +202,8 @@ static void test_malformed_protobuf_invalid_argument(void **state) {
   void *out = NULL;
   size_t len = 0;
   mq_error_t err;
-  mq_code_t rc = mq_client_unary_raw(cl, "/marquee.system.v1.SystemService/Ping", garbage, sizeof garbage, &out,
-                                     &len, NULL, &err);
+  mq_code_t rc =
+      mq_client_unary_raw(cl, "/marquee.system.v1.SystemService/Ping", garbage, sizeof garbage, &out, &len, NULL, &err);
   assert_int_equal(rc, MQ_INVALID_ARGUMENT);
   assert_non_null(strstr(err.message, "PingRequest"));
   free(out);
@@ -212,11 +216,13 @@ static void test_validation_names_field(void **state) {
   req.delay_ms = 999999;
   Marquee__System__V1__EchoResponse *resp = NULL;
   mq_error_t err;
-  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, NULL, &err),
+                   MQ_INVALID_ARGUMENT);
   assert_string_equal(err.field, "delay_ms");
   req.delay_ms = 0;
   req.message = (char *)"bad \xC0\xAF utf8";
-  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_int_equal(marquee__system__v1__diagnostics_service__echo__call(cl, &req, &resp, NULL, &err),
+                   MQ_INVALID_ARGUMENT);
   assert_string_equal(err.field, "message");
 }
 
@@ -226,20 +232,24 @@ static void test_auth_and_policy(void **state) {
   Marquee__System__V1__WhoAmIResponse *me = NULL;
   mq_error_t err;
   /* no token */
-  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, NULL, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, NULL, &err),
+                   MQ_UNAUTHENTICATED);
   /* garbage and tampered tokens */
   mq_call_opts_t bad = {.bearer_token = "not-a-jwt"};
-  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &bad, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &bad, &err),
+                   MQ_UNAUTHENTICATED);
   char *tok = mq_test_token("user-1", MQ_ROLE_ATTENDEE);
   char *tampered = strdup(tok);
   char *dot = strchr(tampered, '.');
   dot[2] = dot[2] == 'A' ? 'B' : 'A';
   mq_call_opts_t t = {.bearer_token = tampered};
-  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &t, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &t, &err),
+                   MQ_UNAUTHENTICATED);
   /* a malformed authorization header */
   mq_md_kv_t md[] = {{"authorization", "Basic dXNlcjpwYXNz", 0}};
   mq_call_opts_t basic = {.metadata = md, .n_metadata = 1};
-  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &basic, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &basic, &err),
+                   MQ_UNAUTHENTICATED);
   /* a valid token */
   mq_call_opts_t good = {.bearer_token = tok};
   assert_int_equal(marquee__system__v1__diagnostics_service__who_am_i__call(cl, &req, &me, &good, &err), MQ_OK);
@@ -253,7 +263,8 @@ static void test_auth_and_policy(void **state) {
   Marquee__System__V1__PingResponse *pr = NULL;
   assert_int_equal(marquee__system__v1__diagnostics_service__admin_ping__call(cl, &p, &pr, &good, &err),
                    MQ_PERMISSION_DENIED);
-  assert_int_equal(marquee__system__v1__diagnostics_service__admin_ping__call(cl, &p, &pr, NULL, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__system__v1__diagnostics_service__admin_ping__call(cl, &p, &pr, NULL, &err),
+                   MQ_UNAUTHENTICATED);
   char *admin = mq_test_token("admin-1", MQ_ROLE_ADMIN);
   mq_call_opts_t ao = {.bearer_token = admin};
   assert_int_equal(marquee__system__v1__diagnostics_service__admin_ping__call(cl, &p, &pr, &ao, &err), MQ_OK);
@@ -302,7 +313,8 @@ static void test_metrics_and_probes(void **state) {
   char *body = mq_test_http_get(srv.http, "/metrics", &status);
   assert_non_null(body);
   assert_int_equal(status, 200);
-  assert_non_null(strstr(body, "marquee_rpc_requests_total{method=\"/marquee.system.v1.SystemService/Ping\",code=\"OK\"}"));
+  assert_non_null(
+      strstr(body, "marquee_rpc_requests_total{method=\"/marquee.system.v1.SystemService/Ping\",code=\"OK\"}"));
   assert_non_null(strstr(body, "marquee_rpc_duration_seconds_bucket{method=\"/marquee.system.v1.SystemService/Ping\""));
   assert_non_null(strstr(body, "code=\"UNAUTHENTICATED\""));
   assert_non_null(strstr(body, "marquee_worker_queue_depth"));

@@ -40,7 +40,9 @@
 
 /* ---- arena ----------------------------------------------------------------------------- */
 
-static bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+static bool aligned16(const void *p) {
+  return ((uintptr_t)p & 15u) == 0;
+}
 
 static bool all_zero(const void *p, size_t n) {
   const unsigned char *c = p;
@@ -195,7 +197,9 @@ typedef struct {
   int target;
 } counter_t;
 
-static void count_task(void *arg) { atomic_fetch_add(&((counter_t *)arg)->count, 1); }
+static void count_task(void *arg) {
+  atomic_fetch_add(&((counter_t *)arg)->count, 1);
+}
 static bool counter_reached(void *arg) {
   counter_t *c = arg;
   return atomic_load(&c->count) >= c->target;
@@ -291,7 +295,9 @@ static void blocker_task(void *arg) {
   atomic_fetch_add(&g->ran, 1);
 }
 
-static void gated_count_task(void *arg) { atomic_fetch_add(&((gate_t *)arg)->ran, 1); }
+static void gated_count_task(void *arg) {
+  atomic_fetch_add(&((gate_t *)arg)->ran, 1);
+}
 
 typedef struct {
   gate_t *g;
@@ -332,8 +338,12 @@ typedef struct {
   atomic_int value; /* -1 unset, 0 false, 1 true */
 } flag_t;
 
-static void on_worker_task(void *arg) { atomic_store(&((flag_t *)arg)->value, mq_pool_on_worker() ? 1 : 0); }
-static bool flag_set(void *arg) { return atomic_load(&((flag_t *)arg)->value) != -1; }
+static void on_worker_task(void *arg) {
+  atomic_store(&((flag_t *)arg)->value, mq_pool_on_worker() ? 1 : 0);
+}
+static bool flag_set(void *arg) {
+  return atomic_load(&((flag_t *)arg)->value) != -1;
+}
 
 static void *foreign_thread(void *arg) {
   on_worker_task(arg);
@@ -373,7 +383,9 @@ typedef struct {
   atomic_int probes_accepted;
 } opener_t;
 
-static void probe_task(void *arg) { (void)arg; }
+static void probe_task(void *arg) {
+  (void)arg;
+}
 
 /* Waits until the pool refuses a submit (destroy has set `stopping`; the queue
  * is far from full), then opens the gate. */
@@ -410,7 +422,7 @@ static void test_pool_destroy_drains(void **state) {
   pthread_join(th, NULL);
 
   assert_int_equal(atomic_load(&g.ran), 1 + 50);
-  assert_int_equal(atomic_load(&g.resubmit), 0); /* submits while stopping are refused */
+  assert_int_equal(atomic_load(&g.resubmit), 0);       /* submits while stopping are refused */
   assert_true(atomic_load(&o.probes_accepted) < 5000); /* the opener saw a refusal */
   gate_destroy(&g);
 }

@@ -308,8 +308,8 @@ static void test_file_values_and_env_wins(void **state) {
   char *envp[] = {"MARQUEE_LISTEN=127.0.0.1:8000", cfgkv, NULL};
   mq_config_t cfg;
   load_ok(&cfg, envp);
-  assert_int_equal(cfg.workers, 7);              /* from file */
-  assert_string_equal(cfg.mongo_db, "fromfile"); /* indentation and trailing blanks stripped */
+  assert_int_equal(cfg.workers, 7);                  /* from file */
+  assert_string_equal(cfg.mongo_db, "fromfile");     /* indentation and trailing blanks stripped */
   assert_string_equal(cfg.listen, "127.0.0.1:8000"); /* environment beats file */
   assert_true(cfg.diagnostics);
   assert_int_equal(cfg.cq_threads, 0); /* 0 = auto */ /* default */
@@ -420,7 +420,9 @@ static char *slurp(const char *path) {
   return p;
 }
 
-static bool is_key_char(char c) { return isupper((unsigned char)c) || isdigit((unsigned char)c) || c == '_'; }
+static bool is_key_char(char c) {
+  return isupper((unsigned char)c) || isdigit((unsigned char)c) || c == '_';
+}
 
 /* True if `key` occurs in `text` as a whole token (not as part of a longer key). */
 static bool contains_key(const char *text, const char *key) {

@@ -169,7 +169,9 @@ static mq_code_t dummy_on_msg(mq_call_t *call, const Marquee__System__V1__EchoRe
 static mq_code_t dummy_collect_end(mq_call_t *call, Marquee__System__V1__EchoCollectResponse *resp, mq_error_t *err) {
   return MQ_OK;
 }
-static mq_code_t dummy_chat_end(mq_call_t *call, mq_error_t *err) { return MQ_OK; }
+static mq_code_t dummy_chat_end(mq_call_t *call, mq_error_t *err) {
+  return MQ_OK;
+}
 static mq_code_t dummy_whoami(mq_call_t *call, const Marquee__System__V1__WhoAmIRequest *req,
                               Marquee__System__V1__WhoAmIResponse *resp, mq_error_t *err) {
   return MQ_OK;

@@ -137,7 +137,9 @@ static void test_event_init(void **state) {
   assert_string_equal(c.env.actor, "system");
 }
 
-static int cmp_str(const void *x, const void *y) { return strcmp((const char *)x, (const char *)y); }
+static int cmp_str(const void *x, const void *y) {
+  return strcmp((const char *)x, (const char *)y);
+}
 
 static void test_uuid_v4_many_distinct(void **state) {
   (void)state;
@@ -297,12 +299,9 @@ static void test_append_update_json_shape(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_event_init),
-      cmocka_unit_test(test_uuid_v4_many_distinct),
-      cmocka_unit_test(test_append_insert),
-      cmocka_unit_test(test_append_insert_defaults_survive_encoding),
-      cmocka_unit_test(test_append_update),
-      cmocka_unit_test(test_append_update_json_shape),
+      cmocka_unit_test(test_event_init),    cmocka_unit_test(test_uuid_v4_many_distinct),
+      cmocka_unit_test(test_append_insert), cmocka_unit_test(test_append_insert_defaults_survive_encoding),
+      cmocka_unit_test(test_append_update), cmocka_unit_test(test_append_update_json_shape),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

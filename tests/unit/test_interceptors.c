@@ -244,12 +244,9 @@ static void test_policy_messages(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_request_id),
-      cmocka_unit_test(test_traceparent_valid),
-      cmocka_unit_test(test_traceparent_invalid),
-      cmocka_unit_test(test_bearer_ok),
-      cmocka_unit_test(test_bearer_refused),
-      cmocka_unit_test(test_policy_table),
+      cmocka_unit_test(test_request_id),          cmocka_unit_test(test_traceparent_valid),
+      cmocka_unit_test(test_traceparent_invalid), cmocka_unit_test(test_bearer_ok),
+      cmocka_unit_test(test_bearer_refused),      cmocka_unit_test(test_policy_table),
       cmocka_unit_test(test_policy_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,7 +68,9 @@ static int teardown(void **state) {
   return 0;
 }
 
-static int64_t now_s(void) { return (int64_t)time(NULL); }
+static int64_t now_s(void) {
+  return (int64_t)time(NULL);
+}
 
 /* Verifies `tok`; returns the code, fills err/out. */
 static mq_code_t verify(const mq_jwt_keys_t *k, const char *tok, mq_principal_t *out, mq_error_t *err) {
@@ -99,7 +101,9 @@ static char *payload(const char *extra) {
   return p;
 }
 
-static char *sign1(const char *hdr, const char *pay) { return mq_jwt_sign_raw(hdr, pay, SECRET1, strlen(SECRET1)); }
+static char *sign1(const char *hdr, const char *pay) {
+  return mq_jwt_sign_raw(hdr, pay, SECRET1, strlen(SECRET1));
+}
 
 /* ---- keys -------------------------------------------------------------------------- */
 
@@ -138,12 +142,12 @@ static void test_keys_parse(void **state) {
 
 static void test_keys_refused(void **state) {
   (void)state;
-  expect_keys_refused("k1:0123456789abcdef0123456789abcde", "32");          /* 31 bytes */
-  expect_keys_refused("bad kid:0123456789abcdef0123456789abcdef", "kid");    /* space */
-  expect_keys_refused("k/1:0123456789abcdef0123456789abcdef", "kid");        /* slash */
-  expect_keys_refused(":0123456789abcdef0123456789abcdef", "kid");           /* empty kid */
+  expect_keys_refused("k1:0123456789abcdef0123456789abcde", "32");                                    /* 31 bytes */
+  expect_keys_refused("bad kid:0123456789abcdef0123456789abcdef", "kid");                             /* space */
+  expect_keys_refused("k/1:0123456789abcdef0123456789abcdef", "kid");                                 /* slash */
+  expect_keys_refused(":0123456789abcdef0123456789abcdef", "kid");                                    /* empty kid */
   expect_keys_refused("k1234567890123456789012345678901234:0123456789abcdef0123456789abcdef", "kid"); /* 33 */
-  expect_keys_refused("k1-0123456789abcdef0123456789abcdef", "kid:secret"); /* no colon */
+  expect_keys_refused("k1-0123456789abcdef0123456789abcdef", "kid:secret");                           /* no colon */
   expect_keys_refused("k1:0123456789abcdef0123456789abcdef,,", "kid:secret");
   expect_keys_refused("k1:0123456789abcdef0123456789abcdef,k2", "kid:secret");
 
@@ -262,7 +266,9 @@ static void test_rotation(void **state) {
 
 /* ---- tampering ------------------------------------------------------------------------ */
 
-static char flip(char c) { return c == 'A' ? 'B' : 'A'; }
+static char flip(char c) {
+  return c == 'A' ? 'B' : 'A';
+}
 
 static void test_tampered_payload(void **state) {
   fixture_t *f = *state;
@@ -369,8 +375,8 @@ static void test_nbf_iat_future(void **state) {
   char buf[256];
   int64_t now = now_s();
   snprintf(buf, sizeof buf,
-           "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}",
-           now + 600, now + 1200);
+           "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", now + 600,
+           now + 1200);
   tok = sign1(HDR1, buf);
   expect_refused(f->keys, tok, "issued in the future");
   free(tok);
@@ -396,8 +402,12 @@ static void test_alg_other(void **state) {
   fixture_t *f = *state;
   char *pay = payload("");
   static const char *hdrs[] = {
-      "{\"alg\":\"HS512\",\"kid\":\"k1\"}", "{\"alg\":\"RS256\",\"kid\":\"k1\"}", "{\"alg\":\"hs256\",\"kid\":\"k1\"}",
-      "{\"alg\":\"HS2566\",\"kid\":\"k1\"}", "{\"kid\":\"k1\"}",                 "{\"alg\":256,\"kid\":\"k1\"}",
+      "{\"alg\":\"HS512\",\"kid\":\"k1\"}",
+      "{\"alg\":\"RS256\",\"kid\":\"k1\"}",
+      "{\"alg\":\"hs256\",\"kid\":\"k1\"}",
+      "{\"alg\":\"HS2566\",\"kid\":\"k1\"}",
+      "{\"kid\":\"k1\"}",
+      "{\"alg\":256,\"kid\":\"k1\"}",
   };
   for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
     char *tok = sign1(hdrs[i], pay); /* correct HS256 MAC, wrong declared alg */
@@ -475,8 +485,8 @@ static void test_subject(void **state) {
   tok = sign1(HDR1, buf);
   expect_refused(f->keys, tok, "sub");
   free(tok);
-  snprintf(buf, sizeof buf,
-           "{\"sub\":\"%064d\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"exp\":%" PRId64 "}", 7, now + 60);
+  snprintf(buf, sizeof buf, "{\"sub\":\"%064d\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"exp\":%" PRId64 "}", 7,
+           now + 60);
   tok = sign1(HDR1, buf); /* 64 chars: one too many */
   expect_refused(f->keys, tok, "sub");
   free(tok);

@@ -86,10 +86,14 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
     }
     size_t len;
     uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return false;
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+      len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+      len = 4, cp = c & 0x07;
+    else
+      return false;
     if (i + len > n) return false;
     for (size_t k = 1; k < len; k++) {
       if ((s[i + k] & 0xC0) != 0x80) return false;
@@ -228,7 +232,10 @@ static void test_escape_quotes_backslash_controls(void **state) {
   assert_true(line_is_json(&l));
   mq_log_end(&l);
 
-  static const char c[] = "a\nb\tc\rd\x01" "e\x1f" "f\x7f";
+  static const char c[] =
+      "a\nb\tc\rd\x01"
+      "e\x1f"
+      "f\x7f";
   line_with(&l, c, sizeof c - 1);
   EXPECT_MEMBER(&l, "s", "\"a\\u000ab\\u0009c\\u000dd\\u0001e\\u001ff\\u007f\"");
   assert_null(find_in(&l, "\n", 1)); /* one line, always */
@@ -261,8 +268,13 @@ static void test_utf8_valid_kept(void **state) {
 static void test_utf8_invalid_replaced(void **state) {
   (void)state;
   mq_logline_t l;
-  line_with(&l, "a\xff" "b", 3); /* never valid */
-  EXPECT_MEMBER(&l, "s", "\"a\xEF\xBF\xBD" "b\"");
+  line_with(&l,
+            "a\xff"
+            "b",
+            3); /* never valid */
+  EXPECT_MEMBER(&l, "s",
+                "\"a\xEF\xBF\xBD"
+                "b\"");
   mq_log_end(&l);
 
   line_with(&l, "\x80x", 2); /* lone continuation byte */
@@ -293,12 +305,9 @@ static void test_utf8_surrogates_overlongs_out_of_range(void **state) {
   static const struct {
     const char *what, *bytes;
   } bad[] = {
-      {"UTF-16 surrogate U+D800", "\xed\xa0\x80"},
-      {"UTF-16 surrogate U+DFFF", "\xed\xbf\xbf"},
-      {"3-byte overlong '/'", "\xe0\x80\xaf"},
-      {"4-byte overlong", "\xf0\x80\x80\xaf"},
-      {"above U+10FFFF (F4 90)", "\xf4\x90\x80\x80"},
-      {"lead byte F5", "\xf5\x80\x80\x80"},
+      {"UTF-16 surrogate U+D800", "\xed\xa0\x80"},    {"UTF-16 surrogate U+DFFF", "\xed\xbf\xbf"},
+      {"3-byte overlong '/'", "\xe0\x80\xaf"},        {"4-byte overlong", "\xf0\x80\x80\xaf"},
+      {"above U+10FFFF (F4 90)", "\xf4\x90\x80\x80"}, {"lead byte F5", "\xf5\x80\x80\x80"},
       {"lead byte F8", "\xf8\x88\x80\x80\x80"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -58,69 +58,75 @@ static const char *repeat(char c, size_t n) {
   return buf;
 }
 
-#define ACCEPT(call)                         \
-  do {                                       \
-    mq_error_t e_ = fresh_error();           \
-    mq_error_t *err = &e_;                   \
-    assert_int_equal((call), MQ_OK);         \
-    assert_int_equal(e_.code, MQ_OK);        \
-    assert_string_equal(e_.message, "");     \
-    (void)err;                               \
+#define ACCEPT(call)                     \
+  do {                                   \
+    mq_error_t e_ = fresh_error();       \
+    mq_error_t *err = &e_;               \
+    assert_int_equal((call), MQ_OK);     \
+    assert_int_equal(e_.code, MQ_OK);    \
+    assert_string_equal(e_.message, ""); \
+    (void)err;                           \
   } while (0)
 
-#define REFUSE(call, field, needle)                  \
-  do {                                               \
-    mq_error_t e_ = fresh_error();                   \
-    mq_error_t *err = &e_;                           \
-    mq_code_t rc_ = (call);                          \
-    expect_refused(rc_, &e_, (field), (needle));     \
+#define REFUSE(call, field, needle)              \
+  do {                                           \
+    mq_error_t e_ = fresh_error();               \
+    mq_error_t *err = &e_;                       \
+    mq_code_t rc_ = (call);                      \
+    expect_refused(rc_, &e_, (field), (needle)); \
   } while (0)
 
 /* ---- UTF-8 ---------------------------------------------------------------------------- */
 
-static bool u8(const char *s) { return mq_utf8_valid(s, strlen(s)); }
+static bool u8(const char *s) {
+  return mq_utf8_valid(s, strlen(s));
+}
 
 static void test_utf8_valid_accepts(void **state) {
   (void)state;
   assert_true(mq_utf8_valid(NULL, 0));
   assert_true(u8(""));
   assert_true(u8("plain ASCII"));
-  assert_true(u8("\xC3\xA9"));             /* é U+00E9 */
-  assert_true(u8("\xC2\x80"));             /* U+0080, smallest 2-byte */
-  assert_true(u8("\xE0\xA0\x80"));         /* U+0800, smallest 3-byte */
-  assert_true(u8("\xE2\x82\xAC"));         /* € */
-  assert_true(u8("\xED\x9F\xBF"));         /* U+D7FF, just below surrogates */
-  assert_true(u8("\xEE\x80\x80"));         /* U+E000, just above */
-  assert_true(u8("\xEF\xBF\xBF"));         /* U+FFFF */
-  assert_true(u8("\xF0\x90\x80\x80"));     /* U+10000, smallest 4-byte */
-  assert_true(u8("\xF0\x9F\x8E\xAB"));     /* 🎫 */
-  assert_true(u8("\xF4\x8F\xBF\xBF"));     /* U+10FFFF */
-  assert_true(mq_utf8_valid("a\0b", 3));   /* U+0000 is well-formed */
+  assert_true(u8("\xC3\xA9"));           /* é U+00E9 */
+  assert_true(u8("\xC2\x80"));           /* U+0080, smallest 2-byte */
+  assert_true(u8("\xE0\xA0\x80"));       /* U+0800, smallest 3-byte */
+  assert_true(u8("\xE2\x82\xAC"));       /* € */
+  assert_true(u8("\xED\x9F\xBF"));       /* U+D7FF, just below surrogates */
+  assert_true(u8("\xEE\x80\x80"));       /* U+E000, just above */
+  assert_true(u8("\xEF\xBF\xBF"));       /* U+FFFF */
+  assert_true(u8("\xF0\x90\x80\x80"));   /* U+10000, smallest 4-byte */
+  assert_true(u8("\xF0\x9F\x8E\xAB"));   /* 🎫 */
+  assert_true(u8("\xF4\x8F\xBF\xBF"));   /* U+10FFFF */
+  assert_true(mq_utf8_valid("a\0b", 3)); /* U+0000 is well-formed */
 }
 
 static void test_utf8_valid_refuses(void **state) {
   (void)state;
-  assert_false(u8("\xC0\xAF"));             /* overlong '/' */
-  assert_false(u8("\xC1\xBF"));             /* overlong */
-  assert_false(u8("\xE0\x80\xAF"));         /* overlong 3-byte */
-  assert_false(u8("\xE0\x9F\xBF"));         /* overlong U+07FF */
-  assert_false(u8("\xF0\x80\x80\xAF"));     /* overlong 4-byte */
-  assert_false(u8("\xF0\x8F\xBF\xBF"));     /* overlong U+FFFF */
-  assert_false(u8("\xED\xA0\x80"));         /* U+D800 high surrogate */
-  assert_false(u8("\xED\xBF\xBF"));         /* U+DFFF low surrogate */
+  assert_false(u8("\xC0\xAF"));                 /* overlong '/' */
+  assert_false(u8("\xC1\xBF"));                 /* overlong */
+  assert_false(u8("\xE0\x80\xAF"));             /* overlong 3-byte */
+  assert_false(u8("\xE0\x9F\xBF"));             /* overlong U+07FF */
+  assert_false(u8("\xF0\x80\x80\xAF"));         /* overlong 4-byte */
+  assert_false(u8("\xF0\x8F\xBF\xBF"));         /* overlong U+FFFF */
+  assert_false(u8("\xED\xA0\x80"));             /* U+D800 high surrogate */
+  assert_false(u8("\xED\xBF\xBF"));             /* U+DFFF low surrogate */
   assert_false(u8("\xED\xA0\xBD\xED\xB8\x80")); /* CESU-8 surrogate pair */
-  assert_false(u8("\xF4\x90\x80\x80"));     /* U+110000 */
-  assert_false(u8("\xF5\x80\x80\x80"));     /* lead byte above F4 */
+  assert_false(u8("\xF4\x90\x80\x80"));         /* U+110000 */
+  assert_false(u8("\xF5\x80\x80\x80"));         /* lead byte above F4 */
   assert_false(u8("\xFF"));
   assert_false(u8("\xFE"));
-  assert_false(u8("\x80"));                 /* lone continuation */
-  assert_false(u8("a\xBF" "b"));
-  assert_false(u8("\xC3"));                 /* truncated 2-byte */
-  assert_false(u8("\xE2\x82"));             /* truncated 3-byte */
-  assert_false(u8("\xF0\x9F\x8E"));         /* truncated 4-byte */
-  assert_false(u8("\xC3" "b"));             /* lead byte then ASCII */
-  assert_false(u8("\xE2\x28\xA1"));         /* bad second byte */
-  assert_false(u8("\xE2\x82\x28"));         /* bad third byte */
+  assert_false(u8("\x80")); /* lone continuation */
+  assert_false(
+      u8("a\xBF"
+         "b"));
+  assert_false(u8("\xC3"));         /* truncated 2-byte */
+  assert_false(u8("\xE2\x82"));     /* truncated 3-byte */
+  assert_false(u8("\xF0\x9F\x8E")); /* truncated 4-byte */
+  assert_false(
+      u8("\xC3"
+         "b"));                     /* lead byte then ASCII */
+  assert_false(u8("\xE2\x28\xA1")); /* bad second byte */
+  assert_false(u8("\xE2\x82\x28")); /* bad third byte */
   /* n cuts a valid sequence: still truncated. */
   assert_false(mq_utf8_valid("\xE2\x82\xAC", 2));
 }
@@ -144,14 +150,17 @@ static void test_text_accepts(void **state) {
   ACCEPT(mq_check_text(err, "subtitle", "", 0, 200, MQ_TEXT_SINGLE_LINE));
   ACCEPT(mq_check_text(err, "description", "Line 1\nLine 2\r\n\tindented", 0, 2000, MQ_TEXT_MULTILINE));
   ACCEPT(mq_check_text(err, "title", "Caf\xC3\xA9 \xF0\x9F\x8E\xAB", 1, 200, MQ_TEXT_SINGLE_LINE));
-  ACCEPT(mq_check_text(err, "title", repeat('x', 200), 1, 200, 0));       /* exactly max */
-  ACCEPT(mq_check_text(err, "code", "abc", 3, 3, MQ_TEXT_SINGLE_LINE));    /* exactly min */
+  ACCEPT(mq_check_text(err, "title", repeat('x', 200), 1, 200, 0));     /* exactly max */
+  ACCEPT(mq_check_text(err, "code", "abc", 3, 3, MQ_TEXT_SINGLE_LINE)); /* exactly min */
   /* 2 bytes each: 100 × é is 200 bytes. */
   char e100[201];
   for (int i = 0; i < 100; i++) memcpy(e100 + 2 * i, "\xC3\xA9", 2);
   e100[200] = '\0';
   ACCEPT(mq_check_text(err, "title", e100, 1, 200, 0));
-  ACCEPT(mq_check_text(err, "bio", "a\xE2\x80\xA8" "b", 0, 100, MQ_TEXT_MULTILINE)); /* U+2028 */
+  ACCEPT(mq_check_text(err, "bio",
+                       "a\xE2\x80\xA8"
+                       "b",
+                       0, 100, MQ_TEXT_MULTILINE)); /* U+2028 */
   ACCEPT(mq_check_text(err, "title", "inner  spaces ok", 1, 100, MQ_TEXT_TRIMMED));
 }
 
@@ -167,13 +176,17 @@ static void test_text_refuses(void **state) {
   REFUSE(mq_check_text(err, "title", "big \xF4\x90\x80\x80", 0, 200, 0), "title", "must be valid UTF-8");
   REFUSE(mq_check_text(err, "title", "two\nlines", 0, 200, MQ_TEXT_SINGLE_LINE), "title", "single line");
   REFUSE(mq_check_text(err, "title", "tab\there", 0, 200, MQ_TEXT_SINGLE_LINE), "title", "U+0009");
-  REFUSE(mq_check_text(err, "title", "bell\x07", 0, 200, 0), "title", "U+0007");   /* flags 0 = single line */
+  REFUSE(mq_check_text(err, "title", "bell\x07", 0, 200, 0), "title", "U+0007"); /* flags 0 = single line */
   REFUSE(mq_check_text(err, "title", "a\nb", 0, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_MULTILINE), "title",
-         "single line");                                                            /* both: stricter */
+         "single line"); /* both: stricter */
   REFUSE(mq_check_text(err, "body", "del\x7F", 0, 200, MQ_TEXT_MULTILINE), "body", "U+007F");
   REFUSE(mq_check_text(err, "body", "esc\x1B[31m", 0, 200, MQ_TEXT_MULTILINE), "body", "U+001B");
   REFUSE(mq_check_text(err, "body", "nel\xC2\x85", 0, 200, MQ_TEXT_MULTILINE), "body", "U+0085"); /* C1 */
-  REFUSE(mq_check_text(err, "title", "a\xE2\x80\xA8" "b", 0, 200, MQ_TEXT_SINGLE_LINE), "title", "U+2028");
+  REFUSE(mq_check_text(err, "title",
+                       "a\xE2\x80\xA8"
+                       "b",
+                       0, 200, MQ_TEXT_SINGLE_LINE),
+         "title", "U+2028");
   REFUSE(mq_check_text(err, "title", " lead", 1, 200, MQ_TEXT_TRIMMED), "title", "whitespace");
   REFUSE(mq_check_text(err, "title", "trail ", 1, 200, MQ_TEXT_TRIMMED), "title", "whitespace");
   REFUSE(mq_check_text(err, "title", "nbsp\xC2\xA0", 1, 200, MQ_TEXT_TRIMMED), "title", "whitespace");
@@ -276,7 +289,10 @@ static void test_email_refuses(void **state) {
   REFUSE(mq_check_email(err, "email", "a@.example.com"), "email", "empty label");
   REFUSE(mq_check_email(err, "email", "a@example.com."), "email", "empty label");
   REFUSE(mq_check_email(err, "email", "a@[192.0.2.1]"), "email", "letters, digits and '-'");
-  REFUSE(mq_check_email(err, "email", "a@b\xC3\xBC" "cher.de"), "email", "letters, digits and '-'");
+  REFUSE(mq_check_email(err, "email",
+                        "a@b\xC3\xBC"
+                        "cher.de"),
+         "email", "letters, digits and '-'");
   char buf[400];
   snprintf(buf, sizeof buf, "%s@example.com", repeat('l', 65));
   REFUSE(mq_check_email(err, "email", buf), "email", "at most 64 bytes");
@@ -370,8 +386,7 @@ static void test_url_refuses(void **state) {
   REFUSE(mq_check_url(err, "website", buf, 0), "website", "at most 2048 bytes");
   /* The URL (which may hold credentials or tokens) is never echoed. */
   mq_error_t e = fresh_error();
-  assert_int_equal(mq_check_url(&e, "webhook", "https://admin:hunter2@example.com/?token=abc", 0),
-                   MQ_INVALID_ARGUMENT);
+  assert_int_equal(mq_check_url(&e, "webhook", "https://admin:hunter2@example.com/?token=abc", 0), MQ_INVALID_ARGUMENT);
   expect_not_in_message(&e, "hunter2");
   expect_not_in_message(&e, "admin");
 }
@@ -439,9 +454,9 @@ static void test_currency_table_sweep(void **state) {
         assert_true(mu == 0 || mu == 2 || mu == 3 || mu == 4);
       }
   assert_int_equal(count, 165);
-  assert_int_equal(zero, 17);  /* BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF */
-  assert_int_equal(three, 7);  /* BHD IQD JOD KWD LYD OMR TND */
-  assert_int_equal(four, 2);   /* CLF UYW */
+  assert_int_equal(zero, 17); /* BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF */
+  assert_int_equal(three, 7); /* BHD IQD JOD KWD LYD OMR TND */
+  assert_int_equal(four, 2);  /* CLF UYW */
 }
 
 static void test_check_currency(void **state) {
@@ -497,9 +512,10 @@ static void test_language(void **state) {
   (void)state;
   const char *ok[] = {"en", "de", "fil", "pt-BR", "zh-Hant", "zh-Hant-TW", "es-419", "sr-Latn-RS", "en-GB", "yue-HK"};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) ACCEPT(mq_check_language(err, "locale", ok[i]));
-  const char *bad[] = {"EN", "e", "engl", "en_US", "en-us", "en-US-", "en-", "-en", "english", "zh-hant-TW",
-                       "zh-HANT", "zh-Hant-", "en-1234", "en-U1", "en--US", "en-USA", "en-41", "es-4190",
-                       "zh-TW-Hant", "en-US-x-private", "en US", "\xC3\xA9n"};
+  const char *bad[] = {"EN",       "e",       "engl",       "en_US",   "en-us",      "en-US-",          "en-",
+                       "-en",      "english", "zh-hant-TW", "zh-HANT", "zh-Hant-",   "en-1234",         "en-U1",
+                       "en--US",   "en-USA",  "en-41",      "es-4190", "zh-TW-Hant", "en-US-x-private", "en US",
+                       "\xC3\xA9n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     mq_error_t e = fresh_error();
     mq_code_t rc = mq_check_language(&e, "locale", bad[i]);
@@ -530,7 +546,7 @@ static void test_timezone_refuses(void **state) {
   REFUSE(mq_check_timezone(err, "time_zone", "utc"), "time_zone", "'utc' is not a known IANA time zone");
   REFUSE(mq_check_timezone(err, "time_zone", "Europe/Nowhere"), "time_zone", "not a known IANA time zone");
   REFUSE(mq_check_timezone(err, "time_zone", "Europe"), "time_zone", "not a known IANA time zone"); /* a directory */
-  REFUSE(mq_check_timezone(err, "time_zone", "leapseconds"), "time_zone", "not a known"); /* not TZif */
+  REFUSE(mq_check_timezone(err, "time_zone", "leapseconds"), "time_zone", "not a known");           /* not TZif */
   REFUSE(mq_check_timezone(err, "time_zone", "zone.tab"), "time_zone", "such as Europe/Paris");
   REFUSE(mq_check_timezone(err, "time_zone", "../../../etc/passwd"), "time_zone", "such as Europe/Paris");
   REFUSE(mq_check_timezone(err, "time_zone", "/etc/passwd"), "time_zone", "such as Europe/Paris");
@@ -608,9 +624,21 @@ static const ProtobufCEnumValue color_values[] = {
 static const ProtobufCIntRange color_ranges[] = {{0, 0}, {5, 3}, {0, 4}};
 static const ProtobufCEnumValueIndex color_by_name[] = {
     {"COLOR_BLUE", 3}, {"COLOR_GREEN", 2}, {"COLOR_RED", 1}, {"COLOR_UNSPECIFIED", 0}};
-static const ProtobufCEnumDescriptor color_descriptor = {
-    PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC, "test.Color", "Color", "Test__Color", "test", 4, color_values,
-    4, color_by_name, 2, color_ranges, NULL, NULL, NULL, NULL};
+static const ProtobufCEnumDescriptor color_descriptor = {PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+                                                         "test.Color",
+                                                         "Color",
+                                                         "Test__Color",
+                                                         "test",
+                                                         4,
+                                                         color_values,
+                                                         4,
+                                                         color_by_name,
+                                                         2,
+                                                         color_ranges,
+                                                         NULL,
+                                                         NULL,
+                                                         NULL,
+                                                         NULL};
 
 static const ProtobufCEnumValue level_values[] = {
     {"LEVEL_LOW", "TEST__LEVEL__LEVEL_LOW", 1},
@@ -618,9 +646,21 @@ static const ProtobufCEnumValue level_values[] = {
 };
 static const ProtobufCIntRange level_ranges[] = {{1, 0}, {0, 2}};
 static const ProtobufCEnumValueIndex level_by_name[] = {{"LEVEL_HIGH", 1}, {"LEVEL_LOW", 0}};
-static const ProtobufCEnumDescriptor level_descriptor = {
-    PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC, "test.Level", "Level", "Test__Level", "test", 2, level_values,
-    2, level_by_name, 1, level_ranges, NULL, NULL, NULL, NULL};
+static const ProtobufCEnumDescriptor level_descriptor = {PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+                                                         "test.Level",
+                                                         "Level",
+                                                         "Test__Level",
+                                                         "test",
+                                                         2,
+                                                         level_values,
+                                                         2,
+                                                         level_by_name,
+                                                         1,
+                                                         level_ranges,
+                                                         NULL,
+                                                         NULL,
+                                                         NULL,
+                                                         NULL};
 
 static void test_enum(void **state) {
   (void)state;
