@@ -14,8 +14,11 @@
 
 #include "mq_bson.h"
 #include "mq_log.h"
+#include "mq_password.h"
 #include "notes_store.h"
 #include "reflection.h"
+#include "sessions_store.h"
+#include "users_store.h"
 
 typedef struct {
   const char *name;
@@ -36,6 +39,7 @@ static bool diagnostics_on(const mq_config_t *cfg) {
 static const service_row_t services[] = {
     {"marquee.system.v1.SystemService", system_service_register, always},
     {"marquee.system.v1.DiagnosticsService", diagnostics_service_register, diagnostics_on},
+    {"marquee.identity.v1.AccountService", account_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -45,10 +49,12 @@ static const struct {
   const size_t *n;
 } indexes[] = {
     {mq_notes_indexes, &mq_notes_n_indexes},
+    {mq_users_indexes, &mq_users_n_indexes},
+    {mq_sessions_indexes, &mq_sessions_n_indexes},
 };
 
 /* Collections whose documents carry outbox entries (scanned by the relay). */
-static const char *const outbox_collections[] = {MQ_NOTES_COLLECTION};
+static const char *const outbox_collections[] = {MQ_NOTES_COLLECTION, MQ_USERS_COLLECTION, MQ_REVOCATIONS_COLLECTION};
 
 static mq_reflection_t *g_reflection; /* one per process */
 
@@ -66,6 +72,7 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
     gethostname(host, sizeof host - 1);
     snprintf(app->instance_id, sizeof app->instance_id, "%.63s-%d", host, (int)getpid());
   }
+  mq_password_set_params((uint32_t)cfg->argon2_iterations, (uint32_t)cfg->argon2_memory_kib, 1);
   mq_code_t rc = mq_store_open(cfg->mongo_uri, cfg->mongo_db, (uint32_t)cfg->mongo_pool_max, &app->store, err);
   if (rc == MQ_OK && cfg->jwt_keys[0])
     rc = mq_jwt_keys_parse(cfg->jwt_keys, cfg->jwt_issuer, cfg->jwt_audience, &app->jwt, err);

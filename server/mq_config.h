@@ -56,6 +56,12 @@
      "HS256 access-token keys as kid:secret[,kid:secret...] (secret >= 32 bytes); empty: every token is refused")     \
   XX(STR, jwt_issuer, "MARQUEE_JWT_ISSUER", "marquee", 0, 0, "required iss claim of access tokens")                   \
   XX(STR, jwt_audience, "MARQUEE_JWT_AUDIENCE", "marquee-api", 0, 0, "required aud claim of access tokens")           \
+  XX(INT, access_token_ttl_s, "MARQUEE_ACCESS_TOKEN_TTL_S", "900", 60, 86400, "lifetime of access tokens (s)")        \
+  XX(INT, refresh_token_ttl_s, "MARQUEE_REFRESH_TOKEN_TTL_S", "2592000", 3600, 31536000,                              \
+     "lifetime of a refresh token (s); each use issues a new one")                                                    \
+  XX(INT, argon2_memory_kib, "MARQUEE_ARGON2_MEMORY_KIB", "19456", 1024, 4194304,                                     \
+     "Argon2id memory per password hash (KiB); OWASP minimum 19456")                                                  \
+  XX(INT, argon2_iterations, "MARQUEE_ARGON2_ITERATIONS", "2", 1, 100, "Argon2id passes per password hash")           \
   XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                             \
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                 \

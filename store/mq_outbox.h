@@ -34,7 +34,8 @@ typedef struct mq_event {
   char id[37];
 } mq_event_t;
 
-/* Initialises `ev` with a fresh UUIDv4 event id, the time now, and the
+/* Initialises `ev` in place (ev->env.event_id points at ev->id: never copy
+ * an mq_event_t afterwards) with a fresh UUIDv4 event id, the time now, and the
  * given metadata (strings are borrowed: they must outlive the write). The
  * caller then sets the payload case and pointer on ev->env. */
 void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,

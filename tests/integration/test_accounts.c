@@ -1,0 +1,376 @@
+/*
+ * test_accounts.c — marquee.identity.v1.AccountService end to end on the
+ * real stack: sign-up (validation naming fields, duplicate and racing
+ * e-mails), sign-in (one answer for unknown e-mail and wrong password),
+ * refresh rotation and reuse detection revoking the family, sign-out, sign
+ * out everywhere, profile updates with a field mask, password change, and
+ * the UserRegistered event reaching the audit log through Kafka.
+ * The server runs with cheap Argon2id parameters (tests only).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "marquee/identity/v1/identity.mq-client.h"
+#include "mq_call.h"
+
+#define PASSWORD "correct horse battery staple"
+
+static mq_test_proc_t srv, audit;
+static mq_client_t *cl;
+
+static int setup(void **state) {
+  (void)state;
+  const char *env[] = {"MARQUEE_ARGON2_MEMORY_KIB=1024", "MARQUEE_ARGON2_ITERATIONS=1", NULL};
+  if (mq_test_server_start(&srv, NULL, env) != 0) return -1;
+  if (mq_test_audit_start(&audit, srv.db, NULL) != 0) return -1;
+  cl = mq_test_client(&srv);
+  return cl ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  mq_client_destroy(cl);
+  int a = mq_test_proc_stop(&audit, SIGTERM, 20000);
+  int s = mq_test_proc_stop(&srv, SIGTERM, 20000);
+  mq_test_drop_db(NULL, srv.db);
+  return a == 0 && s == 0 ? 0 : -1;
+}
+
+static void unique_email(char *out, size_t n, const char *tag) {
+  static int k;
+  snprintf(out, n, "%s.%d.%d@example.com", tag, (int)getpid(), ++k);
+}
+
+static mq_code_t sign_up(const char *email, const char *password, const char *name,
+                         Marquee__Identity__V1__AuthResponse **out, mq_error_t *err) {
+  Marquee__Identity__V1__SignUpRequest req = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  req.email = (char *)email;
+  req.password = (char *)password;
+  req.display_name = (char *)name;
+  return marquee__identity__v1__account_service__sign_up__call(cl, &req, out, NULL, err);
+}
+
+static mq_code_t sign_in(const char *email, const char *password, Marquee__Identity__V1__AuthResponse **out,
+                         mq_error_t *err) {
+  Marquee__Identity__V1__SignInRequest req = MARQUEE__IDENTITY__V1__SIGN_IN_REQUEST__INIT;
+  req.email = (char *)email;
+  req.password = (char *)password;
+  return marquee__identity__v1__account_service__sign_in__call(cl, &req, out, NULL, err);
+}
+
+static mq_code_t refresh(const char *token, Marquee__Identity__V1__TokenPair **out, mq_error_t *err) {
+  Marquee__Identity__V1__RefreshTokenRequest req = MARQUEE__IDENTITY__V1__REFRESH_TOKEN_REQUEST__INIT;
+  req.refresh_token = (char *)token;
+  return marquee__identity__v1__account_service__refresh_token__call(cl, &req, out, NULL, err);
+}
+
+static mq_code_t get_me(const char *access, Marquee__Identity__V1__User **out, mq_error_t *err) {
+  Marquee__Identity__V1__GetMeRequest req = MARQUEE__IDENTITY__V1__GET_ME_REQUEST__INIT;
+  mq_call_opts_t o = {.bearer_token = access};
+  return marquee__identity__v1__account_service__get_me__call(cl, &req, out, &o, err);
+}
+
+static void test_sign_up_sign_in_get_me(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "Ada");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Ada Lovelace", &r, &err), MQ_OK);
+  assert_string_equal(r->user->email, email);
+  assert_string_equal(r->user->display_name, "Ada Lovelace");
+  assert_string_equal(r->user->locale, "en");
+  assert_string_equal(r->user->currency, "EUR");
+  assert_int_equal(r->user->n_roles, 1);
+  assert_int_equal(r->user->roles[0], MARQUEE__IDENTITY__V1__ROLE__ROLE_ATTENDEE);
+  assert_int_equal(r->user->status, MARQUEE__IDENTITY__V1__USER_STATUS__USER_STATUS_ACTIVE);
+  assert_string_equal(r->tokens->token_type, "Bearer");
+  assert_int_equal(strncmp(r->tokens->refresh_token, "mqr_", 4), 0);
+  char uid[64];
+  snprintf(uid, sizeof uid, "%s", r->user->user_id);
+
+  Marquee__Identity__V1__User *me = NULL;
+  assert_int_equal(get_me(r->tokens->access_token, &me, &err), MQ_OK);
+  assert_string_equal(me->user_id, uid);
+  marquee__identity__v1__user__free_unpacked(me, NULL);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  /* sign in: the e-mail matches case-insensitively */
+  for (char *p = email; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+  assert_int_equal(sign_in(email, PASSWORD, &r, &err), MQ_OK);
+  assert_string_equal(r->user->user_id, uid);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  /* one answer for a wrong password and an unknown e-mail */
+  assert_int_equal(sign_in(email, "not the password at all", &r, &err), MQ_UNAUTHENTICATED);
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s", err.message);
+  assert_int_equal(sign_in("nobody.here@example.com", PASSWORD, &r, &err), MQ_UNAUTHENTICATED);
+  assert_string_equal(err.message, msg);
+
+  /* the event reached Kafka and the audit log */
+  char filter[160];
+  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"users.UserRegistered\"}", uid);
+  int64_t until = mq_test_now_ms() + 60000;
+  while (mq_test_count(NULL, srv.db, "audit_log", filter) != 1 && mq_test_now_ms() < until) mq_test_sleep_ms(200);
+  assert_int_equal(mq_test_count(NULL, srv.db, "audit_log", filter), 1);
+  /* only the hash is stored */
+  snprintf(filter, sizeof filter, "{\"_id\": \"%s\", \"password_hash\": {\"$regex\": \"^\\\\$argon2id\\\\$\"}}", uid);
+  assert_int_equal(mq_test_count(NULL, srv.db, "users", filter), 1);
+}
+
+static void test_sign_up_validation(void **state) {
+  (void)state;
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  char email[96];
+  unique_email(email, sizeof email, "val");
+  static const struct {
+    const char *email, *password, *name, *field;
+  } bad[] = {
+      {"not-an-email", PASSWORD, "Name", "email"},
+      {"a@b", PASSWORD, "Name", "email"},
+      {NULL, "short", "Name", "password"},
+      {NULL, "password123", "Name", "password"},
+      {NULL, "aaaaaaaaaaaaaaaa", "Name", "password"},
+      {NULL, PASSWORD, "", "display_name"},
+      {NULL, PASSWORD, "bad \xC0\xAF utf8", "display_name"},
+      {NULL, PASSWORD, " padded", "display_name"},
+      {NULL, PASSWORD,
+       "A name that is far too long for anyone to type into a form because it goes on and on and on forever more",
+       "display_name"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    mq_code_t rc = sign_up(bad[i].email ? bad[i].email : email, bad[i].password, bad[i].name, &r, &err);
+    assert_int_equal(rc, MQ_INVALID_ARGUMENT);
+    assert_string_equal(err.field, bad[i].field);
+  }
+  Marquee__Identity__V1__SignUpRequest req = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  req.email = email;
+  req.password = (char *)PASSWORD;
+  req.display_name = (char *)"Name";
+  req.currency = (char *)"ABC";
+  assert_int_equal(marquee__identity__v1__account_service__sign_up__call(cl, &req, &r, NULL, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "currency");
+  req.currency = NULL;
+  req.time_zone = (char *)"Mars/Olympus";
+  assert_int_equal(marquee__identity__v1__account_service__sign_up__call(cl, &req, &r, NULL, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "time_zone");
+}
+
+typedef struct {
+  const char *email;
+  mq_code_t rc;
+} racer_t;
+
+static void *race_sign_up(void *arg) {
+  racer_t *r = arg;
+  Marquee__Identity__V1__AuthResponse *resp = NULL;
+  mq_error_t err;
+  r->rc = sign_up(r->email, PASSWORD, "Racer", &resp, &err);
+  if (resp) marquee__identity__v1__auth_response__free_unpacked(resp, NULL);
+  return NULL;
+}
+
+static void test_duplicate_and_racing_email(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "race");
+  enum { N = 8 };
+  racer_t r[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    r[i] = (racer_t){email, MQ_UNKNOWN};
+    pthread_create(&th[i], NULL, race_sign_up, &r[i]);
+  }
+  int ok = 0, exists = 0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(th[i], NULL);
+    ok += r[i].rc == MQ_OK;
+    exists += r[i].rc == MQ_ALREADY_EXISTS;
+  }
+  assert_int_equal(ok, 1); /* exactly one wins */
+  assert_int_equal(exists, N - 1);
+  /* later, in another case */
+  for (char *p = email; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+  Marquee__Identity__V1__AuthResponse *resp = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Again", &resp, &err), MQ_ALREADY_EXISTS);
+  assert_string_equal(err.field, "email");
+}
+
+static void test_refresh_rotation_and_reuse(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "rot");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Rotor", &r, &err), MQ_OK);
+  char first[64], second[64];
+  snprintf(first, sizeof first, "%s", r->tokens->refresh_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(refresh(first, &p, &err), MQ_OK);
+  snprintf(second, sizeof second, "%s", p->refresh_token);
+  assert_string_not_equal(first, second);
+  Marquee__Identity__V1__User *me = NULL;
+  assert_int_equal(get_me(p->access_token, &me, &err), MQ_OK); /* the new access token works */
+  marquee__identity__v1__user__free_unpacked(me, NULL);
+  marquee__identity__v1__token_pair__free_unpacked(p, NULL);
+
+  /* the first token again: reuse → the whole family is revoked */
+  assert_int_equal(refresh(first, &p, &err), MQ_UNAUTHENTICATED);
+  assert_string_equal(err.field, "refresh_token");
+  assert_int_equal(refresh(second, &p, &err), MQ_UNAUTHENTICATED);
+  /* garbage */
+  assert_int_equal(refresh("mqr_not-a-real-token", &p, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(refresh("", &p, &err), MQ_UNAUTHENTICATED);
+}
+
+static void test_sign_out_and_everywhere(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "out");
+  Marquee__Identity__V1__AuthResponse *a = NULL, *b = NULL, *c = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Leaver", &a, &err), MQ_OK);
+  assert_int_equal(sign_in(email, PASSWORD, &b, &err), MQ_OK);
+  assert_int_equal(sign_in(email, PASSWORD, &c, &err), MQ_OK);
+
+  /* sign out ends that session only */
+  Marquee__Identity__V1__SignOutRequest so = MARQUEE__IDENTITY__V1__SIGN_OUT_REQUEST__INIT;
+  so.refresh_token = a->tokens->refresh_token;
+  Marquee__Identity__V1__SignOutResponse *sor = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__sign_out__call(cl, &so, &sor, NULL, &err), MQ_OK);
+  marquee__identity__v1__sign_out_response__free_unpacked(sor, NULL);
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(refresh(a->tokens->refresh_token, &p, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(refresh(b->tokens->refresh_token, &p, &err), MQ_OK);
+  char b2[64];
+  snprintf(b2, sizeof b2, "%s", p->refresh_token);
+  marquee__identity__v1__token_pair__free_unpacked(p, NULL);
+
+  /* sign out everywhere (needs an access token) ends all of them */
+  Marquee__Identity__V1__SignOutEverywhereRequest se = MARQUEE__IDENTITY__V1__SIGN_OUT_EVERYWHERE_REQUEST__INIT;
+  assert_int_equal(marquee__identity__v1__account_service__sign_out_everywhere__call(cl, &se, &sor, NULL, &err),
+                   MQ_UNAUTHENTICATED);
+  mq_call_opts_t o = {.bearer_token = c->tokens->access_token};
+  assert_int_equal(marquee__identity__v1__account_service__sign_out_everywhere__call(cl, &se, &sor, &o, &err), MQ_OK);
+  marquee__identity__v1__sign_out_response__free_unpacked(sor, NULL);
+  assert_int_equal(refresh(b2, &p, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(refresh(c->tokens->refresh_token, &p, &err), MQ_UNAUTHENTICATED);
+  marquee__identity__v1__auth_response__free_unpacked(a, NULL);
+  marquee__identity__v1__auth_response__free_unpacked(b, NULL);
+  marquee__identity__v1__auth_response__free_unpacked(c, NULL);
+}
+
+static void test_update_me_and_change_password(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "upd");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Before", &r, &err), MQ_OK);
+  mq_call_opts_t o = {.bearer_token = r->tokens->access_token};
+
+  Marquee__Identity__V1__User u = MARQUEE__IDENTITY__V1__USER__INIT;
+  u.display_name = (char *)"After";
+  u.locale = (char *)"pt-BR";
+  u.time_zone = (char *)"America/Sao_Paulo";
+  u.phone = (char *)"+5511912345678";
+  char *paths[] = {(char *)"display_name", (char *)"locale", (char *)"time_zone", (char *)"phone"};
+  Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+  mask.paths = paths;
+  mask.n_paths = 4;
+  Marquee__Identity__V1__UpdateMeRequest ur = MARQUEE__IDENTITY__V1__UPDATE_ME_REQUEST__INIT;
+  ur.user = &u;
+  ur.update_mask = &mask;
+  Marquee__Identity__V1__User *me = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err), MQ_OK);
+  assert_string_equal(me->display_name, "After");
+  assert_string_equal(me->locale, "pt-BR");
+  assert_string_equal(me->time_zone, "America/Sao_Paulo");
+  assert_string_equal(me->phone, "+5511912345678");
+  assert_string_equal(me->currency, "EUR"); /* not in the mask: unchanged */
+  marquee__identity__v1__user__free_unpacked(me, NULL);
+
+  char *bad_path[] = {(char *)"email"};
+  mask.paths = bad_path;
+  mask.n_paths = 1;
+  assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "update_mask");
+  char *tz_path[] = {(char *)"time_zone"};
+  mask.paths = tz_path;
+  u.time_zone = (char *)"Not/AZone";
+  assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "user.time_zone");
+  mask.n_paths = 0;
+  assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
+                   MQ_INVALID_ARGUMENT);
+
+  /* change password */
+  Marquee__Identity__V1__ChangePasswordRequest cp = MARQUEE__IDENTITY__V1__CHANGE_PASSWORD_REQUEST__INIT;
+  Marquee__Identity__V1__ChangePasswordResponse *cpr = NULL;
+  cp.current_password = (char *)"wrong current password";
+  cp.new_password = (char *)"a brand new passphrase";
+  assert_int_equal(marquee__identity__v1__account_service__change_password__call(cl, &cp, &cpr, &o, &err),
+                   MQ_UNAUTHENTICATED);
+  assert_string_equal(err.field, "current_password");
+  cp.current_password = (char *)PASSWORD;
+  cp.new_password = (char *)"1234567890";
+  assert_int_equal(marquee__identity__v1__account_service__change_password__call(cl, &cp, &cpr, &o, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "new_password");
+  cp.new_password = (char *)"a brand new passphrase";
+  assert_int_equal(marquee__identity__v1__account_service__change_password__call(cl, &cp, &cpr, &o, &err), MQ_OK);
+  assert_non_null(cpr->tokens);
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(refresh(r->tokens->refresh_token, &p, &err), MQ_UNAUTHENTICATED); /* old session ended */
+  assert_int_equal(refresh(cpr->tokens->refresh_token, &p, &err), MQ_OK);            /* the new one lives */
+  marquee__identity__v1__token_pair__free_unpacked(p, NULL);
+  marquee__identity__v1__change_password_response__free_unpacked(cpr, NULL);
+  Marquee__Identity__V1__AuthResponse *a = NULL;
+  assert_int_equal(sign_in(email, PASSWORD, &a, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(sign_in(email, "a brand new passphrase", &a, &err), MQ_OK);
+  marquee__identity__v1__auth_response__free_unpacked(a, NULL);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+}
+
+static void test_protected_methods_refuse_bad_tokens(void **state) {
+  (void)state;
+  Marquee__Identity__V1__User *me = NULL;
+  mq_error_t err;
+  assert_int_equal(get_me(NULL, &me, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(get_me("garbage", &me, &err), MQ_UNAUTHENTICATED);
+  char *tok = mq_test_token("no-such-user", MQ_ROLE_ATTENDEE);
+  assert_int_equal(get_me(tok, &me, &err), MQ_NOT_FOUND); /* valid token, deleted account */
+  free(tok);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sign_up_sign_in_get_me),
+      cmocka_unit_test(test_sign_up_validation),
+      cmocka_unit_test(test_duplicate_and_racing_email),
+      cmocka_unit_test(test_refresh_rotation_and_reuse),
+      cmocka_unit_test(test_sign_out_and_everywhere),
+      cmocka_unit_test(test_update_me_and_change_password),
+      cmocka_unit_test(test_protected_methods_refuse_bad_tokens),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
