@@ -12,6 +12,10 @@
  *            out everywhere? → record the exchange (insert: a second exchange
  *            of the same token is reuse → revoke the family, emit
  *            RefreshTokenReuseDetected) → new token in the same family
+ *   E-mail   verification and reset links are single-use tokens
+ *            (store/account_tokens_store.h); issuing one emits the event the
+ *            notifier turns into an e-mail; RequestPasswordReset answers the
+ *            same whether or not the address has an account
  * Every failure of SignIn and Refresh says as little as it can: one message
  * for unknown e-mail and wrong password. Secrets (passwords, tokens) are
  * never logged or echoed. Password hashing and every store call run on the
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_tokens_store.h"
 #include "marquee/identity/v1/identity.mq-server.h"
 #include "mq_app.h"
 #include "mq_bson.h"
@@ -213,7 +218,7 @@ static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__Sign
 /* ---- refresh and sign-out -------------------------------------------------------- */
 
 static bool token_shape_ok(const char *t) {
-  return t && strlen(t) == MQ_REFRESH_TOKEN_LEN && strncmp(t, "mqr_", 4) == 0;
+  return mq_token_shape_ok(t, "mqr_");
 }
 
 static mq_code_t acct_refresh(mq_call_t *call, const Marquee__Identity__V1__RefreshTokenRequest *req,
@@ -404,6 +409,140 @@ static mq_code_t acct_change_password(mq_call_t *call, const Marquee__Identity__
   return issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
+/* ---- e-mail verification and password reset --------------------------------------- */
+
+typedef struct {
+  const mq_user_t *u;
+  mq_call_t *call;
+  Marquee__Events__V1__EmailVerificationRequested verify;
+  Marquee__Events__V1__PasswordResetRequested reset;
+} token_event_t;
+
+static void fill_verify(mq_event_t *ev, const char *token, int64_t expires_ms, void *arg) {
+  token_event_t *t = arg;
+  marquee__events__v1__email_verification_requested__init(&t->verify);
+  t->verify.user_id = (char *)t->u->id;
+  t->verify.email = (char *)t->u->email;
+  t->verify.token = (char *)token;
+  t->verify.expires_at = mq_pb_timestamp(mq_call_arena(t->call), expires_ms);
+  t->verify.locale = (char *)t->u->locale;
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED;
+  ev->env.email_verification_requested = &t->verify;
+}
+
+static void fill_reset(mq_event_t *ev, const char *token, int64_t expires_ms, void *arg) {
+  token_event_t *t = arg;
+  marquee__events__v1__password_reset_requested__init(&t->reset);
+  t->reset.user_id = (char *)t->u->id;
+  t->reset.email = (char *)t->u->email;
+  t->reset.token = (char *)token;
+  t->reset.expires_at = mq_pb_timestamp(mq_call_arena(t->call), expires_ms);
+  t->reset.locale = (char *)t->u->locale;
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED;
+  ev->env.password_reset_requested = &t->reset;
+}
+
+static mq_code_t acct_request_email_verification(mq_call_t *call,
+                                                 const Marquee__Identity__V1__RequestEmailVerificationRequest *req,
+                                                 Marquee__Identity__V1__RequestEmailVerificationResponse *resp,
+                                                 mq_error_t *err) {
+  (void)req;
+  mq_app_t *app = mq_call_app(call);
+  mq_user_t u;
+  mq_code_t rc = load_me(call, &u, err);
+  if (rc != MQ_OK) return rc;
+  if (u.email_verified) return mq_error_set(err, MQ_FAILED_PRECONDITION, NULL, "the e-mail is already verified");
+  char token[MQ_TOKEN_LEN + 1];
+  mq_event_t ev;
+  user_event(&ev, call, "users.EmailVerificationRequested", u.id);
+  token_event_t t = {.u = &u, .call = call};
+  int64_t ttl = app->cfg->email_token_ttl_s * 1000;
+  rc = mq_account_tokens_issue(app->store, u.id, MQ_TOKEN_VERIFY_EMAIL, ttl, token, &ev, fill_verify, &t, err);
+  explicit_bzero(token, sizeof token);
+  if (rc != MQ_OK) return rc;
+  mq_app_events_written(app);
+  resp->expires_at = mq_pb_timestamp(mq_call_arena(call), mq_now_unix_ms() + ttl);
+  return MQ_OK;
+}
+
+static mq_code_t acct_verify_email(mq_call_t *call, const Marquee__Identity__V1__VerifyEmailRequest *req,
+                                   Marquee__Identity__V1__VerifyEmailResponse *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  char uid[40];
+  mq_code_t rc = mq_account_tokens_consume(app->store, req->token, MQ_TOKEN_VERIFY_EMAIL, uid, err);
+  if (rc != MQ_OK) return rc;
+  Marquee__Events__V1__EmailVerified payload = MARQUEE__EVENTS__V1__EMAIL_VERIFIED__INIT;
+  payload.user_id = uid;
+  mq_event_t ev;
+  user_event(&ev, call, "users.EmailVerified", uid);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFIED;
+  ev.env.email_verified = &payload;
+  bson_t set = BSON_INITIALIZER;
+  BSON_APPEND_BOOL(&set, "email_verified", true);
+  rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
+  bson_destroy(&set);
+  if (rc != MQ_OK) return rc;
+  mq_app_events_written(app);
+  mq_user_t u;
+  if ((rc = mq_users_get(app->store, uid, mq_call_arena(call), &u, err)) != MQ_OK) return rc;
+  resp->user = user_to_pb(call, &u);
+  return MQ_OK;
+}
+
+static mq_code_t acct_request_password_reset(mq_call_t *call,
+                                             const Marquee__Identity__V1__RequestPasswordResetRequest *req,
+                                             Marquee__Identity__V1__RequestPasswordResetResponse *resp,
+                                             mq_error_t *err) {
+  (void)resp;
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc = mq_check_email(err, "email", req->email);
+  if (rc != MQ_OK) return rc;
+  char *key = mq_arena_alloc(a, strlen(req->email) + 1);
+  mq_users_email_key(req->email, key, strlen(req->email) + 1);
+  mq_user_t u;
+  rc = mq_users_get_by_email(app->store, key, a, &u, err);
+  if (rc == MQ_NOT_FOUND) return MQ_OK; /* same answer: no account enumeration */
+  if (rc != MQ_OK) return rc;
+  if (u.status == MQ_USER_SUSPENDED) return MQ_OK; /* no reset for suspended accounts, and no tell */
+  char token[MQ_TOKEN_LEN + 1];
+  mq_event_t ev;
+  user_event(&ev, call, "users.PasswordResetRequested", u.id);
+  token_event_t t = {.u = &u, .call = call};
+  rc = mq_account_tokens_issue(app->store, u.id, MQ_TOKEN_RESET_PASSWORD, app->cfg->reset_token_ttl_s * 1000, token,
+                               &ev, fill_reset, &t, err);
+  explicit_bzero(token, sizeof token);
+  if (rc == MQ_OK) mq_app_events_written(app);
+  return rc;
+}
+
+static mq_code_t acct_reset_password(mq_call_t *call, const Marquee__Identity__V1__ResetPasswordRequest *req,
+                                     Marquee__Identity__V1__ResetPasswordResponse *resp, mq_error_t *err) {
+  (void)resp;
+  mq_app_t *app = mq_call_app(call);
+  /* the policy first, so a refused password does not burn the link */
+  mq_code_t rc = mq_password_check_policy(err, "new_password", req->new_password, NULL, NULL);
+  if (rc != MQ_OK) return rc;
+  char uid[40];
+  if ((rc = mq_account_tokens_consume(app->store, req->token, MQ_TOKEN_RESET_PASSWORD, uid, err)) != MQ_OK) return rc;
+  char hash[MQ_PASSWORD_HASH_MAX];
+  if ((rc = mq_password_hash(req->new_password, hash, sizeof hash, err)) != MQ_OK) return rc;
+  Marquee__Events__V1__PasswordChanged payload = MARQUEE__EVENTS__V1__PASSWORD_CHANGED__INIT;
+  payload.user_id = uid;
+  mq_event_t ev;
+  user_event(&ev, call, "users.PasswordChanged", uid);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_CHANGED;
+  ev.env.password_changed = &payload;
+  bson_t set = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&set, "password_hash", hash);
+  BSON_APPEND_DATE_TIME(&set, "sessions_revoked_at", mq_now_unix_ms());
+  rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
+  bson_destroy(&set);
+  explicit_bzero(hash, sizeof hash);
+  if (rc == MQ_OK) mq_app_events_written(app);
+  return rc;
+}
+
 static const marquee__identity__v1__account_service_handlers_t handlers = {
     .sign_up = {acct_sign_up, MQ_POLICY_PUBLIC, 0},
     .sign_in = {acct_sign_in, MQ_POLICY_PUBLIC, 0},
@@ -413,6 +552,10 @@ static const marquee__identity__v1__account_service_handlers_t handlers = {
     .get_me = {acct_get_me, MQ_POLICY_AUTHENTICATED, 0},
     .update_me = {acct_update_me, MQ_POLICY_AUTHENTICATED, 0},
     .change_password = {acct_change_password, MQ_POLICY_AUTHENTICATED, 0},
+    .request_email_verification = {acct_request_email_verification, MQ_POLICY_AUTHENTICATED, 0},
+    .verify_email = {acct_verify_email, MQ_POLICY_PUBLIC, 0},
+    .request_password_reset = {acct_request_password_reset, MQ_POLICY_PUBLIC, 0},
+    .reset_password = {acct_reset_password, MQ_POLICY_PUBLIC, 0},
 };
 
 int account_service_register(mq_app_t *app, mq_server_t *srv) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account_tokens_store.h"
 #include "mq_bson.h"
 #include "mq_log.h"
 #include "mq_password.h"
@@ -51,10 +52,8 @@ static const struct {
     {mq_notes_indexes, &mq_notes_n_indexes},
     {mq_users_indexes, &mq_users_n_indexes},
     {mq_sessions_indexes, &mq_sessions_n_indexes},
+    {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
 };
-
-/* Collections whose documents carry outbox entries (scanned by the relay). */
-static const char *const outbox_collections[] = {MQ_NOTES_COLLECTION, MQ_USERS_COLLECTION, MQ_REVOCATIONS_COLLECTION};
 
 static mq_reflection_t *g_reflection; /* one per process */
 
@@ -82,8 +81,13 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
     rc = mq_relay_create(cfg, app->store, client_id, &app->relay, err);
   }
   if (rc == MQ_OK) {
-    for (size_t i = 0; i < sizeof outbox_collections / sizeof *outbox_collections; i++)
-      mq_relay_watch(app->relay, outbox_collections[i]);
+    /* The relay watches every collection whose repository declares the
+     * outbox index: one declaration, so no collection's events can be
+     * forgotten. */
+    for (size_t i = 0; i < sizeof indexes / sizeof *indexes; i++)
+      for (size_t k = 0; k < *indexes[i].n; k++)
+        if (!strcmp(indexes[i].specs[k].keys_json, MQ_OUTBOX_INDEX_KEYS))
+          mq_relay_watch(app->relay, indexes[i].specs[k].collection);
     app->health = mq_health_create();
   }
   if (rc != MQ_OK) {

@@ -17,60 +17,63 @@
 
 #include "mq_error.h"
 
-#define MQ_CONFIG_KEYS(XX)                                                                                            \
-  XX(STR, listen, "MARQUEE_LISTEN", "127.0.0.1:50051", 0, 0,                                                          \
-     "gRPC listen address host:port (port 0 picks a free one)")                                                       \
-  XX(STR, http_listen, "MARQUEE_HTTP_LISTEN", "127.0.0.1:9464", 0, 0,                                                 \
-     "side HTTP address for /metrics, /healthz, /readyz (empty disables)")                                            \
-  XX(STR, mongo_uri, "MARQUEE_MONGO_URI", "mongodb://127.0.0.1:27017/", 0, 0,                                         \
-     "MongoDB connection string; serverSelectionTimeoutMS/heartbeatFrequencyMS default to 2000/1000 if absent")       \
-  XX(STR, mongo_db, "MARQUEE_MONGO_DB", "marquee", 0, 0, "database name")                                             \
-  XX(INT, mongo_pool_max, "MARQUEE_MONGO_POOL_MAX", "32", 1, 1024, "maximum pooled MongoDB connections")              \
-  XX(STR, kafka_brokers, "MARQUEE_KAFKA_BROKERS", "127.0.0.1:9092", 0, 0, "Kafka bootstrap servers")                  \
-  XX(INT, kafka_partitions, "MARQUEE_KAFKA_PARTITIONS", "3", 1, 1024, "partitions of topics Marquee creates")         \
-  XX(INT, kafka_replication, "MARQUEE_KAFKA_REPLICATION", "1", 1, 16, "replication factor of created topics")         \
-  XX(INT, cq_threads, "MARQUEE_CQ_THREADS", "0", 0, 64,                                                               \
-     "completion-queue threads, one queue each; 0 = one per two CPU cores (at least 1)")                              \
-  XX(INT, workers, "MARQUEE_WORKERS", "16", 1, 1024, "worker-pool threads for blocking handler work")                 \
-  XX(INT, worker_queue, "MARQUEE_WORKER_QUEUE", "4096", 1, 1000000,                                                   \
-     "tasks that may wait for a worker; beyond it calls fail UNAVAILABLE (overloaded)")                               \
-  XX(INT, max_recv_bytes, "MARQUEE_MAX_RECV_BYTES", "4194304", 1024, 268435456,                                       \
-     "largest request message; larger ones fail RESOURCE_EXHAUSTED")                                                  \
-  XX(INT, max_send_bytes, "MARQUEE_MAX_SEND_BYTES", "16777216", 1024, 268435456, "largest response message")          \
-  XX(INT, stream_queue, "MARQUEE_STREAM_QUEUE", "64", 1, 100000,                                                      \
-     "messages buffered per stream before a sender waits (backpressure)")                                             \
-  XX(INT, default_deadline_ms, "MARQUEE_DEFAULT_DEADLINE_MS", "30000", 100, 86400000,                                 \
-     "time budget handlers get when the client sent no deadline")                                                     \
-  XX(INT, max_concurrent_streams, "MARQUEE_MAX_CONCURRENT_STREAMS", "1000", 1, 1000000,                               \
-     "HTTP/2 streams per connection")                                                                                 \
-  XX(INT, keepalive_time_ms, "MARQUEE_KEEPALIVE_TIME_MS", "60000", 1000, 86400000, "server keepalive ping interval")  \
-  XX(INT, keepalive_timeout_ms, "MARQUEE_KEEPALIVE_TIMEOUT_MS", "20000", 100, 600000,                                 \
-     "close a connection whose keepalive ping is not answered in this time")                                          \
-  XX(INT, shutdown_grace_ms, "MARQUEE_SHUTDOWN_GRACE_MS", "10000", 0, 600000,                                         \
-     "on SIGTERM/SIGINT, time in-flight calls get to finish before they are cancelled")                               \
-  XX(STR, tls_cert, "MARQUEE_TLS_CERT", "", 0, 0, "PEM certificate chain file; with MARQUEE_TLS_KEY enables TLS")     \
-  XX(STR, tls_key, "MARQUEE_TLS_KEY", "", 0, 0, "PEM private key file")                                               \
-  XX(STR, log_level, "MARQUEE_LOG_LEVEL", "info", 0, 0, "debug, info, warn or error")                                 \
-  XX(STR, access_log, "MARQUEE_ACCESS_LOG", "all", 0, 0, "per-call log lines: all, errors or off")                    \
-  XX(SECRET, jwt_keys, "MARQUEE_JWT_KEYS", "", 0, 0,                                                                  \
-     "HS256 access-token keys as kid:secret[,kid:secret...] (secret >= 32 bytes); empty: every token is refused")     \
-  XX(STR, jwt_issuer, "MARQUEE_JWT_ISSUER", "marquee", 0, 0, "required iss claim of access tokens")                   \
-  XX(STR, jwt_audience, "MARQUEE_JWT_AUDIENCE", "marquee-api", 0, 0, "required aud claim of access tokens")           \
-  XX(INT, access_token_ttl_s, "MARQUEE_ACCESS_TOKEN_TTL_S", "900", 60, 86400, "lifetime of access tokens (s)")        \
-  XX(INT, refresh_token_ttl_s, "MARQUEE_REFRESH_TOKEN_TTL_S", "2592000", 3600, 31536000,                              \
-     "lifetime of a refresh token (s); each use issues a new one")                                                    \
-  XX(INT, argon2_memory_kib, "MARQUEE_ARGON2_MEMORY_KIB", "19456", 1024, 4194304,                                     \
-     "Argon2id memory per password hash (KiB); OWASP minimum 19456")                                                  \
-  XX(INT, argon2_iterations, "MARQUEE_ARGON2_ITERATIONS", "2", 1, 100, "Argon2id passes per password hash")           \
-  XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                             \
-     "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                \
-  XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                 \
-     "outbox relay scan interval when no local write woke it")                                                        \
-  XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                       \
-     "how often MongoDB and Kafka readiness are probed")                                                              \
-  XX(STR, instance_id, "MARQUEE_INSTANCE_ID", "", 0, 0, "name of this process in logs and events (default host-pid)") \
-  XX(INT, consumer_max_attempts, "MARQUEE_CONSUMER_MAX_ATTEMPTS", "5", 1, 1000,                                       \
-     "consumer: attempts for a failing (non-transient) event before it goes to the dead-letter topic")                \
+#define MQ_CONFIG_KEYS(XX)                                                                                             \
+  XX(STR, listen, "MARQUEE_LISTEN", "127.0.0.1:50051", 0, 0,                                                           \
+     "gRPC listen address host:port (port 0 picks a free one)")                                                        \
+  XX(STR, http_listen, "MARQUEE_HTTP_LISTEN", "127.0.0.1:9464", 0, 0,                                                  \
+     "side HTTP address for /metrics, /healthz, /readyz (empty disables)")                                             \
+  XX(STR, mongo_uri, "MARQUEE_MONGO_URI", "mongodb://127.0.0.1:27017/", 0, 0,                                          \
+     "MongoDB connection string; serverSelectionTimeoutMS/heartbeatFrequencyMS default to 2000/1000 if absent")        \
+  XX(STR, mongo_db, "MARQUEE_MONGO_DB", "marquee", 0, 0, "database name")                                              \
+  XX(INT, mongo_pool_max, "MARQUEE_MONGO_POOL_MAX", "32", 1, 1024, "maximum pooled MongoDB connections")               \
+  XX(STR, kafka_brokers, "MARQUEE_KAFKA_BROKERS", "127.0.0.1:9092", 0, 0, "Kafka bootstrap servers")                   \
+  XX(INT, kafka_partitions, "MARQUEE_KAFKA_PARTITIONS", "3", 1, 1024, "partitions of topics Marquee creates")          \
+  XX(INT, kafka_replication, "MARQUEE_KAFKA_REPLICATION", "1", 1, 16, "replication factor of created topics")          \
+  XX(INT, cq_threads, "MARQUEE_CQ_THREADS", "0", 0, 64,                                                                \
+     "completion-queue threads, one queue each; 0 = one per two CPU cores (at least 1)")                               \
+  XX(INT, workers, "MARQUEE_WORKERS", "16", 1, 1024, "worker-pool threads for blocking handler work")                  \
+  XX(INT, worker_queue, "MARQUEE_WORKER_QUEUE", "4096", 1, 1000000,                                                    \
+     "tasks that may wait for a worker; beyond it calls fail UNAVAILABLE (overloaded)")                                \
+  XX(INT, max_recv_bytes, "MARQUEE_MAX_RECV_BYTES", "4194304", 1024, 268435456,                                        \
+     "largest request message; larger ones fail RESOURCE_EXHAUSTED")                                                   \
+  XX(INT, max_send_bytes, "MARQUEE_MAX_SEND_BYTES", "16777216", 1024, 268435456, "largest response message")           \
+  XX(INT, stream_queue, "MARQUEE_STREAM_QUEUE", "64", 1, 100000,                                                       \
+     "messages buffered per stream before a sender waits (backpressure)")                                              \
+  XX(INT, default_deadline_ms, "MARQUEE_DEFAULT_DEADLINE_MS", "30000", 100, 86400000,                                  \
+     "time budget handlers get when the client sent no deadline")                                                      \
+  XX(INT, max_concurrent_streams, "MARQUEE_MAX_CONCURRENT_STREAMS", "1000", 1, 1000000,                                \
+     "HTTP/2 streams per connection")                                                                                  \
+  XX(INT, keepalive_time_ms, "MARQUEE_KEEPALIVE_TIME_MS", "60000", 1000, 86400000, "server keepalive ping interval")   \
+  XX(INT, keepalive_timeout_ms, "MARQUEE_KEEPALIVE_TIMEOUT_MS", "20000", 100, 600000,                                  \
+     "close a connection whose keepalive ping is not answered in this time")                                           \
+  XX(INT, shutdown_grace_ms, "MARQUEE_SHUTDOWN_GRACE_MS", "10000", 0, 600000,                                          \
+     "on SIGTERM/SIGINT, time in-flight calls get to finish before they are cancelled")                                \
+  XX(STR, tls_cert, "MARQUEE_TLS_CERT", "", 0, 0, "PEM certificate chain file; with MARQUEE_TLS_KEY enables TLS")      \
+  XX(STR, tls_key, "MARQUEE_TLS_KEY", "", 0, 0, "PEM private key file")                                                \
+  XX(STR, log_level, "MARQUEE_LOG_LEVEL", "info", 0, 0, "debug, info, warn or error")                                  \
+  XX(STR, access_log, "MARQUEE_ACCESS_LOG", "all", 0, 0, "per-call log lines: all, errors or off")                     \
+  XX(SECRET, jwt_keys, "MARQUEE_JWT_KEYS", "", 0, 0,                                                                   \
+     "HS256 access-token keys as kid:secret[,kid:secret...] (secret >= 32 bytes); empty: every token is refused")      \
+  XX(STR, jwt_issuer, "MARQUEE_JWT_ISSUER", "marquee", 0, 0, "required iss claim of access tokens")                    \
+  XX(STR, jwt_audience, "MARQUEE_JWT_AUDIENCE", "marquee-api", 0, 0, "required aud claim of access tokens")            \
+  XX(INT, access_token_ttl_s, "MARQUEE_ACCESS_TOKEN_TTL_S", "900", 60, 86400, "lifetime of access tokens (s)")         \
+  XX(INT, refresh_token_ttl_s, "MARQUEE_REFRESH_TOKEN_TTL_S", "2592000", 3600, 31536000,                               \
+     "lifetime of a refresh token (s); each use issues a new one")                                                     \
+  XX(INT, email_token_ttl_s, "MARQUEE_EMAIL_TOKEN_TTL_S", "86400", 300, 2592000,                                       \
+     "lifetime of an e-mail verification link (s)")                                                                    \
+  XX(INT, reset_token_ttl_s, "MARQUEE_RESET_TOKEN_TTL_S", "3600", 300, 86400, "lifetime of a password-reset link (s)") \
+  XX(INT, argon2_memory_kib, "MARQUEE_ARGON2_MEMORY_KIB", "19456", 1024, 4194304,                                      \
+     "Argon2id memory per password hash (KiB); OWASP minimum 19456")                                                   \
+  XX(INT, argon2_iterations, "MARQUEE_ARGON2_ITERATIONS", "2", 1, 100, "Argon2id passes per password hash")            \
+  XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                              \
+     "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
+  XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \
+     "outbox relay scan interval when no local write woke it")                                                         \
+  XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \
+     "how often MongoDB and Kafka readiness are probed")                                                               \
+  XX(STR, instance_id, "MARQUEE_INSTANCE_ID", "", 0, 0, "name of this process in logs and events (default host-pid)")  \
+  XX(INT, consumer_max_attempts, "MARQUEE_CONSUMER_MAX_ATTEMPTS", "5", 1, 1000,                                        \
+     "consumer: attempts for a failing (non-transient) event before it goes to the dead-letter topic")                 \
   XX(STR, consumer_group, "MARQUEE_CONSUMER_GROUP", "", 0, 0, "consumer: Kafka group id (default marquee-<consumer>)")
 
 typedef struct mq_config {

@@ -4,14 +4,12 @@
  */
 #include "sessions_store.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "mq_bson.h"
 #include "mq_ids.h"
+#include "mq_tokens.h"
 
 #define TOKENS "refresh_tokens"
 #define USES "refresh_token_uses"
@@ -21,39 +19,6 @@ const mq_index_spec_t mq_sessions_indexes[] = {
     {MQ_REVOCATIONS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
 };
 const size_t mq_sessions_n_indexes = sizeof mq_sessions_indexes / sizeof mq_sessions_indexes[0];
-
-static void token_hash(const char *token, char out[65]) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_Digest(token, strlen(token), md, &len, EVP_sha256(), NULL);
-  for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* "mqr_" + base64url(32 random bytes) = 4 + 43 chars: 256 bits of entropy. */
-static void new_token(char *out) {
-  static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  unsigned char raw[32];
-  size_t got = 0;
-  while (got < sizeof raw) {
-    ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-    if (n <= 0) abort(); /* no entropy: refusing is safer than a guessable token */
-    got += (size_t)n;
-  }
-  memcpy(out, "mqr_", 4);
-  size_t o = 4;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < sizeof raw; i++) {
-    acc = (acc << 8) | raw[i];
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out[o++] = tb[(acc >> bits) & 63];
-    }
-  }
-  if (bits) out[o++] = tb[(acc << (6 - bits)) & 63];
-  out[o] = '\0';
-}
 
 mq_code_t mq_sessions_issue(mq_store_t *s, const char *user_id, const char *family_id, int64_t family_created_ms,
                             int64_t ttl_ms, char *token_out, mq_session_t *out, mq_error_t *err) {
@@ -69,9 +34,9 @@ mq_code_t mq_sessions_issue(mq_store_t *s, const char *user_id, const char *fami
     sess.family_created_ms = sess.created_ms;
   }
   sess.expires_ms = sess.created_ms + ttl_ms;
-  new_token(token_out);
+  mq_token_new("mqr_", token_out);
   char hash[65];
-  token_hash(token_out, hash);
+  mq_token_hash(token_out, hash);
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "_id", hash);
   BSON_APPEND_UTF8(&doc, "user_id", sess.user_id);
@@ -87,7 +52,7 @@ mq_code_t mq_sessions_issue(mq_store_t *s, const char *user_id, const char *fami
 
 mq_code_t mq_sessions_lookup(mq_store_t *s, const char *token, mq_session_t *out, mq_error_t *err) {
   char hash[65];
-  token_hash(token, hash);
+  mq_token_hash(token, hash);
   bson_t filter = BSON_INITIALIZER, doc;
   BSON_APPEND_UTF8(&filter, "_id", hash);
   mq_code_t rc = mq_store_find_one(s, TOKENS, &filter, NULL, &doc, err);
@@ -108,7 +73,7 @@ mq_code_t mq_sessions_lookup(mq_store_t *s, const char *token, mq_session_t *out
 
 mq_code_t mq_sessions_consume(mq_store_t *s, const char *token, mq_error_t *err) {
   char hash[65];
-  token_hash(token, hash);
+  mq_token_hash(token, hash);
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "_id", hash);
   BSON_APPEND_DATE_TIME(&doc, "at", mq_now_unix_ms());

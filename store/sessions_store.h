@@ -22,8 +22,9 @@
 
 #include "mq_outbox.h"
 #include "mq_store.h"
+#include "mq_tokens.h"
 
-#define MQ_REFRESH_TOKEN_LEN 47 /* "mqr_" + 43 base64url chars */
+#define MQ_REFRESH_TOKEN_LEN MQ_TOKEN_LEN /* "mqr_" + 43 base64url chars */
 #define MQ_REVOCATIONS_COLLECTION "refresh_families_revoked"
 
 typedef struct mq_session {

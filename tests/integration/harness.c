@@ -334,6 +334,59 @@ void mq_test_drop_db(const char *uri, const char *db) {
   mongoc_client_destroy(c);
 }
 
+bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
+                         size_t *len) {
+  mongoc_client_t *c = mongoc_client_new(mq_test_mongo_uri());
+  if (!c) return false;
+  mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
+  bson_error_t err;
+  bson_t filter;
+  bool found = false;
+  if (bson_init_from_json(&filter, filter_json, -1, &err)) {
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &filter, NULL, NULL);
+    const bson_t *doc;
+    bson_iter_t it;
+    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_BINARY(&it)) {
+      bson_subtype_t st;
+      uint32_t n;
+      const uint8_t *data;
+      bson_iter_binary(&it, &st, &n, &data);
+      *out = malloc(n ? n : 1);
+      memcpy(*out, data, n);
+      *len = n;
+      found = true;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+  }
+  mongoc_collection_destroy(col);
+  mongoc_client_destroy(c);
+  return found;
+}
+
+int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json) {
+  mongoc_client_t *c = mongoc_client_new(mq_test_mongo_uri());
+  if (!c) return -1;
+  mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
+  bson_error_t err;
+  bson_t filter, update, reply;
+  int64_t n = -1;
+  if (bson_init_from_json(&filter, filter_json, -1, &err)) {
+    if (bson_init_from_json(&update, update_json, -1, &err)) {
+      if (mongoc_collection_update_many(col, &filter, &update, NULL, &reply, &err)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, &reply, "matchedCount")) n = bson_iter_as_int64(&it);
+      }
+      bson_destroy(&reply);
+      bson_destroy(&update);
+    }
+    bson_destroy(&filter);
+  }
+  mongoc_collection_destroy(col);
+  mongoc_client_destroy(c);
+  return n;
+}
+
 char *mq_test_http_get(const char *hostport, const char *path, int *status) {
   *status = 0;
   const char *colon = strrchr(hostport, ':');

@@ -61,6 +61,12 @@ char *mq_test_token(const char *sub, uint32_t roles);
 /* Counts documents matching `filter_json` in db.coll (uri NULL = test default). -1 on error. */
 int64_t mq_test_count(const char *uri, const char *db, const char *coll, const char *filter_json);
 void mq_test_drop_db(const char *uri, const char *db);
+/* Binary field `field` of the first document matching `filter_json`
+ * (malloc'ed copy in *out, length in *len); false if none. */
+bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
+                         size_t *len);
+/* updateMany(filter, update) with extended-JSON documents; matched count or -1. */
+int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json);
 /* GET http://hostport/path; returns the body (caller frees) and *status. */
 char *mq_test_http_get(const char *hostport, const char *path, int *status);
 

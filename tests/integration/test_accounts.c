@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "mq_call.h"
 
@@ -362,6 +363,136 @@ static void test_protected_methods_refuse_bad_tokens(void **state) {
   free(tok);
 }
 
+/* The token inside the newest event of `type` about `uid`, read as the
+ * notifier will: from the event that went through Kafka (here via the audit
+ * log, which keeps each event's envelope). */
+static bool token_from_event(const char *uid, const char *type, char *token, size_t n) {
+  char filter[256];
+  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"%s\"}", uid, type);
+  void *data = NULL;
+  size_t len = 0;
+  int64_t until = mq_test_now_ms() + 60000;
+  while (!mq_test_find_binary(srv.db, "audit_log", filter, "envelope", &data, &len) && mq_test_now_ms() < until)
+    mq_test_sleep_ms(200);
+  if (!data) return false;
+  Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
+  free(data);
+  if (!ev) return false;
+  const char *t = ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED
+                      ? ev->email_verification_requested->token
+                  : ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED
+                      ? ev->password_reset_requested->token
+                      : "";
+  snprintf(token, n, "%s", t);
+  marquee__events__v1__envelope__free_unpacked(ev, NULL);
+  return token[0] != '\0';
+}
+
+static void test_email_verification(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "verify");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Verifier", &r, &err), MQ_OK);
+  assert_false(r->user->email_verified);
+  mq_call_opts_t o = {.bearer_token = r->tokens->access_token};
+  Marquee__Identity__V1__RequestEmailVerificationRequest rq =
+      MARQUEE__IDENTITY__V1__REQUEST_EMAIL_VERIFICATION_REQUEST__INIT;
+  Marquee__Identity__V1__RequestEmailVerificationResponse *rr = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__request_email_verification__call(cl, &rq, &rr, NULL, &err),
+                   MQ_UNAUTHENTICATED);
+  assert_int_equal(marquee__identity__v1__account_service__request_email_verification__call(cl, &rq, &rr, &o, &err),
+                   MQ_OK);
+  marquee__identity__v1__request_email_verification_response__free_unpacked(rr, NULL);
+  char token[64];
+  assert_true(token_from_event(r->user->user_id, "users.EmailVerificationRequested", token, sizeof token));
+  assert_int_equal(strncmp(token, "mqv_", 4), 0);
+
+  Marquee__Identity__V1__VerifyEmailRequest vq = MARQUEE__IDENTITY__V1__VERIFY_EMAIL_REQUEST__INIT;
+  Marquee__Identity__V1__VerifyEmailResponse *vr = NULL;
+  vq.token = (char *)"mqv_this-is-not-a-real-token-at-all-0123456789ab";
+  assert_int_equal(marquee__identity__v1__account_service__verify_email__call(cl, &vq, &vr, NULL, &err),
+                   MQ_FAILED_PRECONDITION);
+  vq.token = token;
+  assert_int_equal(marquee__identity__v1__account_service__verify_email__call(cl, &vq, &vr, NULL, &err), MQ_OK);
+  assert_true(vr->user->email_verified);
+  marquee__identity__v1__verify_email_response__free_unpacked(vr, NULL);
+  /* single use */
+  assert_int_equal(marquee__identity__v1__account_service__verify_email__call(cl, &vq, &vr, NULL, &err),
+                   MQ_FAILED_PRECONDITION);
+  assert_int_equal(marquee__identity__v1__account_service__request_email_verification__call(cl, &rq, &rr, &o, &err),
+                   MQ_FAILED_PRECONDITION); /* already verified */
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+}
+
+static mq_code_t request_reset(const char *email, mq_error_t *err) {
+  Marquee__Identity__V1__RequestPasswordResetRequest q = MARQUEE__IDENTITY__V1__REQUEST_PASSWORD_RESET_REQUEST__INIT;
+  q.email = (char *)email;
+  Marquee__Identity__V1__RequestPasswordResetResponse *r = NULL;
+  mq_code_t rc = marquee__identity__v1__account_service__request_password_reset__call(cl, &q, &r, NULL, err);
+  if (r) marquee__identity__v1__request_password_reset_response__free_unpacked(r, NULL);
+  return rc;
+}
+
+static mq_code_t reset_password(const char *token, const char *pw, mq_error_t *err) {
+  Marquee__Identity__V1__ResetPasswordRequest q = MARQUEE__IDENTITY__V1__RESET_PASSWORD_REQUEST__INIT;
+  q.token = (char *)token;
+  q.new_password = (char *)pw;
+  Marquee__Identity__V1__ResetPasswordResponse *r = NULL;
+  mq_code_t rc = marquee__identity__v1__account_service__reset_password__call(cl, &q, &r, NULL, err);
+  if (r) marquee__identity__v1__reset_password_response__free_unpacked(r, NULL);
+  return rc;
+}
+
+static void test_password_reset(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "reset");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Forgetful", &r, &err), MQ_OK);
+  char uid[64], old_refresh[64];
+  snprintf(uid, sizeof uid, "%s", r->user->user_id);
+  snprintf(old_refresh, sizeof old_refresh, "%s", r->tokens->refresh_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  /* the same answer with and without an account */
+  assert_int_equal(request_reset("nobody.at.all@example.com", &err), MQ_OK);
+  assert_int_equal(request_reset(email, &err), MQ_OK);
+  assert_int_equal(request_reset("not an email", &err), MQ_INVALID_ARGUMENT);
+  char token[64];
+  assert_true(token_from_event(uid, "users.PasswordResetRequested", token, sizeof token));
+  assert_int_equal(strncmp(token, "mqp_", 4), 0);
+
+  /* a reset link is not a verification link */
+  Marquee__Identity__V1__VerifyEmailRequest vq = MARQUEE__IDENTITY__V1__VERIFY_EMAIL_REQUEST__INIT;
+  Marquee__Identity__V1__VerifyEmailResponse *vr = NULL;
+  vq.token = token;
+  assert_int_equal(marquee__identity__v1__account_service__verify_email__call(cl, &vq, &vr, NULL, &err),
+                   MQ_FAILED_PRECONDITION);
+  /* a refused password leaves the link usable */
+  assert_int_equal(reset_password(token, "1234567890", &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "new_password");
+  assert_int_equal(reset_password(token, "a fresh start at last", &err), MQ_OK);
+  assert_int_equal(reset_password(token, "a second fresh start", &err), MQ_FAILED_PRECONDITION); /* used */
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(refresh(old_refresh, &p, &err), MQ_UNAUTHENTICATED); /* sessions ended */
+  assert_int_equal(sign_in(email, PASSWORD, &r, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(sign_in(email, "a fresh start at last", &r, &err), MQ_OK);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  /* an expired link */
+  assert_int_equal(request_reset(email, &err), MQ_OK);
+  mq_test_sleep_ms(50);
+  char filter[128];
+  snprintf(filter, sizeof filter, "{\"user_id\": \"%s\", \"purpose\": 2}", uid);
+  assert_true(mq_test_update(srv.db, "account_tokens", filter, "{\"$set\": {\"expires_at\": {\"$date\": 1000}}}") >= 1);
+  char token2[64];
+  assert_true(token_from_event(uid, "users.PasswordResetRequested", token2, sizeof token2));
+  assert_int_equal(reset_password(token2, "yet another passphrase", &err), MQ_FAILED_PRECONDITION);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sign_up_sign_in_get_me),
@@ -371,6 +502,8 @@ int main(void) {
       cmocka_unit_test(test_sign_out_and_everywhere),
       cmocka_unit_test(test_update_me_and_change_password),
       cmocka_unit_test(test_protected_methods_refuse_bad_tokens),
+      cmocka_unit_test(test_email_verification),
+      cmocka_unit_test(test_password_reset),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
