@@ -28,10 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "grpc/health/v1/health.mq-client.h"
+#include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 #include "mq_client.h"
 
@@ -291,12 +293,126 @@ static int cmd_ping(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* ---- identity -------------------------------------------------------------------- */
+
+/* The password: MARQUEE_CLI_PASSWORD, else one line from stdin (echo off on a
+ * terminal). Never taken from argv, where other users could see it. */
+static bool read_password(char *out, size_t n) {
+  const char *env = getenv("MARQUEE_CLI_PASSWORD");
+  if (env) {
+    snprintf(out, n, "%s", env);
+    return true;
+  }
+  bool tty = isatty(STDIN_FILENO);
+  struct termios old, quiet;
+  if (tty) {
+    fprintf(stderr, "password: ");
+    tcgetattr(STDIN_FILENO, &old);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  bool ok = fgets(out, (int)n, stdin) != NULL;
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    fprintf(stderr, "\n");
+  }
+  if (ok) out[strcspn(out, "\r\n")] = '\0';
+  return ok && out[0];
+}
+
+/* Prints the session as shell assignments: eval "$(marquee signin …)". */
+static void print_session(const Marquee__Identity__V1__AuthResponse *r) {
+  printf("# user %s (%s)\n", r->user->user_id, r->user->email);
+  printf("MARQUEE_CLI_TOKEN=%s\n", r->tokens->access_token);
+  printf("MARQUEE_CLI_REFRESH_TOKEN=%s\n", r->tokens->refresh_token);
+  printf("export MARQUEE_CLI_TOKEN MARQUEE_CLI_REFRESH_TOKEN\n");
+}
+
+static int cmd_signup(cli_t *c, int argc, char **argv) {
+  if (argc != 2) return cli_usage_error("signup: needs EMAIL and NAME");
+  char pw[600];
+  if (!read_password(pw, sizeof pw)) return cli_usage_error("signup: no password given");
+  Marquee__Identity__V1__SignUpRequest req = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  req.email = argv[0];
+  req.display_name = argv[1];
+  req.password = pw;
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err = {0};
+  mq_code_t rc = marquee__identity__v1__account_service__sign_up__call(c->cl, &req, &r, &c->opts, &err);
+  explicit_bzero(pw, sizeof pw);
+  if (rc != MQ_OK) return cli_fail(&err);
+  print_session(r);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  return 0;
+}
+
+static int cmd_signin(cli_t *c, int argc, char **argv) {
+  if (argc != 1) return cli_usage_error("signin: needs EMAIL");
+  char pw[600];
+  if (!read_password(pw, sizeof pw)) return cli_usage_error("signin: no password given");
+  Marquee__Identity__V1__SignInRequest req = MARQUEE__IDENTITY__V1__SIGN_IN_REQUEST__INIT;
+  req.email = argv[0];
+  req.password = pw;
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err = {0};
+  mq_code_t rc = marquee__identity__v1__account_service__sign_in__call(c->cl, &req, &r, &c->opts, &err);
+  explicit_bzero(pw, sizeof pw);
+  if (rc != MQ_OK) return cli_fail(&err);
+  print_session(r);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  return 0;
+}
+
+static int cmd_me(cli_t *c, int argc, char **argv) {
+  (void)argv;
+  if (argc != 0) return cli_usage_error("me: takes no arguments");
+  Marquee__Identity__V1__GetMeRequest req = MARQUEE__IDENTITY__V1__GET_ME_REQUEST__INIT;
+  Marquee__Identity__V1__User *u = NULL;
+  mq_error_t err = {0};
+  if (marquee__identity__v1__account_service__get_me__call(c->cl, &req, &u, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  printf("user        %s\nemail       %s%s\nname        %s\nlocale      %s\ntime zone   %s\ncurrency    %s\n",
+         u->user_id, u->email, u->email_verified ? " (verified)" : " (not verified)", u->display_name, u->locale,
+         u->time_zone, u->currency);
+  printf("roles      ");
+  for (size_t i = 0; i < u->n_roles; i++) {
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&marquee__identity__v1__role__descriptor, (int)u->roles[i]);
+    printf(" %s", v ? v->name : "?");
+  }
+  printf("\n");
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  return 0;
+}
+
+static int cmd_signout(cli_t *c, int argc, char **argv) {
+  const char *tok = argc == 1 ? argv[0] : getenv("MARQUEE_CLI_REFRESH_TOKEN");
+  if (argc > 1 || !tok || !tok[0])
+    return cli_usage_error("signout: needs REFRESH_TOKEN (or MARQUEE_CLI_REFRESH_TOKEN)");
+  Marquee__Identity__V1__SignOutRequest req = MARQUEE__IDENTITY__V1__SIGN_OUT_REQUEST__INIT;
+  req.refresh_token = (char *)tok;
+  Marquee__Identity__V1__SignOutResponse *r = NULL;
+  mq_error_t err = {0};
+  if (marquee__identity__v1__account_service__sign_out__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  marquee__identity__v1__sign_out_response__free_unpacked(r, NULL);
+  printf("signed out\n");
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
     {"version", "", "the CLI's version, then the server's version, instance, uptime and services", true, cmd_version},
     {"ping", "[-c N] [TEXT]", "SystemService/Ping with TEXT as payload, N times; prints each round trip in µs", true,
      cmd_ping},
+    {"signup", "EMAIL NAME", "create an account (password from MARQUEE_CLI_PASSWORD or stdin); prints the session",
+     true, cmd_signup},
+    {"signin", "EMAIL", "sign in (password from MARQUEE_CLI_PASSWORD or stdin); prints MARQUEE_CLI_TOKEN=… lines", true,
+     cmd_signin},
+    {"me", "", "the signed-in account (needs --token or MARQUEE_CLI_TOKEN)", true, cmd_me},
+    {"signout", "[REFRESH_TOKEN]", "end a session (default MARQUEE_CLI_REFRESH_TOKEN)", true, cmd_signout},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -25,6 +25,15 @@ expect "ping" 0 "" "${M[@]}" ping hello
 expect "bad token is refused" 1 "UNAUTHENTICATED" "${M[@]}" --token not-a-jwt ping
 expect "unknown command" 2 "" "${M[@]}" no-such-command
 expect "unreachable server" 1 "UNAVAILABLE" "$build/marquee" --target 127.0.0.1:1 --deadline-ms 1000 health
+email="cli.$$.$RANDOM@example.com"
+expect "signup" 0 "MARQUEE_CLI_TOKEN=" env MARQUEE_CLI_PASSWORD="a long cli passphrase" "${M[@]}" signup "$email" "Cli User"
+expect "signin with a wrong password" 1 "UNAUTHENTICATED" env MARQUEE_CLI_PASSWORD="not the passphrase" "${M[@]}" signin "$email"
+session=$(printf 'a long cli passphrase\n' | "${M[@]}" signin "$email")
+token=$(sed -n 's/^MARQUEE_CLI_TOKEN=//p' <<<"$session")
+refresh=$(sed -n 's/^MARQUEE_CLI_REFRESH_TOKEN=//p' <<<"$session")
+expect "me" 0 "$email" "${M[@]}" --token "$token" me
+expect "me without a token" 1 "UNAUTHENTICATED" "${M[@]}" me
+expect "signout" 0 "signed out" "${M[@]}" signout "$refresh"
 trap - EXIT
 mq_stop_server || fail=$((fail+1))
 echo "cli: $pass passed, $fail failed"
