@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "account_tokens_store.h"
+#include "identity.h"
 #include "marquee/identity/v1/identity.mq-server.h"
 #include "mq_app.h"
 #include "mq_bson.h"
@@ -40,7 +41,7 @@
 
 /* ---- mapping -------------------------------------------------------------- */
 
-static Marquee__Identity__V1__User *user_to_pb(mq_call_t *call, const mq_user_t *u) {
+Marquee__Identity__V1__User *mq_identity_user_to_pb(mq_call_t *call, const mq_user_t *u) {
   mq_arena_t *a = mq_call_arena(call);
   Marquee__Identity__V1__User *p = mq_arena_alloc(a, sizeof *p);
   marquee__identity__v1__user__init(p);
@@ -175,7 +176,7 @@ static mq_code_t acct_sign_up(mq_call_t *call, const Marquee__Identity__V1__Sign
   ev.env.user_registered = &payload;
   if ((rc = mq_users_insert(app->store, &u, &ev, 1, err)) != MQ_OK) return rc;
   mq_app_events_written(app);
-  resp->user = user_to_pb(call, &u);
+  resp->user = mq_identity_user_to_pb(call, &u);
   return issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
@@ -211,7 +212,7 @@ static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__Sign
       bson_destroy(&set);
     }
   }
-  resp->user = user_to_pb(call, &u);
+  resp->user = mq_identity_user_to_pb(call, &u);
   return issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
@@ -311,7 +312,7 @@ static mq_code_t acct_get_me(mq_call_t *call, const Marquee__Identity__V1__GetMe
   (void)req;
   mq_user_t u;
   mq_code_t rc = load_me(call, &u, err);
-  if (rc == MQ_OK) *resp = *user_to_pb(call, &u);
+  if (rc == MQ_OK) *resp = *mq_identity_user_to_pb(call, &u);
   return rc;
 }
 
@@ -485,7 +486,7 @@ static mq_code_t acct_verify_email(mq_call_t *call, const Marquee__Identity__V1_
   mq_app_events_written(app);
   mq_user_t u;
   if ((rc = mq_users_get(app->store, uid, mq_call_arena(call), &u, err)) != MQ_OK) return rc;
-  resp->user = user_to_pb(call, &u);
+  resp->user = mq_identity_user_to_pb(call, &u);
   return MQ_OK;
 }
 

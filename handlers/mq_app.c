@@ -41,6 +41,7 @@ static const service_row_t services[] = {
     {"marquee.system.v1.SystemService", system_service_register, always},
     {"marquee.system.v1.DiagnosticsService", diagnostics_service_register, diagnostics_on},
     {"marquee.identity.v1.AccountService", account_service_register, always},
+    {"marquee.identity.v1.AdminService", admin_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 

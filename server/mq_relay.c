@@ -96,26 +96,21 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     mq_log(MQ_LOG_WARN, "relay.delivery_failed", "event %s: %s (will retry)", p->id, rd_kafka_err2str(m->err));
   } else {
     atomic_fetch_add(&r->published, 1);
-    mongoc_client_t *c = mq_store_acquire(r->store);
-    mongoc_collection_t *coll = mq_store_collection(r->store, c, r->colls[p->coll]);
     /* $pull by the element's exact value: FerretDB 1.24 ignores a condition
      * such as {id: …} in $pull, while an exact element works on both it and
-     * MongoDB (where a document is an all-fields-equal condition). */
-    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, pull;
-    BSON_APPEND_VALUE(&sel, "_id", &p->doc_id);
+     * MongoDB (where a document is an all-fields-equal condition). Through
+     * mq_store_update_by_id, so it never interleaves with a handler's update
+     * of the same document in this process. */
+    bson_t upd = BSON_INITIALIZER, pull;
     BSON_APPEND_DOCUMENT_BEGIN(&upd, "$pull", &pull);
     BSON_APPEND_DOCUMENT(&pull, MQ_OUTBOX_FIELD, p->entry);
     bson_append_document_end(&upd, &pull);
-    bson_error_t berr;
-    if (!mongoc_collection_update_one(coll, &sel, &upd, NULL, NULL, &berr))
+    mq_error_t err;
+    mq_code_t rc = mq_store_update_by_id(r->store, r->colls[p->coll], &p->doc_id, &upd, &err);
+    if (rc != MQ_OK && rc != MQ_NOT_FOUND)
       mq_log(MQ_LOG_WARN, "relay.ack_failed",
-             "event %s published but not cleared: %s (it will be republished; "
-             "consumers dedupe)",
-             p->id, berr.message);
-    bson_destroy(&sel);
+             "event %s published but not cleared: %s (it will be republished; consumers dedupe)", p->id, err.message);
     bson_destroy(&upd);
-    mongoc_collection_destroy(coll);
-    mq_store_release(r->store, c);
   }
   bson_value_destroy(&p->doc_id);
   bson_destroy(p->entry);

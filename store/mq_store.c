@@ -15,9 +15,12 @@
 
 #include "mq_log.h"
 
+#define DOC_LOCKS 256
+
 struct mq_store {
   mongoc_client_pool_t *pool;
   char db[128];
+  pthread_mutex_t doc_locks[DOC_LOCKS]; /* striped by (collection, _id) */
 };
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
@@ -58,6 +61,7 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(uri, "marquee");
   mq_store_t *s = calloc(1, sizeof *s);
   if (!s) abort();
+  for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_init(&s->doc_locks[i], NULL);
   s->pool = mongoc_client_pool_new(uri);
   mongoc_uri_destroy(uri);
   if (!s->pool) {
@@ -75,6 +79,7 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
 void mq_store_close(mq_store_t *s) {
   if (!s) return;
   mongoc_client_pool_destroy(s->pool);
+  for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_destroy(&s->doc_locks[i]);
   free(s);
 }
 
@@ -201,6 +206,45 @@ mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t 
   }
   mongoc_cursor_destroy(cur);
   bson_destroy(&o);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+static unsigned doc_stripe(const char *collection, const bson_value_t *id) {
+  unsigned h = 2166136261u;
+  for (const char *p = collection; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+  if (id->value_type == BSON_TYPE_UTF8) {
+    for (uint32_t i = 0; i < id->value.v_utf8.len; i++) h = (h ^ (unsigned char)id->value.v_utf8.str[i]) * 16777619u;
+  } else if (id->value_type == BSON_TYPE_OID) {
+    for (int i = 0; i < 12; i++) h = (h ^ id->value.v_oid.bytes[i]) * 16777619u;
+  } else if (id->value_type == BSON_TYPE_INT64 || id->value_type == BSON_TYPE_INT32) {
+    h ^= (unsigned)(id->value_type == BSON_TYPE_INT64 ? id->value.v_int64 : id->value.v_int32);
+  }
+  return h % DOC_LOCKS;
+}
+
+mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
+                                mq_error_t *err) {
+  bson_t sel = BSON_INITIALIZER, reply;
+  BSON_APPEND_VALUE(&sel, "_id", id);
+  unsigned stripe = doc_stripe(collection, id);
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  bson_error_t berr;
+  mq_code_t rc = MQ_OK;
+  pthread_mutex_lock(&s->doc_locks[stripe]);
+  bool ok = mongoc_collection_update_one(coll, &sel, update, NULL, &reply, &berr);
+  pthread_mutex_unlock(&s->doc_locks[stripe]);
+  if (!ok) {
+    rc = mq_store_error(&berr, collection, err);
+  } else {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0)
+      rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+  }
+  bson_destroy(&reply);
+  bson_destroy(&sel);
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
   return rc;

@@ -66,6 +66,18 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
  * to be decided. The unique key must be backed by a unique index (or _id). */
 mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err);
 
+/* updateOne({_id: id}, update) under this process's lock for that document.
+ * Every update of a document that carries outbox entries goes through here
+ * — the handlers' changes and the relay's removal of delivered entries — so
+ * within one process they never interleave. Why: FerretDB 1.24 applies an
+ * update as read-modify-replace (FerretDB #3040), so an update racing the
+ * relay's $pull could silently undo the other (seen in a test: a suspension
+ * lost). MongoDB's updates are atomic and need no lock; across several
+ * processes on FerretDB the race remains (a documented limitation of the
+ * local store). MQ_NOT_FOUND if no document matched. */
+mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
+                                mq_error_t *err);
+
 /* Finds one document; MQ_NOT_FOUND if none. On MQ_OK *out is initialised and
  * owned by the caller (bson_destroy). `opts` may carry a projection. */
 mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,

@@ -132,28 +132,17 @@ mq_code_t mq_users_get_by_email(mq_store_t *s, const char *email_key, mq_arena_t
 
 mq_code_t mq_users_update(mq_store_t *s, const char *id, const bson_t *set, const mq_event_t *evs, size_t n,
                           mq_error_t *err) {
-  bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, setdoc, reply;
-  BSON_APPEND_UTF8(&sel, "_id", id);
+  bson_t upd = BSON_INITIALIZER, setdoc;
   BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &setdoc);
   bson_concat(&setdoc, set);
   BSON_APPEND_DATE_TIME(&setdoc, "updated_at", mq_now_unix_ms());
   bson_append_document_end(&upd, &setdoc);
   if (n) mq_outbox_append_update(&upd, evs, n);
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
-  bson_error_t berr;
-  mq_code_t rc = MQ_OK;
-  if (!mongoc_collection_update_one(coll, &sel, &upd, NULL, &reply, &berr)) {
-    rc = mq_store_error(&berr, MQ_USERS_COLLECTION, err);
-  } else {
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0)
-      rc = mq_error_set(err, MQ_NOT_FOUND, NULL, "no such account");
-  }
-  bson_destroy(&reply);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
-  bson_destroy(&sel);
+  bson_value_t idv = {.value_type = BSON_TYPE_UTF8};
+  idv.value.v_utf8.str = (char *)id;
+  idv.value.v_utf8.len = (uint32_t)strlen(id);
+  mq_code_t rc = mq_store_update_by_id(s, MQ_USERS_COLLECTION, &idv, &upd, err);
   bson_destroy(&upd);
+  if (rc == MQ_NOT_FOUND) mq_error_set(err, MQ_NOT_FOUND, NULL, "no such account");
   return rc;
 }

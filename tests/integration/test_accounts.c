@@ -493,6 +493,102 @@ static void test_password_reset(void **state) {
   assert_int_equal(reset_password(token2, "yet another passphrase", &err), MQ_FAILED_PRECONDITION);
 }
 
+static mq_code_t admin_call(int which, const char *token, const char *uid, Marquee__Identity__V1__User **out,
+                            mq_error_t *err) {
+  mq_call_opts_t o = {.bearer_token = token};
+  if (which == 0) {
+    Marquee__Identity__V1__SuspendUserRequest q = MARQUEE__IDENTITY__V1__SUSPEND_USER_REQUEST__INIT;
+    q.user_id = (char *)uid;
+    q.reason = (char *)"fraud report #42";
+    return marquee__identity__v1__admin_service__suspend_user__call(cl, &q, out, &o, err);
+  }
+  if (which == 1) {
+    Marquee__Identity__V1__ReinstateUserRequest q = MARQUEE__IDENTITY__V1__REINSTATE_USER_REQUEST__INIT;
+    q.user_id = (char *)uid;
+    return marquee__identity__v1__admin_service__reinstate_user__call(cl, &q, out, &o, err);
+  }
+  Marquee__Identity__V1__GetUserRequest q = MARQUEE__IDENTITY__V1__GET_USER_REQUEST__INIT;
+  q.user_id = (char *)uid;
+  return marquee__identity__v1__admin_service__get_user__call(cl, &q, out, &o, err);
+}
+
+static void test_admin_roles_suspend_reinstate(void **state) {
+  (void)state;
+  char email[96];
+  unique_email(email, sizeof email, "adm");
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(sign_up(email, PASSWORD, "Managed", &r, &err), MQ_OK);
+  char uid[64], refresh_tok[64], user_access[1024];
+  snprintf(uid, sizeof uid, "%s", r->user->user_id);
+  snprintf(refresh_tok, sizeof refresh_tok, "%s", r->tokens->refresh_token);
+  snprintf(user_access, sizeof user_access, "%s", r->tokens->access_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  char *admin = mq_test_token("00000000-0000-4000-8000-000000000001", MQ_ROLE_ADMIN);
+  Marquee__Identity__V1__User *u = NULL;
+
+  /* who may call: admins only */
+  assert_int_equal(admin_call(2, NULL, uid, &u, &err), MQ_UNAUTHENTICATED);
+  assert_int_equal(admin_call(2, user_access, uid, &u, &err), MQ_PERMISSION_DENIED);
+  char *organizer = mq_test_token("org-1", MQ_ROLE_ORGANIZER);
+  assert_int_equal(admin_call(0, organizer, uid, &u, &err), MQ_PERMISSION_DENIED);
+  free(organizer);
+  assert_int_equal(admin_call(2, admin, uid, &u, &err), MQ_OK);
+  assert_string_equal(u->email, email);
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  assert_int_equal(admin_call(2, admin, "7c1e9a40-0000-4000-8000-00000000dead", &u, &err), MQ_NOT_FOUND);
+  assert_int_equal(admin_call(2, admin, "not-a-uuid", &u, &err), MQ_INVALID_ARGUMENT);
+
+  /* roles: the next token carries them */
+  Marquee__Identity__V1__SetUserRolesRequest sr = MARQUEE__IDENTITY__V1__SET_USER_ROLES_REQUEST__INIT;
+  Marquee__Identity__V1__Role roles[] = {MARQUEE__IDENTITY__V1__ROLE__ROLE_ATTENDEE,
+                                         MARQUEE__IDENTITY__V1__ROLE__ROLE_ORGANIZER};
+  sr.user_id = uid;
+  sr.roles = roles;
+  sr.n_roles = 2;
+  mq_call_opts_t ao = {.bearer_token = admin};
+  assert_int_equal(marquee__identity__v1__admin_service__set_user_roles__call(cl, &sr, &u, &ao, &err), MQ_OK);
+  assert_int_equal(u->n_roles, 2);
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  Marquee__Identity__V1__Role bad[] = {(Marquee__Identity__V1__Role)42};
+  sr.roles = bad;
+  sr.n_roles = 1;
+  assert_int_equal(marquee__identity__v1__admin_service__set_user_roles__call(cl, &sr, &u, &ao, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "roles");
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(refresh(refresh_tok, &p, &err), MQ_OK);
+  snprintf(refresh_tok, sizeof refresh_tok, "%s", p->refresh_token);
+  assert_int_equal(get_me(p->access_token, &u, &err), MQ_OK);
+  assert_int_equal(u->n_roles, 2);
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  marquee__identity__v1__token_pair__free_unpacked(p, NULL);
+
+  /* suspension: sign-in and refresh refused at once; reinstating restores sign-in */
+  assert_int_equal(admin_call(0, admin, uid, &u, &err), MQ_OK);
+  assert_int_equal(u->status, MARQUEE__IDENTITY__V1__USER_STATUS__USER_STATUS_SUSPENDED);
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  assert_int_equal(admin_call(0, admin, uid, &u, &err), MQ_FAILED_PRECONDITION); /* already */
+  assert_int_equal(refresh(refresh_tok, &p, &err), MQ_PERMISSION_DENIED);
+  assert_int_equal(sign_in(email, PASSWORD, &r, &err), MQ_PERMISSION_DENIED);
+  assert_int_equal(admin_call(1, admin, uid, &u, &err), MQ_OK);
+  marquee__identity__v1__user__free_unpacked(u, NULL);
+  assert_int_equal(refresh(refresh_tok, &p, &err), MQ_UNAUTHENTICATED); /* suspension ended those sessions */
+  assert_int_equal(sign_in(email, PASSWORD, &r, &err), MQ_OK);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+
+  /* the audit trail names the administrator */
+  char filter[200];
+  snprintf(filter, sizeof filter,
+           "{\"aggregate_id\": \"%s\", \"type\": \"users.UserSuspended\", \"actor\": "
+           "\"00000000-0000-4000-8000-000000000001\"}",
+           uid);
+  int64_t until = mq_test_now_ms() + 60000;
+  while (mq_test_count(NULL, srv.db, "audit_log", filter) != 1 && mq_test_now_ms() < until) mq_test_sleep_ms(200);
+  assert_int_equal(mq_test_count(NULL, srv.db, "audit_log", filter), 1);
+  free(admin);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sign_up_sign_in_get_me),
@@ -504,6 +600,7 @@ int main(void) {
       cmocka_unit_test(test_protected_methods_refuse_bad_tokens),
       cmocka_unit_test(test_email_verification),
       cmocka_unit_test(test_password_reset),
+      cmocka_unit_test(test_admin_roles_suspend_reinstate),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
