@@ -122,7 +122,7 @@ static void clear_out(char *buf, size_t len) {
 }
 
 /* Turns a received status into a code and error (message = details, field =
- * the x-error-field trailer). */
+ * the x-error-field trailer, retry_after_ms = the retry-after-ms trailer). */
 static mq_code_t status_to_error(grpc_status_code status, grpc_slice details, const grpc_metadata_array *trailers,
                                  mq_error_t *err) {
   if (status == GRPC_STATUS_OK) {
@@ -135,8 +135,15 @@ static mq_code_t status_to_error(grpc_status_code status, grpc_slice details, co
   slice_to_buf(details, msg, sizeof msg);
   const grpc_slice *f = trailers ? md_find(trailers, "x-error-field") : NULL;
   if (f) slice_to_buf(*f, field, sizeof field);
-  if (msg[0] == '\0') return mq_error_set(err, code, field, NULL);
-  return mq_error_set(err, code, field, "%s", msg);
+  char retry[24] = "";
+  const grpc_slice *ra = trailers ? md_find(trailers, "retry-after-ms") : NULL;
+  if (ra) slice_to_buf(*ra, retry, sizeof retry);
+  if (msg[0] == '\0')
+    mq_error_set(err, code, field, NULL);
+  else
+    mq_error_set(err, code, field, "%s", msg);
+  if (err && retry[0]) err->retry_after_ms = strtoll(retry, NULL, 10);
+  return code;
 }
 
 static mq_code_t call_error(grpc_call_error e, const char *what, mq_error_t *err) {

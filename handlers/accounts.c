@@ -16,6 +16,11 @@
  *            (store/account_tokens_store.h); issuing one emits the event the
  *            notifier turns into an e-mail; RequestPasswordReset answers the
  *            same whether or not the address has an account
+ *   Abuse    failed sign-ins, sign-ups and reset requests are recorded per
+ *            account and per client address (store/auth_attempts_store.h);
+ *            over a limit the answer is RESOURCE_EXHAUSTED with a
+ *            `retry-after-ms` trailer; an account locks progressively (30 s,
+ *            doubling per further failure, at most 1 h), unknown e-mails alike
  * Every failure of SignIn and Refresh says as little as it can: one message
  * for unknown e-mail and wrong password. Secrets (passwords, tokens) are
  * never logged or echoed. Password hashing and every store call run on the
@@ -27,6 +32,7 @@
 #include <string.h>
 
 #include "account_tokens_store.h"
+#include "auth_attempts_store.h"
 #include "identity.h"
 #include "marquee/identity/v1/identity.mq-server.h"
 #include "mq_app.h"
@@ -110,6 +116,58 @@ static void user_event(mq_event_t *ev, mq_call_t *call, const char *type, const 
                 mq_call_request_id(call));
 }
 
+/* ---- abuse protection --------------------------------------------------------------- */
+
+#define MIN_MS 60000LL
+
+/* The client's address as a limit key: the peer without its port, or the
+ * first x-forwarded-for hop when MARQUEE_TRUST_FORWARDED_FOR says a proxy
+ * sets it (trusting it otherwise would let clients pick their own key). */
+static const char *client_address(mq_call_t *call) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  if (app->cfg->trust_forwarded_for) {
+    const char *xff = mq_call_metadata(call, "x-forwarded-for", NULL);
+    if (xff && xff[0]) {
+      size_t n = strcspn(xff, ", ");
+      return mq_arena_strndup(a, xff, n > 64 ? 64 : n);
+    }
+  }
+  const char *peer = mq_call_peer(call);
+  const char *colon = strrchr(peer, ':');
+  return colon && colon > peer ? mq_arena_strndup(a, peer, (size_t)(colon - peer)) : peer;
+}
+
+static const char *limit_key(mq_call_t *call, const char *kind, const char *subject) {
+  return mq_arena_sprintf(mq_call_arena(call), "%s:%.200s", kind, subject);
+}
+
+/* RATE_LIMITED (RESOURCE_EXHAUSTED) when `key` had `limit` or more attempts in
+ * the window. Progressive keys stay locked for 30 s << (attempts - limit),
+ * at most an hour, after the last attempt; others until a minute passes. */
+static mq_code_t over_limit(mq_call_t *call, const char *key, int64_t window_ms, int64_t limit, bool progressive,
+                            mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  int64_t n = 0, last = 0, now = mq_now_unix_ms();
+  mq_code_t rc = mq_attempts_recent(app->store, key, now - window_ms, &n, &last, err);
+  if (rc != MQ_OK || n < limit) return rc;
+  int64_t retry = MIN_MS;
+  if (progressive) {
+    int64_t shift = n - limit > 7 ? 7 : n - limit;
+    int64_t lock = (30000LL << shift) > 60 * MIN_MS ? 60 * MIN_MS : (30000LL << shift);
+    retry = last + lock - now;
+    if (retry <= 0) return MQ_OK; /* the lock has passed: one more try */
+  }
+  mq_error_set(err, MQ_RATE_LIMITED, NULL, "too many attempts; retry in %lld s", (long long)((retry + 999) / 1000));
+  err->retry_after_ms = retry;
+  return MQ_RATE_LIMITED;
+}
+
+static void count_attempt(mq_call_t *call, const char *key) {
+  mq_error_t ignored; /* a lost record only makes a limit more lenient */
+  mq_attempts_record(((mq_app_t *)mq_call_app(call))->store, key, &ignored);
+}
+
 /* ---- SignUp / SignIn ---------------------------------------------------------- */
 
 static mq_code_t check_profile_field(mq_error_t *err, const char *field, const char *v) {
@@ -137,6 +195,10 @@ static mq_code_t acct_sign_up(mq_call_t *call, const Marquee__Identity__V1__Sign
                               Marquee__Identity__V1__AuthResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
+  const char *ip_key = limit_key(call, "signup-ip", client_address(call));
+  mq_code_t lrc = over_limit(call, ip_key, 60 * MIN_MS, app->cfg->signup_address_limit, false, err);
+  if (lrc != MQ_OK) return lrc;
+  count_attempt(call, ip_key);
   mq_user_t u;
   memset(&u, 0, sizeof u);
   u.email = req->email;
@@ -190,17 +252,25 @@ static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__Sign
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "password", "is required (at most 512 bytes)");
   char *key = mq_arena_alloc(a, strlen(req->email) + 1);
   mq_users_email_key(req->email, key, strlen(req->email) + 1);
+  const char *acct_key = limit_key(call, "signin", key), *ip_key = limit_key(call, "signin-ip", client_address(call));
+  if ((rc = over_limit(call, acct_key, 15 * MIN_MS, app->cfg->signin_failure_limit, true, err)) != MQ_OK) return rc;
+  if ((rc = over_limit(call, ip_key, 15 * MIN_MS, app->cfg->signin_address_limit, false, err)) != MQ_OK) return rc;
   mq_user_t u;
   rc = mq_users_get_by_email(app->store, key, a, &u, err);
   if (rc == MQ_NOT_FOUND) {
     mq_password_dummy_verify(req->password); /* same cost as a real check */
+    count_attempt(call, acct_key);           /* unknown e-mails lock like known ones */
+    count_attempt(call, ip_key);
     return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, BAD_CREDENTIALS);
   }
   if (rc != MQ_OK) return rc;
   bool rehash = false;
   mq_error_t verr;
-  if (mq_password_verify(req->password, u.password_hash, &rehash, &verr) != MQ_OK)
+  if (mq_password_verify(req->password, u.password_hash, &rehash, &verr) != MQ_OK) {
+    count_attempt(call, acct_key);
+    count_attempt(call, ip_key);
     return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, BAD_CREDENTIALS);
+  }
   if (u.status == MQ_USER_SUSPENDED) return mq_error_set(err, MQ_PERMISSION_DENIED, NULL, "this account is suspended");
   if (rehash) { /* best effort: the sign-in succeeds either way */
     char hash[MQ_PASSWORD_HASH_MAX];
@@ -501,6 +571,12 @@ static mq_code_t acct_request_password_reset(mq_call_t *call,
   if (rc != MQ_OK) return rc;
   char *key = mq_arena_alloc(a, strlen(req->email) + 1);
   mq_users_email_key(req->email, key, strlen(req->email) + 1);
+  const char *acct_key = limit_key(call, "reset", key), *ip_key = limit_key(call, "reset-ip", client_address(call));
+  int64_t lim = app->cfg->reset_account_limit;
+  if ((rc = over_limit(call, acct_key, 60 * MIN_MS, lim, false, err)) != MQ_OK) return rc;
+  if ((rc = over_limit(call, ip_key, 60 * MIN_MS, 10 * lim, false, err)) != MQ_OK) return rc;
+  count_attempt(call, acct_key);
+  count_attempt(call, ip_key);
   mq_user_t u;
   rc = mq_users_get_by_email(app->store, key, a, &u, err);
   if (rc == MQ_NOT_FOUND) return MQ_OK; /* same answer: no account enumeration */

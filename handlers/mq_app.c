@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "account_tokens_store.h"
+#include "auth_attempts_store.h"
 #include "mq_bson.h"
 #include "mq_log.h"
 #include "mq_password.h"
@@ -50,10 +51,9 @@ static const struct {
   const mq_index_spec_t *specs;
   const size_t *n;
 } indexes[] = {
-    {mq_notes_indexes, &mq_notes_n_indexes},
-    {mq_users_indexes, &mq_users_n_indexes},
-    {mq_sessions_indexes, &mq_sessions_n_indexes},
-    {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
+    {mq_notes_indexes, &mq_notes_n_indexes},       {mq_users_indexes, &mq_users_n_indexes},
+    {mq_sessions_indexes, &mq_sessions_n_indexes}, {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
+    {mq_attempts_indexes, &mq_attempts_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */
@@ -129,6 +129,10 @@ static void probe_once(mq_app_t *app) {
     } else {
       up = false; /* not ready until the indexes exist */
     }
+  }
+  if (up && app->indexes_ready && mq_now_unix_ms() - app->last_sweep_ms > 60000) {
+    app->last_sweep_ms = mq_now_unix_ms(); /* no TTL indexes (DESIGN.md §4): expire by sweeping */
+    mq_attempts_sweep(app->store, app->last_sweep_ms - 86400000, &err);
   }
   mq_health_set_store(app->health, up);
   mq_health_set_bus(app->health, mq_relay_kafka_up(app->relay));

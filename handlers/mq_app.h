@@ -38,6 +38,7 @@ typedef struct mq_app {
   /* probe thread */
   pthread_t probe;
   bool probe_running, stop, indexes_ready;
+  int64_t last_sweep_ms;
   pthread_mutex_t mu;
   pthread_cond_t cv;
 } mq_app_t;

@@ -75,7 +75,8 @@ struct mq_call {
   char status_text[MQ_ERROR_MESSAGE_MAX + MQ_ERROR_FIELD_MAX + 8];
   grpc_slice status_slice;
   grpc_metadata init_md[2];
-  grpc_metadata trail_md[1];
+  grpc_metadata trail_md[2];
+  char retry_after[24];
   ProtobufCMessage *req;
 
   /* streaming */

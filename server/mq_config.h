@@ -62,6 +62,16 @@
   XX(INT, email_token_ttl_s, "MARQUEE_EMAIL_TOKEN_TTL_S", "86400", 300, 2592000,                                       \
      "lifetime of an e-mail verification link (s)")                                                                    \
   XX(INT, reset_token_ttl_s, "MARQUEE_RESET_TOKEN_TTL_S", "3600", 300, 86400, "lifetime of a password-reset link (s)") \
+  XX(INT, signin_failure_limit, "MARQUEE_SIGNIN_FAILURE_LIMIT", "5", 1, 1000,                                          \
+     "failed sign-ins per account in 15 min before lockout (30 s, doubling per further failure, max 1 h)")             \
+  XX(INT, signin_address_limit, "MARQUEE_SIGNIN_ADDRESS_LIMIT", "100", 1, 1000000,                                     \
+     "failed sign-ins per client address in 15 min")                                                                   \
+  XX(INT, signup_address_limit, "MARQUEE_SIGNUP_ADDRESS_LIMIT", "20", 1, 1000000,                                      \
+     "sign-up attempts per client address per hour")                                                                   \
+  XX(INT, reset_account_limit, "MARQUEE_RESET_ACCOUNT_LIMIT", "3", 1, 1000,                                            \
+     "password-reset requests per e-mail per hour (also limits 10x per client address)")                               \
+  XX(BOOL, trust_forwarded_for, "MARQUEE_TRUST_FORWARDED_FOR", "0", 0, 1,                                              \
+     "take the client address from x-forwarded-for (only behind a proxy that sets it)")                                \
   XX(INT, argon2_memory_kib, "MARQUEE_ARGON2_MEMORY_KIB", "19456", 1024, 4194304,                                      \
      "Argon2id memory per password hash (KiB); OWASP minimum 19456")                                                   \
   XX(INT, argon2_iterations, "MARQUEE_ARGON2_ITERATIONS", "2", 1, 100, "Argon2id passes per password hash")            \

@@ -57,6 +57,7 @@ mq_code_t mq_code_from_grpc(grpc_status_code status) {
 mq_code_t mq_error_setv(mq_error_t *err, mq_code_t code, const char *field, const char *fmt, va_list ap) {
   if (!err) return code;
   err->code = code;
+  err->retry_after_ms = 0;
   snprintf(err->field, sizeof err->field, "%s", field ? field : "");
   if (fmt)
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -76,6 +77,7 @@ mq_code_t mq_error_set(mq_error_t *err, mq_code_t code, const char *field, const
 void mq_error_clear(mq_error_t *err) {
   if (!err) return;
   err->code = MQ_OK;
+  err->retry_after_ms = 0;
   err->field[0] = '\0';
   err->message[0] = '\0';
 }

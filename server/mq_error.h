@@ -19,6 +19,7 @@
 #include <grpc/status.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* XX(name, grpc status, default message) */
 #define MQ_CODES(XX)                                                                                   \
@@ -62,6 +63,7 @@ typedef struct mq_error {
   mq_code_t code;
   char field[MQ_ERROR_FIELD_MAX];     /* offending request field ("" if none) */
   char message[MQ_ERROR_MESSAGE_MAX]; /* for the client; never secrets or PII */
+  int64_t retry_after_ms;             /* > 0: sent as the `retry-after-ms` trailer */
 } mq_error_t;
 
 /* "INVALID_ARGUMENT" */

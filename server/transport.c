@@ -210,9 +210,15 @@ static void prepare_status(mq_call_t *c, mq_code_t code, size_t *n_trail) {
   c->status_slice = grpc_slice_from_static_string(c->status_text);
   *n_trail = 0;
   if (code != MQ_OK && c->err.field[0]) {
-    c->trail_md[0].key = grpc_slice_from_static_string("x-error-field");
-    c->trail_md[0].value = grpc_slice_from_static_string(c->err.field);
-    *n_trail = 1;
+    c->trail_md[*n_trail].key = grpc_slice_from_static_string("x-error-field");
+    c->trail_md[*n_trail].value = grpc_slice_from_static_string(c->err.field);
+    (*n_trail)++;
+  }
+  if (code != MQ_OK && c->err.retry_after_ms > 0) { /* when a retry can succeed */
+    snprintf(c->retry_after, sizeof c->retry_after, "%lld", (long long)c->err.retry_after_ms);
+    c->trail_md[*n_trail].key = grpc_slice_from_static_string("retry-after-ms");
+    c->trail_md[*n_trail].value = grpc_slice_from_static_string(c->retry_after);
+    (*n_trail)++;
   }
 }
 

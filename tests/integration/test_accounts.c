@@ -31,7 +31,8 @@ static mq_client_t *cl;
 
 static int setup(void **state) {
   (void)state;
-  const char *env[] = {"MARQUEE_ARGON2_MEMORY_KIB=1024", "MARQUEE_ARGON2_ITERATIONS=1", NULL};
+  const char *env[] = {"MARQUEE_ARGON2_MEMORY_KIB=1024", "MARQUEE_ARGON2_ITERATIONS=1",
+                       "MARQUEE_SIGNUP_ADDRESS_LIMIT=1000", NULL};
   if (mq_test_server_start(&srv, NULL, env) != 0) return -1;
   if (mq_test_audit_start(&audit, srv.db, NULL) != 0) return -1;
   cl = mq_test_client(&srv);
