@@ -18,6 +18,7 @@
 #include "mq_log.h"
 #include "mq_password.h"
 #include "notes_store.h"
+#include "orgs_store.h"
 #include "reflection.h"
 #include "sessions_store.h"
 #include "users_store.h"
@@ -43,6 +44,7 @@ static const service_row_t services[] = {
     {"marquee.system.v1.DiagnosticsService", diagnostics_service_register, diagnostics_on},
     {"marquee.identity.v1.AccountService", account_service_register, always},
     {"marquee.identity.v1.AdminService", admin_service_register, always},
+    {"marquee.identity.v1.OrganizationService", organization_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -53,7 +55,7 @@ static const struct {
 } indexes[] = {
     {mq_notes_indexes, &mq_notes_n_indexes},       {mq_users_indexes, &mq_users_n_indexes},
     {mq_sessions_indexes, &mq_sessions_n_indexes}, {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
-    {mq_attempts_indexes, &mq_attempts_n_indexes},
+    {mq_attempts_indexes, &mq_attempts_n_indexes}, {mq_orgs_indexes, &mq_orgs_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */

@@ -58,6 +58,7 @@ int system_service_register(mq_app_t *app, mq_server_t *srv);
 int diagnostics_service_register(mq_app_t *app, mq_server_t *srv);
 int account_service_register(mq_app_t *app, mq_server_t *srv);
 int admin_service_register(mq_app_t *app, mq_server_t *srv);
+int organization_service_register(mq_app_t *app, mq_server_t *srv);
 int health_service_register(mq_app_t *app, mq_server_t *srv);
 /* Called by the probe thread after each probe (pushes changes to watchers). */
 void health_service_tick(mq_app_t *app);

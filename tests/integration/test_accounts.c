@@ -590,6 +590,130 @@ static void test_admin_roles_suspend_reinstate(void **state) {
   free(admin);
 }
 
+static char *new_user(const char *tag, char *uid, size_t n, char *email, size_t en) {
+  unique_email(email, en, tag);
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  if (sign_up(email, PASSWORD, tag, &r, &err) != MQ_OK) return NULL;
+  snprintf(uid, n, "%s", r->user->user_id);
+  char *tok = strdup(r->tokens->access_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  return tok;
+}
+
+static mq_code_t add_member(const char *tok, const char *org, const char *email, Marquee__Identity__V1__MemberRole role,
+                            mq_error_t *err) {
+  Marquee__Identity__V1__AddMemberRequest q = MARQUEE__IDENTITY__V1__ADD_MEMBER_REQUEST__INIT;
+  q.organization_id = (char *)org;
+  q.email = (char *)email;
+  q.role = role;
+  Marquee__Identity__V1__Member *m = NULL;
+  mq_call_opts_t o = {.bearer_token = tok};
+  mq_code_t rc = marquee__identity__v1__organization_service__add_member__call(cl, &q, &m, &o, err);
+  if (m) marquee__identity__v1__member__free_unpacked(m, NULL);
+  return rc;
+}
+
+static mq_code_t get_org(const char *tok, const char *org, int *my_role, mq_error_t *err) {
+  Marquee__Identity__V1__GetOrganizationRequest q = MARQUEE__IDENTITY__V1__GET_ORGANIZATION_REQUEST__INIT;
+  q.organization_id = (char *)org;
+  Marquee__Identity__V1__Organization *o = NULL;
+  mq_call_opts_t co = {.bearer_token = tok};
+  mq_code_t rc = marquee__identity__v1__organization_service__get_organization__call(cl, &q, &o, &co, err);
+  if (o) {
+    *my_role = o->my_role;
+    marquee__identity__v1__organization__free_unpacked(o, NULL);
+  }
+  return rc;
+}
+
+static mq_code_t remove_member(const char *tok, const char *org, const char *uid, mq_error_t *err) {
+  Marquee__Identity__V1__RemoveMemberRequest q = MARQUEE__IDENTITY__V1__REMOVE_MEMBER_REQUEST__INIT;
+  q.organization_id = (char *)org;
+  q.user_id = (char *)uid;
+  Marquee__Identity__V1__RemoveMemberResponse *r = NULL;
+  mq_call_opts_t o = {.bearer_token = tok};
+  mq_code_t rc = marquee__identity__v1__organization_service__remove_member__call(cl, &q, &r, &o, err);
+  if (r) marquee__identity__v1__remove_member_response__free_unpacked(r, NULL);
+  return rc;
+}
+
+static void test_organizations_and_member_roles(void **state) {
+  (void)state;
+  char a_id[64], b_id[64], c_id[64], a_mail[96], b_mail[96], c_mail[96];
+  char *a_att = new_user("alice", a_id, sizeof a_id, a_mail, sizeof a_mail);
+  char *bob = new_user("bob", b_id, sizeof b_id, b_mail, sizeof b_mail);
+  char *carol = new_user("carol", c_id, sizeof c_id, c_mail, sizeof c_mail);
+  assert_non_null(a_att);
+  char *alice = mq_test_token(a_id, MQ_ROLE_ORGANIZER); /* as if an admin had granted the role */
+  mq_error_t err;
+
+  Marquee__Identity__V1__CreateOrganizationRequest cq = MARQUEE__IDENTITY__V1__CREATE_ORGANIZATION_REQUEST__INIT;
+  char slug[64];
+  snprintf(slug, sizeof slug, "acme-%d", (int)getpid());
+  cq.name = (char *)"Acme Events";
+  cq.slug = slug;
+  Marquee__Identity__V1__Organization *org = NULL;
+  mq_call_opts_t ob = {.bearer_token = bob}, oa = {.bearer_token = alice};
+  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &ob, &err),
+                   MQ_PERMISSION_DENIED); /* attendees cannot create organizations */
+  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &oa, &err),
+                   MQ_OK);
+  assert_int_equal(org->my_role, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER);
+  char oid[64];
+  snprintf(oid, sizeof oid, "%s", org->organization_id);
+  marquee__identity__v1__organization__free_unpacked(org, NULL);
+  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &oa, &err),
+                   MQ_ALREADY_EXISTS);
+  assert_string_equal(err.field, "slug");
+  cq.slug = (char *)"Not A Slug!";
+  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &oa, &err),
+                   MQ_INVALID_ARGUMENT);
+
+  int role = 0;
+  assert_int_equal(get_org(bob, oid, &role, &err), MQ_NOT_FOUND); /* outsiders do not learn it exists */
+  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+                   MQ_OK);
+  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+                   MQ_ALREADY_EXISTS);
+  assert_int_equal(
+      add_member(alice, oid, "nobody.x@example.com", MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+      MQ_NOT_FOUND);
+  assert_int_equal(add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER, &err),
+                   MQ_PERMISSION_DENIED); /* a manager cannot make owners */
+  assert_int_equal(add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF, &err),
+                   MQ_OK);
+  assert_int_equal(add_member(carol, oid, a_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+                   MQ_PERMISSION_DENIED); /* check-in staff cannot manage members */
+  assert_int_equal(get_org(carol, oid, &role, &err), MQ_OK);
+  assert_int_equal(role, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF);
+
+  Marquee__Identity__V1__ListMembersRequest lq = MARQUEE__IDENTITY__V1__LIST_MEMBERS_REQUEST__INIT;
+  lq.organization_id = oid;
+  Marquee__Identity__V1__ListMembersResponse *lr = NULL;
+  mq_call_opts_t oc = {.bearer_token = carol};
+  assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err), MQ_OK);
+  assert_int_equal(lr->n_members, 3);
+  marquee__identity__v1__list_members_response__free_unpacked(lr, NULL);
+
+  assert_int_equal(remove_member(bob, oid, a_id, &err), MQ_PERMISSION_DENIED);     /* manager vs owner */
+  assert_int_equal(remove_member(alice, oid, a_id, &err), MQ_FAILED_PRECONDITION); /* the last owner */
+  assert_int_equal(remove_member(bob, oid, c_id, &err), MQ_OK);
+  assert_int_equal(get_org(carol, oid, &role, &err), MQ_NOT_FOUND);
+
+  Marquee__Identity__V1__ListMyOrganizationsRequest mq = MARQUEE__IDENTITY__V1__LIST_MY_ORGANIZATIONS_REQUEST__INIT;
+  Marquee__Identity__V1__ListMyOrganizationsResponse *mr = NULL;
+  assert_int_equal(marquee__identity__v1__organization_service__list_my_organizations__call(cl, &mq, &mr, &ob, &err),
+                   MQ_OK);
+  assert_int_equal(mr->n_organizations, 1);
+  assert_int_equal(mr->organizations[0]->my_role, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER);
+  marquee__identity__v1__list_my_organizations_response__free_unpacked(mr, NULL);
+  free(a_att);
+  free(alice);
+  free(bob);
+  free(carol);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sign_up_sign_in_get_me),
@@ -602,6 +726,7 @@ int main(void) {
       cmocka_unit_test(test_email_verification),
       cmocka_unit_test(test_password_reset),
       cmocka_unit_test(test_admin_roles_suspend_reinstate),
+      cmocka_unit_test(test_organizations_and_member_roles),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

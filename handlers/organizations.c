@@ -1,0 +1,248 @@
+/*
+ * organizations.c — marquee.identity.v1.OrganizationService, and
+ * mq_org_require, the organization-role check every later domain uses for
+ * its MQ_POLICY_RESOURCE methods ("manager of the event's organization").
+ *
+ * Who may call what is in each row's policy plus mq_org_require: creating
+ * needs the organizer (or admin) platform role; reading needs membership;
+ * adding and removing members needs owner or manager, only an owner may add
+ * or remove an owner, and the last owner stays.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "identity.h"
+#include "marquee/identity/v1/identity.mq-server.h"
+#include "mq_app.h"
+#include "mq_bson.h"
+#include "mq_ids.h"
+#include "mq_validate.h"
+#include "orgs_store.h"
+
+static const char *const role_names[] = {"", "owner", "manager", "checkin_staff"};
+
+mq_code_t mq_org_require(mq_call_t *call, const char *org_id, int weakest_allowed, int *role, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  const mq_principal_t *who = mq_call_principal(call);
+  mq_code_t rc = mq_check_uuid(err, "organization_id", org_id);
+  if (rc != MQ_OK) return rc;
+  int r = 0;
+  if (who->roles & MQ_ROLE_ADMIN) {
+    mq_org_t org;
+    rc = mq_orgs_get(app->store, org_id, mq_call_arena(call), &org, err);
+    r = MQ_ORG_OWNER;
+  } else {
+    rc = mq_orgs_role(app->store, org_id, who->subject, &r, err);
+  }
+  if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "organization_id", "no such organization");
+  if (rc != MQ_OK) return rc;
+  if (r > weakest_allowed)
+    return mq_error_set(err, MQ_PERMISSION_DENIED, "organization_id", "this needs the %s role or stronger",
+                        role_names[weakest_allowed]);
+  if (role) *role = r;
+  mq_call_authorized(call);
+  return MQ_OK;
+}
+
+static Marquee__Identity__V1__Organization *org_to_pb(mq_call_t *call, const mq_org_t *o, int my_role) {
+  mq_arena_t *a = mq_call_arena(call);
+  Marquee__Identity__V1__Organization *p = mq_arena_alloc(a, sizeof *p);
+  marquee__identity__v1__organization__init(p);
+  p->organization_id = (char *)o->id;
+  p->name = (char *)o->name;
+  p->slug = (char *)o->slug;
+  p->created_at = mq_pb_timestamp(a, o->created_ms);
+  p->my_role = (Marquee__Identity__V1__MemberRole)my_role;
+  return p;
+}
+
+static void org_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *org_id) {
+  mq_event_init(ev, "marquee.users", type, org_id, mq_call_principal(call)->subject, mq_call_trace_id(call),
+                mq_call_request_id(call));
+}
+
+static mq_code_t check_slug(const char *slug, mq_error_t *err) {
+  size_t n = slug ? strlen(slug) : 0;
+  bool ok = n >= 3 && n <= 60 && slug[0] != '-' && slug[n - 1] != '-';
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (slug[i] >= 'a' && slug[i] <= 'z') || (slug[i] >= '0' && slug[i] <= '9') || slug[i] == '-';
+  return ok ? MQ_OK
+            : mq_error_set(err, MQ_INVALID_ARGUMENT, "slug", "must be 3-60 of a-z, 0-9 and '-', not at the ends");
+}
+
+static mq_code_t org_create(mq_call_t *call, const Marquee__Identity__V1__CreateOrganizationRequest *req,
+                            Marquee__Identity__V1__Organization *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc = mq_check_text(err, "name", req->name, 1, 120, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED);
+  if (rc == MQ_OK) rc = check_slug(req->slug, err);
+  if (rc != MQ_OK) return rc;
+  char *id = mq_arena_alloc(a, 37);
+  mq_uuid_v4(id);
+  const char *me = mq_call_principal(call)->subject;
+  mq_org_t org = {id, req->name, req->slug, me, mq_now_unix_ms()};
+  Marquee__Events__V1__OrganizationCreated created = MARQUEE__EVENTS__V1__ORGANIZATION_CREATED__INIT;
+  created.organization_id = id;
+  created.name = req->name;
+  created.slug = req->slug;
+  created.owner_user_id = (char *)me;
+  mq_event_t ev1, ev2;
+  org_event(&ev1, call, "organizations.OrganizationCreated", id);
+  ev1.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_CREATED;
+  ev1.env.organization_created = &created;
+  Marquee__Events__V1__OrganizationMemberAdded added = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_ADDED__INIT;
+  added.organization_id = id;
+  added.user_id = (char *)me;
+  added.role = (char *)role_names[MQ_ORG_OWNER];
+  org_event(&ev2, call, "organizations.OrganizationMemberAdded", id);
+  ev2.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_ADDED;
+  ev2.env.organization_member_added = &added;
+  if ((rc = mq_orgs_create(app->store, &org, &ev1, &ev2, err)) != MQ_OK) return rc;
+  mq_app_events_written(app);
+  *resp = *org_to_pb(call, &org, MQ_ORG_OWNER);
+  return MQ_OK;
+}
+
+static mq_code_t org_get(mq_call_t *call, const Marquee__Identity__V1__GetOrganizationRequest *req,
+                         Marquee__Identity__V1__Organization *resp, mq_error_t *err) {
+  int role;
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_CHECKIN, &role, err);
+  if (rc != MQ_OK) return rc;
+  mq_org_t org;
+  rc = mq_orgs_get(((mq_app_t *)mq_call_app(call))->store, req->organization_id, mq_call_arena(call), &org, err);
+  if (rc == MQ_OK) *resp = *org_to_pb(call, &org, role);
+  return rc;
+}
+
+static mq_code_t org_list_mine(mq_call_t *call, const Marquee__Identity__V1__ListMyOrganizationsRequest *req,
+                               Marquee__Identity__V1__ListMyOrganizationsResponse *resp, mq_error_t *err) {
+  (void)req;
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_membership_t *ms;
+  size_t n;
+  mq_code_t rc = mq_orgs_list_memberships(app->store, NULL, mq_call_principal(call)->subject, a, &ms, &n, err);
+  if (rc != MQ_OK) return rc;
+  resp->organizations = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->organizations);
+  for (size_t i = 0; i < n; i++) {
+    mq_org_t org;
+    if (mq_orgs_get(app->store, ms[i].org_id, a, &org, err) != MQ_OK) continue; /* removed meanwhile */
+    resp->organizations[resp->n_organizations++] = org_to_pb(call, &org, ms[i].role);
+  }
+  return MQ_OK;
+}
+
+static mq_code_t org_add_member(mq_call_t *call, const Marquee__Identity__V1__AddMemberRequest *req,
+                                Marquee__Identity__V1__Member *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  int my_role;
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, &my_role, err);
+  if (rc != MQ_OK) return rc;
+  if ((rc = mq_check_enum(err, "role", (int)req->role, &marquee__identity__v1__member_role__descriptor, false)) !=
+      MQ_OK)
+    return rc;
+  if (req->role == MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER && my_role != MQ_ORG_OWNER)
+    return mq_error_set(err, MQ_PERMISSION_DENIED, "role", "only an owner may add an owner");
+  if ((rc = mq_check_email(err, "email", req->email)) != MQ_OK) return rc;
+  char *key = mq_arena_alloc(a, strlen(req->email) + 1);
+  mq_users_email_key(req->email, key, strlen(req->email) + 1);
+  mq_user_t u;
+  rc = mq_users_get_by_email(app->store, key, a, &u, err);
+  if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "email", "no account with this e-mail");
+  if (rc != MQ_OK) return rc;
+  mq_membership_t m = {req->organization_id, u.id, mq_call_principal(call)->subject, (int)req->role, mq_now_unix_ms()};
+  Marquee__Events__V1__OrganizationMemberAdded added = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_ADDED__INIT;
+  added.organization_id = req->organization_id;
+  added.user_id = (char *)u.id;
+  added.role = (char *)role_names[m.role];
+  mq_event_t ev;
+  org_event(&ev, call, "organizations.OrganizationMemberAdded", req->organization_id);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_ADDED;
+  ev.env.organization_member_added = &added;
+  if ((rc = mq_orgs_add_member(app->store, &m, &ev, err)) != MQ_OK) return rc;
+  mq_app_events_written(app);
+  resp->organization_id = req->organization_id;
+  resp->user_id = (char *)u.id;
+  resp->display_name = (char *)u.display_name;
+  resp->role = req->role;
+  resp->added_at = mq_pb_timestamp(a, m.added_ms);
+  return MQ_OK;
+}
+
+static mq_code_t org_remove_member(mq_call_t *call, const Marquee__Identity__V1__RemoveMemberRequest *req,
+                                   Marquee__Identity__V1__RemoveMemberResponse *resp, mq_error_t *err) {
+  (void)resp;
+  mq_app_t *app = mq_call_app(call);
+  int my_role, their_role;
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, &my_role, err);
+  if (rc != MQ_OK) return rc;
+  if ((rc = mq_check_uuid(err, "user_id", req->user_id)) != MQ_OK) return rc;
+  rc = mq_orgs_role(app->store, req->organization_id, req->user_id, &their_role, err);
+  if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "user_id", "not a member");
+  if (rc != MQ_OK) return rc;
+  if (their_role == MQ_ORG_OWNER) {
+    if (my_role != MQ_ORG_OWNER)
+      return mq_error_set(err, MQ_PERMISSION_DENIED, "user_id", "only an owner may remove an owner");
+    mq_membership_t *ms;
+    size_t n, owners = 0;
+    if ((rc = mq_orgs_list_memberships(app->store, req->organization_id, NULL, mq_call_arena(call), &ms, &n, err)) !=
+        MQ_OK)
+      return rc;
+    for (size_t i = 0; i < n; i++) owners += ms[i].role == MQ_ORG_OWNER;
+    if (owners <= 1)
+      return mq_error_set(err, MQ_FAILED_PRECONDITION, "user_id",
+                          "the last owner cannot be removed; add another first");
+  }
+  Marquee__Events__V1__OrganizationMemberRemoved removed = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_REMOVED__INIT;
+  removed.organization_id = req->organization_id;
+  removed.user_id = req->user_id;
+  mq_event_t ev;
+  org_event(&ev, call, "organizations.OrganizationMemberRemoved", req->organization_id);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_REMOVED;
+  ev.env.organization_member_removed = &removed;
+  rc =
+      mq_orgs_remove_member(app->store, req->organization_id, req->user_id, mq_call_principal(call)->subject, &ev, err);
+  if (rc == MQ_OK) mq_app_events_written(app);
+  return rc;
+}
+
+static mq_code_t org_list_members(mq_call_t *call, const Marquee__Identity__V1__ListMembersRequest *req,
+                                  Marquee__Identity__V1__ListMembersResponse *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_CHECKIN, NULL, err);
+  if (rc != MQ_OK) return rc;
+  mq_membership_t *ms;
+  size_t n;
+  if ((rc = mq_orgs_list_memberships(app->store, req->organization_id, NULL, a, &ms, &n, err)) != MQ_OK) return rc;
+  resp->members = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->members);
+  for (size_t i = 0; i < n; i++) {
+    Marquee__Identity__V1__Member *m = mq_arena_alloc(a, sizeof *m);
+    marquee__identity__v1__member__init(m);
+    m->organization_id = (char *)ms[i].org_id;
+    m->user_id = (char *)ms[i].user_id;
+    mq_user_t u;
+    mq_error_t uerr;
+    m->display_name =
+        mq_users_get(app->store, ms[i].user_id, a, &u, &uerr) == MQ_OK ? (char *)u.display_name : (char *)"";
+    m->role = (Marquee__Identity__V1__MemberRole)ms[i].role;
+    m->added_at = mq_pb_timestamp(a, ms[i].added_ms);
+    resp->members[resp->n_members++] = m;
+  }
+  return MQ_OK;
+}
+
+static const marquee__identity__v1__organization_service_handlers_t handlers = {
+    .create_organization = {org_create, MQ_POLICY_ORGANIZER, 0},
+    .get_organization = {org_get, MQ_POLICY_RESOURCE, 0},
+    .list_my_organizations = {org_list_mine, MQ_POLICY_AUTHENTICATED, 0},
+    .add_member = {org_add_member, MQ_POLICY_RESOURCE, 0},
+    .remove_member = {org_remove_member, MQ_POLICY_RESOURCE, 0},
+    .list_members = {org_list_members, MQ_POLICY_RESOURCE, 0},
+};
+
+int organization_service_register(mq_app_t *app, mq_server_t *srv) {
+  (void)app;
+  return marquee__identity__v1__organization_service__mq_register(srv, &handlers);
+}
