@@ -6,6 +6,7 @@
 #include "users_store.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mq_bson.h"
@@ -14,6 +15,7 @@
 const mq_index_spec_t mq_users_indexes[] = {
     {MQ_USERS_COLLECTION, "email_key_unique", "{\"email_key\": 1}", true},
     {MQ_USERS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {MQ_USERS_COLLECTION, "created", "{\"created_at\": -1, \"_id\": -1}", false},
 };
 const size_t mq_users_n_indexes = sizeof mq_users_indexes / sizeof mq_users_indexes[0];
 
@@ -144,5 +146,106 @@ mq_code_t mq_users_update(mq_store_t *s, const char *id, const bson_t *set, cons
   mq_code_t rc = mq_store_update_by_id(s, MQ_USERS_COLLECTION, &idv, &upd, err);
   bson_destroy(&upd);
   if (rc == MQ_NOT_FOUND) mq_error_set(err, MQ_NOT_FOUND, NULL, "no such account");
+  return rc;
+}
+
+static const char *role_name(uint32_t bit) {
+  for (size_t i = 0; i < sizeof role_names / sizeof *role_names; i++)
+    if (role_names[i].bit == bit) return role_names[i].name;
+  return "";
+}
+
+mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a, mq_user_t *out, size_t *n,
+                        mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub, sort, proj;
+  if (q->email_prefix && q->email_prefix[0]) { /* a range, never a regex: input stays a value */
+    char upper[300];
+    snprintf(upper, sizeof upper, "%s\xF4\x8F\xBF\xBF", q->email_prefix);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "email_key", &sub);
+    BSON_APPEND_UTF8(&sub, "$gte", q->email_prefix);
+    BSON_APPEND_UTF8(&sub, "$lt", upper);
+    bson_append_document_end(&filter, &sub);
+  }
+  if (q->role) BSON_APPEND_UTF8(&filter, "roles", role_name(q->role));
+  if (q->status) BSON_APPEND_INT32(&filter, "status", q->status);
+  if (q->created_after_ms || q->created_before_ms) {
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &sub);
+    if (q->created_after_ms) BSON_APPEND_DATE_TIME(&sub, "$gte", q->created_after_ms);
+    if (q->created_before_ms) BSON_APPEND_DATE_TIME(&sub, "$lt", q->created_before_ms);
+    bson_append_document_end(&filter, &sub);
+  }
+  if (q->after_id) { /* (created_at, _id) < cursor */
+    bson_t or, o1, o2, c1, c2;
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &o1);
+    BSON_APPEND_DOCUMENT_BEGIN(&o1, "created_at", &c1);
+    BSON_APPEND_DATE_TIME(&c1, "$lt", q->after_created_ms);
+    bson_append_document_end(&o1, &c1);
+    bson_append_document_end(& or, &o1);
+    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &o2);
+    BSON_APPEND_DATE_TIME(&o2, "created_at", q->after_created_ms);
+    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &c2);
+    BSON_APPEND_UTF8(&c2, "$lt", q->after_id);
+    bson_append_document_end(&o2, &c2);
+    bson_append_document_end(& or, &o2);
+    bson_append_array_end(&filter, & or);
+  }
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "created_at", -1);
+  BSON_APPEND_INT32(&sort, "_id", -1);
+  bson_append_document_end(&opts, &sort);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  BSON_APPEND_INT32(&proj, "password_hash", 0);
+  bson_append_document_end(&opts, &proj);
+  BSON_APPEND_INT64(&opts, "limit", q->limit);
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+  const bson_t *doc;
+  *n = 0;
+  while (*n < q->limit && mongoc_cursor_next(cur, &doc)) from_doc(doc, a, &out[(*n)++]);
+  bson_error_t berr;
+  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
+mq_code_t mq_users_count(mq_store_t *s, const bson_t *filter, int64_t *n, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
+  bson_error_t berr;
+  *n = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &berr);
+  mq_code_t rc = *n < 0 ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_users_created_since(mq_store_t *s, int64_t since_ms, void (*each)(int64_t created_ms, void *arg),
+                                 void *arg, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, sub, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "created_at", &sub);
+  BSON_APPEND_DATE_TIME(&sub, "$gte", since_ms);
+  bson_append_document_end(&filter, &sub);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, "created_at", 1);
+  bson_append_document_end(&opts, &proj);
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+  const bson_t *doc;
+  while (mongoc_cursor_next(cur, &doc)) each(mq_bson_get_date_ms(doc, "created_at", 0), arg);
+  bson_error_t berr;
+  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
   return rc;
 }

@@ -52,4 +52,24 @@ mq_code_t mq_users_get_by_email(mq_store_t *s, const char *email_key, mq_arena_t
 mq_code_t mq_users_update(mq_store_t *s, const char *id, const bson_t *set, const mq_event_t *evs, size_t n,
                           mq_error_t *err);
 
+typedef struct mq_users_query {
+  const char *email_prefix;                    /* lower-cased; NULL/"" = any */
+  uint32_t role;                               /* one MQ_ROLE_* bit; 0 = any */
+  int status;                                  /* MQ_USER_*; 0 = any */
+  int64_t created_after_ms, created_before_ms; /* 0 = unbounded */
+  /* cursor: strictly older than (after_created_ms, after_id) */
+  int64_t after_created_ms;
+  const char *after_id;
+  uint32_t limit;
+} mq_users_query_t;
+
+/* Newest first by (created_at, _id). Up to q->limit users into out[]. */
+mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a, mq_user_t *out, size_t *n,
+                        mq_error_t *err);
+/* Count of accounts matching `filter` (built by the caller). */
+mq_code_t mq_users_count(mq_store_t *s, const bson_t *filter, int64_t *n, mq_error_t *err);
+/* created_at of accounts created since `since_ms` (for per-day statistics). */
+mq_code_t mq_users_created_since(mq_store_t *s, int64_t since_ms, void (*each)(int64_t created_ms, void *arg),
+                                 void *arg, mq_error_t *err);
+
 #endif

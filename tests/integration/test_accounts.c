@@ -714,6 +714,70 @@ static void test_organizations_and_member_roles(void **state) {
   free(carol);
 }
 
+static void test_admin_list_and_stats(void **state) {
+  (void)state;
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "lst%d.", (int)getpid());
+  char ids[5][64];
+  for (int i = 0; i < 5; i++) {
+    char email[96];
+    snprintf(email, sizeof email, "%s%d@example.com", prefix, i);
+    Marquee__Identity__V1__AuthResponse *r = NULL;
+    mq_error_t err;
+    assert_int_equal(sign_up(email, PASSWORD, "Listed", &r, &err), MQ_OK);
+    snprintf(ids[i], sizeof ids[i], "%s", r->user->user_id);
+    marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  }
+  char *admin = mq_test_token("00000000-0000-4000-8000-000000000002", MQ_ROLE_ADMIN);
+  mq_call_opts_t ao = {.bearer_token = admin};
+  mq_error_t err;
+  /* pages of 2, newest first, no duplicates, nothing missing */
+  Marquee__Identity__V1__ListUsersRequest q = MARQUEE__IDENTITY__V1__LIST_USERS_REQUEST__INIT;
+  q.email_prefix = prefix;
+  q.page_size = 2;
+  char token[160] = "", seen[5][64];
+  int total = 0, pages = 0;
+  do {
+    q.page_token = token;
+    Marquee__Identity__V1__ListUsersResponse *r = NULL;
+    assert_int_equal(marquee__identity__v1__admin_service__list_users__call(cl, &q, &r, &ao, &err), MQ_OK);
+    for (size_t i = 0; i < r->n_users; i++) {
+      assert_true(total < 5);
+      for (int k = 0; k < total; k++) assert_string_not_equal(seen[k], r->users[i]->user_id);
+      snprintf(seen[total++], sizeof seen[0], "%s", r->users[i]->user_id);
+    }
+    snprintf(token, sizeof token, "%s", r->next_page_token);
+    pages++;
+    marquee__identity__v1__list_users_response__free_unpacked(r, NULL);
+  } while (token[0] && pages < 10);
+  assert_int_equal(total, 5);
+  assert_string_equal(seen[0], ids[4]); /* newest first */
+  q.page_token = (char *)"garbage";
+  Marquee__Identity__V1__ListUsersResponse *r = NULL;
+  assert_int_equal(marquee__identity__v1__admin_service__list_users__call(cl, &q, &r, &ao, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "page_token");
+  q.page_token = NULL;
+  q.status = MARQUEE__IDENTITY__V1__USER_STATUS__USER_STATUS_SUSPENDED;
+  assert_int_equal(marquee__identity__v1__admin_service__list_users__call(cl, &q, &r, &ao, &err), MQ_OK);
+  assert_int_equal(r->n_users, 0);
+  marquee__identity__v1__list_users_response__free_unpacked(r, NULL);
+
+  Marquee__Identity__V1__GetUserStatsRequest sq = MARQUEE__IDENTITY__V1__GET_USER_STATS_REQUEST__INIT;
+  sq.days = 7;
+  Marquee__Identity__V1__UserStats *st = NULL;
+  assert_int_equal(marquee__identity__v1__admin_service__get_user_stats__call(cl, &sq, &st, &ao, &err), MQ_OK);
+  assert_true(st->total >= 5 && st->attendees >= 5 && st->active + st->suspended == st->total);
+  assert_int_equal(st->n_sign_ups_per_day, 7);
+  assert_true(st->sign_ups_per_day[6]->sign_ups >= 5); /* today */
+  marquee__identity__v1__user_stats__free_unpacked(st, NULL);
+  char *user = mq_test_token(ids[0], MQ_ROLE_ATTENDEE);
+  mq_call_opts_t uo = {.bearer_token = user};
+  assert_int_equal(marquee__identity__v1__admin_service__get_user_stats__call(cl, &sq, &st, &uo, &err),
+                   MQ_PERMISSION_DENIED);
+  free(user);
+  free(admin);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sign_up_sign_in_get_me),
@@ -727,6 +791,7 @@ int main(void) {
       cmocka_unit_test(test_password_reset),
       cmocka_unit_test(test_admin_roles_suspend_reinstate),
       cmocka_unit_test(test_organizations_and_member_roles),
+      cmocka_unit_test(test_admin_list_and_stats),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
