@@ -123,6 +123,12 @@ static int spawn(mq_test_proc_t *p, const char *path, char *const argv[], char *
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
+    /* MARQUEE_TEST_STDERR=<file> in the child's environment captures its logs */
+    for (char **e = env; *e; e++)
+      if (!strncmp(*e, "MARQUEE_TEST_STDERR=", 20)) {
+        int fd = open(*e + 20, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) dup2(fd, STDERR_FILENO);
+      }
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);

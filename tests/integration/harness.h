@@ -39,7 +39,8 @@ void mq_test_new_db(char out[64]);
 
 /* Starts marquee-server with test defaults (ports 0, diagnostics on, test
  * JWT keys, fast health probes, database `db` or a fresh one) plus `env`
- * overrides ("KEY=VALUE", NULL-terminated; later wins). Waits up to 30 s for
+ * overrides ("KEY=VALUE", NULL-terminated; later wins). An override
+ * MARQUEE_TEST_STDERR=<file> sends the child's logs to that file. Waits up to 30 s for
  * READY. Returns 0 or -1 (child killed). */
 int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env);
 /* Starts marquee-audit on database `db`. */

@@ -1,0 +1,112 @@
+/*
+ * test_log_privacy.c — the server's logs never contain passwords, tokens or
+ * full e-mail addresses (DESIGN.md §7), even at debug level with every call
+ * logged: the identity flows run against a server whose stderr is captured,
+ * then the whole log is searched for each secret.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "marquee/identity/v1/identity.mq-client.h"
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  size_t got = fread(buf, 1, (size_t)n, f);
+  buf[got] = '\0';
+  fclose(f);
+  return buf;
+}
+
+static void test_no_secrets_in_logs(void **state) {
+  (void)state;
+  char log_path[96], log_kv[128];
+  snprintf(log_path, sizeof log_path, "/tmp/mq-logs-%d.jsonl", (int)getpid());
+  snprintf(log_kv, sizeof log_kv, "MARQUEE_TEST_STDERR=%s", log_path);
+  const char *env[] = {"MARQUEE_LOG_LEVEL=debug",
+                       "MARQUEE_ACCESS_LOG=all",
+                       "MARQUEE_ARGON2_MEMORY_KIB=1024",
+                       "MARQUEE_ARGON2_ITERATIONS=1",
+                       log_kv,
+                       NULL};
+  mq_test_proc_t srv;
+  assert_int_equal(mq_test_server_start(&srv, NULL, env), 0);
+  mq_client_t *cl = mq_test_client(&srv);
+  char email[96];
+  snprintf(email, sizeof email, "secret.person.%d@example.com", (int)getpid());
+  const char *password = "my very secret passphrase";
+  mq_error_t err;
+
+  Marquee__Identity__V1__SignUpRequest su = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  su.email = email;
+  su.password = (char *)password;
+  su.display_name = (char *)"Private Person";
+  Marquee__Identity__V1__AuthResponse *a = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__sign_up__call(cl, &su, &a, NULL, &err), MQ_OK);
+  char access[1024], refresh[64];
+  snprintf(access, sizeof access, "%s", a->tokens->access_token);
+  snprintf(refresh, sizeof refresh, "%s", a->tokens->refresh_token);
+  marquee__identity__v1__auth_response__free_unpacked(a, NULL);
+
+  Marquee__Identity__V1__SignInRequest si = MARQUEE__IDENTITY__V1__SIGN_IN_REQUEST__INIT;
+  si.email = email;
+  si.password = (char *)"my very wrong passphrase";
+  assert_int_equal(marquee__identity__v1__account_service__sign_in__call(cl, &si, &a, NULL, &err), MQ_UNAUTHENTICATED);
+  Marquee__Identity__V1__RefreshTokenRequest rt = MARQUEE__IDENTITY__V1__REFRESH_TOKEN_REQUEST__INIT;
+  rt.refresh_token = refresh;
+  Marquee__Identity__V1__TokenPair *p = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__refresh_token__call(cl, &rt, &p, NULL, &err), MQ_OK);
+  char refresh2[64];
+  snprintf(refresh2, sizeof refresh2, "%s", p->refresh_token);
+  marquee__identity__v1__token_pair__free_unpacked(p, NULL);
+  assert_int_equal(marquee__identity__v1__account_service__refresh_token__call(cl, &rt, &p, NULL, &err),
+                   MQ_UNAUTHENTICATED); /* reuse: logged as an error */
+  Marquee__Identity__V1__RequestPasswordResetRequest rr = MARQUEE__IDENTITY__V1__REQUEST_PASSWORD_RESET_REQUEST__INIT;
+  rr.email = email;
+  Marquee__Identity__V1__RequestPasswordResetResponse *rrr = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__request_password_reset__call(cl, &rr, &rrr, NULL, &err),
+                   MQ_OK);
+  marquee__identity__v1__request_password_reset_response__free_unpacked(rrr, NULL);
+  Marquee__Identity__V1__GetMeRequest gm = MARQUEE__IDENTITY__V1__GET_ME_REQUEST__INIT;
+  Marquee__Identity__V1__User *me = NULL;
+  mq_call_opts_t o = {.bearer_token = access};
+  assert_int_equal(marquee__identity__v1__account_service__get_me__call(cl, &gm, &me, &o, &err), MQ_OK);
+  marquee__identity__v1__user__free_unpacked(me, NULL);
+
+  mq_client_destroy(cl);
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0); /* flushes the log */
+  char *log = slurp(log_path);
+  assert_non_null(log);
+  /* the log is real: every call was logged */
+  assert_non_null(strstr(log, "\"method\":\"/marquee.identity.v1.AccountService/SignIn\""));
+  assert_non_null(strstr(log, "\"method\":\"/marquee.identity.v1.AccountService/RefreshToken\""));
+  /* and holds none of the secrets */
+  assert_null(strstr(log, password));
+  assert_null(strstr(log, "my very wrong passphrase"));
+  assert_null(strstr(log, refresh));
+  assert_null(strstr(log, refresh2));
+  assert_null(strstr(log, access));
+  assert_null(strstr(log, strchr(access, '.') + 1)); /* not even the claims part */
+  assert_null(strstr(log, email));
+  free(log);
+  unlink(log_path);
+  mq_test_drop_db(NULL, srv.db);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_no_secrets_in_logs)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
