@@ -50,3 +50,21 @@ void mq_uuid_v4(char out[37]) {
   snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
            b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
+
+size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out) {
+  static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    acc = (acc << 8) | in[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out[o++] = tb[(acc >> bits) & 63];
+    }
+  }
+  if (bits) out[o++] = tb[(acc << (6 - bits)) & 63];
+  out[o] = '\0';
+  return o;
+}

@@ -14,4 +14,8 @@ void mq_random_hex(char *out, size_t hex_chars);
 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" + NUL into out[37]. */
 void mq_uuid_v4(char out[37]);
 
+/* Unpadded base64url of in[0..n) into out (room for 4*ceil(n/3)+1 bytes),
+ * NUL-terminated; returns the characters written. */
+size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out);
+
 #endif

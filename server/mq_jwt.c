@@ -66,24 +66,6 @@ static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t c
   return (long)o;
 }
 
-static size_t b64url_encode(const unsigned char *in, size_t n, char *out) {
-  static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    acc = (acc << 8) | in[i];
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out[o++] = tb[(acc >> bits) & 63];
-    }
-  }
-  if (bits) out[o++] = tb[(acc << (6 - bits)) & 63];
-  out[o] = '\0';
-  return o;
-}
-
 /* ---- keys ----------------------------------------------------------------- */
 
 mq_code_t mq_jwt_keys_parse(const char *spec, const char *issuer, const char *audience, mq_jwt_keys_t **out,
@@ -252,14 +234,14 @@ char *mq_jwt_sign_raw(const char *header_json, const char *payload_json, const v
   size_t cap = (hl + pl) * 4 / 3 + 128;
   char *out = malloc(cap);
   if (!out) abort();
-  size_t n = b64url_encode((const unsigned char *)header_json, hl, out);
+  size_t n = mq_base64url_encode((const unsigned char *)header_json, hl, out);
   out[n++] = '.';
-  n += b64url_encode((const unsigned char *)payload_json, pl, out + n);
+  n += mq_base64url_encode((const unsigned char *)payload_json, pl, out + n);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
   HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)out, n, mac, &mac_len);
   out[n++] = '.';
-  b64url_encode(mac, mac_len, out + n);
+  mq_base64url_encode(mac, mac_len, out + n);
   return out;
 }
 

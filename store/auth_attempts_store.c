@@ -24,6 +24,17 @@ mq_code_t mq_attempts_record(mq_store_t *s, const char *key, mq_error_t *err) {
   return rc;
 }
 
+typedef struct {
+  int64_t *count, *last_ms;
+} recent_ctx_t;
+
+static bool count_one(const bson_t *doc, void *arg) {
+  recent_ctx_t *c = arg;
+  if (*c->count == 0) *c->last_ms = mq_bson_get_date_ms(doc, "at", 0); /* newest first */
+  (*c->count)++;
+  return true;
+}
+
 mq_code_t mq_attempts_recent(mq_store_t *s, const char *key, int64_t since_ms, int64_t *count, int64_t *last_ms,
                              mq_error_t *err) {
   *count = 0;
@@ -36,19 +47,8 @@ mq_code_t mq_attempts_recent(mq_store_t *s, const char *key, int64_t since_ms, i
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "at", -1);
   bson_append_document_end(&opts, &sort);
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_AUTH_ATTEMPTS_COLLECTION);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
-  const bson_t *doc;
-  while (mongoc_cursor_next(cur, &doc)) {
-    if (*count == 0) *last_ms = mq_bson_get_date_ms(doc, "at", 0);
-    (*count)++;
-  }
-  bson_error_t berr;
-  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MQ_AUTH_ATTEMPTS_COLLECTION, err) : MQ_OK;
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
+  recent_ctx_t ctx = {count, last_ms};
+  mq_code_t rc = mq_store_find_each(s, MQ_AUTH_ATTEMPTS_COLLECTION, &filter, &opts, count_one, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;

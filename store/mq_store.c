@@ -249,3 +249,19 @@ mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bso
   mq_store_release(s, c);
   return rc;
 }
+
+mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                             bool (*each)(const bson_t *doc, void *arg), void *arg, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+  const bson_t *doc;
+  while (mongoc_cursor_next(cur, &doc) && each(doc, arg)) {
+  }
+  bson_error_t berr;
+  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, collection, err) : MQ_OK;
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}

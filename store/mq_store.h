@@ -78,6 +78,12 @@ mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const 
 mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
                                 mq_error_t *err);
 
+/* Runs `each(doc, arg)` for every document of find(filter, opts) until it
+ * returns false; maps a cursor error once. `doc` is valid only during the
+ * callback. */
+mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                             bool (*each)(const bson_t *doc, void *arg), void *arg, mq_error_t *err);
+
 /* Finds one document; MQ_NOT_FOUND if none. On MQ_OK *out is initialised and
  * owned by the caller (bson_destroy). `opts` may carry a projection. */
 mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,

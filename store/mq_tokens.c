@@ -3,6 +3,8 @@
  */
 #include "mq_tokens.h"
 
+#include "mq_ids.h"
+
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,7 +13,6 @@
 #include <sys/random.h>
 
 void mq_token_new(const char *prefix, char *out) {
-  static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   unsigned char raw[32];
   size_t got = 0;
   while (got < sizeof raw) {
@@ -20,19 +21,7 @@ void mq_token_new(const char *prefix, char *out) {
     got += (size_t)n;
   }
   memcpy(out, prefix, MQ_TOKEN_PREFIX_LEN);
-  size_t o = MQ_TOKEN_PREFIX_LEN;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < sizeof raw; i++) {
-    acc = (acc << 8) | raw[i];
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out[o++] = tb[(acc >> bits) & 63];
-    }
-  }
-  if (bits) out[o++] = tb[(acc << (6 - bits)) & 63];
-  out[o] = '\0';
+  mq_base64url_encode(raw, sizeof raw, out + MQ_TOKEN_PREFIX_LEN);
 }
 
 void mq_token_hash(const char *token, char out[65]) {

@@ -131,6 +131,23 @@ mq_code_t mq_orgs_remove_member(mq_store_t *s, const char *org_id, const char *u
   return rc;
 }
 
+typedef struct {
+  mq_arena_t *a;
+  mq_membership_t *out;
+  size_t *n;
+} members_ctx_t;
+
+static bool collect_member(const bson_t *doc, void *arg) {
+  members_ctx_t *c = arg;
+  mq_membership_t *m = &c->out[(*c->n)++];
+  m->org_id = mq_bson_get_str(doc, "org_id", c->a);
+  m->user_id = mq_bson_get_str(doc, "user_id", c->a);
+  m->added_by = mq_bson_get_str(doc, "added_by", c->a);
+  m->role = (int)mq_bson_get_i64(doc, "role", MQ_ORG_CHECKIN);
+  m->added_ms = mq_bson_get_date_ms(doc, "added_at", 0);
+  return *c->n < MAX_LIST;
+}
+
 mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, mq_arena_t *a,
                                    mq_membership_t **out, size_t *n, mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
@@ -142,25 +159,10 @@ mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
   BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
   bson_append_document_end(&opts, &proj);
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MEMBERS);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
   *out = mq_arena_alloc(a, MAX_LIST * sizeof **out);
   *n = 0;
-  const bson_t *doc;
-  while (*n < MAX_LIST && mongoc_cursor_next(cur, &doc)) {
-    mq_membership_t *m = &(*out)[(*n)++];
-    m->org_id = mq_bson_get_str(doc, "org_id", a);
-    m->user_id = mq_bson_get_str(doc, "user_id", a);
-    m->added_by = mq_bson_get_str(doc, "added_by", a);
-    m->role = (int)mq_bson_get_i64(doc, "role", MQ_ORG_CHECKIN);
-    m->added_ms = mq_bson_get_date_ms(doc, "added_at", 0);
-  }
-  bson_error_t berr;
-  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MEMBERS, err) : MQ_OK;
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
+  members_ctx_t ctx = {a, *out, n};
+  mq_code_t rc = mq_store_find_each(s, MEMBERS, &filter, &opts, collect_member, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;

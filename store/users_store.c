@@ -155,6 +155,29 @@ static const char *role_name(uint32_t bit) {
   return "";
 }
 
+typedef struct {
+  mq_arena_t *a;
+  mq_user_t *out;
+  size_t *n, limit;
+} list_ctx_t;
+
+static bool collect_user(const bson_t *doc, void *arg) {
+  list_ctx_t *c = arg;
+  from_doc(doc, c->a, &c->out[(*c->n)++]);
+  return *c->n < c->limit;
+}
+
+typedef struct {
+  void (*each)(int64_t, void *);
+  void *arg;
+} created_ctx_t;
+
+static bool each_created(const bson_t *doc, void *arg) {
+  created_ctx_t *c = arg;
+  c->each(mq_bson_get_date_ms(doc, "created_at", 0), c->arg);
+  return true;
+}
+
 mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a, mq_user_t *out, size_t *n,
                         mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sub, sort, proj;
@@ -199,17 +222,9 @@ mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a,
   BSON_APPEND_INT32(&proj, "password_hash", 0);
   bson_append_document_end(&opts, &proj);
   BSON_APPEND_INT64(&opts, "limit", q->limit);
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
-  const bson_t *doc;
+  list_ctx_t ctx = {a, out, n, q->limit};
   *n = 0;
-  while (*n < q->limit && mongoc_cursor_next(cur, &doc)) from_doc(doc, a, &out[(*n)++]);
-  bson_error_t berr;
-  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
+  mq_code_t rc = mq_store_find_each(s, MQ_USERS_COLLECTION, &filter, &opts, collect_user, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;
@@ -235,16 +250,8 @@ mq_code_t mq_users_created_since(mq_store_t *s, int64_t since_ms, void (*each)(i
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
   BSON_APPEND_INT32(&proj, "created_at", 1);
   bson_append_document_end(&opts, &proj);
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
-  const bson_t *doc;
-  while (mongoc_cursor_next(cur, &doc)) each(mq_bson_get_date_ms(doc, "created_at", 0), arg);
-  bson_error_t berr;
-  mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
+  created_ctx_t ctx = {each, arg};
+  mq_code_t rc = mq_store_find_each(s, MQ_USERS_COLLECTION, &filter, &opts, each_created, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;
