@@ -78,8 +78,8 @@ Marquee__Identity__V1__User *mq_identity_user_to_pb(mq_call_t *call, const mq_us
 }
 
 /* A new access token plus a refresh token in `family` (NULL: a new sign-in). */
-static mq_code_t issue_pair(mq_call_t *call, const mq_user_t *u, const mq_session_t *family,
-                            Marquee__Identity__V1__TokenPair **out, mq_error_t *err) {
+mq_code_t mq_identity_issue_pair(mq_call_t *call, const mq_user_t *u, const mq_session_t *family,
+                                 Marquee__Identity__V1__TokenPair **out, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   if (!app->jwt)
@@ -108,6 +108,15 @@ static mq_code_t issue_pair(mq_call_t *call, const mq_user_t *u, const mq_sessio
   return MQ_OK;
 }
 
+mq_code_t mq_identity_update_user(mq_call_t *call, const char *user_id, const bson_t *set, const mq_event_t *ev,
+                                  mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_code_t rc = mq_users_update(app->store, user_id, set, ev, ev ? 1 : 0, err);
+  mq_app_user_changed(app, user_id); /* even on failure: the write may have landed */
+  if (rc == MQ_OK && ev) mq_app_events_written(app);
+  return rc;
+}
+
 /* In place: the envelope points into the event's own id buffer, so an
  * mq_event_t must never be copied after mq_event_init. */
 static void user_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *user_id) {
@@ -123,7 +132,7 @@ static void user_event(mq_event_t *ev, mq_call_t *call, const char *type, const 
 /* The client's address as a limit key: the peer without its port, or the
  * first x-forwarded-for hop when MARQUEE_TRUST_FORWARDED_FOR says a proxy
  * sets it (trusting it otherwise would let clients pick their own key). */
-static const char *client_address(mq_call_t *call) {
+const char *mq_identity_client_address(mq_call_t *call) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   if (app->cfg->trust_forwarded_for) {
@@ -138,15 +147,15 @@ static const char *client_address(mq_call_t *call) {
   return colon && colon > peer ? mq_arena_strndup(a, peer, (size_t)(colon - peer)) : peer;
 }
 
-static const char *limit_key(mq_call_t *call, const char *kind, const char *subject) {
+const char *mq_identity_limit_key(mq_call_t *call, const char *kind, const char *subject) {
   return mq_arena_sprintf(mq_call_arena(call), "%s:%.200s", kind, subject);
 }
 
 /* RATE_LIMITED (RESOURCE_EXHAUSTED) when `key` had `limit` or more attempts in
  * the window. Progressive keys stay locked for 30 s << (attempts - limit),
  * at most an hour, after the last attempt; others until a minute passes. */
-static mq_code_t over_limit(mq_call_t *call, const char *key, int64_t window_ms, int64_t limit, bool progressive,
-                            mq_error_t *err) {
+mq_code_t mq_identity_over_limit(mq_call_t *call, const char *key, int64_t window_ms, int64_t limit, bool progressive,
+                                 mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   int64_t n = 0, last = 0, now = mq_now_unix_ms();
   mq_code_t rc = mq_attempts_recent(app->store, key, now - window_ms, &n, &last, err);
@@ -163,7 +172,7 @@ static mq_code_t over_limit(mq_call_t *call, const char *key, int64_t window_ms,
   return MQ_RATE_LIMITED;
 }
 
-static void count_attempt(mq_call_t *call, const char *key) {
+void mq_identity_count_attempt(mq_call_t *call, const char *key) {
   mq_error_t ignored; /* a lost record only makes a limit more lenient */
   mq_attempts_record(((mq_app_t *)mq_call_app(call))->store, key, &ignored);
 }
@@ -195,10 +204,10 @@ static mq_code_t acct_sign_up(mq_call_t *call, const Marquee__Identity__V1__Sign
                               Marquee__Identity__V1__AuthResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  const char *ip_key = limit_key(call, "signup-ip", client_address(call));
-  mq_code_t lrc = over_limit(call, ip_key, 60 * MIN_MS, app->cfg->signup_address_limit, false, err);
+  const char *ip_key = mq_identity_limit_key(call, "signup-ip", mq_identity_client_address(call));
+  mq_code_t lrc = mq_identity_over_limit(call, ip_key, 60 * MIN_MS, app->cfg->signup_address_limit, false, err);
   if (lrc != MQ_OK) return lrc;
-  count_attempt(call, ip_key);
+  mq_identity_count_attempt(call, ip_key);
   mq_user_t u;
   memset(&u, 0, sizeof u);
   u.email = req->email;
@@ -239,7 +248,7 @@ static mq_code_t acct_sign_up(mq_call_t *call, const Marquee__Identity__V1__Sign
   if ((rc = mq_users_insert(app->store, &u, &ev, 1, err)) != MQ_OK) return rc;
   mq_app_events_written(app);
   resp->user = mq_identity_user_to_pb(call, &u);
-  return issue_pair(call, &u, NULL, &resp->tokens, err);
+  return mq_identity_issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
 static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__SignInRequest *req,
@@ -252,23 +261,26 @@ static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__Sign
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "password", "is required (at most 512 bytes)");
   char *key = mq_arena_alloc(a, strlen(req->email) + 1);
   mq_users_email_key(req->email, key, strlen(req->email) + 1);
-  const char *acct_key = limit_key(call, "signin", key), *ip_key = limit_key(call, "signin-ip", client_address(call));
-  if ((rc = over_limit(call, acct_key, 15 * MIN_MS, app->cfg->signin_failure_limit, true, err)) != MQ_OK) return rc;
-  if ((rc = over_limit(call, ip_key, 15 * MIN_MS, app->cfg->signin_address_limit, false, err)) != MQ_OK) return rc;
+  const char *acct_key = mq_identity_limit_key(call, "signin", key),
+             *ip_key = mq_identity_limit_key(call, "signin-ip", mq_identity_client_address(call));
+  if ((rc = mq_identity_over_limit(call, acct_key, 15 * MIN_MS, app->cfg->signin_failure_limit, true, err)) != MQ_OK)
+    return rc;
+  if ((rc = mq_identity_over_limit(call, ip_key, 15 * MIN_MS, app->cfg->signin_address_limit, false, err)) != MQ_OK)
+    return rc;
   mq_user_t u;
   rc = mq_users_get_by_email(app->store, key, a, &u, err);
-  if (rc == MQ_NOT_FOUND) {
-    mq_password_dummy_verify(req->password); /* same cost as a real check */
-    count_attempt(call, acct_key);           /* unknown e-mails lock like known ones */
-    count_attempt(call, ip_key);
+  if (rc == MQ_NOT_FOUND || (rc == MQ_OK && !u.password_hash)) { /* no account, or provider-only */
+    mq_password_dummy_verify(req->password);                     /* same cost as a real check */
+    mq_identity_count_attempt(call, acct_key);                   /* unknown e-mails lock like known ones */
+    mq_identity_count_attempt(call, ip_key);
     return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, BAD_CREDENTIALS);
   }
   if (rc != MQ_OK) return rc;
   bool rehash = false;
   mq_error_t verr;
   if (mq_password_verify(req->password, u.password_hash, &rehash, &verr) != MQ_OK) {
-    count_attempt(call, acct_key);
-    count_attempt(call, ip_key);
+    mq_identity_count_attempt(call, acct_key);
+    mq_identity_count_attempt(call, ip_key);
     return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, BAD_CREDENTIALS);
   }
   if (u.status == MQ_USER_SUSPENDED) return mq_error_set(err, MQ_PERMISSION_DENIED, NULL, "this account is suspended");
@@ -278,12 +290,12 @@ static mq_code_t acct_sign_in(mq_call_t *call, const Marquee__Identity__V1__Sign
     if (mq_password_hash(req->password, hash, sizeof hash, &herr) == MQ_OK) {
       bson_t set = BSON_INITIALIZER;
       BSON_APPEND_UTF8(&set, "password_hash", hash);
-      mq_users_update(app->store, u.id, &set, NULL, 0, &herr);
+      mq_identity_update_user(call, u.id, &set, NULL, &herr);
       bson_destroy(&set);
     }
   }
   resp->user = mq_identity_user_to_pb(call, &u);
-  return issue_pair(call, &u, NULL, &resp->tokens, err);
+  return mq_identity_issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
 /* ---- refresh and sign-out -------------------------------------------------------- */
@@ -331,7 +343,7 @@ static mq_code_t acct_refresh(mq_call_t *call, const Marquee__Identity__V1__Refr
   }
   if (rc != MQ_OK) return rc;
   Marquee__Identity__V1__TokenPair *pair = NULL;
-  if ((rc = issue_pair(call, &u, &sess, &pair, err)) != MQ_OK) return rc;
+  if ((rc = mq_identity_issue_pair(call, &u, &sess, &pair, err)) != MQ_OK) return rc;
   *resp = *pair;
   return MQ_OK;
 }
@@ -352,7 +364,6 @@ static mq_code_t acct_sign_out(mq_call_t *call, const Marquee__Identity__V1__Sig
 static mq_code_t acct_sign_out_everywhere(mq_call_t *call, const Marquee__Identity__V1__SignOutEverywhereRequest *req,
                                           Marquee__Identity__V1__SignOutResponse *resp, mq_error_t *err) {
   (void)req, (void)resp;
-  mq_app_t *app = mq_call_app(call);
   const char *uid = mq_call_principal(call)->subject;
   Marquee__Events__V1__UserSignedOutEverywhere payload = MARQUEE__EVENTS__V1__USER_SIGNED_OUT_EVERYWHERE__INIT;
   payload.user_id = (char *)uid;
@@ -362,9 +373,8 @@ static mq_code_t acct_sign_out_everywhere(mq_call_t *call, const Marquee__Identi
   ev.env.user_signed_out_everywhere = &payload;
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_DATE_TIME(&set, "sessions_revoked_at", mq_now_unix_ms());
-  mq_code_t rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
+  mq_code_t rc = mq_identity_update_user(call, uid, &set, &ev, err);
   bson_destroy(&set);
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 
@@ -377,18 +387,43 @@ static mq_code_t load_me(mq_call_t *call, mq_user_t *u, mq_error_t *err) {
   return rc;
 }
 
+/* The warm path: the packed profile from the in-process cache (mq_cache.h;
+ * invalidated by every user write here and by the users events of other
+ * instances, bounded by MARQUEE_CACHE_TTL_MS), else MongoDB. */
 static mq_code_t acct_get_me(mq_call_t *call, const Marquee__Identity__V1__GetMeRequest *req,
                              Marquee__Identity__V1__User *resp, mq_error_t *err) {
   (void)req;
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  char key[80];
+  snprintf(key, sizeof key, "u:%s", mq_call_principal(call)->subject);
+  void *buf;
+  size_t len;
+  if (app->profiles && mq_cache_get(app->profiles, key, a, &buf, &len)) {
+    ProtobufCAllocator alloc = mq_arena_allocator(a);
+    Marquee__Identity__V1__User *p = marquee__identity__v1__user__unpack(&alloc, len, buf);
+    if (p) {
+      *resp = *p;
+      return MQ_OK;
+    }
+  }
+  uint64_t ticket = app->profiles ? mq_cache_ticket(app->profiles, key) : 0;
   mq_user_t u;
   mq_code_t rc = load_me(call, &u, err);
-  if (rc == MQ_OK) *resp = *mq_identity_user_to_pb(call, &u);
-  return rc;
+  if (rc != MQ_OK) return rc;
+  Marquee__Identity__V1__User *p = mq_identity_user_to_pb(call, &u);
+  if (app->profiles) {
+    size_t n = marquee__identity__v1__user__get_packed_size(p);
+    uint8_t *packed = mq_arena_alloc(a, n ? n : 1);
+    marquee__identity__v1__user__pack(p, packed);
+    mq_cache_put(app->profiles, key, packed, n, ticket);
+  }
+  *resp = *p;
+  return MQ_OK;
 }
 
 static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__UpdateMeRequest *req,
                                 Marquee__Identity__V1__User *resp, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
   const Marquee__Identity__V1__User *in = req->user;
   if (!req->update_mask || req->update_mask->n_paths == 0)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "name at least one field to update");
@@ -442,8 +477,7 @@ static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__Up
     user_event(&ev, call, "users.UserProfileUpdated", uid);
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_USER_PROFILE_UPDATED;
     ev.env.user_profile_updated = &payload;
-    rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
-    if (rc == MQ_OK) mq_app_events_written(app);
+    rc = mq_identity_update_user(call, uid, &set, &ev, err);
   }
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
@@ -452,12 +486,14 @@ static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__Up
 
 static mq_code_t acct_change_password(mq_call_t *call, const Marquee__Identity__V1__ChangePasswordRequest *req,
                                       Marquee__Identity__V1__ChangePasswordResponse *resp, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
   mq_user_t u;
   mq_code_t rc = load_me(call, &u, err);
   if (rc != MQ_OK) return rc;
   bool rehash;
   mq_error_t verr;
+  if (!u.password_hash) /* signed up through a provider: set one via the reset link */
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "current_password",
+                        "this account has no password yet; set one with RequestPasswordReset");
   if (!req->current_password || mq_password_verify(req->current_password, u.password_hash, &rehash, &verr) != MQ_OK)
     return mq_error_set(err, MQ_UNAUTHENTICATED, "current_password", "the current password is wrong");
   if ((rc = mq_password_check_policy(err, "new_password", req->new_password, u.email, u.display_name)) != MQ_OK)
@@ -473,11 +509,10 @@ static mq_code_t acct_change_password(mq_call_t *call, const Marquee__Identity__
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&set, "password_hash", hash);
   BSON_APPEND_DATE_TIME(&set, "sessions_revoked_at", mq_now_unix_ms()); /* every other session ends */
-  rc = mq_users_update(app->store, u.id, &set, &ev, 1, err);
+  rc = mq_identity_update_user(call, u.id, &set, &ev, err);
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
-  return issue_pair(call, &u, NULL, &resp->tokens, err);
+  return mq_identity_issue_pair(call, &u, NULL, &resp->tokens, err);
 }
 
 /* ---- e-mail verification and password reset --------------------------------------- */
@@ -550,10 +585,9 @@ static mq_code_t acct_verify_email(mq_call_t *call, const Marquee__Identity__V1_
   ev.env.email_verified = &payload;
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_BOOL(&set, "email_verified", true);
-  rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
+  rc = mq_identity_update_user(call, uid, &set, &ev, err);
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
   mq_user_t u;
   if ((rc = mq_users_get(app->store, uid, mq_call_arena(call), &u, err)) != MQ_OK) return rc;
   resp->user = mq_identity_user_to_pb(call, &u);
@@ -571,12 +605,13 @@ static mq_code_t acct_request_password_reset(mq_call_t *call,
   if (rc != MQ_OK) return rc;
   char *key = mq_arena_alloc(a, strlen(req->email) + 1);
   mq_users_email_key(req->email, key, strlen(req->email) + 1);
-  const char *acct_key = limit_key(call, "reset", key), *ip_key = limit_key(call, "reset-ip", client_address(call));
+  const char *acct_key = mq_identity_limit_key(call, "reset", key),
+             *ip_key = mq_identity_limit_key(call, "reset-ip", mq_identity_client_address(call));
   int64_t lim = app->cfg->reset_account_limit;
-  if ((rc = over_limit(call, acct_key, 60 * MIN_MS, lim, false, err)) != MQ_OK) return rc;
-  if ((rc = over_limit(call, ip_key, 60 * MIN_MS, 10 * lim, false, err)) != MQ_OK) return rc;
-  count_attempt(call, acct_key);
-  count_attempt(call, ip_key);
+  if ((rc = mq_identity_over_limit(call, acct_key, 60 * MIN_MS, lim, false, err)) != MQ_OK) return rc;
+  if ((rc = mq_identity_over_limit(call, ip_key, 60 * MIN_MS, 10 * lim, false, err)) != MQ_OK) return rc;
+  mq_identity_count_attempt(call, acct_key);
+  mq_identity_count_attempt(call, ip_key);
   mq_user_t u;
   rc = mq_users_get_by_email(app->store, key, a, &u, err);
   if (rc == MQ_NOT_FOUND) return MQ_OK; /* same answer: no account enumeration */
@@ -613,10 +648,9 @@ static mq_code_t acct_reset_password(mq_call_t *call, const Marquee__Identity__V
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&set, "password_hash", hash);
   BSON_APPEND_DATE_TIME(&set, "sessions_revoked_at", mq_now_unix_ms());
-  rc = mq_users_update(app->store, uid, &set, &ev, 1, err);
+  rc = mq_identity_update_user(call, uid, &set, &ev, err);
   bson_destroy(&set);
   explicit_bzero(hash, sizeof hash);
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 

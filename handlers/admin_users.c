@@ -79,7 +79,7 @@ static mq_code_t admin_set_user_roles(mq_call_t *call, const Marquee__Identity__
     admin_event(&ev, call, "users.RoleChanged", u.id);
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ROLE_CHANGED;
     ev.env.role_changed = &payload;
-    rc = mq_users_update(app->store, u.id, &set, &ev, 1, err);
+    rc = mq_identity_update_user(call, u.id, &set, &ev, err);
   }
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
@@ -89,7 +89,6 @@ static mq_code_t admin_set_user_roles(mq_call_t *call, const Marquee__Identity__
 
 static mq_code_t admin_suspend_user(mq_call_t *call, const Marquee__Identity__V1__SuspendUserRequest *req,
                                     Marquee__Identity__V1__User *resp, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
   mq_code_t rc = mq_check_text(err, "reason", req->reason, 1, 500, MQ_TEXT_MULTILINE);
   if (rc != MQ_OK) return rc;
   mq_user_t u;
@@ -107,16 +106,14 @@ static mq_code_t admin_suspend_user(mq_call_t *call, const Marquee__Identity__V1
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_INT32(&set, "status", MQ_USER_SUSPENDED);
   BSON_APPEND_DATE_TIME(&set, "sessions_revoked_at", mq_now_unix_ms());
-  rc = mq_users_update(app->store, u.id, &set, &ev, 1, err);
+  rc = mq_identity_update_user(call, u.id, &set, &ev, err);
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
   return reply(call, u.id, resp, err);
 }
 
 static mq_code_t admin_reinstate_user(mq_call_t *call, const Marquee__Identity__V1__ReinstateUserRequest *req,
                                       Marquee__Identity__V1__User *resp, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
   mq_user_t u;
   mq_code_t rc = load(call, req->user_id, &u, err);
   if (rc != MQ_OK) return rc;
@@ -129,10 +126,9 @@ static mq_code_t admin_reinstate_user(mq_call_t *call, const Marquee__Identity__
   ev.env.user_reinstated = &payload;
   bson_t set = BSON_INITIALIZER;
   BSON_APPEND_INT32(&set, "status", MQ_USER_ACTIVE);
-  rc = mq_users_update(app->store, u.id, &set, &ev, 1, err);
+  rc = mq_identity_update_user(call, u.id, &set, &ev, err);
   bson_destroy(&set);
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
   return reply(call, u.id, resp, err);
 }
 

@@ -8,6 +8,7 @@
 
 #include "marquee/identity/v1/identity.pb-c.h"
 #include "mq_call.h"
+#include "sessions_store.h"
 #include "users_store.h"
 
 /* A User message allocated in the call's arena; strings are borrowed from `u`. */
@@ -20,5 +21,22 @@ Marquee__Identity__V1__User *mq_identity_user_to_pb(mq_call_t *call, const mq_us
  * revealed to outsiders), PERMISSION_DENIED for a weaker role. On MQ_OK the
  * call is marked authorized and *role (optional) holds the caller's role. */
 mq_code_t mq_org_require(mq_call_t *call, const char *org_id, int weakest_allowed, int *role, mq_error_t *err);
+
+/* Shared by the sign-in paths (accounts.c, oauth.c). */
+/* A new access token plus a refresh token in `family` (NULL: a new sign-in). */
+mq_code_t mq_identity_issue_pair(mq_call_t *call, const mq_user_t *u, const mq_session_t *family,
+                                 Marquee__Identity__V1__TokenPair **out, mq_error_t *err);
+/* The client's address (peer, or x-forwarded-for when trusted). */
+const char *mq_identity_client_address(mq_call_t *call);
+/* "<kind>:<subject>" in the call's arena: the key of an abuse counter. */
+const char *mq_identity_limit_key(mq_call_t *call, const char *kind, const char *subject);
+/* RATE_LIMITED with a retry hint when `key` had `limit` attempts in the window. */
+mq_code_t mq_identity_over_limit(mq_call_t *call, const char *key, int64_t window_ms, int64_t limit, bool progressive,
+                                 mq_error_t *err);
+void mq_identity_count_attempt(mq_call_t *call, const char *key);
+/* Every change of a user document: the update with its event (NULL: none),
+ * the profile cache's invalidation, and the relay's wake-up. */
+mq_code_t mq_identity_update_user(mq_call_t *call, const char *user_id, const bson_t *set, const mq_event_t *ev,
+                                  mq_error_t *err);
 
 #endif

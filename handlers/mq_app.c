@@ -15,9 +15,11 @@
 #include "account_tokens_store.h"
 #include "auth_attempts_store.h"
 #include "mq_bson.h"
+#include "mq_httpc.h"
 #include "mq_log.h"
 #include "mq_password.h"
 #include "notes_store.h"
+#include "oauth_store.h"
 #include "orgs_store.h"
 #include "reflection.h"
 #include "sessions_store.h"
@@ -45,6 +47,7 @@ static const service_row_t services[] = {
     {"marquee.identity.v1.AccountService", account_service_register, always},
     {"marquee.identity.v1.AdminService", admin_service_register, always},
     {"marquee.identity.v1.OrganizationService", organization_service_register, always},
+    {"marquee.identity.v1.OAuthService", oauth_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -56,9 +59,12 @@ static const struct {
     {mq_notes_indexes, &mq_notes_n_indexes},       {mq_users_indexes, &mq_users_n_indexes},
     {mq_sessions_indexes, &mq_sessions_n_indexes}, {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
     {mq_attempts_indexes, &mq_attempts_n_indexes}, {mq_orgs_indexes, &mq_orgs_n_indexes},
+    {mq_oauth_indexes, &mq_oauth_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */
+
+static void on_event(void *arg, const char *topic, const Marquee__Events__V1__Envelope *ev);
 
 mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
   mq_app_t *app = calloc(1, sizeof *app);
@@ -78,6 +84,9 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
   mq_code_t rc = mq_store_open(cfg->mongo_uri, cfg->mongo_db, (uint32_t)cfg->mongo_pool_max, &app->store, err);
   if (rc == MQ_OK && cfg->jwt_keys[0])
     rc = mq_jwt_keys_parse(cfg->jwt_keys, cfg->jwt_issuer, cfg->jwt_audience, &app->jwt, err);
+  mq_httpc_global_init(); /* before any worker thread exists */
+  if (cfg->cache_ttl_ms > 0) app->profiles = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+  if (rc == MQ_OK) rc = mq_oauth_open(cfg, &app->oauth, err);
   if (rc == MQ_OK) {
     char client_id[128];
     snprintf(client_id, sizeof client_id, "marquee-server-%s", app->instance_id);
@@ -135,6 +144,7 @@ static void probe_once(mq_app_t *app) {
   if (up && app->indexes_ready && mq_now_unix_ms() - app->last_sweep_ms > 60000) {
     app->last_sweep_ms = mq_now_unix_ms(); /* no TTL indexes (DESIGN.md §4): expire by sweeping */
     mq_attempts_sweep(app->store, app->last_sweep_ms - 86400000, &err);
+    mq_oauth_flows_sweep(app->store, app->last_sweep_ms);
   }
   mq_health_set_store(app->health, up);
   mq_health_set_bus(app->health, mq_relay_kafka_up(app->relay));
@@ -169,11 +179,29 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the probe thread");
   pthread_setname_np(app->probe, "mq-probe");
   app->probe_running = true;
+  if (app->profiles) {
+    static const char *const topics[] = {"marquee.users", NULL};
+    app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, app);
+  }
   return mq_relay_start(app->relay, err);
 }
 
 void mq_app_events_written(mq_app_t *app) {
   mq_relay_kick(app->relay);
+}
+
+void mq_app_user_changed(mq_app_t *app, const char *user_id) {
+  if (!app->profiles || !user_id) return;
+  char key[80];
+  snprintf(key, sizeof key, "u:%s", user_id);
+  mq_cache_invalidate(app->profiles, key);
+}
+
+/* Other instances' writes (and our own, again): every event of a user's
+ * aggregate invalidates that user's cached profile. */
+static void on_event(void *arg, const char *topic, const Marquee__Events__V1__Envelope *ev) {
+  mq_app_t *app = arg;
+  if (!strcmp(topic, "marquee.users")) mq_app_user_changed(app, ev->aggregate_id);
 }
 
 void mq_app_close(mq_app_t *app) {
@@ -185,10 +213,13 @@ void mq_app_close(mq_app_t *app) {
     pthread_mutex_unlock(&app->mu);
     pthread_join(app->probe, NULL);
   }
+  mq_invalidator_stop(app->invalidator);
   mq_relay_destroy(app->relay);
   health_service_free(app);
   mq_health_destroy(app->health);
   mq_jwt_keys_free(app->jwt);
+  mq_oauth_free(app->oauth);
+  mq_cache_free(app->profiles);
   mq_store_close(app->store);
   if (g_reflection) {
     mq_reflection_free(g_reflection);

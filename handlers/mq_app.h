@@ -16,21 +16,27 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "mq_cache.h"
 #include "mq_config.h"
 #include "mq_health.h"
+#include "mq_invalidator.h"
 #include "mq_jwt.h"
 #include "mq_relay.h"
 #include "mq_server.h"
 #include "mq_store.h"
 
 typedef struct mq_health_service mq_health_service_t;
+typedef struct mq_oauth mq_oauth_t; /* handlers/oauth.c: the configured sign-in providers */
 
 typedef struct mq_app {
   const mq_config_t *cfg;
   mq_store_t *store;
   mq_relay_t *relay;
   mq_health_t *health;
-  mq_jwt_keys_t *jwt; /* NULL when MARQUEE_JWT_KEYS is empty */
+  mq_jwt_keys_t *jwt;            /* NULL when MARQUEE_JWT_KEYS is empty */
+  mq_oauth_t *oauth;             /* never NULL after mq_app_open (may hold no providers) */
+  mq_cache_t *profiles;          /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
+  mq_invalidator_t *invalidator; /* other instances' writes → cache invalidations */
   mq_server_t *srv;
   mq_health_service_t *health_service;
   char instance_id[96];
@@ -52,6 +58,8 @@ void mq_app_close(mq_app_t *app);
 /* After a write that carried events: publish them now rather than at the
  * relay's next poll. */
 void mq_app_events_written(mq_app_t *app);
+/* After a change of a user document (here, or heard from another instance). */
+void mq_app_user_changed(mq_app_t *app, const char *user_id);
 
 /* Registration functions, one per handler file. */
 int system_service_register(mq_app_t *app, mq_server_t *srv);
@@ -59,6 +67,10 @@ int diagnostics_service_register(mq_app_t *app, mq_server_t *srv);
 int account_service_register(mq_app_t *app, mq_server_t *srv);
 int admin_service_register(mq_app_t *app, mq_server_t *srv);
 int organization_service_register(mq_app_t *app, mq_server_t *srv);
+int oauth_service_register(mq_app_t *app, mq_server_t *srv);
+/* Reads MARQUEE_OAUTH_PROVIDERS (INVALID_ARGUMENT naming it on a bad file). */
+mq_code_t mq_oauth_open(const mq_config_t *cfg, mq_oauth_t **out, mq_error_t *err);
+void mq_oauth_free(mq_oauth_t *o);
 int health_service_register(mq_app_t *app, mq_server_t *srv);
 /* Called by the probe thread after each probe (pushes changes to watchers). */
 void health_service_tick(mq_app_t *app);

@@ -5,8 +5,10 @@
  *
  * Who may call what is in each row's policy plus mq_org_require: creating
  * needs the organizer (or admin) platform role; reading needs membership;
- * adding and removing members needs owner or manager, only an owner may add
- * or remove an owner, and the last owner stays.
+ * inviting and removing members needs owner or manager, only an owner may
+ * invite or remove an owner, and the last owner stays. Invitations go to an
+ * e-mail address whether or not it has an account (no enumeration); whoever
+ * holds the link's single-use token and is signed in joins.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "mq_app.h"
 #include "mq_bson.h"
 #include "mq_ids.h"
+#include "mq_tokens.h"
 #include "mq_validate.h"
 #include "orgs_store.h"
 
@@ -132,8 +135,23 @@ static mq_code_t org_list_mine(mq_call_t *call, const Marquee__Identity__V1__Lis
   return MQ_OK;
 }
 
-static mq_code_t org_add_member(mq_call_t *call, const Marquee__Identity__V1__AddMemberRequest *req,
-                                Marquee__Identity__V1__Member *resp, mq_error_t *err) {
+static Marquee__Identity__V1__Invitation *invitation_to_pb(mq_call_t *call, const mq_invitation_t *inv) {
+  mq_arena_t *a = mq_call_arena(call);
+  Marquee__Identity__V1__Invitation *p = mq_arena_alloc(a, sizeof *p);
+  marquee__identity__v1__invitation__init(p);
+  p->invitation_id = (char *)inv->id;
+  p->organization_id = (char *)inv->org_id;
+  p->email = (char *)inv->email;
+  p->role = (Marquee__Identity__V1__MemberRole)inv->role;
+  p->invited_by = (char *)inv->invited_by;
+  p->created_at = mq_pb_timestamp(a, inv->created_ms);
+  p->expires_at = mq_pb_timestamp(a, inv->expires_ms);
+  return p;
+}
+
+/* The same steps and answer whether or not the address has an account. */
+static mq_code_t org_invite(mq_call_t *call, const Marquee__Identity__V1__InviteMemberRequest *req,
+                            Marquee__Identity__V1__Invitation *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   int my_role;
@@ -143,31 +161,106 @@ static mq_code_t org_add_member(mq_call_t *call, const Marquee__Identity__V1__Ad
       MQ_OK)
     return rc;
   if (req->role == MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER && my_role != MQ_ORG_OWNER)
-    return mq_error_set(err, MQ_PERMISSION_DENIED, "role", "only an owner may add an owner");
+    return mq_error_set(err, MQ_PERMISSION_DENIED, "role", "only an owner may invite an owner");
   if ((rc = mq_check_email(err, "email", req->email)) != MQ_OK) return rc;
-  char *key = mq_arena_alloc(a, strlen(req->email) + 1);
+  mq_org_t org;
+  if ((rc = mq_orgs_get(app->store, req->organization_id, a, &org, err)) != MQ_OK) return rc;
+  char *key = mq_arena_alloc(a, strlen(req->email) + 1), *id = mq_arena_alloc(a, 37),
+       *token = mq_arena_alloc(a, MQ_TOKEN_LEN + 1), *hash = mq_arena_alloc(a, 65);
   mq_users_email_key(req->email, key, strlen(req->email) + 1);
-  mq_user_t u;
-  rc = mq_users_get_by_email(app->store, key, a, &u, err);
-  if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "email", "no account with this e-mail");
-  if (rc != MQ_OK) return rc;
-  mq_membership_t m = {req->organization_id, u.id, mq_call_principal(call)->subject, (int)req->role, mq_now_unix_ms()};
-  Marquee__Events__V1__OrganizationMemberAdded added = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_ADDED__INIT;
-  added.organization_id = req->organization_id;
-  added.user_id = (char *)u.id;
-  added.role = (char *)role_names[m.role];
+  mq_uuid_v4(id);
+  mq_token_new("mqi_", token);
+  mq_token_hash(token, hash);
+  int64_t now = mq_now_unix_ms();
+  mq_invitation_t inv = {id,
+                         req->organization_id,
+                         req->email,
+                         key,
+                         hash,
+                         mq_call_principal(call)->subject,
+                         (int)req->role,
+                         now,
+                         now + app->cfg->invitation_ttl_s * 1000};
+  Marquee__Events__V1__OrganizationMemberInvited pl = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_INVITED__INIT;
+  pl.organization_id = (char *)org.id;
+  pl.organization_name = (char *)org.name;
+  pl.invitation_id = id;
+  pl.email = req->email;
+  pl.role = (char *)role_names[inv.role];
+  pl.token = token;
+  pl.expires_at = mq_pb_timestamp(a, inv.expires_ms);
+  pl.invited_by = (char *)inv.invited_by;
   mq_event_t ev;
-  org_event(&ev, call, "organizations.OrganizationMemberAdded", req->organization_id);
+  org_event(&ev, call, "organizations.OrganizationMemberInvited", req->organization_id);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED;
+  ev.env.organization_member_invited = &pl;
+  if ((rc = mq_orgs_invite(app->store, &inv, &ev, err)) != MQ_OK) return rc;
+  mq_app_events_written(app);
+  *resp = *invitation_to_pb(call, &inv);
+  return MQ_OK;
+}
+
+static mq_code_t org_accept(mq_call_t *call, const Marquee__Identity__V1__AcceptInvitationRequest *req,
+                            Marquee__Identity__V1__Member *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  if (!mq_token_shape_ok(req->token, "mqi_"))
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "token", "not an invitation token");
+  const char *me = mq_call_principal(call)->subject;
+  char hash[65];
+  mq_token_hash(req->token, hash);
+  mq_invitation_t inv;
+  mq_code_t rc = mq_orgs_take_invitation(app->store, hash, a, &inv, err);
+  if (rc != MQ_OK) return rc;
+  mq_user_t u;
+  mq_error_t uerr;
+  mq_membership_t m = {inv.org_id, me, inv.invited_by, inv.role, mq_now_unix_ms()};
+  Marquee__Events__V1__OrganizationMemberAdded added = MARQUEE__EVENTS__V1__ORGANIZATION_MEMBER_ADDED__INIT;
+  added.organization_id = (char *)inv.org_id;
+  added.user_id = (char *)me;
+  added.role = (char *)role_names[inv.role];
+  mq_event_t ev;
+  org_event(&ev, call, "organizations.OrganizationMemberAdded", inv.org_id);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_ADDED;
   ev.env.organization_member_added = &added;
-  if ((rc = mq_orgs_add_member(app->store, &m, &ev, err)) != MQ_OK) return rc;
+  rc = mq_orgs_add_member(app->store, &m, &ev, err);
+  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) { /* transient: the invitation stays usable */
+    mq_error_t rerr;
+    mq_orgs_restore_invitation(app->store, &inv, &rerr);
+    return rc;
+  }
+  if (rc == MQ_ALREADY_EXISTS) return mq_error_set(err, MQ_ALREADY_EXISTS, "token", "already a member");
   mq_app_events_written(app);
-  resp->organization_id = req->organization_id;
-  resp->user_id = (char *)u.id;
-  resp->display_name = (char *)u.display_name;
-  resp->role = req->role;
+  resp->organization_id = (char *)inv.org_id;
+  resp->user_id = (char *)me;
+  resp->display_name = mq_users_get(app->store, me, a, &u, &uerr) == MQ_OK ? (char *)u.display_name : (char *)"";
+  resp->role = (Marquee__Identity__V1__MemberRole)inv.role;
   resp->added_at = mq_pb_timestamp(a, m.added_ms);
   return MQ_OK;
+}
+
+static mq_code_t org_list_invitations(mq_call_t *call, const Marquee__Identity__V1__ListInvitationsRequest *req,
+                                      Marquee__Identity__V1__ListInvitationsResponse *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, NULL, err);
+  if (rc != MQ_OK) return rc;
+  mq_invitation_t *invs;
+  size_t n;
+  if ((rc = mq_orgs_list_invitations(app->store, req->organization_id, a, &invs, &n, err)) != MQ_OK) return rc;
+  resp->invitations = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->invitations);
+  for (size_t i = 0; i < n; i++) resp->invitations[resp->n_invitations++] = invitation_to_pb(call, &invs[i]);
+  return MQ_OK;
+}
+
+static mq_code_t org_revoke_invitation(mq_call_t *call, const Marquee__Identity__V1__RevokeInvitationRequest *req,
+                                       Marquee__Identity__V1__RevokeInvitationResponse *resp, mq_error_t *err) {
+  (void)resp;
+  mq_app_t *app = mq_call_app(call);
+  mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, NULL, err);
+  if (rc != MQ_OK) return rc;
+  if ((rc = mq_check_uuid(err, "invitation_id", req->invitation_id)) != MQ_OK) return rc;
+  return mq_orgs_revoke_invitation(app->store, req->organization_id, req->invitation_id, err);
 }
 
 static mq_code_t org_remove_member(mq_call_t *call, const Marquee__Identity__V1__RemoveMemberRequest *req,
@@ -237,7 +330,10 @@ static const marquee__identity__v1__organization_service_handlers_t handlers = {
     .create_organization = {org_create, MQ_POLICY_ORGANIZER, 0},
     .get_organization = {org_get, MQ_POLICY_RESOURCE, 0},
     .list_my_organizations = {org_list_mine, MQ_POLICY_AUTHENTICATED, 0},
-    .add_member = {org_add_member, MQ_POLICY_RESOURCE, 0},
+    .invite_member = {org_invite, MQ_POLICY_RESOURCE, 0},
+    .accept_invitation = {org_accept, MQ_POLICY_AUTHENTICATED, 0},
+    .list_invitations = {org_list_invitations, MQ_POLICY_RESOURCE, 0},
+    .revoke_invitation = {org_revoke_invitation, MQ_POLICY_RESOURCE, 0},
     .remove_member = {org_remove_member, MQ_POLICY_RESOURCE, 0},
     .list_members = {org_list_members, MQ_POLICY_RESOURCE, 0},
 };

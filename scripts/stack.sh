@@ -16,7 +16,8 @@
 #
 # Subcommands (part = ferretdb | kafka | all; default all):
 #   install            apt packages (only if missing), marquee-ferretdb,
-#                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0. Idempotent.
+#                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0,
+#                      oauth2-mock-server (npm). Idempotent.
 #   start   [part]     start in the background unless running; wait until ready
 #                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s)
 #   stop    [part]     SIGTERM, up to 20 s, then SIGKILL (not running = fine)
@@ -319,6 +320,28 @@ install_go_tool() {
   say "$name $ver: done in $((SECONDS - t0))s"
 }
 
+# The local OAuth/OIDC providers (scripts/oidc-mock/server.mjs) need the npm
+# package oauth2-mock-server, pinned by scripts/oidc-mock/package-lock.json
+# and installed under $STACK/oidc-mock (Node.js >= 20 comes with the machine).
+install_oidc_mock() {
+  local dir="$STACK/oidc-mock" src="$REPO/scripts/oidc-mock" t0=$SECONDS
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node and npm are needed (Node.js >= 20)"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  (( major >= 20 )) || die "Node.js >= 20 is needed for oauth2-mock-server (found $(node --version))"
+  if [[ -f $dir/node_modules/oauth2-mock-server/dist/index.mjs ]] && cmp -s "$src/package-lock.json" "$dir/package-lock.json"; then
+    say "oauth2-mock-server: ok, already installed"
+    return 0
+  fi
+  say "oauth2-mock-server: installing… (npm ci)"
+  mkdir -p "$dir"
+  cp "$src/package.json" "$src/package-lock.json" "$dir/"
+  run_step oidc-mock npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  [[ -f $dir/node_modules/oauth2-mock-server/dist/index.mjs ]] ||
+    fail_with_log "$STACK/logs/install-oidc-mock.log" "npm ci did not install oauth2-mock-server"
+  say "oauth2-mock-server: done in $((SECONDS - t0))s"
+}
+
 cmd_install() {
   local t0=$SECONDS
   make_dirs
@@ -328,6 +351,7 @@ cmd_install() {
   install_kafka
   install_go_tool grpcurl "$GRPCURL_MOD" "$GRPCURL_VERSION"
   install_go_tool ghz "$GHZ_MOD" "$GHZ_VERSION"
+  install_oidc_mock
   say "install complete in $((SECONDS - t0))s; next: $0 start"
 }
 
@@ -600,6 +624,7 @@ cmd_reset() {
 cmd_env() {
   printf 'export MARQUEE_MONGO_URI=%q\n' "mongodb://127.0.0.1:$MONGO_PORT/"
   printf 'export MARQUEE_KAFKA_BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
+  printf 'export MARQUEE_STACK_OIDC_MOCK_MODULE=%q\n' "$STACK/oidc-mock/node_modules/oauth2-mock-server/dist/index.mjs"
   # shellcheck disable=SC2016  # $PATH is meant to expand where this is eval'd
   printf 'export PATH=%q:"$PATH"\n' "$STACK/bin"
 }

@@ -83,7 +83,8 @@ static mq_code_t apply(mq_config_t *cfg, const char *kv, const char *origin, mq_
   if (!k) {
     /* process-specific keys outside the table (test harness, stack scripts) */
     if (strncmp(kv, "MARQUEE_STACK_", 14) == 0 || strncmp(kv, "MARQUEE_TEST_", 13) == 0 ||
-        strncmp(kv, "MARQUEE_BENCH_", 14) == 0 || strncmp(kv, "MARQUEE_CLI_", 12) == 0)
+        strncmp(kv, "MARQUEE_BENCH_", 14) == 0 || strncmp(kv, "MARQUEE_CLI_", 12) == 0 ||
+        strncmp(kv, "MARQUEE_OAUTH_SECRET_", 21) == 0) /* client secrets named by the providers file */
       return MQ_OK;
     char name[96];
     snprintf(name, sizeof name, "%.*s", (int)(n < 80 ? n : 80), kv);

@@ -75,6 +75,18 @@
   XX(INT, argon2_memory_kib, "MARQUEE_ARGON2_MEMORY_KIB", "19456", 1024, 4194304,                                      \
      "Argon2id memory per password hash (KiB); OWASP minimum 19456")                                                   \
   XX(INT, argon2_iterations, "MARQUEE_ARGON2_ITERATIONS", "2", 1, 100, "Argon2id passes per password hash")            \
+  XX(STR, oauth_providers, "MARQUEE_OAUTH_PROVIDERS", "", 0, 0,                                                        \
+     "JSON file naming the OAuth/OIDC sign-in providers and allowed redirect URIs (docs/OAUTH.md); empty: none")       \
+  XX(INT, oauth_flow_ttl_s, "MARQUEE_OAUTH_FLOW_TTL_S", "600", 60, 3600,                                               \
+     "time between StartOAuth and CompleteOAuth (s)")                                                                  \
+  XX(INT, oauth_http_timeout_ms, "MARQUEE_OAUTH_HTTP_TIMEOUT_MS", "5000", 100, 60000,                                  \
+     "timeout of each call to an identity provider (ms)")                                                              \
+  XX(INT, invitation_ttl_s, "MARQUEE_INVITATION_TTL_S", "604800", 3600, 7776000,                                       \
+     "lifetime of an organization invitation (s)")                                                                     \
+  XX(INT, cache_ttl_ms, "MARQUEE_CACHE_TTL_MS", "10000", 0, 3600000,                                                   \
+     "longest a cached read (profiles) may lag a write made by another instance when events cannot arrive; 0 "         \
+     "disables")                                                                                                       \
+  XX(INT, cache_entries, "MARQUEE_CACHE_ENTRIES", "100000", 64, 100000000, "entries per in-process read cache")        \
   XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                              \
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \

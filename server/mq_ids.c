@@ -68,3 +68,32 @@ size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out) {
   out[o] = '\0';
   return o;
 }
+
+static int b64url_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+long mq_base64url_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
+  if (n % 4 == 1) return -1;
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64url_value((unsigned char)in[i]);
+    if (v < 0) return -1;
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (o >= cap) return -1;
+      out[o++] = (unsigned char)(acc >> bits);
+    }
+  }
+  if (bits && (acc & ((1u << bits) - 1))) return -1; /* non-canonical trailing bits */
+  return (long)o;
+}

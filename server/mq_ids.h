@@ -18,4 +18,7 @@ void mq_uuid_v4(char out[37]);
  * NUL-terminated; returns the characters written. */
 size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out);
 
+/* Decodes unpadded base64url of in[0..n) into out[0..cap); returns the bytes
+ * written, or -1 on a bad character, non-canonical trailing bits or overflow. */
+long mq_base64url_decode(const char *in, size_t n, unsigned char *out, size_t cap);
 #endif

@@ -36,36 +36,6 @@ struct mq_jwt_keys {
 
 /* ---- base64url ------------------------------------------------------------ */
 
-static int b64v(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-/* Decodes unpadded base64url; returns bytes written or -1. */
-static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
-  if (n % 4 == 1) return -1;
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    int v = b64v((unsigned char)in[i]);
-    if (v < 0) return -1;
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      if (o >= cap) return -1;
-      out[o++] = (unsigned char)(acc >> bits);
-    }
-  }
-  if (bits && (acc & ((1u << bits) - 1))) return -1; /* non-canonical trailing bits */
-  return (long)o;
-}
-
 /* ---- keys ----------------------------------------------------------------- */
 
 mq_code_t mq_jwt_keys_parse(const char *spec, const char *issuer, const char *audience, mq_jwt_keys_t **out,
@@ -151,9 +121,9 @@ mq_code_t mq_jwt_verify(void *self, const char *token, size_t len, mq_principal_
   const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
   if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token))) return refuse(err, "not a JWS compact token");
   unsigned char hdr[512], pay[3072], sig[64];
-  long hl = b64url_decode(token, (size_t)(d1 - token), hdr, sizeof hdr);
-  long pl = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, sizeof pay);
-  long sl = b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof sig);
+  long hl = mq_base64url_decode(token, (size_t)(d1 - token), hdr, sizeof hdr);
+  long pl = mq_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), pay, sizeof pay);
+  long sl = mq_base64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof sig);
   if (hl <= 0 || pl <= 0 || sl < 0) return refuse(err, "bad base64url");
 
   bson_t h, p;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mq_bson.h"
 #include "mq_log.h"
 
 #define DOC_LOCKS 256
@@ -261,6 +262,52 @@ mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t
   bson_error_t berr;
   mq_code_t rc = mongoc_cursor_error(cur, &berr) ? mq_store_error(&berr, collection, err) : MQ_OK;
   mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_store_take_one(mq_store_t *s, const char *collection, const bson_t *filter, bson_t *out, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new();
+  mongoc_find_and_modify_opts_set_flags(fam, MONGOC_FIND_AND_MODIFY_REMOVE);
+  bson_t reply;
+  bson_error_t berr;
+  mq_code_t rc = MQ_OK;
+  if (!mongoc_collection_find_and_modify_with_opts(coll, filter, fam, &reply, &berr)) {
+    rc = mq_store_error(&berr, collection, err);
+  } else {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+      uint32_t len;
+      const uint8_t *data;
+      bson_iter_document(&it, &len, &data);
+      bson_t view;
+      bson_init_static(&view, data, len);
+      bson_copy_to(&view, out);
+    } else {
+      rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+    }
+  }
+  bson_destroy(&reply);
+  mongoc_find_and_modify_opts_destroy(fam);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_store_delete(mq_store_t *s, const char *collection, const bson_t *filter, bool many, int64_t *deleted,
+                          mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  bson_t reply;
+  bson_error_t berr;
+  bool ok = many ? mongoc_collection_delete_many(coll, filter, NULL, &reply, &berr)
+                 : mongoc_collection_delete_one(coll, filter, NULL, &reply, &berr);
+  mq_code_t rc = ok ? MQ_OK : mq_store_error(&berr, collection, err);
+  if (ok && deleted) *deleted = mq_bson_get_i64(&reply, "deletedCount", 0);
+  bson_destroy(&reply);
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
   return rc;

@@ -89,4 +89,13 @@ mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t
 mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
                             bson_t *out, mq_error_t *err);
 
+/* Reads and deletes the first document matching `filter` in one step
+ * (findAndModify remove): two callers racing for it cannot both get it.
+ * MQ_NOT_FOUND if none; on MQ_OK *out is owned by the caller. */
+mq_code_t mq_store_take_one(mq_store_t *s, const char *collection, const bson_t *filter, bson_t *out, mq_error_t *err);
+
+/* deleteOne / deleteMany(filter); *deleted (optional) gets the count. */
+mq_code_t mq_store_delete(mq_store_t *s, const char *collection, const bson_t *filter, bool many, int64_t *deleted,
+                          mq_error_t *err);
+
 #endif

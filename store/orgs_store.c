@@ -13,12 +13,20 @@
 #define ORGS "organizations"
 #define MEMBERS "memberships"
 #define REMOVALS "membership_removals"
+#define INVITES "org_invitations"
 #define MAX_LIST 1000
 
 const mq_index_spec_t mq_orgs_indexes[] = {
-    {ORGS, "slug_unique", "{\"slug\": 1}", true},        {ORGS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
-    {MEMBERS, "org", "{\"org_id\": 1}", false},          {MEMBERS, "user", "{\"user_id\": 1}", false},
-    {MEMBERS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false}, {REMOVALS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {ORGS, "slug_unique", "{\"slug\": 1}", true},
+    {ORGS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {MEMBERS, "org", "{\"org_id\": 1}", false},
+    {MEMBERS, "user", "{\"user_id\": 1}", false},
+    {MEMBERS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {REMOVALS, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {INVITES, "token_unique", "{\"token_hash\": 1}", true},
+    {INVITES, "pending_unique", "{\"pending_key\": 1}", true},
+    {INVITES, "org", "{\"org_id\": 1}", false},
+    {INVITES, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
 };
 const size_t mq_orgs_n_indexes = sizeof mq_orgs_indexes / sizeof mq_orgs_indexes[0];
 
@@ -165,5 +173,126 @@ mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char
   mq_code_t rc = mq_store_find_each(s, MEMBERS, &filter, &opts, collect_member, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
+  return rc;
+}
+
+/* ---- invitations ----------------------------------------------------------------- */
+
+static void invitation_doc(bson_t *doc, const mq_invitation_t *inv) {
+  char pending[400];
+  snprintf(pending, sizeof pending, "%s:%s", inv->org_id, inv->email_key);
+  BSON_APPEND_UTF8(doc, "_id", inv->id);
+  BSON_APPEND_UTF8(doc, "org_id", inv->org_id);
+  BSON_APPEND_UTF8(doc, "email", inv->email);
+  BSON_APPEND_UTF8(doc, "email_key", inv->email_key);
+  BSON_APPEND_INT32(doc, "role", inv->role);
+  BSON_APPEND_UTF8(doc, "token_hash", inv->token_hash);
+  BSON_APPEND_UTF8(doc, "invited_by", inv->invited_by);
+  BSON_APPEND_DATE_TIME(doc, "created_at", inv->created_ms);
+  BSON_APPEND_DATE_TIME(doc, "expires_at", inv->expires_ms);
+  BSON_APPEND_UTF8(doc, "pending_key", pending);
+}
+
+static void read_invitation(const bson_t *doc, mq_arena_t *a, mq_invitation_t *out) {
+  out->id = mq_bson_get_str(doc, "_id", a);
+  out->org_id = mq_bson_get_str(doc, "org_id", a);
+  out->email = mq_bson_get_str(doc, "email", a);
+  out->email_key = mq_bson_get_str(doc, "email_key", a);
+  out->token_hash = mq_bson_get_str(doc, "token_hash", a);
+  out->invited_by = mq_bson_get_str(doc, "invited_by", a);
+  out->role = (int)mq_bson_get_i64(doc, "role", MQ_ORG_CHECKIN);
+  out->created_ms = mq_bson_get_date_ms(doc, "created_at", 0);
+  out->expires_ms = mq_bson_get_date_ms(doc, "expires_at", 0);
+}
+
+mq_code_t mq_orgs_invite(mq_store_t *s, const mq_invitation_t *inv, const mq_event_t *ev, mq_error_t *err) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bson_t doc = BSON_INITIALIZER;
+    invitation_doc(&doc, inv);
+    mq_outbox_append_insert(&doc, ev, 1);
+    mq_code_t rc = mq_store_insert_decision(s, INVITES, &doc, err);
+    bson_destroy(&doc);
+    if (rc != MQ_ALREADY_EXISTS) return rc;
+    /* pending for this address: replace it only if it has expired */
+    char pending[400];
+    snprintf(pending, sizeof pending, "%s:%s", inv->org_id, inv->email_key);
+    bson_t filter = BSON_INITIALIZER, lt;
+    BSON_APPEND_UTF8(&filter, "pending_key", pending);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &lt);
+    BSON_APPEND_DATE_TIME(&lt, "$lte", mq_now_unix_ms());
+    bson_append_document_end(&filter, &lt);
+    int64_t n = 0;
+    rc = mq_store_delete(s, INVITES, &filter, false, &n, err);
+    bson_destroy(&filter);
+    if (rc != MQ_OK) return rc;
+    if (n == 0) break;
+  }
+  return mq_error_set(err, MQ_ALREADY_EXISTS, "email", "an invitation to this address is pending; revoke it first");
+}
+
+mq_code_t mq_orgs_take_invitation(mq_store_t *s, const char *token_hash, mq_arena_t *a, mq_invitation_t *out,
+                                  mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, doc;
+  BSON_APPEND_UTF8(&filter, "token_hash", token_hash);
+  mq_code_t rc = mq_store_take_one(s, INVITES, &filter, &doc, err);
+  bson_destroy(&filter);
+  if (rc == MQ_NOT_FOUND)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "token", "this invitation was used, revoked or never existed");
+  if (rc != MQ_OK) return rc;
+  read_invitation(&doc, a, out);
+  bson_destroy(&doc);
+  if (out->expires_ms <= mq_now_unix_ms())
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "token", "this invitation has expired; ask for a new one");
+  return MQ_OK;
+}
+
+mq_code_t mq_orgs_restore_invitation(mq_store_t *s, const mq_invitation_t *inv, mq_error_t *err) {
+  bson_t doc = BSON_INITIALIZER;
+  invitation_doc(&doc, inv);
+  mq_code_t rc = mq_store_insert_decision(s, INVITES, &doc, err);
+  bson_destroy(&doc);
+  return rc;
+}
+
+typedef struct {
+  mq_arena_t *a;
+  mq_invitation_t *out;
+  size_t *n;
+} invites_ctx_t;
+
+static bool collect_invitation(const bson_t *doc, void *arg) {
+  invites_ctx_t *c = arg;
+  read_invitation(doc, c->a, &c->out[(*c->n)++]);
+  return *c->n < MAX_LIST;
+}
+
+mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_invitation_t **out, size_t *n,
+                                   mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj, gt;
+  BSON_APPEND_UTF8(&filter, "org_id", org_id);
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
+  BSON_APPEND_DATE_TIME(&gt, "$gt", mq_now_unix_ms());
+  bson_append_document_end(&filter, &gt);
+  BSON_APPEND_INT64(&opts, "limit", MAX_LIST);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(&opts, &proj);
+  *out = mq_arena_alloc(a, MAX_LIST * sizeof **out);
+  *n = 0;
+  invites_ctx_t ctx = {a, *out, n};
+  mq_code_t rc = mq_store_find_each(s, INVITES, &filter, &opts, collect_invitation, &ctx, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
+mq_code_t mq_orgs_revoke_invitation(mq_store_t *s, const char *org_id, const char *id, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&filter, "_id", id);
+  BSON_APPEND_UTF8(&filter, "org_id", org_id);
+  int64_t n = 0;
+  mq_code_t rc = mq_store_delete(s, INVITES, &filter, false, &n, err);
+  bson_destroy(&filter);
+  if (rc == MQ_OK && n == 0) return mq_error_set(err, MQ_NOT_FOUND, "invitation_id", "no such pending invitation");
   return rc;
 }

@@ -8,6 +8,13 @@
  *                   member of an organization at most once (insert decides)
  *   membership_removals {_id, org_id, user_id, by, at, _outbox} — the record
  *                   (and event) of a removal, written before the delete
+ *   org_invitations {_id: invitation id, org_id, email, email_key, role,
+ *                   token_hash (unique), invited_by, created_at, expires_at,
+ *                   pending_key: "<org id>:<email key>" (unique), _outbox} —
+ *                   a pending invitation; the insert carries
+ *                   OrganizationMemberInvited (with the token, for the
+ *                   notifier). Accepting takes it (read + delete in one
+ *                   findAndModify): a token works once however requests race.
  * Creating an organization is two inserts (organization, then its owner's
  * membership); if the second fails the first is deleted again, so no
  * ownerless organization is left behind. Roles: 1 owner, 2 manager,
@@ -51,5 +58,25 @@ mq_code_t mq_orgs_remove_member(mq_store_t *s, const char *org_id, const char *u
 /* Memberships of an organization, or of a user (org_id NULL), into a[]. */
 mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, mq_arena_t *a,
                                    mq_membership_t **out, size_t *n, mq_error_t *err);
+
+typedef struct mq_invitation {
+  const char *id, *org_id, *email, *email_key, *token_hash, *invited_by;
+  int role;
+  int64_t created_ms, expires_ms;
+} mq_invitation_t;
+
+/* ALREADY_EXISTS (field "email") if one to this address is pending and not
+ * expired; an expired one is replaced. */
+mq_code_t mq_orgs_invite(mq_store_t *s, const mq_invitation_t *inv, const mq_event_t *ev, mq_error_t *err);
+/* Takes (reads and deletes) the invitation with this token hash.
+ * FAILED_PRECONDITION if none or expired. */
+mq_code_t mq_orgs_take_invitation(mq_store_t *s, const char *token_hash, mq_arena_t *a, mq_invitation_t *out,
+                                  mq_error_t *err);
+/* Puts a taken invitation back (the acceptance failed for a transient reason). */
+mq_code_t mq_orgs_restore_invitation(mq_store_t *s, const mq_invitation_t *inv, mq_error_t *err);
+mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_invitation_t **out, size_t *n,
+                                   mq_error_t *err);
+/* NOT_FOUND if no such invitation in this organization. */
+mq_code_t mq_orgs_revoke_invitation(mq_store_t *s, const char *org_id, const char *id, mq_error_t *err);
 
 #endif

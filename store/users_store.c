@@ -36,7 +36,10 @@ mq_code_t mq_users_insert(mq_store_t *s, const mq_user_t *u, const mq_event_t *e
   BSON_APPEND_UTF8(&doc, "email", u->email);
   BSON_APPEND_UTF8(&doc, "email_key", u->email_key);
   BSON_APPEND_BOOL(&doc, "email_verified", u->email_verified);
-  BSON_APPEND_UTF8(&doc, "password_hash", u->password_hash);
+  if (u->password_hash)
+    BSON_APPEND_UTF8(&doc, "password_hash", u->password_hash);
+  else
+    BSON_APPEND_NULL(&doc, "password_hash"); /* signed up through a provider */
   BSON_APPEND_UTF8(&doc, "display_name", u->display_name);
   BSON_APPEND_UTF8(&doc, "locale", u->locale);
   BSON_APPEND_UTF8(&doc, "time_zone", u->time_zone);
@@ -77,6 +80,7 @@ static void from_doc(const bson_t *doc, mq_arena_t *a, mq_user_t *u) {
   u->email_key = mq_bson_get_str(doc, "email_key", a);
   u->email_verified = mq_bson_get_bool(doc, "email_verified", false);
   u->password_hash = mq_bson_get_str(doc, "password_hash", a);
+  if (!u->password_hash[0]) u->password_hash = NULL; /* none (provider sign-in only) */
   u->display_name = mq_bson_get_str(doc, "display_name", a);
   u->locale = mq_bson_get_str(doc, "locale", a);
   u->time_zone = mq_bson_get_str(doc, "time_zone", a);

@@ -25,9 +25,9 @@ enum { MQ_USER_ACTIVE = 1, MQ_USER_SUSPENDED = 2 };
 
 typedef struct mq_user {
   const char *id;
-  const char *email;     /* as given */
-  const char *email_key; /* lower-cased: the unique key */
-  const char *password_hash;
+  const char *email;         /* as given */
+  const char *email_key;     /* lower-cased: the unique key */
+  const char *password_hash; /* NULL: none (signed up through a provider) */
   const char *display_name, *locale, *time_zone, *currency, *phone, *avatar_ref;
   bool email_verified;
   uint32_t roles; /* MQ_ROLE_* bits */

@@ -352,11 +352,13 @@ bool mq_test_find_binary(const char *db, const char *coll, const char *filter_js
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &filter, NULL, NULL);
     const bson_t *doc;
     bson_iter_t it;
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_BINARY(&it)) {
+    while (mongoc_cursor_next(cur, &doc)) { /* the last one in natural (insertion) order */
+      if (!bson_iter_init_find(&it, doc, field) || !BSON_ITER_HOLDS_BINARY(&it)) continue;
       bson_subtype_t st;
       uint32_t n;
       const uint8_t *data;
       bson_iter_binary(&it, &st, &n, &data);
+      if (found) free(*out);
       *out = malloc(n ? n : 1);
       memcpy(*out, data, n);
       *len = n;
@@ -424,4 +426,41 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status) {
   char *out = strdup(body ? body + 4 : "");
   free(buf);
   return out;
+}
+
+int mq_test_oidc_start(mq_test_proc_t *p, const char *out_json, const char *const *extra_args) {
+  memset(p, 0, sizeof *p);
+  unlink(out_json);
+  char module[600], script[600], modenv[700];
+  snprintf(module, sizeof module, "%s/oidc-mock/node_modules/oauth2-mock-server/dist/index.mjs", mq_test_stack_dir());
+  snprintf(script, sizeof script, "%s/scripts/oidc-mock/server.mjs", MQ_TEST_SOURCE_DIR);
+  snprintf(modenv, sizeof modenv, "OIDC_MOCK_MODULE=%s", module);
+  char *argv[16] = {(char *)"node", script, (char *)"--out", (char *)out_json};
+  size_t n = 4;
+  for (; extra_args && *extra_args && n < 15; extra_args++) argv[n++] = (char *)*extra_args;
+  argv[n] = NULL;
+  const char *extra[] = {modenv, NULL};
+  char **e = child_env(NULL, extra);
+  char node[600] = "/usr/bin/node"; /* the first node on PATH */
+  const char *path = getenv("PATH");
+  for (const char *d = path; d && *d;) {
+    size_t len = strcspn(d, ":");
+    char cand[600];
+    snprintf(cand, sizeof cand, "%.*s/node", (int)len, d);
+    if (len && access(cand, X_OK) == 0) {
+      snprintf(node, sizeof node, "%s", cand);
+      break;
+    }
+    d += len + (d[len] == ':');
+  }
+  int rc = spawn(p, node, argv, e);
+  free_env(e);
+  if (rc != 0) return -1;
+  int64_t until = mq_test_now_ms() + 30000;
+  while (mq_test_now_ms() < until) {
+    if (access(out_json, R_OK) == 0) return 0;
+    mq_test_sleep_ms(50);
+  }
+  mq_test_proc_stop(p, SIGKILL, 2000);
+  return -1;
 }

@@ -53,6 +53,11 @@ int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms);
 int mq_test_ferret_start(mq_test_proc_t *p, int port, const char *dir);
 /* Runs scripts/stack.sh ACTION PART; returns its exit status. */
 int mq_test_stack(const char *action, const char *part);
+/* Starts the local identity providers (scripts/oidc-mock/server.mjs, the
+ * npm oauth2-mock-server installed by scripts/stack.sh) with `extra_args`;
+ * once listening they write {"google": "http://127.0.0.1:PORT", …} to
+ * `out_json`. Returns 0 or -1. */
+int mq_test_oidc_start(mq_test_proc_t *p, const char *out_json, const char *const *extra_args);
 
 int mq_test_free_port(void);
 mq_client_t *mq_test_client(const mq_test_proc_t *server);
@@ -62,7 +67,7 @@ char *mq_test_token(const char *sub, uint32_t roles);
 /* Counts documents matching `filter_json` in db.coll (uri NULL = test default). -1 on error. */
 int64_t mq_test_count(const char *uri, const char *db, const char *coll, const char *filter_json);
 void mq_test_drop_db(const char *uri, const char *db);
-/* Binary field `field` of the first document matching `filter_json`
+/* Binary field `field` of the last document (natural order) matching `filter_json`
  * (malloc'ed copy in *out, length in *len); false if none. */
 bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
                          size_t *len);

@@ -601,16 +601,51 @@ static char *new_user(const char *tag, char *uid, size_t n, char *email, size_t 
   return tok;
 }
 
+/* Invites `email` as `tok`, then accepts as `invitee` with the token the
+ * notifier would e-mail (read from the event in the audit log). */
 static mq_code_t add_member(const char *tok, const char *org, const char *email, Marquee__Identity__V1__MemberRole role,
-                            mq_error_t *err) {
-  Marquee__Identity__V1__AddMemberRequest q = MARQUEE__IDENTITY__V1__ADD_MEMBER_REQUEST__INIT;
+                            const char *invitee, mq_error_t *err) {
+  Marquee__Identity__V1__InviteMemberRequest q = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
   q.organization_id = (char *)org;
   q.email = (char *)email;
   q.role = role;
-  Marquee__Identity__V1__Member *m = NULL;
+  Marquee__Identity__V1__Invitation *inv = NULL;
   mq_call_opts_t o = {.bearer_token = tok};
-  mq_code_t rc = marquee__identity__v1__organization_service__add_member__call(cl, &q, &m, &o, err);
+  mq_code_t rc = marquee__identity__v1__organization_service__invite_member__call(cl, &q, &inv, &o, err);
+  if (rc != MQ_OK || !invitee) {
+    if (inv) marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+    return rc;
+  }
+  assert_string_equal(inv->email, email);
+  assert_int_equal(inv->role, role);
+  char token[96] = "", filter[256];
+  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"organizations.OrganizationMemberInvited\"}",
+           org);
+  int64_t until = mq_test_now_ms() + 60000;
+  while (!token[0] && mq_test_now_ms() < until) {
+    void *data = NULL;
+    size_t len = 0;
+    if (mq_test_find_binary(srv.db, "audit_log", filter, "envelope", &data, &len)) {
+      Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
+      if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
+          !strcmp(ev->organization_member_invited->invitation_id, inv->invitation_id))
+        snprintf(token, sizeof token, "%s", ev->organization_member_invited->token);
+      if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
+      free(data);
+    }
+    if (!token[0]) mq_test_sleep_ms(100);
+  }
+  marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+  assert_true(token[0]);
+  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  aq.token = token;
+  Marquee__Identity__V1__Member *m = NULL;
+  mq_call_opts_t io = {.bearer_token = invitee};
+  rc = marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &m, &io, err);
   if (m) marquee__identity__v1__member__free_unpacked(m, NULL);
+  if (rc == MQ_OK) /* the token works once */
+    assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &m, &io, err),
+                     MQ_FAILED_PRECONDITION);
   return rc;
 }
 
@@ -672,19 +707,54 @@ static void test_organizations_and_member_roles(void **state) {
 
   int role = 0;
   assert_int_equal(get_org(bob, oid, &role, &err), MQ_NOT_FOUND); /* outsiders do not learn it exists */
-  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, bob, &err),
                    MQ_OK);
-  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+  /* a pending invitation to the same address */
+  assert_int_equal(add_member(alice, oid, "pending.x@example.com",
+                              MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, NULL, &err),
+                   MQ_OK); /* an address without an account: the same answer as any other */
+  assert_int_equal(add_member(alice, oid, "pending.x@example.com",
+                              MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, NULL, &err),
                    MQ_ALREADY_EXISTS);
-  assert_int_equal(
-      add_member(alice, oid, "nobody.x@example.com", MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
-      MQ_NOT_FOUND);
-  assert_int_equal(add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER, &err),
+  /* accepting again as a member: ALREADY_EXISTS */
+  assert_int_equal(add_member(alice, oid, b_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, bob, &err),
+                   MQ_ALREADY_EXISTS);
+  assert_int_equal(add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER, carol, &err),
                    MQ_PERMISSION_DENIED); /* a manager cannot make owners */
-  assert_int_equal(add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF, &err),
-                   MQ_OK);
-  assert_int_equal(add_member(carol, oid, a_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, &err),
+  assert_int_equal(
+      add_member(bob, oid, c_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF, carol, &err), MQ_OK);
+  assert_int_equal(add_member(carol, oid, a_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, NULL, &err),
                    MQ_PERMISSION_DENIED); /* check-in staff cannot manage members */
+  /* pending invitations: listed for managers, revocable */
+  Marquee__Identity__V1__ListInvitationsRequest li = MARQUEE__IDENTITY__V1__LIST_INVITATIONS_REQUEST__INIT;
+  li.organization_id = oid;
+  Marquee__Identity__V1__ListInvitationsResponse *lir = NULL;
+  mq_call_opts_t obob = {.bearer_token = bob}, ocar = {.bearer_token = carol};
+  assert_int_equal(marquee__identity__v1__organization_service__list_invitations__call(cl, &li, &lir, &ocar, &err),
+                   MQ_PERMISSION_DENIED);
+  assert_int_equal(marquee__identity__v1__organization_service__list_invitations__call(cl, &li, &lir, &obob, &err),
+                   MQ_OK);
+  assert_int_equal(lir->n_invitations, 1);
+  assert_string_equal(lir->invitations[0]->email, "pending.x@example.com");
+  Marquee__Identity__V1__RevokeInvitationRequest rv = MARQUEE__IDENTITY__V1__REVOKE_INVITATION_REQUEST__INIT;
+  rv.organization_id = oid;
+  rv.invitation_id = lir->invitations[0]->invitation_id;
+  Marquee__Identity__V1__RevokeInvitationResponse *rvr = NULL;
+  assert_int_equal(marquee__identity__v1__organization_service__revoke_invitation__call(cl, &rv, &rvr, &obob, &err),
+                   MQ_OK);
+  marquee__identity__v1__revoke_invitation_response__free_unpacked(rvr, NULL);
+  assert_int_equal(marquee__identity__v1__organization_service__revoke_invitation__call(cl, &rv, &rvr, &obob, &err),
+                   MQ_NOT_FOUND);
+  marquee__identity__v1__list_invitations_response__free_unpacked(lir, NULL);
+  /* garbage tokens */
+  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  aq.token = (char *)"mqi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  Marquee__Identity__V1__Member *mm = NULL;
+  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &mm, &obob, &err),
+                   MQ_FAILED_PRECONDITION);
+  aq.token = (char *)"{\"$gt\": \"\"}";
+  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &mm, &obob, &err),
+                   MQ_INVALID_ARGUMENT);
   assert_int_equal(get_org(carol, oid, &role, &err), MQ_OK);
   assert_int_equal(role, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF);
 
