@@ -401,6 +401,89 @@ static int cmd_signout(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+static int cmd_providers(cli_t *c, int argc, char **argv) {
+  (void)argv;
+  if (argc != 0) return cli_usage_error("providers: takes no arguments");
+  Marquee__Identity__V1__ListProvidersRequest req = MARQUEE__IDENTITY__V1__LIST_PROVIDERS_REQUEST__INIT;
+  Marquee__Identity__V1__ListProvidersResponse *r = NULL;
+  mq_error_t err = {0};
+  if (marquee__identity__v1__oauth_service__list_providers__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  for (size_t i = 0; i < r->n_providers; i++)
+    printf("%-12s %-7s %s\n", r->providers[i]->name, r->providers[i]->kind, r->providers[i]->display_name);
+  marquee__identity__v1__list_providers_response__free_unpacked(r, NULL);
+  return 0;
+}
+
+/* oauth start PROVIDER REDIRECT_URI [LOGIN_HINT] | oauth complete STATE CODE */
+static int cmd_oauth(cli_t *c, int argc, char **argv) {
+  mq_error_t err = {0};
+  if (argc >= 3 && argc <= 4 && !strcmp(argv[0], "start")) {
+    Marquee__Identity__V1__StartOAuthRequest req = MARQUEE__IDENTITY__V1__START_OAUTH_REQUEST__INIT;
+    req.provider = argv[1];
+    req.redirect_uri = argv[2];
+    req.login_hint = argc == 4 ? argv[3] : (char *)"";
+    if (c->opts.bearer_token) req.intent = MARQUEE__IDENTITY__V1__OAUTH_INTENT__OAUTH_INTENT_LINK;
+    Marquee__Identity__V1__StartOAuthResponse *r = NULL;
+    if (marquee__identity__v1__oauth_service__start_oauth__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    printf("open:  %s\nstate: %s\n", r->authorization_url, r->state);
+    marquee__identity__v1__start_oauth_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[0], "complete")) {
+    Marquee__Identity__V1__CompleteOAuthRequest req = MARQUEE__IDENTITY__V1__COMPLETE_OAUTH_REQUEST__INIT;
+    req.state = argv[1];
+    req.code = argv[2];
+    Marquee__Identity__V1__CompleteOAuthResponse *r = NULL;
+    if (marquee__identity__v1__oauth_service__complete_oauth__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    if (r->auth) {
+      if (r->account_created) printf("# a new account\n");
+      if (r->account_merged) printf("# linked to the existing account of this e-mail\n");
+      print_session(r->auth);
+    } else {
+      printf("linked %s identity %s\n", r->linked->provider, r->linked->subject);
+    }
+    marquee__identity__v1__complete_oauth_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  return cli_usage_error("oauth: start PROVIDER REDIRECT_URI [LOGIN_HINT] | complete STATE CODE");
+}
+
+/* invite ORG_ID EMAIL owner|manager|checkin | accept TOKEN */
+static int cmd_invite(cli_t *c, int argc, char **argv) {
+  if (argc != 3) return cli_usage_error("invite: ORG_ID EMAIL owner|manager|checkin");
+  Marquee__Identity__V1__InviteMemberRequest req = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
+  req.organization_id = argv[0];
+  req.email = argv[1];
+  req.role = !strcmp(argv[2], "owner")     ? MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER
+             : !strcmp(argv[2], "manager") ? MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER
+             : !strcmp(argv[2], "checkin") ? MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF
+                                           : MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_UNSPECIFIED;
+  if (!req.role) return cli_usage_error("invite: the role is owner, manager or checkin");
+  Marquee__Identity__V1__Invitation *r = NULL;
+  mq_error_t err = {0};
+  if (marquee__identity__v1__organization_service__invite_member__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  printf("invitation %s sent to %s\n", r->invitation_id, r->email);
+  marquee__identity__v1__invitation__free_unpacked(r, NULL);
+  return 0;
+}
+
+static int cmd_accept(cli_t *c, int argc, char **argv) {
+  if (argc != 1) return cli_usage_error("accept: TOKEN (from the invitation e-mail)");
+  Marquee__Identity__V1__AcceptInvitationRequest req = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  req.token = argv[0];
+  Marquee__Identity__V1__Member *m = NULL;
+  mq_error_t err = {0};
+  if (marquee__identity__v1__organization_service__accept_invitation__call(c->cl, &req, &m, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  printf("joined organization %s\n", m->organization_id);
+  marquee__identity__v1__member__free_unpacked(m, NULL);
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -413,6 +496,11 @@ static const cli_cmd_t commands[] = {
      cmd_signin},
     {"me", "", "the signed-in account (needs --token or MARQUEE_CLI_TOKEN)", true, cmd_me},
     {"signout", "[REFRESH_TOKEN]", "end a session (default MARQUEE_CLI_REFRESH_TOKEN)", true, cmd_signout},
+    {"providers", "", "the OAuth/OIDC sign-in providers", true, cmd_providers},
+    {"oauth", "start PROVIDER REDIRECT_URI [HINT] | complete STATE CODE",
+     "sign in with a provider (with --token: link it to the signed-in account)", true, cmd_oauth},
+    {"invite", "ORG_ID EMAIL owner|manager|checkin", "invite someone into an organization", true, cmd_invite},
+    {"accept", "TOKEN", "accept an organization invitation", true, cmd_accept},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -34,6 +34,11 @@ refresh=$(sed -n 's/^MARQUEE_CLI_REFRESH_TOKEN=//p' <<<"$session")
 expect "me" 0 "$email" "${M[@]}" --token "$token" me
 expect "me without a token" 1 "UNAUTHENTICATED" "${M[@]}" me
 expect "signout" 0 "signed out" "${M[@]}" signout "$refresh"
+expect "providers (none configured)" 0 "" "${M[@]}" providers
+expect "oauth with an unknown provider" 1 "NOT_FOUND" "${M[@]}" oauth start nope https://app.example/cb
+expect "invite needs a role" 2 "" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example boss
+expect "invite into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example manager
+expect "accept a made-up invitation" 1 "FAILED_PRECONDITION" "${M[@]}" --token "$token" accept mqi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 trap - EXIT
 mq_stop_server || fail=$((fail+1))
 echo "cli: $pass passed, $fail failed"
