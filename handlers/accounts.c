@@ -24,7 +24,8 @@
  * Every failure of SignIn and Refresh says as little as it can: one message
  * for unknown e-mail and wrong password. Secrets (passwords, tokens) are
  * never logged or echoed. Password hashing and every store call run on the
- * worker pool (no row here is MQ_RUN_INLINE).
+ * worker pool; only GetMe tries the completion-queue thread first
+ * (MQ_RUN_TRY_INLINE) and answers from the profile cache there.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -407,6 +408,7 @@ static mq_code_t acct_get_me(mq_call_t *call, const Marquee__Identity__V1__GetMe
       return MQ_OK;
     }
   }
+  if (mq_call_inline(call)) return MQ_PENDING; /* a miss reads MongoDB: on the worker pool */
   uint64_t ticket = app->profiles ? mq_cache_ticket(app->profiles, key) : 0;
   mq_user_t u;
   mq_code_t rc = load_me(call, &u, err);
@@ -660,7 +662,7 @@ static const marquee__identity__v1__account_service_handlers_t handlers = {
     .refresh_token = {acct_refresh, MQ_POLICY_PUBLIC, 0},
     .sign_out = {acct_sign_out, MQ_POLICY_PUBLIC, 0},
     .sign_out_everywhere = {acct_sign_out_everywhere, MQ_POLICY_AUTHENTICATED, 0},
-    .get_me = {acct_get_me, MQ_POLICY_AUTHENTICATED, 0},
+    .get_me = {acct_get_me, MQ_POLICY_AUTHENTICATED, MQ_RUN_TRY_INLINE},
     .update_me = {acct_update_me, MQ_POLICY_AUTHENTICATED, 0},
     .change_password = {acct_change_password, MQ_POLICY_AUTHENTICATED, 0},
     .request_email_verification = {acct_request_email_verification, MQ_POLICY_AUTHENTICATED, 0},

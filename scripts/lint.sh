@@ -25,6 +25,7 @@ cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,porta
   --inline-suppr --suppress=missingIncludeSystem --suppress=missingInclude \
   -D_GNU_SOURCE -DPROTOBUF_C_VERSION_NUMBER=1004001 -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 -DMQ_VERSION='"0"' -DMQ_GIT_COMMIT='"0"' -DMQ_README_PATH='"README.md"' \
   -DMQ_TEST_BIN_DIR='"."' -DMQ_TEST_SOURCE_DIR='"."' \
-  -I server -I store -I handlers -I consumers -I clients -I tests/integration -I "$build/gen" \
+  -I server -I store -I store/catalog -I handlers -I handlers/catalog -I consumers -I clients -I tests/integration \
+  -I "$build/gen" \
   $srcs
 echo "cppcheck: no findings"

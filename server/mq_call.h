@@ -87,4 +87,10 @@ void mq_call_finish(mq_call_t *call, mq_code_t code, const mq_error_t *err);
  * deadline passes or the server shuts down. Must not block. */
 void mq_call_on_cancel(mq_call_t *call, void (*fn)(mq_call_t *call, void *arg), void *arg);
 
+/* True while the handler runs on a completion-queue thread (MQ_RUN_INLINE,
+ * or the first attempt of an MQ_RUN_TRY_INLINE row): it must not block. A
+ * MQ_RUN_TRY_INLINE handler that would block returns MQ_PENDING then, before
+ * changing anything, and runs again on the worker pool. */
+bool mq_call_inline(const mq_call_t *c);
+
 #endif

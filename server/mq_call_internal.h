@@ -45,6 +45,7 @@ typedef struct mq_op {
 
 struct mq_call {
   mq_server_t *srv;
+  bool inline_try; /* MQ_RUN_TRY_INLINE: the handler runs on the CQ thread now */
   mq_cq_t *cq;
   mq_reg_method_t *rm; /* NULL for an unknown (generic) method */
   grpc_call *gcall;

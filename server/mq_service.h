@@ -69,6 +69,12 @@ enum {
   /* The handler never blocks (no I/O, no locks held long): run it on the
    * completion-queue thread and skip the worker-pool hop. */
   MQ_RUN_INLINE = 1u << 0,
+  /* Unary only: try the handler on the completion-queue thread first; when
+   * it needs to block (a cache miss) it returns MQ_PENDING without having
+   * changed anything (mq_call_inline() tells it where it runs), and the
+   * transport runs it again on the worker pool. The warm path skips the
+   * pool hop; the cold path costs one wasted, side-effect-free attempt. */
+  MQ_RUN_TRY_INLINE = 1u << 1,
 };
 
 struct mq_call;

@@ -485,6 +485,28 @@ static void run_on_end(void *arg) {
   call_unref_internal(c);
 }
 
+/* MQ_RUN_TRY_INLINE: the unary handler on this thread; false if it asked
+ * for the pool (MQ_PENDING), nothing having been sent. */
+static bool try_unary_inline(mq_call_t *c) {
+  const mq_method_binding_t *b = &c->rm->b;
+  if (mq_call_remaining_ms(c) <= 0) return false; /* the pool path reports it */
+  ProtobufCMessage *resp = mq_arena_alloc(&c->arena, b->method->output->sizeof_message);
+  protobuf_c_message_init(b->method->output, resp);
+  c->inline_try = true;
+  mq_code_t code = b->unary(b->impl, c, c->req, resp, &c->err);
+  c->inline_try = false;
+  if (code == MQ_PENDING) {
+    memset(&c->err, 0, sizeof c->err);
+    return false;
+  }
+  unary_reply(c, check_authorized(c, code), resp);
+  return true;
+}
+
+bool mq_call_inline(const mq_call_t *c) {
+  return c->inline_try || (c->rm && (c->rm->b.flags & MQ_RUN_INLINE));
+}
+
 /* Runs `fn` inline or on the pool; on a full pool fails the call. The caller
  * already holds the handler reference for streams. */
 static void dispatch(mq_call_t *c, void (*fn)(void *)) {
@@ -492,6 +514,7 @@ static void dispatch(mq_call_t *c, void (*fn)(void *)) {
     fn(c);
     return;
   }
+  if ((c->rm->b.flags & MQ_RUN_TRY_INLINE) && fn == run_unary && try_unary_inline(c)) return;
   if (mq_pool_submit(c->srv->pool, fn, c)) return;
   mq_error_set(&c->err, MQ_OVERLOADED, NULL, NULL);
   if (c->rm->b.method->kind == MQ_KIND_UNARY) {
