@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.mq-client.h"
+#include "marquee/catalog/v1/categories.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 #include "mq_client.h"
@@ -484,6 +485,30 @@ static int cmd_accept(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* categories [--all] [LOCALE]: the tree in display order, two spaces per level */
+static int cmd_categories(cli_t *c, int argc, char **argv) {
+  Marquee__Catalog__V1__ListCategoriesRequest req = MARQUEE__CATALOG__V1__LIST_CATEGORIES_REQUEST__INIT;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--all"))
+      req.include_retired = true;
+    else if (!req.locale[0])
+      req.locale = argv[i];
+    else
+      return cli_usage_error("categories: [--all] [LOCALE]");
+  }
+  Marquee__Catalog__V1__ListCategoriesResponse *r = NULL;
+  mq_error_t err = {0};
+  if (marquee__catalog__v1__category_service__list_categories__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  for (size_t i = 0; i < r->n_categories; i++) {
+    const Marquee__Catalog__V1__Category *k = r->categories[i];
+    printf("%*s%s  %s%s\n", (int)(2 * (k->depth ? k->depth - 1 : 0)), "", k->slug, k->display_name,
+           k->retired ? "  (retired)" : "");
+  }
+  marquee__catalog__v1__list_categories_response__free_unpacked(r, NULL);
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -501,6 +526,8 @@ static const cli_cmd_t commands[] = {
      "sign in with a provider (with --token: link it to the signed-in account)", true, cmd_oauth},
     {"invite", "ORG_ID EMAIL owner|manager|checkin", "invite someone into an organization", true, cmd_invite},
     {"accept", "TOKEN", "accept an organization invitation", true, cmd_accept},
+    {"categories", "[--all] [LOCALE]", "the category tree with slugs (--all: retired too, for admins)", true,
+     cmd_categories},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

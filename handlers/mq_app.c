@@ -14,6 +14,8 @@
 
 #include "account_tokens_store.h"
 #include "auth_attempts_store.h"
+#include "categories_store.h"
+#include "events_store.h"
 #include "mq_bson.h"
 #include "mq_httpc.h"
 #include "mq_log.h"
@@ -24,6 +26,7 @@
 #include "reflection.h"
 #include "sessions_store.h"
 #include "users_store.h"
+#include "venues_store.h"
 
 typedef struct {
   const char *name;
@@ -48,6 +51,9 @@ static const service_row_t services[] = {
     {"marquee.identity.v1.AdminService", admin_service_register, always},
     {"marquee.identity.v1.OrganizationService", organization_service_register, always},
     {"marquee.identity.v1.OAuthService", oauth_service_register, always},
+    {"marquee.catalog.v1.VenueService", venue_service_register, always},
+    {"marquee.catalog.v1.EventService", event_service_register, always},
+    {"marquee.catalog.v1.CategoryService", category_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -59,7 +65,8 @@ static const struct {
     {mq_notes_indexes, &mq_notes_n_indexes},       {mq_users_indexes, &mq_users_n_indexes},
     {mq_sessions_indexes, &mq_sessions_n_indexes}, {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
     {mq_attempts_indexes, &mq_attempts_n_indexes}, {mq_orgs_indexes, &mq_orgs_n_indexes},
-    {mq_oauth_indexes, &mq_oauth_n_indexes},
+    {mq_oauth_indexes, &mq_oauth_n_indexes},       {mq_categories_indexes, &mq_categories_n_indexes},
+    {mq_venues_indexes, &mq_venues_n_indexes},     {mq_events_indexes, &mq_events_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */

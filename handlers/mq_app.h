@@ -67,6 +67,9 @@ int diagnostics_service_register(mq_app_t *app, mq_server_t *srv);
 int account_service_register(mq_app_t *app, mq_server_t *srv);
 int admin_service_register(mq_app_t *app, mq_server_t *srv);
 int organization_service_register(mq_app_t *app, mq_server_t *srv);
+int venue_service_register(mq_app_t *app, mq_server_t *srv);
+int event_service_register(mq_app_t *app, mq_server_t *srv);
+int category_service_register(mq_app_t *app, mq_server_t *srv);
 int oauth_service_register(mq_app_t *app, mq_server_t *srv);
 /* Reads MARQUEE_OAUTH_PROVIDERS (INVALID_ARGUMENT naming it on a bad file). */
 mq_code_t mq_oauth_open(const mq_config_t *cfg, mq_oauth_t **out, mq_error_t *err);

@@ -225,10 +225,11 @@ static unsigned doc_stripe(const char *collection, const bson_value_t *id) {
   return h % DOC_LOCKS;
 }
 
-mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
-                                mq_error_t *err) {
+mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *also,
+                                const bson_t *update, mq_error_t *err) {
   bson_t sel = BSON_INITIALIZER, reply;
   BSON_APPEND_VALUE(&sel, "_id", id);
+  if (also) bson_concat(&sel, also);
   unsigned stripe = doc_stripe(collection, id);
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, collection);
@@ -249,6 +250,11 @@ mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bso
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
   return rc;
+}
+
+mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
+                                mq_error_t *err) {
+  return mq_store_update_where(s, collection, id, NULL, update, err);
 }
 
 mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,

@@ -78,6 +78,14 @@ mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const 
 mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
                                 mq_error_t *err);
 
+/* As mq_store_update_by_id, matching {_id: id} plus the conditions in `also`
+ * (e.g. {version: 7}: an optimistic-concurrency check). Under the same
+ * per-document lock, so on FerretDB too the condition and the write cannot
+ * interleave with another update from this process. MQ_NOT_FOUND if nothing
+ * matched (absent, or the condition failed: the caller tells them apart). */
+mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *also,
+                                const bson_t *update, mq_error_t *err);
+
 /* Runs `each(doc, arg)` for every document of find(filter, opts) until it
  * returns false; maps a cursor error once. `doc` is valid only during the
  * callback. */

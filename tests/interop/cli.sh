@@ -39,6 +39,8 @@ expect "oauth with an unknown provider" 1 "NOT_FOUND" "${M[@]}" oauth start nope
 expect "invite needs a role" 2 "" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example boss
 expect "invite into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example manager
 expect "accept a made-up invitation" 1 "FAILED_PRECONDITION" "${M[@]}" --token "$token" accept mqi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+expect "categories" 0 "" "${M[@]}" categories
+expect "categories with a bad locale" 1 "INVALID_ARGUMENT" "${M[@]}" categories EN
 trap - EXIT
 mq_stop_server || fail=$((fail+1))
 echo "cli: $pass passed, $fail failed"
