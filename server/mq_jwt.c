@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,10 @@ struct mq_jwt_keys {
   size_t n;
   char issuer[128];
   char audience[128];
+  uint64_t generation; /* unique per parsed set: the verify memo's key */
 };
+
+static _Atomic uint64_t next_generation = 1;
 
 /* ---- base64url ------------------------------------------------------------ */
 
@@ -42,6 +46,7 @@ mq_code_t mq_jwt_keys_parse(const char *spec, const char *issuer, const char *au
                             mq_error_t *err) {
   *out = NULL;
   mq_jwt_keys_t *k = calloc(1, sizeof *k);
+  if (k) k->generation = next_generation++;
   if (!k) abort();
   snprintf(k->issuer, sizeof k->issuer, "%s", issuer ? issuer : "");
   snprintf(k->audience, sizeof k->audience, "%s", audience ? audience : "");
@@ -114,8 +119,46 @@ static bool iter_num(const bson_t *doc, const char *key, int64_t *out) {
   return false;
 }
 
+static mq_code_t verify_uncached(const mq_jwt_keys_t *k, const char *token, size_t len, mq_principal_t *out,
+                                 mq_error_t *err);
+
+/* Per-thread memo of recently verified tokens: a client sends the same access
+ * token with every call for its lifetime, so the HMAC and JSON work is done
+ * once per token per thread. A hit needs the identical bytes, the same key
+ * set, and a token not yet expired; only successes are remembered, so a
+ * refusal is always decided afresh. Thread-local: no locks, no sharing. */
+#define MEMO_SLOTS 16
+#define MEMO_TOKEN_MAX 384
+typedef struct {
+  uint64_t generation;
+  size_t len;
+  char token[MEMO_TOKEN_MAX];
+  mq_principal_t principal;
+} memo_t;
+static __thread memo_t memo[MEMO_SLOTS];
+
 mq_code_t mq_jwt_verify(void *self, const char *token, size_t len, mq_principal_t *out, mq_error_t *err) {
   const mq_jwt_keys_t *k = self;
+  unsigned h = 2166136261u; /* FNV-1a over the signature's tail */
+  for (size_t i = len > 16 ? len - 16 : 0; i < len; i++) h = (h ^ (unsigned char)token[i]) * 16777619u;
+  memo_t *m = &memo[h % MEMO_SLOTS];
+  if (m->generation == k->generation && m->len == len && len <= MEMO_TOKEN_MAX && memcmp(m->token, token, len) == 0 &&
+      (int64_t)time(NULL) < m->principal.expires_at) {
+    *out = m->principal;
+    return MQ_OK;
+  }
+  mq_code_t rc = verify_uncached(k, token, len, out, err);
+  if (rc == MQ_OK && len <= MEMO_TOKEN_MAX) {
+    m->generation = k->generation;
+    m->len = len;
+    memcpy(m->token, token, len);
+    m->principal = *out;
+  }
+  return rc;
+}
+
+static mq_code_t verify_uncached(const mq_jwt_keys_t *k, const char *token, size_t len, mq_principal_t *out,
+                                 mq_error_t *err) {
   if (len > 4096) return refuse(err, "too long");
   const char *d1 = memchr(token, '.', len);
   const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;

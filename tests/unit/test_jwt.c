@@ -264,6 +264,31 @@ static void test_rotation(void **state) {
   mq_jwt_keys_free(only2);
 }
 
+/* The per-thread memo of verified tokens never outlives its key set, and
+ * never turns a refusal into an acceptance. */
+static void test_memo(void **state) {
+  fixture_t *f = *state;
+  mq_principal_t p;
+  mq_error_t err;
+  char *tok = mq_jwt_sign(f->keys, "user-9", MQ_ROLE_ATTENDEE, 60);
+  for (int i = 0; i < 3; i++) { /* first a full verification, then memo hits */
+    assert_int_equal(verify(f->keys, tok, &p, &err), MQ_OK);
+    assert_string_equal(p.subject, "user-9");
+  }
+  /* a key set parsed later (maybe at the same address) without k1 refuses it */
+  for (int i = 0; i < 4; i++) {
+    mq_jwt_keys_t *other = NULL;
+    assert_int_equal(mq_jwt_keys_parse("k2:" SECRET2, ISS, AUD, &other, &err), MQ_OK);
+    expect_refused(other, tok, "unknown signing key");
+    mq_jwt_keys_free(other);
+  }
+  /* a one-byte change of a memoized token is verified afresh and refused */
+  size_t n = strlen(tok);
+  tok[n - 1] = tok[n - 1] == 'A' ? 'B' : 'A';
+  assert_int_equal(verify(f->keys, tok, &p, &err), MQ_UNAUTHENTICATED);
+  free(tok);
+}
+
 /* ---- tampering ------------------------------------------------------------------------ */
 
 static char flip(char c) {
@@ -576,6 +601,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sign_refuses_bad_subject, setup, teardown),
       cmocka_unit_test_setup_teardown(test_jti_distinct, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_memo, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tampered_payload, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tampered_signature, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
