@@ -92,7 +92,11 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
   if (rc == MQ_OK && cfg->jwt_keys[0])
     rc = mq_jwt_keys_parse(cfg->jwt_keys, cfg->jwt_issuer, cfg->jwt_audience, &app->jwt, err);
   mq_httpc_global_init(); /* before any worker thread exists */
-  if (cfg->cache_ttl_ms > 0) app->profiles = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+  if (cfg->cache_ttl_ms > 0) {
+    app->profiles = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+    app->events = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+    app->event_pages = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+  }
   if (rc == MQ_OK) rc = mq_oauth_open(cfg, &app->oauth, err);
   if (rc == MQ_OK) {
     char client_id[128];
@@ -187,7 +191,7 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   pthread_setname_np(app->probe, "mq-probe");
   app->probe_running = true;
   if (app->profiles) {
-    static const char *const topics[] = {"marquee.users", NULL};
+    static const char *const topics[] = {"marquee.users", "marquee.events", NULL};
     app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, app);
   }
   return mq_relay_start(app->relay, err);
@@ -204,11 +208,21 @@ void mq_app_user_changed(mq_app_t *app, const char *user_id) {
   mq_cache_invalidate(app->profiles, key);
 }
 
+void mq_app_event_changed(mq_app_t *app, const char *event_id) {
+  if (!app->events || !event_id) return;
+  char key[80];
+  snprintf(key, sizeof key, "e:%s", event_id);
+  mq_cache_invalidate(app->events, key);
+  mq_cache_clear(app->event_pages); /* any page may hold it, or now should */
+}
+
 /* Other instances' writes (and our own, again): every event of a user's
- * aggregate invalidates that user's cached profile. */
+ * aggregate invalidates that user's cached profile; every catalog event its
+ * event's public view and all cached pages. */
 static void on_event(void *arg, const char *topic, const Marquee__Events__V1__Envelope *ev) {
   mq_app_t *app = arg;
   if (!strcmp(topic, "marquee.users")) mq_app_user_changed(app, ev->aggregate_id);
+  if (!strcmp(topic, "marquee.events")) mq_app_event_changed(app, ev->aggregate_id);
 }
 
 void mq_app_close(mq_app_t *app) {
@@ -227,6 +241,8 @@ void mq_app_close(mq_app_t *app) {
   mq_jwt_keys_free(app->jwt);
   mq_oauth_free(app->oauth);
   mq_cache_free(app->profiles);
+  mq_cache_free(app->events);
+  mq_cache_free(app->event_pages);
   mq_store_close(app->store);
   if (g_reflection) {
     mq_reflection_free(g_reflection);

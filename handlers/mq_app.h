@@ -36,6 +36,8 @@ typedef struct mq_app {
   mq_jwt_keys_t *jwt;            /* NULL when MARQUEE_JWT_KEYS is empty */
   mq_oauth_t *oauth;             /* never NULL after mq_app_open (may hold no providers) */
   mq_cache_t *profiles;          /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
+  mq_cache_t *events;            /* public views of events by "e:<id>"; NULL if caching is off */
+  mq_cache_t *event_pages;       /* public ListEvents pages by request; emptied by any catalog change */
   mq_invalidator_t *invalidator; /* other instances' writes → cache invalidations */
   mq_server_t *srv;
   mq_health_service_t *health_service;
@@ -60,6 +62,8 @@ void mq_app_close(mq_app_t *app);
 void mq_app_events_written(mq_app_t *app);
 /* After a change of a user document (here, or heard from another instance). */
 void mq_app_user_changed(mq_app_t *app, const char *user_id);
+/* After a change of an event (here, or heard from another instance). */
+void mq_app_event_changed(mq_app_t *app, const char *event_id);
 
 /* Registration functions, one per handler file. */
 int system_service_register(mq_app_t *app, mq_server_t *srv);

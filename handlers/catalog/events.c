@@ -299,6 +299,7 @@ static mq_code_t ev_create(mq_call_t *call, const Marquee__Catalog__V1__CreateEv
   ev.env.event_created = &pl;
   if ((rc = mq_events_insert(app->store, e, &ev, err)) != MQ_OK) return rc;
   mq_app_events_written(app);
+  mq_app_event_changed(app, id);
   *resp = *view(call, e, true);
   return MQ_OK;
 }
@@ -312,6 +313,7 @@ static mq_code_t save_with(mq_call_t *call, event_pb *e, int64_t expected, const
   /* every payload case of the catalog is a pointer in the same union slot */
   ev.env.event_updated = payload;
   mq_code_t rc = mq_events_save(app->store, e, expected, &ev, 1, err);
+  mq_app_event_changed(app, e->event_id); /* even on failure: the write may have landed */
   if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
@@ -346,18 +348,46 @@ static mq_code_t ev_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateEv
   return MQ_OK;
 }
 
+/* The public read path. Anonymous readers are answered from the in-process
+ * cache of public views (mq_app.h: invalidated by this instance's writes and
+ * by every instance's catalog events, bounded by MARQUEE_CACHE_TTL_MS), on
+ * the queue thread when it hits. Signed-in readers may be members, which
+ * needs a membership read, so they take the worker pool. */
 static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventRequest *req, event_pb *resp,
                         mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = mq_check_uuid(err, "event_id", req->event_id);
   if (rc != MQ_OK) return rc;
+  bool anonymous = !mq_call_principal(call);
+  char key[80];
+  snprintf(key, sizeof key, "e:%s", req->event_id);
+  void *buf;
+  size_t len;
+  if (anonymous && app->events && mq_cache_get(app->events, key, a, &buf, &len)) {
+    ProtobufCAllocator alloc = mq_arena_allocator(a);
+    event_pb *hit = marquee__catalog__v1__event__unpack(&alloc, len, buf);
+    if (hit) {
+      *resp = *hit;
+      return MQ_OK;
+    }
+  }
+  if (mq_call_inline(call)) return MQ_PENDING;
+  uint64_t ticket = app->events ? mq_cache_ticket(app->events, key) : 0;
   event_pb *e;
-  rc = mq_events_get(app->store, req->event_id, mq_call_arena(call), &e, err);
+  rc = mq_events_get(app->store, req->event_id, a, &e, err);
   if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "event_id", "no such event");
   if (rc != MQ_OK) return rc;
-  bool member = is_member(call, e->organization_id);
+  bool member = !anonymous && is_member(call, e->organization_id);
   if (!member && e->state == ST(DRAFT)) return mq_error_set(err, MQ_NOT_FOUND, "event_id", "no such event");
-  *resp = *view(call, e, member);
+  event_pb *v = view(call, e, member);
+  if (!member && app->events) {
+    size_t n = marquee__catalog__v1__event__get_packed_size(v);
+    uint8_t *packed = mq_arena_alloc(a, n ? n : 1);
+    marquee__catalog__v1__event__pack(v, packed);
+    mq_cache_put(app->events, key, packed, n, ticket);
+  }
+  *resp = *v;
   return MQ_OK;
 }
 
@@ -435,16 +465,53 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
   q.max_price_minor = req->max_price_minor;
   q.free_only = req->free_only;
   q.attendance_mode = (int)req->attendance_mode;
-  q.starts_after_ms = req->starts_after ? mq_pb_timestamp_ms(req->starts_after) : mq_now_unix_ms();
+  /* "upcoming" means from the current minute: a page is the same for a
+   * minute, so it can be cached (an event that began < 60 s ago still shows) */
+  q.starts_after_ms = req->starts_after ? mq_pb_timestamp_ms(req->starts_after) : mq_now_unix_ms() / 60000 * 60000;
   q.starts_before_ms = req->starts_before ? mq_pb_timestamp_ms(req->starts_before) : 0;
   if (q.starts_before_ms && q.starts_before_ms <= q.starts_after_ms)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_before", "must be after starts_after");
   if ((rc = parse_token(req->page_token, &q, a, err)) != MQ_OK) return rc;
+  /* the page cache: keyed by the request as validated, with "upcoming" resolved */
+  char *key = NULL;
+  Marquee__Catalog__V1__ListEventsRequest kreq = *req;
+  Google__Protobuf__Timestamp after = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  after.seconds = q.starts_after_ms / 1000;
+  kreq.starts_after = &after;
+  kreq.page_size = page;
+  size_t klen = marquee__catalog__v1__list_events_request__get_packed_size(&kreq);
+  if (app->event_pages && klen <= 600) {
+    uint8_t kb[600];
+    marquee__catalog__v1__list_events_request__pack(&kreq, kb);
+    key = mq_arena_alloc(a, 2 * klen + 3);
+    key[0] = 'l';
+    key[1] = ':';
+    for (size_t i = 0; i < klen; i++) snprintf(key + 2 + 2 * i, 3, "%02x", kb[i]);
+    void *buf;
+    size_t len;
+    if (mq_cache_get(app->event_pages, key, a, &buf, &len)) {
+      ProtobufCAllocator alloc = mq_arena_allocator(a);
+      Marquee__Catalog__V1__ListEventsResponse *hit =
+          marquee__catalog__v1__list_events_response__unpack(&alloc, len, buf);
+      if (hit) {
+        *resp = *hit;
+        return MQ_OK;
+      }
+    }
+  }
+  if (mq_call_inline(call)) return MQ_PENDING;
+  uint64_t ticket = key ? mq_cache_ticket(app->event_pages, key) : 0;
   q.limit = page + 1; /* one more says whether there is a next page */
   event_pb **evs;
   size_t n;
   if ((rc = mq_events_list(app->store, &q, a, &evs, &n, err)) != MQ_OK) return rc;
   reply_page(call, evs, n > page ? page : n, n > page, q.newest, false, resp);
+  if (key) {
+    size_t pn = marquee__catalog__v1__list_events_response__get_packed_size(resp);
+    uint8_t *packed = mq_arena_alloc(a, pn ? pn : 1);
+    marquee__catalog__v1__list_events_response__pack(resp, packed);
+    mq_cache_put(app->event_pages, key, packed, pn, ticket);
+  }
   return MQ_OK;
 }
 
@@ -567,6 +634,7 @@ static mq_code_t ev_delete(mq_call_t *call, const Marquee__Catalog__V1__DeleteEv
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_DELETED;
   ev.env.event_deleted = &pl;
   rc = mq_events_delete(app->store, e->event_id, mq_call_principal(call)->subject, &ev, err);
+  mq_app_event_changed(app, e->event_id);
   if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
@@ -756,8 +824,8 @@ static mq_code_t venue_in_use(mq_store_t *s, const char *venue_id, bool *in_use,
 static const marquee__catalog__v1__event_service_handlers_t handlers = {
     .create_event = {ev_create, MQ_POLICY_RESOURCE, 0},
     .update_event = {ev_update, MQ_POLICY_RESOURCE, 0},
-    .get_event = {ev_get, MQ_POLICY_PUBLIC, 0}, /* members see more: decided in the handler */
-    .list_events = {ev_list, MQ_POLICY_PUBLIC, 0},
+    .get_event = {ev_get, MQ_POLICY_PUBLIC, MQ_RUN_TRY_INLINE}, /* members see more: decided in the handler */
+    .list_events = {ev_list, MQ_POLICY_PUBLIC, MQ_RUN_TRY_INLINE},
     .list_organization_events = {ev_list_org, MQ_POLICY_RESOURCE, 0},
     .publish_event = {ev_publish, MQ_POLICY_RESOURCE, 0},
     .cancel_event = {ev_cancel, MQ_POLICY_RESOURCE, 0},
