@@ -34,6 +34,7 @@
 
 #include "grpc/health/v1/health.mq-client.h"
 #include "marquee/catalog/v1/categories.mq-client.h"
+#include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 #include "mq_client.h"
@@ -509,6 +510,127 @@ static int cmd_categories(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* ---- events ---------------------------------------------------------------------- */
+
+static void print_money(int64_t minor, const char *cur) {
+  int digits = !strcmp(cur, "JPY") || !strcmp(cur, "KRW") || !strcmp(cur, "XOF") ? 0 : 2;
+  if (digits)
+    printf("%lld.%02lld %s", (long long)(minor / 100), (long long)(minor % 100), cur);
+  else
+    printf("%lld %s", (long long)minor, cur);
+}
+
+static void print_event_line(const Marquee__Catalog__V1__Event *e) {
+  char when[32] = "?";
+  if (e->starts_at) {
+    time_t t = (time_t)e->starts_at->seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%MZ", &tm);
+  }
+  static const char *const states[] = {"?", "draft", "published", "cancelled", "completed"};
+  printf("%s  %s  %-9s  %-14s  ", e->event_id, when, states[e->state <= 4 ? e->state : 0],
+         e->city && e->city[0] ? e->city : "online");
+  print_money(e->min_price_minor, e->currency);
+  printf("  %s\n", e->title);
+}
+
+/* events list [ORG_ID] | get ID | create ORG_ID TITLE START_RFC3339 HOURS CURRENCY (VENUE_ID|ONLINE_URL)
+ *        | publish ID | cancel ID REASON */
+static int cmd_events(cli_t *c, int argc, char **argv) {
+  mq_error_t err = {0};
+  if (argc >= 1 && argc <= 2 && !strcmp(argv[0], "list")) {
+    Marquee__Catalog__V1__ListEventsResponse *r = NULL;
+    mq_code_t rc;
+    if (argc == 2 && c->opts.bearer_token) { /* a member's view: every state */
+      Marquee__Catalog__V1__ListOrganizationEventsRequest q =
+          MARQUEE__CATALOG__V1__LIST_ORGANIZATION_EVENTS_REQUEST__INIT;
+      q.organization_id = argv[1];
+      q.page_size = 100;
+      rc = marquee__catalog__v1__event_service__list_organization_events__call(c->cl, &q, &r, &c->opts, &err);
+    } else {
+      Marquee__Catalog__V1__ListEventsRequest q = MARQUEE__CATALOG__V1__LIST_EVENTS_REQUEST__INIT;
+      q.organization_id = argc == 2 ? argv[1] : (char *)"";
+      q.page_size = 100;
+      rc = marquee__catalog__v1__event_service__list_events__call(c->cl, &q, &r, &c->opts, &err);
+    }
+    if (rc != MQ_OK) return cli_fail(&err);
+    for (size_t i = 0; i < r->n_events; i++) print_event_line(r->events[i]);
+    marquee__catalog__v1__list_events_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (argc == 2 && !strcmp(argv[0], "get")) {
+    Marquee__Catalog__V1__GetEventRequest q = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+    q.event_id = argv[1];
+    Marquee__Catalog__V1__Event *e = NULL;
+    if (marquee__catalog__v1__event_service__get_event__call(c->cl, &q, &e, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    print_event_line(e);
+    printf("version %lld, time zone %s, organization %s\n", (long long)e->version, e->time_zone, e->organization_id);
+    for (size_t i = 0; i < e->n_ticket_types; i++) {
+      printf("  ticket %s  %-20s  ", e->ticket_types[i]->ticket_type_id, e->ticket_types[i]->name);
+      if (e->ticket_types[i]->price)
+        print_money(e->ticket_types[i]->price->amount_minor, e->ticket_types[i]->price->currency);
+      printf("  capacity %lld\n", (long long)e->ticket_types[i]->capacity);
+    }
+    marquee__catalog__v1__event__free_unpacked(e, NULL);
+    return 0;
+  }
+  if (argc == 7 && !strcmp(argv[0], "create")) {
+    struct tm tm = {0};
+    const char *end = strptime(argv[3], "%Y-%m-%dT%H:%M", &tm);
+    char *hend = NULL;
+    long hours = strtol(argv[4], &hend, 10);
+    if (!end || (*end && *end != 'Z') || !hend || *hend || hours < 1 || hours > 240)
+      return cli_usage_error("events create: START is YYYY-MM-DDTHH:MM (UTC), HOURS 1..240");
+    Google__Protobuf__Timestamp s = GOOGLE__PROTOBUF__TIMESTAMP__INIT, e_ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    s.seconds = timegm(&tm);
+    e_ts.seconds = s.seconds + hours * 3600;
+    Marquee__Catalog__V1__Event ev = MARQUEE__CATALOG__V1__EVENT__INIT;
+    ev.organization_id = argv[1];
+    ev.title = argv[2];
+    ev.starts_at = &s;
+    ev.ends_at = &e_ts;
+    ev.currency = argv[5];
+    if (!strncmp(argv[6], "https://", 8))
+      ev.online_url = argv[6];
+    else
+      ev.venue_id = argv[6];
+    Marquee__Catalog__V1__CreateEventRequest q = MARQUEE__CATALOG__V1__CREATE_EVENT_REQUEST__INIT;
+    q.event = &ev;
+    Marquee__Catalog__V1__Event *r = NULL;
+    if (marquee__catalog__v1__event_service__create_event__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    printf("created draft %s (add ticket types, then: marquee events publish %s)\n", r->event_id, r->event_id);
+    marquee__catalog__v1__event__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (argc == 2 && !strcmp(argv[0], "publish")) {
+    Marquee__Catalog__V1__PublishEventRequest q = MARQUEE__CATALOG__V1__PUBLISH_EVENT_REQUEST__INIT;
+    q.event_id = argv[1];
+    Marquee__Catalog__V1__Event *r = NULL;
+    if (marquee__catalog__v1__event_service__publish_event__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    printf("published %s\n", r->event_id);
+    marquee__catalog__v1__event__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[0], "cancel")) {
+    Marquee__Catalog__V1__CancelEventRequest q = MARQUEE__CATALOG__V1__CANCEL_EVENT_REQUEST__INIT;
+    q.event_id = argv[1];
+    q.reason = argv[2];
+    Marquee__Catalog__V1__Event *r = NULL;
+    if (marquee__catalog__v1__event_service__cancel_event__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    printf("cancelled %s\n", r->event_id);
+    marquee__catalog__v1__event__free_unpacked(r, NULL);
+    return 0;
+  }
+  return cli_usage_error(
+      "events: list [ORG_ID] | get ID | create ORG_ID TITLE START HOURS CURRENCY VENUE_ID|URL | "
+      "publish ID | cancel ID REASON");
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -528,6 +650,8 @@ static const cli_cmd_t commands[] = {
     {"accept", "TOKEN", "accept an organization invitation", true, cmd_accept},
     {"categories", "[--all] [LOCALE]", "the category tree with slugs (--all: retired too, for admins)", true,
      cmd_categories},
+    {"events", "list [ORG] | get ID | create ORG TITLE START HOURS CUR VENUE|URL | publish ID | cancel ID WHY",
+     "the catalog's events (list: public; with --token and ORG: every state)", true, cmd_events},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

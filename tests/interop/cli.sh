@@ -35,6 +35,11 @@ expect "me" 0 "$email" "${M[@]}" --token "$token" me
 expect "me without a token" 1 "UNAUTHENTICATED" "${M[@]}" me
 expect "signout" 0 "signed out" "${M[@]}" signout "$refresh"
 expect "providers (none configured)" 0 "" "${M[@]}" providers
+expect "events list (public, empty)" 0 "" "${M[@]}" events list
+expect "events get unknown" 1 "NOT_FOUND" "${M[@]}" events get 00000000-0000-4000-8000-000000000001
+expect "events create needs a token" 1 "UNAUTHENTICATED" "${M[@]}" events create 00000000-0000-4000-8000-000000000001 Title 2030-01-01T19:00 3 EUR https://x.example/live
+expect "events create with a bad start" 2 "" "${M[@]}" --token "$token" events create 00000000-0000-4000-8000-000000000001 Title tomorrow 3 EUR https://x.example/live
+expect "events cancel in a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" events cancel 00000000-0000-4000-8000-000000000001 "no reason"
 expect "oauth with an unknown provider" 1 "NOT_FOUND" "${M[@]}" oauth start nope https://app.example/cb
 expect "invite needs a role" 2 "" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example boss
 expect "invite into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" invite 00000000-0000-4000-8000-000000000001 a@b.example manager

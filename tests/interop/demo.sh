@@ -17,6 +17,8 @@ grep -q "already there" <<<"$again" || { echo "second run was not a no-op: $agai
 n=$("$MQ_STACK/bin/grpcurl" -plaintext -d '{"page_size":100}' "$MQ_ADDR" \
   marquee.catalog.v1.EventService/ListEvents | grep -c '"eventId"' || true)
 [ "$n" = 20 ] || { echo "anonymous ListEvents shows $n events, expected 20"; fail=1; }
+cli_events=$("$build/marquee" --target "$MQ_ADDR" events list | wc -l) || fail=1
+[ "$cli_events" = 20 ] || { echo "marquee events list shows $cli_events lines, expected 20"; fail=1; }
 listed=$("$build/marquee" --target "$MQ_ADDR" categories 2>&1) || fail=1
 grep -q "concerts" <<<"$listed" || { echo "categories missing: $listed"; fail=1; }
 trap - EXIT
