@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "marquee/events/v1/envelope.pb-c.h"
 #include "mq_call.h"
 #include "mq_jwt.h"
 
@@ -463,4 +464,26 @@ int mq_test_oidc_start(mq_test_proc_t *p, const char *out_json, const char *cons
   }
   mq_test_proc_stop(p, SIGKILL, 2000);
   return -1;
+}
+
+bool mq_test_invitation_token(const char *db, const char *org_id, const char *invitation_id, char *token, size_t n) {
+  char filter[256];
+  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"organizations.OrganizationMemberInvited\"}",
+           org_id);
+  token[0] = '\0';
+  int64_t until = mq_test_now_ms() + 60000;
+  while (!token[0] && mq_test_now_ms() < until) {
+    void *data = NULL;
+    size_t len = 0;
+    if (mq_test_find_binary(db, "audit_log", filter, "envelope", &data, &len)) {
+      Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
+      if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
+          !strcmp(ev->organization_member_invited->invitation_id, invitation_id))
+        snprintf(token, n, "%s", ev->organization_member_invited->token);
+      if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
+      free(data);
+    }
+    if (!token[0]) mq_test_sleep_ms(100);
+  }
+  return token[0] != '\0';
 }

@@ -77,6 +77,10 @@ int64_t mq_test_update(const char *db, const char *coll, const char *filter_json
 char *mq_test_http_get(const char *hostport, const char *path, int *status);
 
 int64_t mq_test_now_ms(void);
+/* The token of invitation `invitation_id` into `org_id`, read as the
+ * notifier will: from its OrganizationMemberInvited event in db's audit log
+ * (needs a marquee-audit on db; waits up to 60 s). */
+bool mq_test_invitation_token(const char *db, const char *org_id, const char *invitation_id, char *token, size_t n);
 void mq_test_sleep_ms(int ms);
 
 #endif

@@ -618,23 +618,8 @@ static mq_code_t add_member(const char *tok, const char *org, const char *email,
   }
   assert_string_equal(inv->email, email);
   assert_int_equal(inv->role, role);
-  char token[96] = "", filter[256];
-  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"organizations.OrganizationMemberInvited\"}",
-           org);
-  int64_t until = mq_test_now_ms() + 60000;
-  while (!token[0] && mq_test_now_ms() < until) {
-    void *data = NULL;
-    size_t len = 0;
-    if (mq_test_find_binary(srv.db, "audit_log", filter, "envelope", &data, &len)) {
-      Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
-      if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
-          !strcmp(ev->organization_member_invited->invitation_id, inv->invitation_id))
-        snprintf(token, sizeof token, "%s", ev->organization_member_invited->token);
-      if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
-      free(data);
-    }
-    if (!token[0]) mq_test_sleep_ms(100);
-  }
+  char token[96] = "";
+  mq_test_invitation_token(srv.db, org, inv->invitation_id, token, sizeof token);
   marquee__identity__v1__invitation__free_unpacked(inv, NULL);
   assert_true(token[0]);
   Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;

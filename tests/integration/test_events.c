@@ -476,12 +476,53 @@ static void test_in_person_event_takes_the_venue(void **state) {
   assert_string_equal(err.field, "venue_id");
 }
 
+/* Check-in staff belong to the organization (they see drafts) but cannot
+ * change events. */
+static void test_checkin_staff_cannot_edit(void **state) {
+  (void)state;
+  char staff_id[64];
+  snprintf(staff_id, sizeof staff_id, "00000000-0000-4000-8000-%012d", (int)getpid() + 1);
+  char *staff = mq_test_token(staff_id, MQ_ROLE_ATTENDEE);
+  Marquee__Identity__V1__InviteMemberRequest iq = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
+  iq.organization_id = org_id;
+  iq.email = (char *)"gate.staff@example.com";
+  iq.role = MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_CHECKIN_STAFF;
+  Marquee__Identity__V1__Invitation *inv = NULL;
+  mq_call_opts_t oo = {.bearer_token = owner}, os = {.bearer_token = staff};
+  mq_error_t err;
+  assert_int_equal(marquee__identity__v1__organization_service__invite_member__call(cl, &iq, &inv, &oo, &err), MQ_OK);
+  char token[96];
+  assert_true(mq_test_invitation_token(srv.db, org_id, inv->invitation_id, token, sizeof token));
+  marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  aq.token = token;
+  Marquee__Identity__V1__Member *m = NULL;
+  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &m, &os, &err), MQ_OK);
+  marquee__identity__v1__member__free_unpacked(m, NULL);
+
+  draft_t d;
+  draft_init(&d, org_id, "Staff party", unix_ms() + 12 * DAY_MS);
+  Marquee__Catalog__V1__Event *e = NULL;
+  assert_int_equal(create(staff, &d.ev, &e, &err), MQ_PERMISSION_DENIED);
+  assert_int_equal(create(owner, &d.ev, &e, &err), MQ_OK);
+  char id[64];
+  snprintf(id, sizeof id, "%s", e->event_id);
+  marquee__catalog__v1__event__free_unpacked(e, NULL);
+  assert_int_equal(get(staff, id, &e, &err), MQ_OK); /* members see drafts */
+  assert_string_equal(e->online_url, "https://stream.example.com/live/123");
+  marquee__catalog__v1__event__free_unpacked(e, NULL);
+  assert_int_equal(add_tt(staff, id, "Std", 100, "EUR", 10, false, NULL, &err), MQ_PERMISSION_DENIED);
+  assert_int_equal(publish(staff, id, &err), MQ_PERMISSION_DENIED);
+  free(staff);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_draft_validation),
       cmocka_unit_test(test_life_cycle_and_visibility),
       cmocka_unit_test(test_discovery_pages_and_filters),
       cmocka_unit_test(test_in_person_event_takes_the_venue),
+      cmocka_unit_test(test_checkin_staff_cannot_edit),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
