@@ -35,6 +35,7 @@
 #include "grpc/health/v1/health.mq-client.h"
 #include "marquee/catalog/v1/categories.mq-client.h"
 #include "marquee/catalog/v1/events.mq-client.h"
+#include "marquee/catalog/v1/media.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 #include "mq_client.h"
@@ -631,6 +632,62 @@ static int cmd_events(cli_t *c, int argc, char **argv) {
       "publish ID | cancel ID REASON");
 }
 
+/* media upload ORG_ID FILE [EVENT_ID]: FILE streamed in 64 KiB chunks
+ * (UploadImage); the server decides from the bytes whether it is an image. */
+static int cmd_media(cli_t *c, int argc, char **argv) {
+  if (argc < 3 || argc > 4 || strcmp(argv[0], "upload")) return cli_usage_error("media: upload ORG_ID FILE [EVENT_ID]");
+  FILE *f = fopen(argv[2], "rb");
+  if (!f) return cli_usage_error("media: cannot open '%s': %s", argv[2], strerror(errno));
+  long size = -1;
+  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+  if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fclose(f);
+    return cli_usage_error("media: cannot read '%s'", argv[2]);
+  }
+  const char *slash = strrchr(argv[2], '/');
+  Marquee__Catalog__V1__UploadImageMetadata md = MARQUEE__CATALOG__V1__UPLOAD_IMAGE_METADATA__INIT;
+  md.organization_id = argv[1];
+  md.event_id = argc == 4 ? argv[3] : (char *)"";
+  md.filename = (char *)(slash ? slash + 1 : argv[2]);
+  md.total_size = size;
+  mq_call_opts_t o = c->opts;
+  if (!c->deadline_given) o.deadline_ms = 600000; /* the server allows an upload 10 minutes */
+  mq_error_t err = {0};
+  mq_client_stream_t *st = NULL;
+  Marquee__Catalog__V1__Image *img = NULL;
+  static uint8_t buf[64 * 1024];
+  mq_code_t rc = marquee__catalog__v1__media_service__upload_image__open(c->cl, &o, &st, &err);
+  if (rc == MQ_OK) cli_watch_stream(st);
+  bool first = true;
+  while (rc == MQ_OK) {
+    size_t n = fread(buf, 1, sizeof buf, f);
+    if (n == 0 && !first) break;
+    Marquee__Catalog__V1__UploadImageChunk ch = MARQUEE__CATALOG__V1__UPLOAD_IMAGE_CHUNK__INIT;
+    if (first) ch.metadata = &md;
+    ch.data.data = buf;
+    ch.data.len = n;
+    rc = marquee__catalog__v1__media_service__upload_image__send(st, &ch, &err);
+    first = false;
+  }
+  fclose(f);
+  /* a refusal ends the call while we still send: recv gives the server's status */
+  if (st && (rc == MQ_OK || rc == MQ_FAILED_PRECONDITION)) {
+    rc = mq_client_stream_close_send(st, &err);
+    if (rc == MQ_OK) rc = marquee__catalog__v1__media_service__upload_image__recv(st, &img, &err);
+  }
+  cli_watch_stream(NULL);
+  if (img) {
+    printf("image %s %s %ux%u %lld bytes sha256 %s url %s\n", img->image_id, img->mime_type, img->width, img->height,
+           (long long)img->size_bytes, img->sha256, img->url);
+    marquee__catalog__v1__image__free_unpacked(img, NULL);
+    mq_client_stream_finish(st, &err);
+  }
+  mq_client_stream_free(st);
+  if (cli_signal_caught()) return 128 + cli_signal_caught();
+  if (rc != MQ_OK) return cli_fail(&err);
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -652,6 +709,8 @@ static const cli_cmd_t commands[] = {
      cmd_categories},
     {"events", "list [ORG] | get ID | create ORG TITLE START HOURS CUR VENUE|URL | publish ID | cancel ID WHY",
      "the catalog's events (list: public; with --token and ORG: every state)", true, cmd_events},
+    {"media", "upload ORG_ID FILE [EVENT_ID]",
+     "upload a JPEG, PNG or WebP image (with EVENT_ID: also add it to the event's images)", true, cmd_media},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -16,6 +16,7 @@
 #include "auth_attempts_store.h"
 #include "categories_store.h"
 #include "events_store.h"
+#include "media_store.h"
 #include "mq_bson.h"
 #include "mq_httpc.h"
 #include "mq_log.h"
@@ -24,6 +25,7 @@
 #include "oauth_store.h"
 #include "orgs_store.h"
 #include "reflection.h"
+#include "series_store.h"
 #include "sessions_store.h"
 #include "users_store.h"
 #include "venues_store.h"
@@ -54,6 +56,8 @@ static const service_row_t services[] = {
     {"marquee.catalog.v1.VenueService", venue_service_register, always},
     {"marquee.catalog.v1.EventService", event_service_register, always},
     {"marquee.catalog.v1.CategoryService", category_service_register, always},
+    {"marquee.catalog.v1.SeriesService", series_service_register, always},
+    {"marquee.catalog.v1.MediaService", media_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -67,6 +71,7 @@ static const struct {
     {mq_attempts_indexes, &mq_attempts_n_indexes}, {mq_orgs_indexes, &mq_orgs_n_indexes},
     {mq_oauth_indexes, &mq_oauth_n_indexes},       {mq_categories_indexes, &mq_categories_n_indexes},
     {mq_venues_indexes, &mq_venues_n_indexes},     {mq_events_indexes, &mq_events_n_indexes},
+    {mq_media_indexes, &mq_media_n_indexes},       {mq_series_indexes, &mq_series_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */
@@ -157,6 +162,7 @@ static void probe_once(mq_app_t *app) {
     mq_attempts_sweep(app->store, app->last_sweep_ms - 86400000, &err);
     mq_oauth_flows_sweep(app->store, app->last_sweep_ms);
   }
+  if (up && app->indexes_ready) media_sweep(app); /* abandoned uploads: every tick */
   mq_health_set_store(app->health, up);
   mq_health_set_bus(app->health, mq_relay_kafka_up(app->relay));
   health_service_tick(app);

@@ -19,6 +19,7 @@
 #include "mq_cache.h"
 #include "mq_config.h"
 #include "mq_health.h"
+#include "mq_http.h"
 #include "mq_invalidator.h"
 #include "mq_jwt.h"
 #include "mq_relay.h"
@@ -74,6 +75,12 @@ int organization_service_register(mq_app_t *app, mq_server_t *srv);
 int venue_service_register(mq_app_t *app, mq_server_t *srv);
 int event_service_register(mq_app_t *app, mq_server_t *srv);
 int category_service_register(mq_app_t *app, mq_server_t *srv);
+int media_service_register(mq_app_t *app, mq_server_t *srv);
+/* GET /media/{id} on the side HTTP port (before mq_http_start). */
+void media_http_register(mq_app_t *app, mq_http_t *http);
+/* Called by the probe thread after each probe: discards abandoned uploads. */
+void media_sweep(mq_app_t *app);
+int series_service_register(mq_app_t *app, mq_server_t *srv);
 int oauth_service_register(mq_app_t *app, mq_server_t *srv);
 /* Reads MARQUEE_OAUTH_PROVIDERS (INVALID_ARGUMENT naming it on a bad file). */
 mq_code_t mq_oauth_open(const mq_config_t *cfg, mq_oauth_t **out, mq_error_t *err);

@@ -21,7 +21,7 @@
   XX(STR, listen, "MARQUEE_LISTEN", "127.0.0.1:50051", 0, 0,                                                           \
      "gRPC listen address host:port (port 0 picks a free one)")                                                        \
   XX(STR, http_listen, "MARQUEE_HTTP_LISTEN", "127.0.0.1:9464", 0, 0,                                                  \
-     "side HTTP address for /metrics, /healthz, /readyz (empty disables)")                                             \
+     "side HTTP address for /metrics, /healthz, /readyz and /media/{id} (empty disables)")                             \
   XX(STR, mongo_uri, "MARQUEE_MONGO_URI", "mongodb://127.0.0.1:27017/", 0, 0,                                          \
      "MongoDB connection string; serverSelectionTimeoutMS/heartbeatFrequencyMS default to 2000/1000 if absent")        \
   XX(STR, mongo_db, "MARQUEE_MONGO_DB", "marquee", 0, 0, "database name")                                              \
@@ -83,6 +83,10 @@
      "timeout of each call to an identity provider (ms)")                                                              \
   XX(INT, invitation_ttl_s, "MARQUEE_INVITATION_TTL_S", "604800", 3600, 7776000,                                       \
      "lifetime of an organization invitation (s)")                                                                     \
+  XX(INT, media_max_bytes, "MARQUEE_MEDIA_MAX_BYTES", "10485760", 1024, 1073741824,                                    \
+     "largest image UploadImage accepts (bytes)")                                                                      \
+  XX(INT, media_max_pixels, "MARQUEE_MEDIA_MAX_PIXELS", "40000000", 1, 100000000,                                      \
+     "most pixels (width x height) of an uploaded image; each side is also at most 10000")                             \
   XX(INT, cache_ttl_ms, "MARQUEE_CACHE_TTL_MS", "10000", 0, 3600000,                                                   \
      "longest a cached read (profiles) may lag a write made by another instance when events cannot arrive; 0 "         \
      "disables")                                                                                                       \
@@ -96,7 +100,9 @@
   XX(STR, instance_id, "MARQUEE_INSTANCE_ID", "", 0, 0, "name of this process in logs and events (default host-pid)")  \
   XX(INT, consumer_max_attempts, "MARQUEE_CONSUMER_MAX_ATTEMPTS", "5", 1, 1000,                                        \
      "consumer: attempts for a failing (non-transient) event before it goes to the dead-letter topic")                 \
-  XX(STR, consumer_group, "MARQUEE_CONSUMER_GROUP", "", 0, 0, "consumer: Kafka group id (default marquee-<consumer>)")
+  XX(STR, consumer_group, "MARQUEE_CONSUMER_GROUP", "", 0, 0, "consumer: Kafka group id (default marquee-<consumer>)") \
+  XX(INT, consumer_skip_before_ms, "MARQUEE_CONSUMER_SKIP_BEFORE_MS", "0", 0, 4102444800000LL,                         \
+     "consumer: pass over messages produced before this unix time (ms) without handling them; 0: handle all")
 
 typedef struct mq_config {
 #define MQ_XX_FIELD_STR(f) char *f;

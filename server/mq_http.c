@@ -85,6 +85,29 @@ void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg) {
   r->arg = arg;
 }
 
+const char *mq_http_request_header(const mq_http_response_t *resp, const char *name) {
+  if (!resp || !resp->request) return NULL;
+  return MHD_lookup_connection_value((struct MHD_Connection *)resp->request, MHD_HEADER_KIND, name);
+}
+
+typedef struct {
+  long (*read)(void *arg, uint64_t pos, char *buf, size_t max);
+  void (*free)(void *arg);
+  void *arg;
+} stream_t;
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max) {
+  stream_t *st = cls;
+  long n = st->read(st->arg, pos, buf, max);
+  return n > 0 ? (ssize_t)n : (ssize_t)MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void reader_free_cb(void *cls) {
+  stream_t *st = cls;
+  if (st->free) st->free(st->arg);
+  free(st);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **ctx) {
   (void)version, (void)upload_data, (void)ctx;
@@ -93,7 +116,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *upload_size = 0;
     return MHD_YES;
   }
-  mq_http_response_t r = {404, "text/plain; charset=utf-8", NULL, 0};
+  mq_http_response_t r = {.status = 404, .content_type = "text/plain; charset=utf-8", .request = conn};
   const route_t *match = NULL;
   for (int i = 0; i < h->n_routes && !match; i++) {
     const route_t *rt = &h->routes[i];
@@ -105,10 +128,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     text(&r, 405, "method not allowed\n");
   else
     match->fn(match->arg, method, url, &r);
-  if (!r.body) text(&r, r.status ? r.status : 500, "");
-  struct MHD_Response *resp = MHD_create_response_from_buffer(r.body_len, r.body, MHD_RESPMEM_MUST_FREE);
+  struct MHD_Response *resp = NULL;
+  if (r.stream_read) {
+    free(r.body);
+    stream_t *st = malloc(sizeof *st);
+    if (!st) abort();
+    *st = (stream_t){r.stream_read, r.stream_free, r.stream_arg};
+    resp = MHD_create_response_from_callback(r.stream_size, 64 * 1024, reader_cb, st, reader_free_cb);
+  } else {
+    if (!r.body) text(&r, r.status ? r.status : 500, "");
+    resp = MHD_create_response_from_buffer(r.body_len, r.body, MHD_RESPMEM_MUST_FREE);
+  }
   MHD_add_response_header(resp, "Content-Type", r.content_type ? r.content_type : "text/plain");
-  MHD_add_response_header(resp, "Cache-Control", "no-store");
+  MHD_add_response_header(resp, "Cache-Control", r.cache_control ? r.cache_control : "no-store");
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  if (r.etag[0]) MHD_add_response_header(resp, "ETag", r.etag);
   enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
   MHD_destroy_response(resp);
   return ret;

@@ -46,6 +46,11 @@ expect "invite into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$to
 expect "accept a made-up invitation" 1 "FAILED_PRECONDITION" "${M[@]}" --token "$token" accept mqi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 expect "categories" 0 "" "${M[@]}" categories
 expect "categories with a bad locale" 1 "INVALID_ARGUMENT" "${M[@]}" categories EN
+img="$(mktemp)"; printf '\x89PNG\r\n\x1a\n' >"$img"
+expect "media upload needs a file" 2 "cannot open" "${M[@]}" --token "$token" media upload 00000000-0000-4000-8000-000000000001 /nonexistent/x.png
+expect "media upload into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" media upload 00000000-0000-4000-8000-000000000001 "$img"
+expect "media upload without a token" 1 "UNAUTHENTICATED" "${M[@]}" media upload 00000000-0000-4000-8000-000000000001 "$img"
+rm -f "$img"
 trap - EXIT
 mq_stop_server || fail=$((fail+1))
 echo "cli: $pass passed, $fail failed"
