@@ -401,12 +401,8 @@ static mq_code_t acct_get_me(mq_call_t *call, const Marquee__Identity__V1__GetMe
   void *buf;
   size_t len;
   if (app->profiles && mq_cache_get(app->profiles, key, a, &buf, &len)) {
-    ProtobufCAllocator alloc = mq_arena_allocator(a);
-    Marquee__Identity__V1__User *p = marquee__identity__v1__user__unpack(&alloc, len, buf);
-    if (p) {
-      *resp = *p;
-      return MQ_OK;
-    }
+    mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
+    return MQ_OK;
   }
   if (mq_call_inline(call)) return MQ_PENDING; /* a miss reads MongoDB: on the worker pool */
   uint64_t ticket = app->profiles ? mq_cache_ticket(app->profiles, key) : 0;

@@ -93,4 +93,9 @@ void mq_call_on_cancel(mq_call_t *call, void (*fn)(mq_call_t *call, void *arg), 
  * changing anything, and runs again on the worker pool. */
 bool mq_call_inline(const mq_call_t *c);
 
+/* Unary handlers: answer with bytes that already are the serialized
+ * response (a cached reply), skipping unpack and repack. `bytes` must live
+ * until the call ends (the call's arena); return MQ_OK, resp untouched. */
+void mq_call_reply_packed(mq_call_t *c, const void *bytes, size_t len);
+
 #endif

@@ -45,7 +45,9 @@ typedef struct mq_op {
 
 struct mq_call {
   mq_server_t *srv;
-  bool inline_try; /* MQ_RUN_TRY_INLINE: the handler runs on the CQ thread now */
+  bool inline_try;          /* MQ_RUN_TRY_INLINE: the handler runs on the CQ thread now */
+  const void *packed_reply; /* mq_call_reply_packed: the unary reply's bytes, already serialized */
+  size_t packed_len;
   mq_cq_t *cq;
   mq_reg_method_t *rm; /* NULL for an unknown (generic) method */
   grpc_call *gcall;

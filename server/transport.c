@@ -261,7 +261,16 @@ static void unary_reply(mq_call_t *c, mq_code_t code, const ProtobufCMessage *re
   grpc_op ops[4];
   size_t n = 0, n_trail;
   grpc_byte_buffer *bb = NULL;
-  if (code == MQ_OK && resp) {
+  if (code == MQ_OK && c->packed_reply) { /* serialized by the handler (a cached reply) */
+    if ((int64_t)c->packed_len > c->srv->cfg->max_send_bytes) {
+      code = mq_error_set(&c->err, MQ_RESOURCE_EXHAUSTED, NULL, "response of %zu bytes exceeds the server's limit",
+                          c->packed_len);
+    } else {
+      grpc_slice s = grpc_slice_from_copied_buffer(c->packed_reply, c->packed_len);
+      bb = grpc_raw_byte_buffer_create(&s, 1);
+      grpc_slice_unref(s);
+    }
+  } else if (code == MQ_OK && resp) {
     bb = pack_message(c, resp, &c->err);
     if (!bb) code = c->err.code;
   }
@@ -501,6 +510,11 @@ static bool try_unary_inline(mq_call_t *c) {
   }
   unary_reply(c, check_authorized(c, code), resp);
   return true;
+}
+
+void mq_call_reply_packed(mq_call_t *c, const void *bytes, size_t len) {
+  c->packed_reply = bytes;
+  c->packed_len = len;
 }
 
 bool mq_call_inline(const mq_call_t *c) {

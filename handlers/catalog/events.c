@@ -365,12 +365,8 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
   void *buf;
   size_t len;
   if (anonymous && app->events && mq_cache_get(app->events, key, a, &buf, &len)) {
-    ProtobufCAllocator alloc = mq_arena_allocator(a);
-    event_pb *hit = marquee__catalog__v1__event__unpack(&alloc, len, buf);
-    if (hit) {
-      *resp = *hit;
-      return MQ_OK;
-    }
+    mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
+    return MQ_OK;
   }
   if (mq_call_inline(call)) return MQ_PENDING;
   uint64_t ticket = app->events ? mq_cache_ticket(app->events, key) : 0;
@@ -490,13 +486,8 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
     void *buf;
     size_t len;
     if (mq_cache_get(app->event_pages, key, a, &buf, &len)) {
-      ProtobufCAllocator alloc = mq_arena_allocator(a);
-      Marquee__Catalog__V1__ListEventsResponse *hit =
-          marquee__catalog__v1__list_events_response__unpack(&alloc, len, buf);
-      if (hit) {
-        *resp = *hit;
-        return MQ_OK;
-      }
+      mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
+      return MQ_OK;
     }
   }
   if (mq_call_inline(call)) return MQ_PENDING;
