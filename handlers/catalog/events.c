@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "categories_store.h"
 #include "events_store.h"
 #include "identity.h"
@@ -42,7 +43,7 @@ typedef Marquee__Catalog__V1__TicketType tt_pb;
 
 /* ---- events and views ------------------------------------------------------------- */
 
-static void catalog_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *event_id) {
+void mq_catalog_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *event_id) {
   const mq_principal_t *who = mq_call_principal(call);
   mq_event_init(ev, "marquee.events", type, event_id, who ? who->subject : "system", mq_call_trace_id(call),
                 mq_call_request_id(call));
@@ -50,7 +51,7 @@ static void catalog_event(mq_event_t *ev, mq_call_t *call, const char *type, con
 
 /* What the public sees: no online URL, no hidden ticket types, never an
  * access code. Members see all but the codes. */
-static event_pb *view(mq_call_t *call, const event_pb *e, bool member) {
+event_pb *mq_catalog_view(mq_call_t *call, const event_pb *e, bool member) {
   mq_arena_t *a = mq_call_arena(call);
   event_pb *v = mq_arena_alloc(a, sizeof *v);
   *v = *e;
@@ -83,7 +84,7 @@ static mq_code_t load_as(mq_call_t *call, const char *event_id, int weakest, eve
   return rc;
 }
 
-static bool is_member(mq_call_t *call, const char *org_id) {
+bool mq_catalog_is_member(mq_call_t *call, const char *org_id) {
   mq_app_t *app = mq_call_app(call);
   const mq_principal_t *who = mq_call_principal(call);
   if (!who) return false;
@@ -93,20 +94,20 @@ static bool is_member(mq_call_t *call, const char *org_id) {
   return mq_orgs_role(app->store, org_id, who->subject, &role, &ignored) == MQ_OK;
 }
 
-static bool finished(const event_pb *e) {
+bool mq_catalog_finished(const event_pb *e) {
   return e->state == ST(CANCELLED) || e->state == ST(COMPLETED);
 }
 
 /* ---- validation ------------------------------------------------------------------ */
 
-static bool has_path(const Google__Protobuf__FieldMask *m, const char *p) {
+bool mq_catalog_has_path(const Google__Protobuf__FieldMask *m, const char *p) {
   if (!m) return true; /* creation: every field */
   for (size_t i = 0; i < m->n_paths; i++)
     if (!strcmp(m->paths[i], p)) return true;
   return false;
 }
 
-static mq_code_t check_tags(char **tags, size_t n, mq_error_t *err) {
+mq_code_t mq_catalog_check_tags(char **tags, size_t n, mq_error_t *err) {
   mq_code_t rc = mq_check_count(err, "tags", n, MAX_TAGS);
   for (size_t i = 0; rc == MQ_OK && i < n; i++) {
     size_t len = tags[i] ? strlen(tags[i]) : 0;
@@ -137,48 +138,48 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
     }
   }
   mq_code_t rc = MQ_OK;
-  if (has_path(mask, "title")) {
+  if (mq_catalog_has_path(mask, "title")) {
     if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
       return rc;
     e->title = in->title;
   }
-  if (has_path(mask, "description_md")) {
+  if (mq_catalog_has_path(mask, "description_md")) {
     if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
                             MQ_TEXT_MULTILINE)) != MQ_OK)
       return rc;
     e->description_md = in->description_md;
   }
-  if (has_path(mask, "category_id")) {
+  if (mq_catalog_has_path(mask, "category_id")) {
     if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
       return rc;
     e->category_id = in->category_id;
   }
-  if (has_path(mask, "tags")) {
-    if ((rc = check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
+  if (mq_catalog_has_path(mask, "tags")) {
+    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
     e->tags = in->tags;
     e->n_tags = in->n_tags;
   }
-  if (has_path(mask, "image_ids")) {
+  if (mq_catalog_has_path(mask, "image_ids")) {
     if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MAX_IMAGES)) != MQ_OK) return rc;
     for (size_t i = 0; i < in->n_image_ids; i++)
       if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
     e->image_ids = in->image_ids;
     e->n_image_ids = in->n_image_ids;
   }
-  if (has_path(mask, "cover_image_id")) {
+  if (mq_catalog_has_path(mask, "cover_image_id")) {
     if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
       return rc;
     e->cover_image_id = in->cover_image_id;
   }
-  if (has_path(mask, "online_url")) {
+  if (mq_catalog_has_path(mask, "online_url")) {
     if (in->online_url && in->online_url[0] &&
         (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
       return rc;
     e->online_url = in->online_url;
   }
-  bool tz_given = has_path(mask, "time_zone") && in->time_zone && in->time_zone[0];
+  bool tz_given = mq_catalog_has_path(mask, "time_zone") && in->time_zone && in->time_zone[0];
   const char *venue_tz = NULL;
-  if (has_path(mask, "venue_id")) {
+  if (mq_catalog_has_path(mask, "venue_id")) {
     e->venue_id = in->venue_id;
     e->city = e->country = (char *)"";
     if (in->venue_id && in->venue_id[0]) {
@@ -201,38 +202,38 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
   } else if (!e->time_zone || !e->time_zone[0]) {
     e->time_zone = (char *)"UTC";
   }
-  if (has_path(mask, "starts_at")) e->starts_at = in->starts_at;
-  if (has_path(mask, "ends_at")) e->ends_at = in->ends_at;
-  if (has_path(mask, "language")) {
+  if (mq_catalog_has_path(mask, "starts_at")) e->starts_at = in->starts_at;
+  if (mq_catalog_has_path(mask, "ends_at")) e->ends_at = in->ends_at;
+  if (mq_catalog_has_path(mask, "language")) {
     const char *l = in->language && in->language[0] ? in->language : "en";
     if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
     e->language = (char *)l;
   }
-  if (has_path(mask, "currency")) {
+  if (mq_catalog_has_path(mask, "currency")) {
     if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc;
     if (e->n_ticket_types && e->currency && strcmp(e->currency, in->currency))
       return mq_error_set(err, MQ_FAILED_PRECONDITION, "currency",
                           "the event has ticket types priced in %s; change or delete them first", e->currency);
     e->currency = in->currency;
   }
-  if (has_path(mask, "visibility")) {
+  if (mq_catalog_has_path(mask, "visibility")) {
     if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
                             true)) != MQ_OK)
       return rc;
     e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
   }
-  if (has_path(mask, "age_policy")) {
+  if (mq_catalog_has_path(mask, "age_policy")) {
     if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
       return rc;
     e->age_policy = in->age_policy;
   }
-  if (has_path(mask, "refund_policy")) {
+  if (mq_catalog_has_path(mask, "refund_policy")) {
     if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
                             MQ_TEXT_MULTILINE)))
       return rc;
     e->refund_policy = in->refund_policy;
   }
-  if (has_path(mask, "capacity")) {
+  if (mq_catalog_has_path(mask, "capacity")) {
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
@@ -249,7 +250,7 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
 }
 
 /* Derived, read-only fields: how people attend, and the cheapest visible price. */
-static void derive(event_pb *e) {
+void mq_catalog_derive(event_pb *e) {
   e->attendance_mode = e->venue_id && e->venue_id[0] ? MARQUEE__CATALOG__V1__ATTENDANCE_MODE__ATTENDANCE_MODE_IN_PERSON
                                                      : MARQUEE__CATALOG__V1__ATTENDANCE_MODE__ATTENDANCE_MODE_ONLINE;
   int64_t best = -1;
@@ -263,9 +264,9 @@ static void derive(event_pb *e) {
   e->min_price_minor = best < 0 ? 0 : best;
 }
 
-static void touch(mq_call_t *call, event_pb *e) {
+void mq_catalog_touch(mq_call_t *call, event_pb *e) {
   e->updated_at = mq_pb_timestamp(mq_call_arena(call), mq_now_unix_ms());
-  derive(e);
+  mq_catalog_derive(e);
 }
 
 /* ---- events ---------------------------------------------------------------------- */
@@ -288,19 +289,19 @@ static mq_code_t ev_create(mq_call_t *call, const Marquee__Catalog__V1__CreateEv
   e->version = 1;
   if ((rc = apply_fields(call, e, in, NULL, err)) != MQ_OK) return rc;
   e->created_at = mq_pb_timestamp(a, mq_now_unix_ms());
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventCreated pl = MARQUEE__EVENTS__V1__EVENT_CREATED__INIT;
   pl.event_id = id;
   pl.organization_id = e->organization_id;
   pl.title = e->title;
   mq_event_t ev;
-  catalog_event(&ev, call, "catalog.EventCreated", id);
+  mq_catalog_event(&ev, call, "catalog.EventCreated", id);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_CREATED;
   ev.env.event_created = &pl;
   if ((rc = mq_events_insert(app->store, e, &ev, err)) != MQ_OK) return rc;
   mq_app_events_written(app);
   mq_app_event_changed(app, id);
-  *resp = *view(call, e, true);
+  *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
 }
 
@@ -308,7 +309,7 @@ static mq_code_t save_with(mq_call_t *call, event_pb *e, int64_t expected, const
                            Marquee__Events__V1__Envelope__PayloadCase pc, void *payload, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_event_t ev;
-  catalog_event(&ev, call, type, e->event_id);
+  mq_catalog_event(&ev, call, type, e->event_id);
   ev.env.payload_case = pc;
   /* every payload case of the catalog is a pointer in the same union slot */
   ev.env.event_updated = payload;
@@ -328,13 +329,13 @@ static mq_code_t ev_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateEv
   if (req->version <= 0) return mq_error_set(err, MQ_INVALID_ARGUMENT, "version", "send the version you read");
   if (req->version != e->version)
     return mq_error_set(err, MQ_ABORTED, "version", "the event changed since you read it; read it again");
-  if (finished(e))
+  if (mq_catalog_finished(e))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "a cancelled or completed event cannot change");
   if ((rc = apply_fields(call, e, req->event, req->update_mask, err)) != MQ_OK) return rc;
-  if (e->state == ST(PUBLISHED) && has_path(req->update_mask, "venue_id") && !(e->venue_id && e->venue_id[0]) &&
-      !(e->online_url && e->online_url[0]))
+  if (e->state == ST(PUBLISHED) && mq_catalog_has_path(req->update_mask, "venue_id") &&
+      !(e->venue_id && e->venue_id[0]) && !(e->online_url && e->online_url[0]))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "venue_id", "a published event needs a venue or an online URL");
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventUpdated pl = MARQUEE__EVENTS__V1__EVENT_UPDATED__INIT;
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
@@ -344,7 +345,7 @@ static mq_code_t ev_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateEv
   if ((rc = save_with(call, e, req->version, "catalog.EventUpdated",
                       MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_UPDATED, &pl, err)) != MQ_OK)
     return rc;
-  *resp = *view(call, e, true);
+  *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
 }
 
@@ -374,9 +375,9 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
   rc = mq_events_get(app->store, req->event_id, a, &e, err);
   if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "event_id", "no such event");
   if (rc != MQ_OK) return rc;
-  bool member = !anonymous && is_member(call, e->organization_id);
+  bool member = !anonymous && mq_catalog_is_member(call, e->organization_id);
   if (!member && e->state == ST(DRAFT)) return mq_error_set(err, MQ_NOT_FOUND, "event_id", "no such event");
-  event_pb *v = view(call, e, member);
+  event_pb *v = mq_catalog_view(call, e, member);
   if (!member && app->events) {
     size_t n = marquee__catalog__v1__event__get_packed_size(v);
     uint8_t *packed = mq_arena_alloc(a, n ? n : 1);
@@ -406,7 +407,7 @@ static void reply_page(mq_call_t *call, event_pb **evs, size_t n, bool more, boo
                        Marquee__Catalog__V1__ListEventsResponse *resp) {
   mq_arena_t *a = mq_call_arena(call);
   resp->events = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->events);
-  for (size_t i = 0; i < n; i++) resp->events[resp->n_events++] = view(call, evs[i], members);
+  for (size_t i = 0; i < n; i++) resp->events[resp->n_events++] = mq_catalog_view(call, evs[i], members);
   resp->next_page_token = (char *)"";
   if (more && n) {
     const event_pb *last = evs[n - 1];
@@ -549,7 +550,7 @@ static mq_code_t ev_publish(mq_call_t *call, const Marquee__Catalog__V1__Publish
   int64_t before = e->version;
   e->state = ST(PUBLISHED);
   e->published_at = mq_pb_timestamp(mq_call_arena(call), mq_now_unix_ms());
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventPublished pl = MARQUEE__EVENTS__V1__EVENT_PUBLISHED__INIT;
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
@@ -558,7 +559,7 @@ static mq_code_t ev_publish(mq_call_t *call, const Marquee__Catalog__V1__Publish
   if ((rc = save_with(call, e, before, "catalog.EventPublished", MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_PUBLISHED,
                       &pl, err)) != MQ_OK)
     return rc;
-  *resp = *view(call, e, true);
+  *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
 }
 
@@ -569,12 +570,12 @@ static mq_code_t ev_cancel(mq_call_t *call, const Marquee__Catalog__V1__CancelEv
   if (rc == MQ_OK) rc = check_version(e, req->version, err);
   if (rc == MQ_OK) rc = mq_check_text(err, "reason", req->reason, 1, 500, MQ_TEXT_MULTILINE);
   if (rc != MQ_OK) return rc;
-  if (finished(e))
+  if (mq_catalog_finished(e))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "the event is already cancelled or completed");
   int64_t before = e->version;
   e->state = ST(CANCELLED);
   e->cancel_reason = req->reason;
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventCancelled pl = MARQUEE__EVENTS__V1__EVENT_CANCELLED__INIT;
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
@@ -582,7 +583,7 @@ static mq_code_t ev_cancel(mq_call_t *call, const Marquee__Catalog__V1__CancelEv
   if ((rc = save_with(call, e, before, "catalog.EventCancelled", MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_CANCELLED,
                       &pl, err)) != MQ_OK)
     return rc;
-  *resp = *view(call, e, true);
+  *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
 }
 
@@ -597,14 +598,14 @@ static mq_code_t ev_complete(mq_call_t *call, const Marquee__Catalog__V1__Comple
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "the event has not started yet");
   int64_t before = e->version;
   e->state = ST(COMPLETED);
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventCompleted pl = MARQUEE__EVENTS__V1__EVENT_COMPLETED__INIT;
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
   if ((rc = save_with(call, e, before, "catalog.EventCompleted", MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_COMPLETED,
                       &pl, err)) != MQ_OK)
     return rc;
-  *resp = *view(call, e, true);
+  *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
 }
 
@@ -621,7 +622,7 @@ static mq_code_t ev_delete(mq_call_t *call, const Marquee__Catalog__V1__DeleteEv
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
   mq_event_t ev;
-  catalog_event(&ev, call, "catalog.EventDeleted", e->event_id);
+  mq_catalog_event(&ev, call, "catalog.EventDeleted", e->event_id);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_DELETED;
   ev.env.event_deleted = &pl;
   rc = mq_events_delete(app->store, e->event_id, mq_call_principal(call)->subject, &ev, err);
@@ -647,18 +648,18 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
     }
   }
   mq_code_t rc;
-  if (has_path(mask, "name")) {
+  if (mq_catalog_has_path(mask, "name")) {
     if ((rc = mq_check_text(err, "ticket_type.name", in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)))
       return rc;
     t->name = in->name;
   }
-  if (has_path(mask, "description")) {
+  if (mq_catalog_has_path(mask, "description")) {
     if ((rc = mq_check_text(err, "ticket_type.description", in->description ? in->description : "", 0, 1000,
                             MQ_TEXT_MULTILINE)))
       return rc;
     t->description = in->description;
   }
-  if (has_path(mask, "price")) {
+  if (mq_catalog_has_path(mask, "price")) {
     const Marquee__Common__V1__Money *p = in->price;
     if (!p) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.price", "is required (amount 0 for free)");
     if (p->amount_minor < 0 || p->amount_minor > 100000000000LL)
@@ -674,17 +675,17 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
     m->currency = p->currency;
     t->price = m;
   }
-  if (has_path(mask, "capacity")) {
+  if (mq_catalog_has_path(mask, "capacity")) {
     if ((rc = mq_check_range_i64(err, "ticket_type.capacity", in->capacity, 1, 1000000))) return rc;
     t->capacity = in->capacity;
   }
-  if (has_path(mask, "sales_start")) t->sales_start = in->sales_start;
-  if (has_path(mask, "sales_end")) t->sales_end = in->sales_end;
-  if (has_path(mask, "min_per_order")) t->min_per_order = in->min_per_order ? in->min_per_order : 1;
-  if (has_path(mask, "max_per_order")) t->max_per_order = in->max_per_order ? in->max_per_order : 10;
-  if (has_path(mask, "hidden")) t->hidden = in->hidden;
-  if (has_path(mask, "sort_order")) t->sort_order = in->sort_order;
-  if (has_path(mask, "access_code")) {
+  if (mq_catalog_has_path(mask, "sales_start")) t->sales_start = in->sales_start;
+  if (mq_catalog_has_path(mask, "sales_end")) t->sales_end = in->sales_end;
+  if (mq_catalog_has_path(mask, "min_per_order")) t->min_per_order = in->min_per_order ? in->min_per_order : 1;
+  if (mq_catalog_has_path(mask, "max_per_order")) t->max_per_order = in->max_per_order ? in->max_per_order : 10;
+  if (mq_catalog_has_path(mask, "hidden")) t->hidden = in->hidden;
+  if (mq_catalog_has_path(mask, "sort_order")) t->sort_order = in->sort_order;
+  if (mq_catalog_has_path(mask, "access_code")) {
     if (in->access_code && in->access_code[0]) {
       if ((rc = mq_check_text(err, "ticket_type.access_code", in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE))) return rc;
       char *h = mq_arena_alloc(a, 65);
@@ -711,7 +712,7 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
 
 static mq_code_t save_tt(mq_call_t *call, event_pb *e, const tt_pb *t, const char *change, mq_error_t *err) {
   int64_t before = e->version;
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__TicketTypeChanged pl = MARQUEE__EVENTS__V1__TICKET_TYPE_CHANGED__INIT;
   pl.event_id = e->event_id;
   pl.ticket_type_id = t->ticket_type_id;
@@ -728,7 +729,7 @@ static mq_code_t tt_create(mq_call_t *call, const Marquee__Catalog__V1__CreateTi
   mq_code_t rc = load_as(call, req->event_id, MQ_ORG_MANAGER, &e, err);
   if (rc != MQ_OK) return rc;
   if (!req->ticket_type) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type", "is required");
-  if (finished(e))
+  if (mq_catalog_finished(e))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "a cancelled or completed event cannot change");
   if (e->n_ticket_types >= MAX_TICKET_TYPES)
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "ticket_type", "an event has at most %d ticket types",
@@ -768,7 +769,7 @@ static mq_code_t tt_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateTi
   if (rc != MQ_OK) return rc;
   if (!req->ticket_type || !req->update_mask)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type", "send the ticket type and an update_mask");
-  if (finished(e))
+  if (mq_catalog_finished(e))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "a cancelled or completed event cannot change");
   size_t i;
   if ((rc = find_tt(e, req->ticket_type->ticket_type_id, &i, err)) != MQ_OK) return rc;

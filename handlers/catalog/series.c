@@ -33,16 +33,17 @@
  * individually keeps its own values of the other fields, and takes the
  * series' value of the named ones (the later edit wins).
  *
- * Local copies: the validation of event content fields and ticket types,
- * derive(), the public view and is_member() repeat handlers/catalog/events.c
- * (static there). Keep them in step until events.c exports them; each copy
- * is marked "events.c: <name>".
+ * Shared with events.c through handlers/catalog/catalog.h: the derived
+ * fields, the public view, membership and tag rules. The validation of
+ * template content fields and ticket types below is a variant of events.c's
+ * (series field names, no schedule); each is marked "events.c: <name>".
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "categories_store.h"
 #include "events_store.h"
 #include "identity.h"
@@ -101,37 +102,7 @@ static const char *occurrence_id(mq_arena_t *a, const char *series_id, size_t in
   return id;
 }
 
-static void catalog_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *aggregate_id) {
-  const mq_principal_t *who = mq_call_principal(call);
-  mq_event_init(ev, "marquee.events", type, aggregate_id, who ? who->subject : "system", mq_call_trace_id(call),
-                mq_call_request_id(call));
-}
-
-/* ---- local copies of events.c (static there) ---------------------------------------- */
-
-static bool has_path(const Google__Protobuf__FieldMask *m, const char *p) {
-  if (!m) return true; /* creation: every field */
-  for (size_t i = 0; i < m->n_paths; i++)
-    if (!strcmp(m->paths[i], p)) return true;
-  return false;
-}
-
-static bool finished(const event_pb *e) {
-  return e->state == ST(CANCELLED) || e->state == ST(COMPLETED);
-}
-
-/* events.c: check_tags */
-static mq_code_t check_tags(char **tags, size_t n, mq_error_t *err) {
-  mq_code_t rc = mq_check_count(err, "tags", n, MAX_TAGS);
-  for (size_t i = 0; rc == MQ_OK && i < n; i++) {
-    size_t len = tags[i] ? strlen(tags[i]) : 0;
-    bool ok = len >= 1 && len <= 30;
-    for (size_t k = 0; ok && k < len; k++)
-      ok = (tags[i][k] >= 'a' && tags[i][k] <= 'z') || (tags[i][k] >= '0' && tags[i][k] <= '9') || tags[i][k] == '-';
-    if (!ok) rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "tags", "each tag is 1..30 of a-z, 0-9 and '-'");
-  }
-  return rc;
-}
+/* ---- local variants of events.c's validation (other field names, no schedule) ---- */
 
 /* The content fields a series template has (and UpdateSeries may change):
  * events.c's apply_fields without the schedule (starts_at, ends_at,
@@ -148,46 +119,46 @@ static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = MQ_OK;
-  if (has_path(mask, "title")) {
+  if (mq_catalog_has_path(mask, "title")) {
     if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
       return rc;
     e->title = in->title;
   }
-  if (has_path(mask, "description_md")) {
+  if (mq_catalog_has_path(mask, "description_md")) {
     if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
                             MQ_TEXT_MULTILINE)) != MQ_OK)
       return rc;
     e->description_md = in->description_md;
   }
-  if (has_path(mask, "category_id")) {
+  if (mq_catalog_has_path(mask, "category_id")) {
     if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
       return rc;
     e->category_id = in->category_id;
   }
-  if (has_path(mask, "tags")) {
-    if ((rc = check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
+  if (mq_catalog_has_path(mask, "tags")) {
+    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
     e->tags = in->tags;
     e->n_tags = in->n_tags;
   }
-  if (has_path(mask, "image_ids")) {
+  if (mq_catalog_has_path(mask, "image_ids")) {
     if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MAX_IMAGES)) != MQ_OK) return rc;
     for (size_t i = 0; i < in->n_image_ids; i++)
       if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
     e->image_ids = in->image_ids;
     e->n_image_ids = in->n_image_ids;
   }
-  if (has_path(mask, "cover_image_id")) {
+  if (mq_catalog_has_path(mask, "cover_image_id")) {
     if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
       return rc;
     e->cover_image_id = in->cover_image_id;
   }
-  if (has_path(mask, "online_url")) {
+  if (mq_catalog_has_path(mask, "online_url")) {
     if (in->online_url && in->online_url[0] &&
         (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
       return rc;
     e->online_url = in->online_url;
   }
-  if (has_path(mask, "venue_id")) {
+  if (mq_catalog_has_path(mask, "venue_id")) {
     e->venue_id = in->venue_id;
     e->city = e->country = (char *)"";
     if (in->venue_id && in->venue_id[0]) {
@@ -202,7 +173,7 @@ static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
       if (venue_tz) *venue_tz = v.time_zone;
     }
   }
-  if (has_path(mask, "language")) {
+  if (mq_catalog_has_path(mask, "language")) {
     const char *l = in->language && in->language[0] ? in->language : "en";
     if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
     e->language = (char *)l;
@@ -211,24 +182,24 @@ static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
     if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc;
     e->currency = in->currency;
   }
-  if (has_path(mask, "visibility")) {
+  if (mq_catalog_has_path(mask, "visibility")) {
     if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
                             true)) != MQ_OK)
       return rc;
     e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
   }
-  if (has_path(mask, "age_policy")) {
+  if (mq_catalog_has_path(mask, "age_policy")) {
     if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
       return rc;
     e->age_policy = in->age_policy;
   }
-  if (has_path(mask, "refund_policy")) {
+  if (mq_catalog_has_path(mask, "refund_policy")) {
     if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
                             MQ_TEXT_MULTILINE)))
       return rc;
     e->refund_policy = in->refund_policy;
   }
-  if (has_path(mask, "capacity")) {
+  if (mq_catalog_has_path(mask, "capacity")) {
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
@@ -286,56 +257,6 @@ static mq_code_t apply_tt(mq_call_t *call, const char *currency, tt_pb *t, const
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.access_code",
                         "a hidden ticket type needs an access code");
   return MQ_OK;
-}
-
-/* events.c: derive — how people attend, and the cheapest visible price. */
-static void derive(event_pb *e) {
-  e->attendance_mode = e->venue_id && e->venue_id[0] ? MARQUEE__CATALOG__V1__ATTENDANCE_MODE__ATTENDANCE_MODE_IN_PERSON
-                                                     : MARQUEE__CATALOG__V1__ATTENDANCE_MODE__ATTENDANCE_MODE_ONLINE;
-  int64_t best = -1;
-  for (int pass = 0; pass < 2 && best < 0; pass++) /* visible ones first; hidden only if all are */
-    for (size_t i = 0; i < e->n_ticket_types; i++) {
-      const tt_pb *t = e->ticket_types[i];
-      if (pass == 0 && t->hidden) continue;
-      int64_t p = t->price ? t->price->amount_minor : 0;
-      if (best < 0 || p < best) best = p;
-    }
-  e->min_price_minor = best < 0 ? 0 : best;
-}
-
-static void touch(mq_call_t *call, event_pb *e) {
-  e->updated_at = mq_pb_timestamp(mq_call_arena(call), mq_now_unix_ms());
-  derive(e);
-}
-
-/* events.c: view — the public sees no online URL, no hidden ticket types,
- * never an access code; members see all but the codes. */
-static event_pb *view(mq_call_t *call, const event_pb *e, bool member) {
-  mq_arena_t *a = mq_call_arena(call);
-  event_pb *v = mq_arena_alloc(a, sizeof *v);
-  *v = *e;
-  if (!member) v->online_url = (char *)"";
-  v->ticket_types = mq_arena_alloc(a, (e->n_ticket_types ? e->n_ticket_types : 1) * sizeof *v->ticket_types);
-  v->n_ticket_types = 0;
-  for (size_t i = 0; i < e->n_ticket_types; i++) {
-    if (e->ticket_types[i]->hidden && !member) continue;
-    tt_pb *t = mq_arena_alloc(a, sizeof *t);
-    *t = *e->ticket_types[i];
-    t->access_code = (char *)"";
-    v->ticket_types[v->n_ticket_types++] = t;
-  }
-  return v;
-}
-
-/* events.c: is_member */
-static bool is_member(mq_call_t *call, const char *org_id) {
-  mq_app_t *app = mq_call_app(call);
-  const mq_principal_t *who = mq_call_principal(call);
-  if (!who) return false;
-  if (who->roles & MQ_ROLE_ADMIN) return true;
-  int role;
-  mq_error_t ignored;
-  return mq_orgs_role(app->store, org_id, who->subject, &role, &ignored) == MQ_OK;
 }
 
 /* ---- the series ---------------------------------------------------------------------- */
@@ -421,14 +342,14 @@ static mq_code_t insert_occurrence(mq_call_t *call, const mq_series_t *s, const 
     t->ticket_type_id = id;
     e->ticket_types[i] = t;
   }
-  touch(call, e);
+  mq_catalog_touch(call, e);
   Marquee__Events__V1__EventCreated pl = MARQUEE__EVENTS__V1__EVENT_CREATED__INIT;
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
   pl.title = e->title;
   pl.series_id = e->series_id;
   mq_event_t ev;
-  catalog_event(&ev, call, "catalog.EventCreated", e->event_id);
+  mq_catalog_event(&ev, call, "catalog.EventCreated", e->event_id);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_CREATED;
   ev.env.event_created = &pl;
   return mq_events_insert(app->store, e, &ev, err);
@@ -485,7 +406,7 @@ static mq_code_t finish_creation(mq_call_t *call, mq_series_t *s, bool fresh, mq
   char **ids = mq_arena_alloc(a, (s->n_occ ? s->n_occ : 1) * sizeof *ids);
   for (size_t i = 0; i < s->n_occ; i++) ids[i] = (char *)s->occ[i].event_id;
   if (created) {
-    catalog_event(&ev, call, "catalog.SeriesCreated", s->id);
+    mq_catalog_event(&ev, call, "catalog.SeriesCreated", s->id);
     sc.series_id = (char *)s->id;
     sc.organization_id = (char *)s->organization_id;
     sc.title = (char *)s->title;
@@ -496,7 +417,7 @@ static mq_code_t finish_creation(mq_call_t *call, mq_series_t *s, bool fresh, mq
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_SERIES_CREATED;
     ev.env.series_created = &sc;
   } else {
-    catalog_event(&ev, call, "catalog.SeriesUpdated", s->id);
+    mq_catalog_event(&ev, call, "catalog.SeriesUpdated", s->id);
     su.series_id = (char *)s->id;
     su.organization_id = (char *)s->organization_id;
     su.version = before + 1;
@@ -743,7 +664,7 @@ static mq_code_t se_list(mq_call_t *call, const Marquee__Catalog__V1__ListSeries
   mq_code_t rc = mq_check_uuid(err, "series_id", req->series_id);
   if (rc == MQ_OK) rc = mq_series_get(app->store, req->series_id, a, &s, err);
   if (rc != MQ_OK) return rc;
-  bool member = is_member(call, s.organization_id);
+  bool member = mq_catalog_is_member(call, s.organization_id);
   uint32_t page;
   if ((rc = mq_check_page_size(err, "page_size", req->page_size, 20, 100, &page)) != MQ_OK) return rc;
   mq_series_occ_query_t q = {.series_id = s.id, .published_only = !member, .limit = page + 1};
@@ -764,7 +685,7 @@ static mq_code_t se_list(mq_call_t *call, const Marquee__Catalog__V1__ListSeries
       return rc;
     }
     if (!member && e->state != ST(PUBLISHED)) continue; /* changed between the two reads */
-    resp->events[resp->n_events++] = view(call, e, member);
+    resp->events[resp->n_events++] = mq_catalog_view(call, e, member);
   }
   resp->next_page_token = (char *)"";
   if (more && n)
@@ -809,29 +730,29 @@ static void outcome(mq_call_t *call, change_pb *r, const event_pb *e, const char
 
 /* The fields of the mask, from the validated template onto an occurrence. */
 static void copy_paths(event_pb *e, const event_pb *t, const Google__Protobuf__FieldMask *m) {
-  if (has_path(m, "title")) e->title = t->title;
-  if (has_path(m, "description_md")) e->description_md = t->description_md;
-  if (has_path(m, "category_id")) e->category_id = t->category_id;
-  if (has_path(m, "tags")) {
+  if (mq_catalog_has_path(m, "title")) e->title = t->title;
+  if (mq_catalog_has_path(m, "description_md")) e->description_md = t->description_md;
+  if (mq_catalog_has_path(m, "category_id")) e->category_id = t->category_id;
+  if (mq_catalog_has_path(m, "tags")) {
     e->tags = t->tags;
     e->n_tags = t->n_tags;
   }
-  if (has_path(m, "image_ids")) {
+  if (mq_catalog_has_path(m, "image_ids")) {
     e->image_ids = t->image_ids;
     e->n_image_ids = t->n_image_ids;
   }
-  if (has_path(m, "cover_image_id")) e->cover_image_id = t->cover_image_id;
-  if (has_path(m, "venue_id")) { /* the occurrence keeps its time zone: its instants are the series' */
+  if (mq_catalog_has_path(m, "cover_image_id")) e->cover_image_id = t->cover_image_id;
+  if (mq_catalog_has_path(m, "venue_id")) { /* the occurrence keeps its time zone: its instants are the series' */
     e->venue_id = t->venue_id;
     e->city = t->city;
     e->country = t->country;
   }
-  if (has_path(m, "online_url")) e->online_url = t->online_url;
-  if (has_path(m, "language")) e->language = t->language;
-  if (has_path(m, "visibility")) e->visibility = t->visibility;
-  if (has_path(m, "age_policy")) e->age_policy = t->age_policy;
-  if (has_path(m, "refund_policy")) e->refund_policy = t->refund_policy;
-  if (has_path(m, "capacity")) e->capacity = t->capacity;
+  if (mq_catalog_has_path(m, "online_url")) e->online_url = t->online_url;
+  if (mq_catalog_has_path(m, "language")) e->language = t->language;
+  if (mq_catalog_has_path(m, "visibility")) e->visibility = t->visibility;
+  if (mq_catalog_has_path(m, "age_policy")) e->age_policy = t->age_policy;
+  if (mq_catalog_has_path(m, "refund_policy")) e->refund_policy = t->refund_policy;
+  if (mq_catalog_has_path(m, "capacity")) e->capacity = t->capacity;
 }
 
 /* Applies `op` to one occurrence and records the outcome: read, check,
@@ -862,7 +783,7 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
     Marquee__Events__V1__EventCancelled can = MARQUEE__EVENTS__V1__EVENT_CANCELLED__INIT;
     switch (op->kind) {
       case OP_UPDATE:
-        if (finished(e)) {
+        if (mq_catalog_finished(e)) {
           outcome(call, r, e, o->event_id, 0, RES(SKIPPED), NULL, "cancelled or completed");
           return;
         }
@@ -872,8 +793,8 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
           outcome(call, r, NULL, o->event_id, mq_pb_timestamp_ms(e->starts_at), RES(FAILED), &err, NULL);
           return;
         }
-        touch(call, e);
-        catalog_event(&ev, call, "catalog.EventUpdated", e->event_id);
+        mq_catalog_touch(call, e);
+        mq_catalog_event(&ev, call, "catalog.EventUpdated", e->event_id);
         up.event_id = e->event_id;
         up.organization_id = e->organization_id;
         up.version = before + 1;
@@ -900,8 +821,8 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
         }
         e->state = ST(PUBLISHED);
         e->published_at = mq_pb_timestamp(a, mq_now_unix_ms());
-        touch(call, e);
-        catalog_event(&ev, call, "catalog.EventPublished", e->event_id);
+        mq_catalog_touch(call, e);
+        mq_catalog_event(&ev, call, "catalog.EventPublished", e->event_id);
         pub.event_id = e->event_id;
         pub.organization_id = e->organization_id;
         pub.title = e->title;
@@ -910,14 +831,14 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
         ev.env.event_published = &pub;
         break;
       case OP_CANCEL:
-        if (finished(e)) {
+        if (mq_catalog_finished(e)) {
           outcome(call, r, e, o->event_id, 0, RES(SKIPPED), NULL, "already cancelled or completed");
           return;
         }
         e->state = ST(CANCELLED);
         e->cancel_reason = (char *)op->reason;
-        touch(call, e);
-        catalog_event(&ev, call, "catalog.EventCancelled", e->event_id);
+        mq_catalog_touch(call, e);
+        mq_catalog_event(&ev, call, "catalog.EventCancelled", e->event_id);
         can.event_id = e->event_id;
         can.organization_id = e->organization_id;
         can.reason = (char *)op->reason;
@@ -1020,7 +941,7 @@ static mq_code_t se_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateSe
   su.scope = (char *)(this_and_future ? "THIS_AND_FUTURE" : "ALL_FUTURE");
   su.from_event_id = this_and_future ? req->from_event_id : (char *)"";
   mq_event_t ev;
-  catalog_event(&ev, call, "catalog.SeriesUpdated", s.id);
+  mq_catalog_event(&ev, call, "catalog.SeriesUpdated", s.id);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_SERIES_UPDATED;
   ev.env.series_updated = &su;
   if ((rc = mq_series_save(app->store, &next, before, &ev, 1, err)) != MQ_OK) return rc;
@@ -1076,7 +997,7 @@ static mq_code_t se_cancel(mq_call_t *call, const Marquee__Catalog__V1__CancelSe
     su.change = (char *)"cancelled";
     su.reason = req->reason;
     mq_event_t ev;
-    catalog_event(&ev, call, "catalog.SeriesUpdated", s.id);
+    mq_catalog_event(&ev, call, "catalog.SeriesUpdated", s.id);
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_SERIES_UPDATED;
     ev.env.series_updated = &su;
     if ((rc = mq_series_save(app->store, &next, before, &ev, 1, err)) != MQ_OK) return rc;
