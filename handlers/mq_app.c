@@ -72,6 +72,7 @@ static const struct {
     {mq_oauth_indexes, &mq_oauth_n_indexes},       {mq_categories_indexes, &mq_categories_n_indexes},
     {mq_venues_indexes, &mq_venues_n_indexes},     {mq_events_indexes, &mq_events_n_indexes},
     {mq_media_indexes, &mq_media_n_indexes},       {mq_series_indexes, &mq_series_n_indexes},
+    {mq_outbox_indexes, &mq_outbox_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */
@@ -101,6 +102,9 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
     app->profiles = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
     app->events = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
     app->event_pages = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms);
+    mq_cache_export_metrics(app->profiles, "profiles");
+    mq_cache_export_metrics(app->events, "events");
+    mq_cache_export_metrics(app->event_pages, "event_pages");
   }
   if (rc == MQ_OK) rc = mq_oauth_open(cfg, &app->oauth, err);
   if (rc == MQ_OK) {
@@ -190,15 +194,27 @@ static void *probe_main(void *arg) {
   return NULL;
 }
 
+static void caches_enabled(mq_app_t *app, bool on) {
+  mq_cache_set_enabled(app->profiles, on);
+  mq_cache_set_enabled(app->events, on);
+  mq_cache_set_enabled(app->event_pages, on);
+}
+
+static void on_live(void *arg, bool live) {
+  caches_enabled(arg, live);
+}
+
 mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   probe_once(app); /* know the store's state before the first call */
   if (pthread_create(&app->probe, NULL, probe_main, app) != 0)
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the probe thread");
   pthread_setname_np(app->probe, "mq-probe");
   app->probe_running = true;
-  if (app->profiles) {
+  if (app->profiles && app->cfg->kafka_brokers[0]) {
+    /* no caching until other instances' writes can be heard */
+    caches_enabled(app, false);
     static const char *const topics[] = {"marquee.users", "marquee.events", NULL};
-    app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, app);
+    app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, on_live, app);
   }
   return mq_relay_start(app->relay, err);
 }

@@ -6,9 +6,13 @@
 #include "mq_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "mq_metrics.h"
 
 #define SHARDS 64
 #define BUCKETS 256 /* per shard */
@@ -36,6 +40,7 @@ struct mq_cache {
   shard_t shards[SHARDS];
   size_t per_shard;
   int64_t ttl_ms;
+  atomic_bool enabled;
 };
 
 static int64_t now_ms(void) {
@@ -56,6 +61,7 @@ mq_cache_t *mq_cache_new(size_t max_entries, int64_t ttl_ms) {
   c->per_shard = max_entries / SHARDS ? max_entries / SHARDS : 1;
   c->ttl_ms = ttl_ms > 0 ? ttl_ms : 1;
   for (int i = 0; i < SHARDS; i++) pthread_mutex_init(&c->shards[i].mu, NULL);
+  atomic_init(&c->enabled, true);
   return c;
 }
 
@@ -101,14 +107,52 @@ void mq_cache_clear(mq_cache_t *c) {
   }
 }
 
+void mq_cache_set_enabled(mq_cache_t *c, bool on) {
+  atomic_store(&c->enabled, on);
+  mq_cache_clear(c); /* new generation either way: fills begun before the switch are dropped */
+}
+
+static double g_hits(void *arg) {
+  mq_cache_stats_t st;
+  mq_cache_get_stats(arg, &st);
+  return (double)st.hits;
+}
+static double g_misses(void *arg) {
+  mq_cache_stats_t st;
+  mq_cache_get_stats(arg, &st);
+  return (double)st.misses;
+}
+static double g_entries(void *arg) {
+  mq_cache_stats_t st;
+  mq_cache_get_stats(arg, &st);
+  return (double)st.entries;
+}
+static double g_enabled(void *arg) {
+  return atomic_load(&((mq_cache_t *)arg)->enabled) ? 1 : 0;
+}
+
+void mq_cache_export_metrics(mq_cache_t *c, const char *name) {
+  char n[128];
+  snprintf(n, sizeof n, "marquee_cache_hits_total{cache=\"%s\"}", name);
+  mq_metrics_gauge(n, "Reads answered from the in-process cache", g_hits, c);
+  snprintf(n, sizeof n, "marquee_cache_misses_total{cache=\"%s\"}", name);
+  mq_metrics_gauge(n, "Reads the in-process cache could not answer", g_misses, c);
+  snprintf(n, sizeof n, "marquee_cache_entries{cache=\"%s\"}", name);
+  mq_metrics_gauge(n, "Entries held by the in-process cache", g_entries, c);
+  snprintf(n, sizeof n, "marquee_cache_enabled{cache=\"%s\"}", name);
+  mq_metrics_gauge(n, "1 while the cache may answer (other instances' writes can be heard)", g_enabled, c);
+}
+
 void mq_cache_free(mq_cache_t *c) {
   if (!c) return;
+  mq_metrics_gauge_remove(c);
   mq_cache_clear(c);
   for (int i = 0; i < SHARDS; i++) pthread_mutex_destroy(&c->shards[i].mu);
   free(c);
 }
 
 bool mq_cache_get(mq_cache_t *c, const char *key, mq_arena_t *a, void **out, size_t *len) {
+  if (!atomic_load(&c->enabled)) return false;
   uint64_t h = hash_key(key);
   shard_t *s = shard_of(c, h);
   pthread_mutex_lock(&s->mu);
@@ -152,7 +196,8 @@ void mq_cache_put(mq_cache_t *c, const char *key, const void *val, size_t len, u
   n->len = len;
   n->expires_ms = now_ms() + c->ttl_ms;
   pthread_mutex_lock(&s->mu);
-  if (s->gen != ticket) { /* invalidated while the caller read the source */
+  /* invalidated (or the cache switched on or off) while the caller read the source */
+  if (s->gen != ticket || !atomic_load(&c->enabled)) {
     s->st.dropped_puts++;
     pthread_mutex_unlock(&s->mu);
     entry_free(n);

@@ -13,6 +13,11 @@
  * between, the put is dropped — so a value read before a write can never be
  * stored after that write's invalidation.
  *
+ * Switch: a disabled cache misses every get and drops every put (an
+ * instance disables its caches while it cannot hear other instances'
+ * writes). Switching either way starts a new generation, so a fill that
+ * began before the switch is dropped. New caches are enabled.
+ *
  * Thread-safe (64 shards, a mutex each). Values are copied in and out.
  */
 #ifndef MQ_CACHE_H
@@ -43,6 +48,10 @@ uint64_t mq_cache_ticket(mq_cache_t *c, const char *key);
 void mq_cache_put(mq_cache_t *c, const char *key, const void *val, size_t len, uint64_t ticket);
 void mq_cache_invalidate(mq_cache_t *c, const char *key);
 void mq_cache_clear(mq_cache_t *c);
+void mq_cache_set_enabled(mq_cache_t *c, bool on);
 void mq_cache_get_stats(mq_cache_t *c, mq_cache_stats_t *out);
+/* Registers marquee_cache_{hits_total,misses_total,entries,enabled}{cache="name"}
+ * gauges (removed by mq_cache_free). */
+void mq_cache_export_metrics(mq_cache_t *c, const char *name);
 
 #endif

@@ -95,6 +95,8 @@
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \
      "outbox relay scan interval when no local write woke it")                                                         \
+  XX(INT, outbox_sweep_s, "MARQUEE_OUTBOX_SWEEP_S", "300", 1, 86400,                                                   \
+     "how often the relay re-checks recent events for any a crash left unjournaled (also at start)")                   \
   XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \
      "how often MongoDB and Kafka readiness are probed")                                                               \
   XX(STR, instance_id, "MARQUEE_INSTANCE_ID", "", 0, 0, "name of this process in logs and events (default host-pid)")  \

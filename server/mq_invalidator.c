@@ -1,8 +1,8 @@
 /*
- * mq_invalidator.c — see mq_invalidator.h. One thread: until assigned, read
- * the topics' partition counts and assign every partition at its end; then
- * poll. A partition added later is picked up at the next re-assignment
- * (every 60 s).
+ * mq_invalidator.c — see mq_invalidator.h. One thread: assign every
+ * partition of the topics at its high watermark as soon as the topic exists
+ * (retried every second), then poll; partition counts are re-read every
+ * minute and partitions added since are read from their beginning.
  */
 #include "mq_invalidator.h"
 
@@ -11,61 +11,84 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mq_kafka.h"
 #include "mq_log.h"
+#include "mq_metrics.h"
 
 struct mq_invalidator {
   rd_kafka_t *rk;
   pthread_t th;
   atomic_bool stop;
+  atomic_bool live;
   atomic_uint_fast64_t seen;
   char **topics;
+  int *assigned; /* partitions of each topic already assigned */
   size_t n_topics;
   mq_invalidate_fn fn;
+  mq_invalidator_live_fn live_fn;
   void *arg;
 };
 
-static bool assign_all(mq_invalidator_t *iv) {
-  rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
-  bool ok = true;
-  for (size_t i = 0; i < iv->n_topics && ok; i++) {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(iv->rk, iv->topics[i], NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    ok = rd_kafka_metadata(iv->rk, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-         md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt > 0;
-    if (ok)
-      for (int p = 0; p < md->topics[0].partition_cnt; p++)
-        rd_kafka_topic_partition_list_add(parts, iv->topics[i], md->topics[0].partitions[p].id)->offset =
-            RD_KAFKA_OFFSET_END;
-    if (md) rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
+/* Adds the topic's partitions not yet assigned. The first time a topic is
+ * seen, each partition starts at its current high watermark (a concrete
+ * offset, so nothing produced after this call can be skipped, unlike
+ * OFFSET_END, which is resolved later); partitions that appear afterwards
+ * were created while we listened and are read from their beginning.
+ * Returns true when the topic has at least one partition assigned. */
+static bool assign_topic(mq_invalidator_t *iv, size_t i) {
+  rd_kafka_topic_t *t = rd_kafka_topic_new(iv->rk, iv->topics[i], NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  bool ok = rd_kafka_metadata(iv->rk, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->topic_cnt == 1 &&
+            md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  int have = iv->assigned[i];
+  int count = ok && md ? md->topics[0].partition_cnt : 0;
+  if (ok && count > have) {
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(count - have);
+    for (int p = have; p < count && ok; p++) {
+      int64_t lo = 0, hi = 0;
+      if (have == 0) /* a leader must answer: a topic still being created is retried later */
+        ok = rd_kafka_query_watermark_offsets(iv->rk, iv->topics[i], p, &lo, &hi, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+      rd_kafka_topic_partition_list_add(parts, iv->topics[i], p)->offset = have == 0 ? hi : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (ok) {
+      rd_kafka_error_t *e = rd_kafka_incremental_assign(iv->rk, parts);
+      if (e) {
+        mq_log(MQ_LOG_WARN, "invalidator.assign_failed", "%s: %s", iv->topics[i], rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      } else {
+        iv->assigned[i] = count;
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
   }
-  if (ok) ok = rd_kafka_assign(iv->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR;
-  rd_kafka_topic_partition_list_destroy(parts);
-  return ok;
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(t);
+  return iv->assigned[i] > 0;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void *run(void *arg) {
   mq_invalidator_t *iv = arg;
-  bool assigned = false;
-  int64_t next_assign = 0;
+  int64_t next_check = 0;
   while (!atomic_load(&iv->stop)) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (now >= next_assign && !assigned) {
-      assigned = assign_all(iv);
-      next_assign = now + (assigned ? 60000 : 1000);
-      if (assigned) mq_log(MQ_LOG_DEBUG, "invalidator.assigned", "listening for other instances' writes");
-    } else if (assigned && now >= next_assign) {
-      assigned = false; /* re-read partition counts now and then */
-      continue;
-    }
-    if (!assigned) {
-      struct timespec d = {0, 200 * 1000000L};
-      nanosleep(&d, NULL);
-      continue;
+    int64_t now = mono_ms();
+    if (now >= next_check) {
+      bool all = true;
+      for (size_t i = 0; i < iv->n_topics && !atomic_load(&iv->stop); i++) all = assign_topic(iv, i) && all;
+      /* pending topics are retried every second; then partition counts every minute */
+      next_check = now + (all ? 60000 : 1000);
+      if (all && !atomic_load(&iv->live)) {
+        atomic_store(&iv->live, true);
+        mq_log(MQ_LOG_DEBUG, "invalidator.live", "listening for other instances' writes");
+        if (iv->live_fn) iv->live_fn(iv->arg, true);
+      }
     }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(iv->rk, 200);
     if (!m) continue;
@@ -82,8 +105,15 @@ static void *run(void *arg) {
   return NULL;
 }
 
+static double g_live(void *arg) {
+  return atomic_load(&((mq_invalidator_t *)arg)->live) ? 1 : 0;
+}
+static double g_seen(void *arg) {
+  return (double)atomic_load(&((mq_invalidator_t *)arg)->seen);
+}
+
 mq_invalidator_t *mq_invalidator_start(const mq_config_t *cfg, const char *instance_id, const char *const *topics,
-                                       mq_invalidate_fn fn, void *arg) {
+                                       mq_invalidate_fn fn, mq_invalidator_live_fn live_fn, void *arg) {
   if (!cfg->kafka_brokers[0]) return NULL;
   mq_invalidator_t *iv = calloc(1, sizeof *iv);
   if (!iv) abort();
@@ -91,7 +121,10 @@ mq_invalidator_t *mq_invalidator_start(const mq_config_t *cfg, const char *insta
   iv->topics = calloc(iv->n_topics + 1, sizeof *iv->topics);
   if (!iv->topics) abort();
   for (size_t i = 0; i < iv->n_topics; i++) iv->topics[i] = strdup(topics[i]);
+  iv->assigned = calloc(iv->n_topics, sizeof *iv->assigned);
+  if (!iv->assigned) abort();
   iv->fn = fn;
+  iv->live_fn = live_fn;
   iv->arg = arg;
   char client[160], group[200];
   snprintf(client, sizeof client, "marquee-invalidator-%s", instance_id);
@@ -108,9 +141,13 @@ mq_invalidator_t *mq_invalidator_start(const mq_config_t *cfg, const char *insta
     mq_log(MQ_LOG_WARN, "invalidator.failed", "cannot create the Kafka consumer: %s", errstr);
     for (size_t i = 0; i < iv->n_topics; i++) free(iv->topics[i]);
     free(iv->topics);
+    free(iv->assigned);
     free(iv);
     return NULL;
   }
+  mq_metrics_gauge("marquee_invalidator_live", "1 once this instance hears every write made by other instances", g_live,
+                   iv);
+  mq_metrics_gauge("marquee_invalidator_events_total", "Domain events read to invalidate caches", g_seen, iv);
   if (pthread_create(&iv->th, NULL, run, iv) != 0) abort();
   pthread_setname_np(iv->th, "mq-invalidate");
   return iv;
@@ -124,9 +161,15 @@ void mq_invalidator_stop(mq_invalidator_t *iv) {
   if (!iv) return;
   atomic_store(&iv->stop, true);
   pthread_join(iv->th, NULL);
+  mq_metrics_gauge_remove(iv);
   rd_kafka_consumer_close(iv->rk);
   rd_kafka_destroy(iv->rk);
   for (size_t i = 0; i < iv->n_topics; i++) free(iv->topics[i]);
   free(iv->topics);
+  free(iv->assigned);
   free(iv);
+}
+
+bool mq_invalidator_live(mq_invalidator_t *iv) {
+  return iv && atomic_load(&iv->live);
 }

@@ -5,23 +5,32 @@
  * each process only needs what happens while it runs), calling `fn` for
  * every event. Used to invalidate in-process read caches (mq_cache.h).
  *
- * Delivery is best effort by design: events published while the consumer
- * is (re)connecting are not replayed, so caches also expire by TTL, which
- * bounds how stale a read can be when Kafka is down.
+ * "Live" once every topic has all its partitions assigned at concrete
+ * offsets (their high watermarks when first seen): from then on every event
+ * published is delivered, across broker reconnects, as long as Kafka keeps
+ * it. Before that (Kafka unreachable at start, topics not created yet) the
+ * owner must not cache — mq_app keeps its caches disabled until `live_fn`
+ * reports true. While Kafka is down events are delayed, not lost, so caches
+ * also expire by TTL, which bounds how stale a read can be meanwhile.
  */
 #ifndef MQ_INVALIDATOR_H
 #define MQ_INVALIDATOR_H
 
+#include <stdbool.h>
 #include "marquee/events/v1/envelope.pb-c.h"
+
 #include "mq_config.h"
 
 typedef struct mq_invalidator mq_invalidator_t;
 typedef void (*mq_invalidate_fn)(void *arg, const char *topic, const Marquee__Events__V1__Envelope *ev);
+/* Called once, from the consumer thread, when the consumer becomes live. */
+typedef void (*mq_invalidator_live_fn)(void *arg, bool live);
 
 /* Starts the consumer thread on `topics` (NULL-terminated). NULL if Kafka is
  * not configured (empty MARQUEE_KAFKA_BROKERS). */
 mq_invalidator_t *mq_invalidator_start(const mq_config_t *cfg, const char *instance_id, const char *const *topics,
-                                       mq_invalidate_fn fn, void *arg);
+                                       mq_invalidate_fn fn, mq_invalidator_live_fn live_fn, void *arg);
+bool mq_invalidator_live(mq_invalidator_t *iv);
 /* Events seen so far (for tests and metrics). */
 uint64_t mq_invalidator_seen(mq_invalidator_t *iv);
 void mq_invalidator_stop(mq_invalidator_t *iv);

@@ -1,13 +1,14 @@
 /*
- * mq_relay.c — see mq_relay.h.
+ * mq_relay.c — see mq_relay.h and mq_outbox.h.
  *
- * Everything runs on the relay thread: scans, produce calls and delivery
- * reports (rd_kafka_poll is only called here), so the in-flight set needs no
- * lock. Invariant: an event id is in `inflight` from its produce until its
- * delivery report; while there, scans skip it (no duplicate produce from this
- * process). A failed delivery (Kafka down past message.timeout.ms) just
- * removes it from the set: the entry is still in MongoDB and the next scan
- * retries it.
+ * The relay thread runs journal scans, produce calls and delivery reports
+ * (rd_kafka_poll is only called there), so the in-flight set needs no lock.
+ * Invariant: an event id is in `inflight` from its produce until its
+ * delivery report; while there, scans skip it (no duplicate produce from
+ * this process). A failed delivery (Kafka down past message.timeout.ms)
+ * just removes it from the set: the entry is still in the journal and the
+ * next scan retries it. The sweeper thread only reads domain collections
+ * and inserts into the journal.
  */
 #include "mq_relay.h"
 
@@ -29,13 +30,15 @@
 #define BUCKETS 1024
 #define SCAN_LIMIT 1000
 #define MAX_INFLIGHT 20000
+#define SWEEP_WINDOW_MS (24LL * 3600 * 1000) /* a restart within a day recovers every event */
+#define SWEEP_GRACE_MS (30LL * 1000)         /* a live writer journals well within this */
+#define LEDGER_KEEP_MS (2 * SWEEP_WINDOW_MS) /* longer than the window: nothing sent is re-sent */
+#define SWEEP_BATCH 256
 
 typedef struct pending {
   struct pending *next; /* hash chain */
   char id[37];
-  int coll;
-  bson_value_t doc_id;
-  bson_t *entry; /* the stored outbox element, pulled by exact value */
+  char jid[96]; /* the journal entry's _id */
 } pending_t;
 
 struct mq_relay {
@@ -55,7 +58,11 @@ struct mq_relay {
   atomic_bool kafka_up;
   atomic_int_fast64_t oldest_ms;
   atomic_uint_fast64_t published;
+  atomic_uint_fast64_t recovered;
   int64_t next_probe_ms;
+  pthread_t sweeper;
+  bool sweeper_running;
+  int64_t verified_until_ms; /* sweeper: entries older than this were checked */
 };
 
 static unsigned hash_id(const char *s) {
@@ -85,7 +92,8 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Delivery report: remove the entry from its document once acknowledged. */
+/* Delivery report: once acknowledged, record the event as sent (the ledger
+ * the sweeper consults), then drop it from the journal. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   mq_relay_t *r = opaque;
@@ -96,24 +104,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     mq_log(MQ_LOG_WARN, "relay.delivery_failed", "event %s: %s (will retry)", p->id, rd_kafka_err2str(m->err));
   } else {
     atomic_fetch_add(&r->published, 1);
-    /* $pull by the element's exact value: FerretDB 1.24 ignores a condition
-     * such as {id: …} in $pull, while an exact element works on both it and
-     * MongoDB (where a document is an all-fields-equal condition). Through
-     * mq_store_update_by_id, so it never interleaves with a handler's update
-     * of the same document in this process. */
-    bson_t upd = BSON_INITIALIZER, pull;
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$pull", &pull);
-    BSON_APPEND_DOCUMENT(&pull, MQ_OUTBOX_FIELD, p->entry);
-    bson_append_document_end(&upd, &pull);
+    bson_t sent = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sent, "_id", p->id);
+    BSON_APPEND_DATE_TIME(&sent, "at", mq_now_unix_ms());
     mq_error_t err;
-    mq_code_t rc = mq_store_update_by_id(r->store, r->colls[p->coll], &p->doc_id, &upd, &err);
-    if (rc != MQ_OK && rc != MQ_NOT_FOUND)
+    mq_code_t rc = mq_store_insert_decision(r->store, MQ_OUTBOX_LEDGER, &sent, &err);
+    bson_destroy(&sent);
+    if (rc == MQ_OK || rc == MQ_ALREADY_EXISTS) {
+      bson_t sel = BSON_INITIALIZER;
+      BSON_APPEND_UTF8(&sel, "_id", p->jid);
+      rc = mq_store_delete(r->store, MQ_OUTBOX_JOURNAL, &sel, false, NULL, &err);
+      bson_destroy(&sel);
+    }
+    if (rc != MQ_OK)
       mq_log(MQ_LOG_WARN, "relay.ack_failed",
              "event %s published but not cleared: %s (it will be republished; consumers dedupe)", p->id, err.message);
-    bson_destroy(&upd);
   }
-  bson_value_destroy(&p->doc_id);
-  bson_destroy(p->entry);
   free(p);
 }
 
@@ -136,6 +142,9 @@ static double gauge_up(void *arg) {
 }
 static double gauge_lag(void *arg) {
   return mq_relay_lag_seconds(arg);
+}
+static double gauge_recovered(void *arg) {
+  return (double)mq_relay_recovered(arg);
 }
 static double gauge_published(void *arg) {
   return (double)mq_relay_published(arg);
@@ -170,6 +179,8 @@ mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char 
                    gauge_up, r);
   mq_metrics_gauge("marquee_outbox_lag_seconds", "Age of the oldest event not yet published to Kafka", gauge_lag, r);
   mq_metrics_gauge("marquee_outbox_published_total", "Events published by this process's relay", gauge_published, r);
+  mq_metrics_gauge("marquee_outbox_recovered_total", "Events the sweeper found stored but never journaled",
+                   gauge_recovered, r);
   *out = r;
   return MQ_OK;
 }
@@ -180,11 +191,11 @@ void mq_relay_watch(mq_relay_t *r, const char *collection) {
   if (r->n_colls < MAX_COLLECTIONS) r->colls[r->n_colls++] = strdup(collection);
 }
 
-/* Produces one outbox entry unless already in flight. False when the
+/* Produces one journal entry unless already in flight. False when the
  * producer queue is full (stop this scan). */
-static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, const bson_t *e, int64_t *oldest) {
+static bool produce_entry(mq_relay_t *r, const bson_t *e, int64_t *oldest) {
   bson_iter_t it;
-  const char *id = NULL, *topic = NULL, *key = NULL, *type = NULL;
+  const char *jid = NULL, *id = NULL, *topic = NULL, *key = NULL, *type = NULL;
   const uint8_t *data = NULL;
   uint32_t data_len = 0, key_len = 0;
   bson_subtype_t st;
@@ -192,7 +203,9 @@ static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, c
   if (bson_iter_init(&it, e)) {
     while (bson_iter_next(&it)) {
       const char *k = bson_iter_key(&it);
-      if (!strcmp(k, "id") && BSON_ITER_HOLDS_UTF8(&it))
+      if (!strcmp(k, "_id") && BSON_ITER_HOLDS_UTF8(&it))
+        jid = bson_iter_utf8(&it, NULL);
+      else if (!strcmp(k, "id") && BSON_ITER_HOLDS_UTF8(&it))
         id = bson_iter_utf8(&it, NULL);
       else if (!strcmp(k, "topic") && BSON_ITER_HOLDS_UTF8(&it))
         topic = bson_iter_utf8(&it, NULL);
@@ -206,8 +219,8 @@ static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, c
         bson_iter_binary(&it, &st, &data_len, &data);
     }
   }
-  if (!id || !topic || !key || !data || strlen(id) > 36) {
-    mq_log(MQ_LOG_ERROR, "relay.bad_entry", "collection %s: malformed outbox entry skipped", r->colls[coll]);
+  if (!jid || !id || !topic || !key || !data || strlen(id) > 36 || strlen(jid) >= sizeof((pending_t *)0)->jid) {
+    mq_log(MQ_LOG_ERROR, "relay.bad_entry", "malformed journal entry skipped");
     return true;
   }
   if (at && (*oldest == 0 || at < *oldest)) *oldest = at;
@@ -216,16 +229,12 @@ static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, c
   pending_t *p = calloc(1, sizeof *p);
   if (!p) abort();
   snprintf(p->id, sizeof p->id, "%s", id);
-  p->coll = coll;
-  bson_value_copy(doc_id, &p->doc_id);
-  p->entry = bson_copy(e);
+  snprintf(p->jid, sizeof p->jid, "%s", jid);
   rd_kafka_resp_err_t perr = rd_kafka_producev(
       r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)data, data_len),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event-id", id, -1),
       RD_KAFKA_V_HEADER("event-type", type ? type : "", -1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
   if (perr) {
-    bson_value_destroy(&p->doc_id);
-    bson_destroy(p->entry);
     free(p);
     if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       mq_log(MQ_LOG_WARN, "relay.produce_failed", "event %s: %s", id, rd_kafka_err2str(perr));
@@ -238,47 +247,198 @@ static bool produce_entry(mq_relay_t *r, int coll, const bson_value_t *doc_id, c
   return true;
 }
 
+/* One pass over the journal, oldest first. */
 static void scan(mq_relay_t *r) {
   int64_t oldest = 0;
   bool more = true;
   mongoc_client_t *c = mq_store_acquire(r->store);
-  for (int i = 0; i < r->n_colls && more; i++) {
-    mongoc_collection_t *coll = mq_store_collection(r->store, c, r->colls[i]);
-    bson_t filter = BSON_INITIALIZER, cond, opts = BSON_INITIALIZER, proj;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, MQ_OUTBOX_FIELD ".at", &cond);
-    BSON_APPEND_DATE_TIME(&cond, "$gte", 0);
-    bson_append_document_end(&filter, &cond);
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-    BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 1);
-    bson_append_document_end(&opts, &proj);
-    BSON_APPEND_INT64(&opts, "limit", SCAN_LIMIT);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
-    const bson_t *doc;
-    while (more && mongoc_cursor_next(cur, &doc)) {
-      bson_iter_t it, arr;
-      if (!bson_iter_init_find(&it, doc, "_id")) continue;
-      const bson_value_t *doc_id = bson_iter_value(&it);
-      if (!bson_iter_init_find(&arr, doc, MQ_OUTBOX_FIELD) || !BSON_ITER_HOLDS_ARRAY(&arr) ||
-          !bson_iter_recurse(&arr, &it))
-        continue;
-      while (more && bson_iter_next(&it)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
-        const uint8_t *d;
-        uint32_t len;
-        bson_t e;
-        bson_iter_document(&it, &len, &d);
-        if (bson_init_static(&e, d, len)) more = produce_entry(r, i, doc_id, &e, &oldest);
-      }
-    }
-    bson_error_t berr;
-    if (mongoc_cursor_error(cur, &berr)) mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s: %s", r->colls[i], berr.message);
-    mongoc_cursor_destroy(cur);
-    bson_destroy(&filter);
-    bson_destroy(&opts);
-    mongoc_collection_destroy(coll);
-  }
+  mongoc_collection_t *coll = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "_id", 1);
+  bson_append_document_end(&opts, &sort);
+  BSON_APPEND_INT64(&opts, "limit", SCAN_LIMIT);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+  const bson_t *doc;
+  while (more && mongoc_cursor_next(cur, &doc)) more = produce_entry(r, doc, &oldest);
+  bson_error_t berr;
+  if (mongoc_cursor_error(cur, &berr)) mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s", berr.message);
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  mongoc_collection_destroy(coll);
   mq_store_release(r->store, c);
   atomic_store(&r->oldest_ms, oldest);
+}
+
+/* ---- the sweeper: events a crash left in their documents only ---- */
+
+typedef struct candidate {
+  char id[37];
+  int coll;
+  bson_value_t doc_id;
+  bson_t *entry;
+} candidate_t;
+
+static void candidates_free(candidate_t *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    bson_value_destroy(&c[i].doc_id);
+    bson_destroy(c[i].entry);
+  }
+}
+
+/* Journals the candidates the ledger does not know (one $in read per batch). */
+static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t n) {
+  if (!n) return;
+  mongoc_collection_t *ledger = mq_store_collection(r->store, c, MQ_OUTBOX_LEDGER);
+  mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
+  bson_t filter = BSON_INITIALIZER, cond, in, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &cond);
+  BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &in);
+  for (size_t i = 0; i < n; i++) {
+    char key[16];
+    const char *k;
+    bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+    BSON_APPEND_UTF8(&in, k, cand[i].id);
+  }
+  bson_append_array_end(&cond, &in);
+  bson_append_document_end(&filter, &cond);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, "_id", 1);
+  bson_append_document_end(&opts, &proj);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(ledger, &filter, &opts, NULL);
+  bool *sent = calloc(n, sizeof *sent);
+  if (!sent) abort();
+  const bson_t *doc;
+  bson_iter_t it;
+  while (mongoc_cursor_next(cur, &doc))
+    if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it))
+      for (size_t i = 0; i < n; i++)
+        if (!strcmp(cand[i].id, bson_iter_utf8(&it, NULL))) sent[i] = true;
+  bson_error_t berr;
+  bool ok = !mongoc_cursor_error(cur, &berr);
+  if (!ok) mq_log(MQ_LOG_WARN, "relay.sweep_failed", "ledger: %s", berr.message);
+  for (size_t i = 0; ok && i < n; i++) {
+    if (sent[i]) continue;
+    mq_error_t err;
+    if (mq_outbox_journal_entry(journal, r->colls[cand[i].coll], &cand[i].doc_id, cand[i].entry, &err) == MQ_OK) {
+      atomic_fetch_add(&r->recovered, 1);
+      mq_log(MQ_LOG_WARN, "relay.recovered", "event %s was stored but never journaled; journaled now", cand[i].id);
+    }
+  }
+  free(sent);
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  mongoc_collection_destroy(ledger);
+  mongoc_collection_destroy(journal);
+  mq_relay_kick(r);
+}
+
+static bool sweep_collection(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t from, int64_t to) {
+  mongoc_collection_t *coll = mq_store_collection(r->store, c, r->colls[ci]);
+  bson_t filter = BSON_INITIALIZER, cond, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, MQ_OUTBOX_FIELD ".at", &cond);
+  BSON_APPEND_DATE_TIME(&cond, "$gte", from);
+  bson_append_document_end(&filter, &cond);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 1);
+  bson_append_document_end(&opts, &proj);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+  candidate_t batch[SWEEP_BATCH];
+  size_t n = 0;
+  const bson_t *doc;
+  while (mongoc_cursor_next(cur, &doc)) {
+    bson_iter_t it, arr, f;
+    if (!bson_iter_init_find(&it, doc, "_id")) continue;
+    const bson_value_t *doc_id = bson_iter_value(&it);
+    if (!bson_iter_init_find(&arr, doc, MQ_OUTBOX_FIELD) || !BSON_ITER_HOLDS_ARRAY(&arr) ||
+        !bson_iter_recurse(&arr, &it))
+      continue;
+    while (bson_iter_next(&it)) {
+      const uint8_t *d;
+      uint32_t len;
+      bson_t e;
+      if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+      bson_iter_document(&it, &len, &d);
+      if (!bson_init_static(&e, d, len)) continue;
+      int64_t at = bson_iter_init_find(&f, &e, "at") && BSON_ITER_HOLDS_DATE_TIME(&f) ? bson_iter_date_time(&f) : 0;
+      if (at < from || at >= to) continue;
+      if (!bson_iter_init_find(&f, &e, "id") || !BSON_ITER_HOLDS_UTF8(&f) || strlen(bson_iter_utf8(&f, NULL)) > 36)
+        continue;
+      candidate_t *k = &batch[n++];
+      snprintf(k->id, sizeof k->id, "%s", bson_iter_utf8(&f, NULL));
+      k->coll = ci;
+      bson_value_copy(doc_id, &k->doc_id);
+      k->entry = bson_copy(&e);
+      if (n == SWEEP_BATCH) {
+        recover(r, c, batch, n);
+        candidates_free(batch, n);
+        n = 0;
+      }
+    }
+  }
+  recover(r, c, batch, n);
+  candidates_free(batch, n);
+  bson_error_t berr;
+  bool ok = !mongoc_cursor_error(cur, &berr);
+  if (!ok) mq_log(MQ_LOG_WARN, "relay.sweep_failed", "%s: %s", r->colls[ci], berr.message);
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  mongoc_collection_destroy(coll);
+  return ok;
+}
+
+/* Entries written in [verified_until, now - grace) are checked against the
+ * ledger; the first sweep looks back a whole window. Then old ledger
+ * records go. */
+static void sweep(mq_relay_t *r) {
+  int64_t now = mq_now_unix_ms(), to = now - SWEEP_GRACE_MS;
+  int64_t from = r->verified_until_ms ? r->verified_until_ms : now - SWEEP_WINDOW_MS;
+  if (to <= from) return;
+  mongoc_client_t *c = mq_store_acquire(r->store);
+  bool ok = true;
+  for (int i = 0; i < r->n_colls; i++) ok = sweep_collection(r, c, i, from, to) && ok;
+  mq_store_release(r->store, c);
+  if (ok) r->verified_until_ms = to;
+  bson_t old = BSON_INITIALIZER, cond;
+  BSON_APPEND_DOCUMENT_BEGIN(&old, "at", &cond);
+  BSON_APPEND_DATE_TIME(&cond, "$lt", now - LEDGER_KEEP_MS);
+  bson_append_document_end(&old, &cond);
+  mq_error_t err;
+  mq_store_delete(r->store, MQ_OUTBOX_LEDGER, &old, true, NULL, &err);
+  bson_destroy(&old);
+}
+
+static void *sweeper_main(void *arg) {
+  mq_relay_t *r = arg;
+  int64_t next = 0;
+  pthread_mutex_lock(&r->mu);
+  while (!r->stop) {
+    int64_t now = mono_ms();
+    if (now >= next) {
+      pthread_mutex_unlock(&r->mu);
+      sweep(r);
+      pthread_mutex_lock(&r->mu);
+      /* until the first full sweep succeeded, retry soon */
+      next = mono_ms() + (r->verified_until_ms ? r->cfg->outbox_sweep_s * 1000LL : 2000);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wait = next - now;
+    if (wait > 1000) wait = 1000;
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
 }
 
 static void *relay_main(void *arg) {
@@ -326,6 +486,10 @@ mq_code_t mq_relay_start(mq_relay_t *r, mq_error_t *err) {
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the relay thread");
   pthread_setname_np(r->thread, "mq-relay");
   r->running = true;
+  if (pthread_create(&r->sweeper, NULL, sweeper_main, r) != 0)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the outbox sweeper thread");
+  pthread_setname_np(r->sweeper, "mq-sweep");
+  r->sweeper_running = true;
   return MQ_OK;
 }
 
@@ -347,6 +511,10 @@ double mq_relay_lag_seconds(const mq_relay_t *r) {
   return lag > 0 ? lag : 0;
 }
 
+uint64_t mq_relay_recovered(const mq_relay_t *r) {
+  return atomic_load(&((mq_relay_t *)r)->recovered);
+}
+
 uint64_t mq_relay_published(const mq_relay_t *r) {
   return atomic_load(&((mq_relay_t *)r)->published);
 }
@@ -357,10 +525,11 @@ void mq_relay_destroy(mq_relay_t *r) {
   if (r->running) {
     pthread_mutex_lock(&r->mu);
     r->stop = true;
-    pthread_cond_signal(&r->cv);
+    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
   }
+  if (r->sweeper_running) pthread_join(r->sweeper, NULL);
   if (r->n_inflight) rd_kafka_flush(r->rk, 5000);
   rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(r->rk, 0); /* purged messages' reports free their entries */
@@ -369,8 +538,6 @@ void mq_relay_destroy(mq_relay_t *r) {
     pending_t *p = r->set[i];
     while (p) {
       pending_t *n = p->next;
-      bson_value_destroy(&p->doc_id);
-      bson_destroy(p->entry);
       free(p);
       p = n;
     }

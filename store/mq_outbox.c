@@ -4,11 +4,14 @@
  */
 #include "mq_outbox.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mq_bson.h"
 #include "mq_ids.h"
+#include "mq_store.h"
 
 void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,
                    const char *trace_id, const char *request_id) {
@@ -68,6 +71,68 @@ void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n) {
   BSON_APPEND_ARRAY_BEGIN(&field, "$each", &each);
   append_entries(&each, evs, n);
   bson_append_array_end(&field, &each);
+  BSON_APPEND_INT32(&field, "$slice", -MQ_OUTBOX_KEEP);
   bson_append_document_end(&push, &field);
   bson_append_document_end(update, &push);
 }
+
+bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t *arr) {
+  bson_iter_t it;
+  bool found = is_update ? bson_iter_init(&it, doc_or_update) &&
+                               bson_iter_find_descendant(&it, "$push." MQ_OUTBOX_FIELD ".$each", arr)
+                         : bson_iter_init_find(arr, doc_or_update, MQ_OUTBOX_FIELD);
+  return found && BSON_ITER_HOLDS_ARRAY(arr);
+}
+
+static atomic_uint_fast64_t g_seq;
+
+mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
+                                  const bson_t *entry, mq_error_t *err) {
+  bson_iter_t f;
+  const char *id = bson_iter_init_find(&f, entry, "id") && BSON_ITER_HOLDS_UTF8(&f) ? bson_iter_utf8(&f, NULL) : NULL;
+  if (!id) return MQ_OK;
+  /* journaled in write order: the time and a process-wide sequence taken
+   * now, under the document's lock */
+  char jid[96];
+  snprintf(jid, sizeof jid, "%013lld-%012llu-%s", (long long)mq_now_unix_ms(),
+           (unsigned long long)atomic_fetch_add(&g_seq, 1), id);
+  bson_t doc = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&doc, "_id", jid);
+  BSON_APPEND_UTF8(&doc, "coll", collection);
+  BSON_APPEND_VALUE(&doc, "doc", doc_id);
+  bson_concat(&doc, entry);
+  bson_error_t berr;
+  mq_code_t rc = MQ_OK;
+  if (!mongoc_collection_insert_one(journal, &doc, NULL, NULL, &berr)) {
+    mq_error_t tmp;
+    rc = mq_store_error(&berr, MQ_OUTBOX_JOURNAL, &tmp);
+    if (rc == MQ_ALREADY_EXISTS)
+      rc = MQ_OK; /* journaled before (the unique index on id) */
+    else if (err)
+      *err = tmp;
+  }
+  bson_destroy(&doc);
+  return rc;
+}
+
+mq_code_t mq_outbox_journal(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
+                            bson_iter_t *arr, mq_error_t *err) {
+  bson_iter_t it;
+  if (!bson_iter_recurse(arr, &it)) return MQ_OK;
+  mq_code_t rc = MQ_OK;
+  while (rc == MQ_OK && bson_iter_next(&it)) {
+    const uint8_t *d;
+    uint32_t len;
+    bson_t e;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+    bson_iter_document(&it, &len, &d);
+    if (bson_init_static(&e, d, len)) rc = mq_outbox_journal_entry(journal, collection, doc_id, &e, err);
+  }
+  return rc;
+}
+
+const mq_index_spec_t mq_outbox_indexes[] = {
+    {MQ_OUTBOX_JOURNAL, "journal_event", "{\"id\": 1}", true},
+    {MQ_OUTBOX_LEDGER, "sent_at", "{\"at\": 1}", false},
+};
+const size_t mq_outbox_n_indexes = sizeof mq_outbox_indexes / sizeof *mq_outbox_indexes;

@@ -1,20 +1,39 @@
 /*
  * mq_outbox.h — domain events written in the same MongoDB write as the
  * change they describe (DESIGN.md §5: a transactional outbox without
- * transactions).
+ * transactions), then journaled for the relay.
  *
- * A repository that changes a document attaches its events to that very
- * write: on insert as the document's `_outbox` array, on update with
- * `$push: {_outbox: {$each: [...]}}` in the same update. Either the change
- * and its events are stored together, or neither is. The relay
- * (server/mq_relay.c) later finds pending entries through the `_outbox.at`
- * index of every watched collection, publishes each to Kafka with the
- * idempotent producer, and removes it ($pull of the exact stored element) only after the
- * broker acknowledged it. A crash between ack and removal republishes the
- * event: consumers dedupe by event id (at least once, effectively once).
+ * 1. A repository attaches its events to the write that makes the change: on
+ *    insert as the document's `_outbox` array, on update with
+ *    `$push: {_outbox: {$each: [...], $slice: -MQ_OUTBOX_KEEP}}` in the same
+ *    update. Either the change and its events are stored together, or
+ *    neither is. This embedded copy is the durable record; nobody but its
+ *    own writers ever modifies the document again because of it.
+ * 2. Right after the write succeeds, mq_store (insert_decision,
+ *    update_by_id, update_where) copies the new entries into the journal
+ *    collection `outbox` (insert only, ordered by `_id`), under the
+ *    document's lock so that a document's events are journaled in the order
+ *    of its writes.
+ * 3. The relay (server/mq_relay.c) publishes journal entries in `_id` order
+ *    with the idempotent producer; after the broker's acknowledgement it
+ *    records the event id in the ledger `outbox_sent`, then deletes the
+ *    journal entry. The journal stays small, so reading it is cheap on any
+ *    store (FerretDB scans every collection it queries).
+ * 4. A crash between steps 1 and 2 leaves an event only in its document:
+ *    the relay's sweeper re-reads recent embedded entries (startup, then
+ *    every MARQUEE_OUTBOX_SWEEP_S) and journals those older than a grace
+ *    period that are neither journaled nor in the ledger.
+ *
+ * The relay never writes domain documents (on FerretDB, whose updates are
+ * read-modify-replace, a relay update could undo a handler's concurrent
+ * write). A crash between acknowledgement and ledger/journal clean-up
+ * republishes the event: consumers dedupe by event id (at least once,
+ * effectively once).
  *
  * Outbox entry: {id: event id, topic, key: aggregate id, type, at: date,
  *                data: binary(serialized marquee.events.v1.Envelope)}.
+ * Journal entry: the same fields plus _id "<at ms>-<seq>-<id>" (sortable),
+ *                coll and doc (where the embedded copy lives).
  */
 #ifndef MQ_OUTBOX_H
 #define MQ_OUTBOX_H
@@ -24,7 +43,17 @@
 #include "marquee/events/v1/envelope.pb-c.h"
 #include "mq_arena.h"
 
+#include <mongoc/mongoc.h>
+
+#include "mq_error.h"
+#include "mq_store.h"
+
 #define MQ_OUTBOX_FIELD "_outbox"
+#define MQ_OUTBOX_JOURNAL "outbox"
+#define MQ_OUTBOX_LEDGER "outbox_sent"
+/* Embedded entries kept per document (MongoDB trims with $slice; FerretDB
+ * 1.24 ignores $slice, so mq_store trims there). */
+#define MQ_OUTBOX_KEEP 32
 /* The index every watched collection needs (see mq_outbox_index_spec). */
 #define MQ_OUTBOX_INDEX_KEYS "{\"_outbox.at\": 1}"
 
@@ -43,7 +72,24 @@ void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const ch
 
 /* Appends `_outbox: [entries]` to a document about to be inserted. */
 void mq_outbox_append_insert(bson_t *doc, const mq_event_t *evs, size_t n);
-/* Appends `$push: {_outbox: {$each: [entries]}}` to an update document. */
+/* Appends `$push: {_outbox: {$each: [entries], $slice: -MQ_OUTBOX_KEEP}}` to an update document. */
 void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n);
+
+/* The outbox entries carried by an insert document (`_outbox`) or an update
+ * (`$push._outbox.$each`): true and *arr positioned on the array if any. */
+bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t *arr);
+
+/* Inserts the entries of `arr` into `journal` as journal entries for the
+ * document `doc_id` of `collection`. An entry already journaled (same event
+ * id) is skipped. */
+mq_code_t mq_outbox_journal(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
+                            bson_iter_t *arr, mq_error_t *err);
+/* The same for one entry. */
+mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
+                                  const bson_t *entry, mq_error_t *err);
+
+/* The journal's unique event-id index and the ledger's time index. */
+extern const mq_index_spec_t mq_outbox_indexes[];
+extern const size_t mq_outbox_n_indexes;
 
 #endif

@@ -9,12 +9,14 @@
 #include "mq_store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mq_bson.h"
 #include "mq_log.h"
+#include "mq_outbox.h"
 
 #define DOC_LOCKS 256
 
@@ -22,6 +24,7 @@ struct mq_store {
   mongoc_client_pool_t *pool;
   char db[128];
   pthread_mutex_t doc_locks[DOC_LOCKS]; /* striped by (collection, _id) */
+  atomic_int backend;                   /* 0 not known yet, 1 MongoDB, 2 FerretDB */
 };
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
@@ -175,15 +178,87 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
   return rc;
 }
 
+/* After a write that carried outbox entries: copy them to the journal (see
+ * mq_outbox.h). The write has happened whatever this returns; a failure is
+ * logged and left to the relay's sweeper. */
+static void journal(mq_store_t *s, mongoc_client_t *c, const char *collection, const bson_value_t *id,
+                    bson_iter_t *entries) {
+  mongoc_collection_t *j = mq_store_collection(s, c, MQ_OUTBOX_JOURNAL);
+  mq_error_t err;
+  if (mq_outbox_journal(j, collection, id, entries, &err) != MQ_OK)
+    mq_log(MQ_LOG_WARN, "outbox.journal_failed", "%s: events stored but not journaled (the sweeper will): %s",
+           collection, err.message);
+  mongoc_collection_destroy(j);
+}
+
 mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err) {
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, collection);
   bson_error_t berr;
   mq_code_t rc = MQ_OK;
-  if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &berr)) rc = mq_store_error(&berr, collection, err);
+  bson_iter_t entries, id;
+  if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &berr))
+    rc = mq_store_error(&berr, collection, err);
+  else if (mq_outbox_entries(doc, false, &entries) && bson_iter_init_find(&id, doc, "_id"))
+    journal(s, c, collection, bson_iter_value(&id), &entries);
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
   return rc;
+}
+
+static bool is_ferretdb(mq_store_t *s, mongoc_client_t *c) {
+  int b = atomic_load(&s->backend);
+  if (b) return b == 2;
+  bson_t cmd = BSON_INITIALIZER, reply;
+  BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+  bson_error_t berr;
+  bson_iter_t it;
+  if (mongoc_client_command_simple(c, s->db, &cmd, NULL, &reply, &berr))
+    atomic_store(&s->backend, bson_iter_init_find(&it, &reply, "ferretdbVersion") ? 2 : 1);
+  bson_destroy(&reply);
+  bson_destroy(&cmd);
+  return atomic_load(&s->backend) == 2;
+}
+
+/* FerretDB 1.24 ignores $push's $slice: keep the embedded outbox bounded by
+ * hand (under the document's lock; amortised, one rewrite per KEEP writes). */
+static void trim_outbox(mq_store_t *s, mongoc_client_t *c, mongoc_collection_t *coll, const bson_value_t *id) {
+  if (!is_ferretdb(s, c)) return;
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_VALUE(&filter, "_id", id);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 1);
+  bson_append_document_end(&opts, &proj);
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+  const bson_t *doc;
+  bson_iter_t it, arr;
+  if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, MQ_OUTBOX_FIELD) && BSON_ITER_HOLDS_ARRAY(&it)) {
+    uint32_t n = 0;
+    if (bson_iter_recurse(&it, &arr))
+      while (bson_iter_next(&arr)) n++;
+    if (n > 2 * MQ_OUTBOX_KEEP && bson_iter_recurse(&it, &arr)) {
+      bson_t upd = BSON_INITIALIZER, set, kept;
+      BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
+      BSON_APPEND_ARRAY_BEGIN(&set, MQ_OUTBOX_FIELD, &kept);
+      uint32_t i = 0, k = 0;
+      while (bson_iter_next(&arr))
+        if (i++ >= n - MQ_OUTBOX_KEEP) {
+          char key[16];
+          const char *ks;
+          bson_uint32_to_string(k++, &ks, key, sizeof key);
+          bson_append_iter(&kept, ks, -1, &arr);
+        }
+      bson_append_array_end(&set, &kept);
+      bson_append_document_end(&upd, &set);
+      bson_error_t berr;
+      if (!mongoc_collection_update_one(coll, &filter, &upd, NULL, NULL, &berr))
+        mq_log(MQ_LOG_WARN, "outbox.trim_failed", "%s", berr.message);
+      bson_destroy(&upd);
+    }
+  }
+  mongoc_cursor_destroy(cur);
+  bson_destroy(&opts);
+  bson_destroy(&filter);
 }
 
 mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
@@ -237,14 +312,16 @@ mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bso
   mq_code_t rc = MQ_OK;
   pthread_mutex_lock(&s->doc_locks[stripe]);
   bool ok = mongoc_collection_update_one(coll, &sel, update, NULL, &reply, &berr);
-  pthread_mutex_unlock(&s->doc_locks[stripe]);
+  bson_iter_t it, entries;
   if (!ok) {
     rc = mq_store_error(&berr, collection, err);
-  } else {
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0)
-      rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+  } else if (bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0) {
+    rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+  } else if (mq_outbox_entries(update, true, &entries)) {
+    journal(s, c, collection, id, &entries);
+    trim_outbox(s, c, coll, id);
   }
+  pthread_mutex_unlock(&s->doc_locks[stripe]);
   bson_destroy(&reply);
   bson_destroy(&sel);
   mongoc_collection_destroy(coll);

@@ -59,7 +59,8 @@ mq_code_t mq_store_ping(mq_store_t *s, mq_error_t *err);
 /* createIndexes for every spec; idempotent (same name + keys → no-op). */
 mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, size_t n, mq_error_t *err);
 
-/* The decision-record primitive (DESIGN.md §4): insert `doc` into
+/* The decision-record primitive (DESIGN.md §4): insert `doc` (its outbox
+ * entries are journaled after the insert) into
  * `collection`. MQ_OK means this caller made the decision; MQ_ALREADY_EXISTS
  * means a record with the same unique key exists (someone else decided, or
  * this is a retry); any other code is a store failure and nothing is known
@@ -67,14 +68,15 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
 mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err);
 
 /* updateOne({_id: id}, update) under this process's lock for that document.
- * Every update of a document that carries outbox entries goes through here
- * — the handlers' changes and the relay's removal of delivered entries — so
- * within one process they never interleave. Why: FerretDB 1.24 applies an
- * update as read-modify-replace (FerretDB #3040), so an update racing the
- * relay's $pull could silently undo the other (seen in a test: a suspension
- * lost). MongoDB's updates are atomic and need no lock; across several
+ * Every update of a document that carries outbox entries goes through here,
+ * so within one process they never interleave, and the events of a
+ * document are journaled (mq_outbox.h) in the order of its writes. Why the
+ * lock: FerretDB 1.24 applies an update as read-modify-replace (FerretDB
+ * #3040), so two racing updates could silently undo each other. MongoDB's
+ * updates are atomic and the lock costs almost nothing; across several
  * processes on FerretDB the race remains (a documented limitation of the
- * local store). MQ_NOT_FOUND if no document matched. */
+ * local store — no Marquee process other than the writing handlers updates
+ * a domain document). MQ_NOT_FOUND if no document matched. */
 mq_code_t mq_store_update_by_id(mq_store_t *s, const char *collection, const bson_value_t *id, const bson_t *update,
                                 mq_error_t *err);
 

@@ -195,43 +195,14 @@ mq_code_t mq_media_track_event(mq_store_t *s, const char *image_id, const char *
   return rc;
 }
 
-/* Appends to `arr` (from index *k on) the entries of the array `key` of `doc`. */
-static void copy_entries(bson_t *arr, size_t *k, const bson_t *doc, const char *key) {
-  bson_iter_t it, ai;
-  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return;
-  while (bson_iter_next(&ai)) {
-    char name[24];
-    snprintf(name, sizeof name, "%zu", (*k)++);
-    bson_append_iter(arr, name, -1, &ai);
-  }
-}
-
 mq_code_t mq_media_delete(mq_store_t *s, const mq_image_t *img, const char *by, const mq_event_t *ev, mq_error_t *err) {
-  /* the files document's undelivered entries travel with the deletion record */
-  bson_t filter = by_id(img->id), opts = BSON_INITIALIZER, proj, cur;
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 1);
-  bson_append_document_end(&opts, &proj);
-  mq_code_t rc = mq_store_find_one(s, FILES, &filter, &opts, &cur, err);
-  bson_destroy(&opts);
-  bool found = rc == MQ_OK;
-  if (rc != MQ_OK && rc != MQ_NOT_FOUND) {
-    bson_destroy(&filter);
-    return rc;
-  }
-  bson_t rec = by_id(img->id), arr, fresh = BSON_INITIALIZER;
+  /* the files document's events are journaled already (mq_outbox.h): deleting it loses none */
+  bson_t filter = by_id(img->id), rec = by_id(img->id);
   BSON_APPEND_UTF8(&rec, "organization_id", img->organization_id);
   BSON_APPEND_UTF8(&rec, "by", by);
   BSON_APPEND_DATE_TIME(&rec, "at", mq_now_unix_ms());
-  mq_outbox_append_insert(&fresh, ev, 1);
-  size_t k = 0;
-  BSON_APPEND_ARRAY_BEGIN(&rec, MQ_OUTBOX_FIELD, &arr);
-  if (found) copy_entries(&arr, &k, &cur, MQ_OUTBOX_FIELD);
-  copy_entries(&arr, &k, &fresh, MQ_OUTBOX_FIELD);
-  bson_append_array_end(&rec, &arr);
-  if (found) bson_destroy(&cur);
-  bson_destroy(&fresh);
-  rc = mq_store_insert_decision(s, DELETIONS, &rec, err);
+  mq_outbox_append_insert(&rec, ev, 1);
+  mq_code_t rc = mq_store_insert_decision(s, DELETIONS, &rec, err);
   bson_destroy(&rec);
   bool recorded_before = rc == MQ_ALREADY_EXISTS; /* a retry, or a racing deletion */
   if (rc == MQ_OK || recorded_before) rc = mq_media_pending_begin(s, img->id, img->organization_id, 0, err);

@@ -434,6 +434,32 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status) {
   return out;
 }
 
+double mq_test_metric(const mq_test_proc_t *p, const char *name) {
+  int status = 0;
+  char *body = mq_test_http_get(p->http, "/metrics", &status);
+  double v = -1;
+  size_t n = strlen(name);
+  for (char *line = body; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (!strncmp(line, name, n) && line[n] == ' ') {
+      v = strtod(line + n + 1, NULL);
+      break;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  free(body);
+  return v;
+}
+
+bool mq_test_wait_metric(const mq_test_proc_t *p, const char *name, double at_least, int timeout_ms) {
+  int64_t until = mq_test_now_ms() + timeout_ms;
+  for (;;) {
+    if (mq_test_metric(p, name) >= at_least) return true;
+    if (mq_test_now_ms() >= until) return false;
+    mq_test_sleep_ms(50);
+  }
+}
+
 int mq_test_oidc_start(mq_test_proc_t *p, const char *out_json, const char *const *extra_args) {
   memset(p, 0, sizeof *p);
   unlink(out_json);

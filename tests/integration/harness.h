@@ -75,6 +75,11 @@ bool mq_test_find_binary(const char *db, const char *coll, const char *filter_js
 int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json);
 /* GET http://hostport/path; returns the body (caller frees) and *status. */
 char *mq_test_http_get(const char *hostport, const char *path, int *status);
+/* The value of the metric line `name` (labels included, e.g.
+ * marquee_cache_hits_total{cache="events"}) on the server's /metrics; -1 if absent. */
+double mq_test_metric(const mq_test_proc_t *p, const char *name);
+/* Waits until that metric is >= at_least; false after timeout_ms. */
+bool mq_test_wait_metric(const mq_test_proc_t *p, const char *name, double at_least, int timeout_ms);
 
 int64_t mq_test_now_ms(void);
 /* The token of invitation `invitation_id` into `org_id`, read as the

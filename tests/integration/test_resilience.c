@@ -6,7 +6,10 @@
  *    recover when FerretDB returns on the same data;
  *  - the shared Kafka is stopped: writes still succeed, their events wait in
  *    the outbox, and after Kafka returns every event reaches the audit log
- *    exactly once (the audit consumer is a real marquee-audit process).
+ *    exactly once (the audit consumer is a real marquee-audit process);
+ *  - a crash between a write and its journal entry: the sweeper finds the
+ *    event in its document and publishes it, and leaves alone one the
+ *    ledger says was sent.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -21,7 +24,11 @@
 #include "grpc/health/v1/health.mq-client.h"
 #include "harness.h"
 #include "marquee/system/v1/system.mq-client.h"
+#include "mq_bson.h"
 #include "mq_call.h"
+#include "mq_ids.h"
+#include "mq_outbox.h"
+#include "notes_store.h"
 
 static mq_code_t record_note(mq_client_t *cl, const char *token, const char *text, int64_t deadline_ms, char *id_out) {
   Marquee__System__V1__RecordNoteRequest req = MARQUEE__SYSTEM__V1__RECORD_NOTE_REQUEST__INIT;
@@ -191,8 +198,8 @@ static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
   snprintf(all_agg, sizeof all_agg, "{\"aggregate_id\": %s", strchr(all_filter, '{') + 7);
   mq_test_sleep_ms(2000); /* let any duplicate delivery land before counting */
   assert_int_equal(mq_test_count(NULL, db, "audit_log", all_agg), 13);
-  /* the outbox drained: no note still carries a pending event */
-  assert_true(wait_count(db, "diag_notes", "{\"_outbox.at\": {\"$gte\": {\"$date\": 0}}}", 0, 30000));
+  /* the journal drained: no event still waits */
+  assert_true(wait_count(db, "outbox", "{}", 0, 30000));
 
   mq_client_destroy(cl);
   free(tok);
@@ -252,11 +259,94 @@ static void test_poison_message_dead_lettered(void **state) {
   mq_test_drop_db(NULL, db);
 }
 
+/* What a crash between a note's insert and its journal entry leaves: the
+ * note with its event embedded (written 60 s ago, past the sweeper's grace),
+ * nothing in the journal. */
+static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note_id, char event_id[37]) {
+  Marquee__Events__V1__NoteRecorded payload = MARQUEE__EVENTS__V1__NOTE_RECORDED__INIT;
+  payload.note_id = (char *)note_id;
+  payload.author = (char *)"crash-test";
+  mq_event_t ev;
+  mq_event_init(&ev, "marquee.system", "system.NoteRecorded", note_id, "crash-test", NULL, NULL);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_NOTE_RECORDED;
+  ev.env.note_recorded = &payload;
+  strcpy(event_id, ev.id);
+  bson_t built = BSON_INITIALIZER, doc = BSON_INITIALIZER, arr, entry;
+  mq_outbox_append_insert(&built, &ev, 1);
+  bson_iter_t it, ai, f;
+  assert_true(bson_iter_init_find(&it, &built, MQ_OUTBOX_FIELD) && bson_iter_recurse(&it, &ai) && bson_iter_next(&ai));
+  const uint8_t *d;
+  uint32_t len;
+  bson_t e;
+  bson_iter_document(&ai, &len, &d);
+  assert_true(bson_init_static(&e, d, len));
+  BSON_APPEND_UTF8(&doc, "_id", note_id);
+  BSON_APPEND_UTF8(&doc, "author", "crash-test");
+  BSON_APPEND_UTF8(&doc, "text", "written just before a crash");
+  BSON_APPEND_DATE_TIME(&doc, "created_at", mq_now_unix_ms() - 60000);
+  BSON_APPEND_ARRAY_BEGIN(&doc, MQ_OUTBOX_FIELD, &arr);
+  BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &entry);
+  assert_true(bson_iter_init(&f, &e));
+  while (bson_iter_next(&f))
+    if (strcmp(bson_iter_key(&f), "at"))
+      bson_append_iter(&entry, NULL, 0, &f);
+    else
+      BSON_APPEND_DATE_TIME(&entry, "at", mq_now_unix_ms() - 60000);
+  bson_append_document_end(&arr, &entry);
+  bson_append_array_end(&doc, &arr);
+  bson_error_t berr;
+  assert_true(mongoc_collection_insert_one(notes, &doc, NULL, NULL, &berr));
+  bson_destroy(&doc);
+  bson_destroy(&built);
+}
+
+static void test_sweeper_recovers_unjournaled_events(void **state) {
+  (void)state;
+  char db[64], lost_note[37], sent_note[37], lost_ev[37], sent_ev[37];
+  mq_test_new_db(db);
+  mq_uuid_v4(lost_note);
+  mq_uuid_v4(sent_note);
+  mongoc_client_t *mc = mongoc_client_new(mq_test_mongo_uri());
+  mongoc_collection_t *notes = mongoc_client_get_collection(mc, db, MQ_NOTES_COLLECTION);
+  insert_unjournaled_note(notes, lost_note, lost_ev);
+  insert_unjournaled_note(notes, sent_note, sent_ev);
+  /* the second one was published before the crash: the ledger knows it */
+  mongoc_collection_t *ledger = mongoc_client_get_collection(mc, db, MQ_OUTBOX_LEDGER);
+  bson_t sent = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&sent, "_id", sent_ev);
+  BSON_APPEND_DATE_TIME(&sent, "at", mq_now_unix_ms() - 59000);
+  bson_error_t berr;
+  assert_true(mongoc_collection_insert_one(ledger, &sent, NULL, NULL, &berr));
+  bson_destroy(&sent);
+  mongoc_collection_destroy(ledger);
+  mongoc_collection_destroy(notes);
+  mongoc_client_destroy(mc);
+
+  mq_test_proc_t srv, audit;
+  const char *env[] = {"MARQUEE_OUTBOX_SWEEP_S=1", NULL};
+  assert_int_equal(mq_test_server_start(&srv, db, env), 0);
+  assert_int_equal(mq_test_audit_start(&audit, db, NULL), 0);
+  char f[160];
+  snprintf(f, sizeof f, "{\"aggregate_id\": \"%s\"}", lost_note);
+  assert_true(wait_count(db, "audit_log", f, 1, 60000));
+  assert_true(mq_test_metric(&srv, "marquee_outbox_recovered_total") >= 1);
+  /* a few more sweeps: the sent one stays unpublished, nothing is recovered twice */
+  mq_test_sleep_ms(3000);
+  snprintf(f, sizeof f, "{\"aggregate_id\": \"%s\"}", sent_note);
+  assert_int_equal(mq_test_count(NULL, db, "audit_log", f), 0);
+  assert_int_equal((int)mq_test_metric(&srv, "marquee_outbox_recovered_total"), 1);
+  assert_true(wait_count(db, "outbox", "{}", 0, 30000));
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_outage_unavailable_then_recovery),
       cmocka_unit_test(test_kafka_outage_nothing_lost_nothing_twice),
       cmocka_unit_test(test_poison_message_dead_lettered),
+      cmocka_unit_test(test_sweeper_recovers_unjournaled_events),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

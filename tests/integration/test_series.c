@@ -824,14 +824,14 @@ static void test_all_future_publish_cancel_and_listing(void **state) {
   marquee__events__v1__envelope__free_unpacked(ev, NULL);
 }
 
-/* Waits until the relay delivered (and removed) every outbox entry of the
- * document: a test that rewrites it must not race the relay. */
+/* Waits until the relay delivered every event of the document (none left
+ * in the journal): a test that rewrites it wants them published first. */
 static void wait_delivered(const char *coll, const char *id) {
-  char filter[160];
-  snprintf(filter, sizeof filter, "{\"_id\": \"%s\", \"_outbox.0\": {\"$exists\": true}}", id);
+  char filter[200];
+  snprintf(filter, sizeof filter, "{\"coll\": \"%s\", \"doc\": \"%s\"}", coll, id);
   int64_t until = mq_test_now_ms() + 60000;
-  while (mq_test_count(NULL, srv.db, coll, filter) != 0 && mq_test_now_ms() < until) mq_test_sleep_ms(100);
-  assert_int_equal(mq_test_count(NULL, srv.db, coll, filter), 0);
+  while (mq_test_count(NULL, srv.db, "outbox", filter) != 0 && mq_test_now_ms() < until) mq_test_sleep_ms(100);
+  assert_int_equal(mq_test_count(NULL, srv.db, "outbox", filter), 0);
 }
 
 /* Sets a series back to the state a crash after its first `keep` event

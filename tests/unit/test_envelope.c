@@ -245,7 +245,7 @@ static void test_append_update(void **state) {
   mq_outbox_append_update(&upd, evs, 2);
   int64_t t1 = mq_now_unix_ms();
 
-  /* {$set: {...}, $push: {_outbox: {$each: [e0, e1]}}} */
+  /* {$set: {...}, $push: {_outbox: {$each: [e0, e1], $slice: -MQ_OUTBOX_KEEP}}} */
   assert_int_equal(bson_count_keys(&upd), 2);
   bson_iter_t it, push, field, each;
   assert_true(bson_iter_init_find(&it, &upd, "$push"));
@@ -259,8 +259,11 @@ static void test_append_update(void **state) {
   assert_string_equal(bson_iter_key(&field), "$each");
   assert_true(BSON_ITER_HOLDS_ARRAY(&field));
   assert_true(bson_iter_recurse(&field, &each));
-  assert_false(bson_iter_next(&field)); /* $each is the only modifier */
-  assert_false(bson_iter_next(&push));  /* _outbox is the only pushed field */
+  assert_true(bson_iter_next(&field)); /* then $slice: only the newest entries stay embedded */
+  assert_string_equal(bson_iter_key(&field), "$slice");
+  assert_int_equal(bson_iter_as_int64(&field), -MQ_OUTBOX_KEEP);
+  assert_false(bson_iter_next(&field));
+  assert_false(bson_iter_next(&push)); /* _outbox is the only pushed field */
 
   int64_t at[2];
   for (int i = 0; i < 2; i++) {
