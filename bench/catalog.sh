@@ -75,6 +75,7 @@ CONC=${CONCURRENCY:-4}
 SMALL=${EVENTS_SMALL:-1000}
 LARGE=${EVENTS_LARGE:-100000}
 POLL_MS=${BENCH_OUTBOX_POLL_MS:-60000}
+DISCOVERY=${DISCOVERY_INDEX:-1}
 build=${BUILD:-build-bench}
 svc=marquee.catalog.v1.EventService
 get=/$svc/GetEvent
@@ -157,21 +158,10 @@ start() { # name binary [VAR=value...] -> prints address
 }
 
 bare=$(start bare "$build/mq-bare-echo")
-cached=$(start cached "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS="$ttl")
-store_s=$(start store_s "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS=0)
-store_l=$(start store_l "$build/marquee-server" MARQUEE_MONGO_DB="$db_large" MARQUEE_CACHE_TTL_MS=0)
-[ -n "$bare" ] && [ -n "$cached" ] && [ -n "$store_s" ] && [ -n "$store_l" ] ||
-  { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
-for addr in "$cached" "$store_s" "$store_l"; do # SERVING = MongoDB (indexes created) and Kafka reachable
-  ok=
-  for _ in $(seq 1 150); do
-    if "$build/marquee" --target "$addr" health >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.2
-  done
-  [ -n "$ok" ] || { echo "marquee-server at $addr did not become SERVING" >&2; tail -n 20 "$tmp"/*.err >&2; exit 1; }
-done
+[ -n "$bare" ] || { echo "mq-bare-echo did not start" >&2; exit 1; }
 
-# ---- seeding (after the servers created the indexes; the seeder ensures them too)
+# ---- seeding (the seeder creates the indexes), then the servers: their
+# discovery indexes load what is in the store when they start
 base_ms=$(($(date +%s) / 60 * 60000))
 seed() { # database count
   local out
@@ -182,6 +172,39 @@ seed() { # database count
 }
 seed "$db_small" "$SMALL"
 seed "$db_large" "$LARGE"
+
+cached=$(start cached "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS="$ttl" \
+  MARQUEE_HTTP_LISTEN=127.0.0.1:0)
+store_s=$(start store_s "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS=0 \
+  MARQUEE_DISCOVERY_INDEX="$DISCOVERY" MARQUEE_HTTP_LISTEN=127.0.0.1:0)
+store_l=$(start store_l "$build/marquee-server" MARQUEE_MONGO_DB="$db_large" MARQUEE_CACHE_TTL_MS=0 \
+  MARQUEE_DISCOVERY_INDEX="$DISCOVERY" MARQUEE_HTTP_LISTEN=127.0.0.1:0)
+[ -n "$cached" ] && [ -n "$store_s" ] && [ -n "$store_l" ] ||
+  { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
+for addr in "$cached" "$store_s" "$store_l"; do # SERVING = MongoDB (indexes created) and Kafka reachable
+  ok=
+  for _ in $(seq 1 150); do
+    if "$build/marquee" --target "$addr" health >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { echo "marquee-server at $addr did not become SERVING" >&2; tail -n 20 "$tmp"/*.err >&2; exit 1; }
+done
+declare -A index_load_s
+if [ "$DISCOVERY" = 1 ]; then # wait for the discovery indexes (loaded from the store at start)
+  for name in store_s store_l cached; do
+    http=$(sed -n 's/^READY .*http=\([^ ]*\).*/\1/p' "$tmp/$name.out")
+    [ -n "$http" ] || continue
+    t0=$(date +%s%N)
+    ok=
+    for _ in $(seq 1 3000); do
+      if curl -fsS "http://$http/metrics" 2>/dev/null | grep -q '^marquee_discovery_ready 1'; then ok=1; break; fi
+      sleep 0.2
+    done
+    [ -n "$ok" ] || { echo "$name: the discovery index did not load within 600 s" >&2; exit 1; }
+    index_load_s[$name]=$(python3 -c "print(round(($(date +%s%N) - $t0) / 1e9, 1))")
+    echo "$name: discovery index ready after ${index_load_s[$name]} s" >&2
+  done
+fi
 
 # ---- requests: text format -> serialized bytes; JSON for grpcurl (which
 # takes the descriptor set the build generated, not reflection)
@@ -402,6 +425,7 @@ json="bench/results/catalog-$(date -u +%Y%m%dT%H%M%SZ).json"
   echo "{\"stamp\":\"$stamp\",\"commit\":\"$commit\",\"runs\":$RUNS,\"store_runs\":$STORE_RUNS,"
   echo "\"seconds\":$SECS,\"store_seconds\":$STORE_SECS,\"store_max_seconds\":$STORE_MAX,\"concurrency\":$CONC,\"small\":$SMALL,\"large\":$LARGE,"
   echo "\"cache_ttl_ms\":$ttl,\"workers\":$workers,\"outbox_poll_ms\":$POLL_MS,\"base_ms\":$base_ms,"
+  echo "\"discovery_index\":$DISCOVERY,\"index_load_s\":{\"small\":${index_load_s[store_s]:-null},\"large\":${index_load_s[store_l]:-null}},"
   echo "\"event_id\":\"$event_id\",\"tokens\":{\"small\":\"${token[small]}\",\"large\":\"${token[large]}\"},"
   echo "\"seeding\":[$(printf '%s\n' "${seeded[@]}" | paste -sd, -)],\"explain\":$explain,\"shapes\":{"
   first=1
@@ -456,8 +480,12 @@ out = [f"### Catalog: GetEvent/ListEvents read path, and ListEvents at {small} a
        "checked byte for byte against what `mq_events_insert` writes, without `_outbox`; seeding took "
        + ", ".join(f"{s['seconds']:.0f} s for {fmt_n(s['inserted'])}" for s in d["seeding"]) + "). "
        "Three servers: *cached* (MARQUEE_CACHE_TTL_MS="
-       f"{d['cache_ttl_ms']}, the in-process caches on) and *store* (MARQUEE_CACHE_TTL_MS=0: no cache exists, "
-       f"every call reads FerretDB) on the {small}-event database, and *store* on the {large}-event one. "
+       f"{d['cache_ttl_ms']}, the in-process caches on) and *store* (MARQUEE_CACHE_TTL_MS=0: no cache exists; "
+       + ("ListEvents is answered from the discovery index (MARQUEE_DISCOVERY_INDEX=1, loaded from FerretDB at "
+          f"start: {d['index_load_s']['small']} s for {small} events, {d['index_load_s']['large']} s for {large}), "
+          "GetEvent reads FerretDB"
+          if d.get("discovery_index") else "every call reads FerretDB (MARQUEE_DISCOVERY_INDEX=0)")
+       + f") on the {small}-event database, and *store* on the {large}-event one. "
        f"MARQUEE_WORKERS={d['workers']}; MARQUEE_OUTBOX_POLL_MS={d['outbox_poll_ms']} (the bench writes nothing, "
        "and on FerretDB each outbox poll scans the whole events collection — see the plans below); otherwise the "
        "defaults (MARQUEE_LOG_LEVEL=warn, as in bench/run.sh). mq-loadgen closed loop, anonymous calls, 1 s "
@@ -498,7 +526,8 @@ out += ["", f"Targets (catalog issue), cached path at 64 in flight: GetEvent/bar
 conc = str(d["concurrency"])
 desc = {"first": "first page", "deep": "deep page (token from the middle)", "city": "city = Berlin",
         "price": "EUR 10.00–50.00"}
-out += [f"ListEvents through the store (MARQUEE_CACHE_TTL_MS=0), 20 per page, {d['store_runs']} "
+out += [f"ListEvents uncached (MARQUEE_CACHE_TTL_MS=0, "
+        + ("from the discovery index" if d.get("discovery_index") else "through the store") + f"), 20 per page, {d['store_runs']} "
         f"run{'s' if d['store_runs'] > 1 else ''} per row, the two sizes alternating. Calls: successful calls in "
         "the window(s); a p99 of fewer than 100 calls is marked † (it is then about the slowest call); — : no call "
         f"completed inside the window. Ratios: {large} / {small}.", "",

@@ -15,6 +15,7 @@
 #include "account_tokens_store.h"
 #include "auth_attempts_store.h"
 #include "categories_store.h"
+#include "discovery.h"
 #include "events_store.h"
 #include "media_store.h"
 #include "mq_bson.h"
@@ -195,6 +196,7 @@ static void *probe_main(void *arg) {
 }
 
 static void caches_enabled(mq_app_t *app, bool on) {
+  if (!app->profiles) return; /* all three exist or none (MARQUEE_CACHE_TTL_MS=0) */
   mq_cache_set_enabled(app->profiles, on);
   mq_cache_set_enabled(app->events, on);
   mq_cache_set_enabled(app->event_pages, on);
@@ -204,18 +206,26 @@ static void on_live(void *arg, bool live) {
   caches_enabled(arg, live);
 }
 
+/* The discovery index loads once other instances' writes can be heard. */
+static bool discovery_gate(void *arg) {
+  mq_app_t *app = arg;
+  return !app->cfg->kafka_brokers[0] || mq_invalidator_live(app->invalidator);
+}
+
 mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   probe_once(app); /* know the store's state before the first call */
   if (pthread_create(&app->probe, NULL, probe_main, app) != 0)
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the probe thread");
   pthread_setname_np(app->probe, "mq-probe");
   app->probe_running = true;
-  if (app->profiles && app->cfg->kafka_brokers[0]) {
+  if (app->cfg->discovery_index) app->discovery = mq_discovery_new(); /* before events can reach it */
+  if ((app->profiles || app->discovery) && app->cfg->kafka_brokers[0]) {
     /* no caching until other instances' writes can be heard */
     caches_enabled(app, false);
     static const char *const topics[] = {"marquee.users", "marquee.events", NULL};
     app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, on_live, app);
   }
+  if (app->discovery) mq_discovery_start(app->discovery, app->store, discovery_gate, app);
   return mq_relay_start(app->relay, err);
 }
 
@@ -231,7 +241,10 @@ void mq_app_user_changed(mq_app_t *app, const char *user_id) {
 }
 
 void mq_app_event_changed(mq_app_t *app, const char *event_id) {
-  if (!app->events || !event_id) return;
+  if (!event_id) return;
+  /* the index first: a page cached after this clear is built from it */
+  mq_discovery_refresh(app->discovery, app->store, event_id);
+  if (!app->events) return;
   char key[80];
   snprintf(key, sizeof key, "e:%s", event_id);
   mq_cache_invalidate(app->events, key);
@@ -257,6 +270,7 @@ void mq_app_close(mq_app_t *app) {
     pthread_join(app->probe, NULL);
   }
   mq_invalidator_stop(app->invalidator);
+  mq_discovery_free(app->discovery);
   mq_relay_destroy(app->relay);
   health_service_free(app);
   mq_health_destroy(app->health);

@@ -34,12 +34,13 @@ typedef struct mq_app {
   mq_store_t *store;
   mq_relay_t *relay;
   mq_health_t *health;
-  mq_jwt_keys_t *jwt;            /* NULL when MARQUEE_JWT_KEYS is empty */
-  mq_oauth_t *oauth;             /* never NULL after mq_app_open (may hold no providers) */
-  mq_cache_t *profiles;          /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
-  mq_cache_t *events;            /* public views of events by "e:<id>"; NULL if caching is off */
-  mq_cache_t *event_pages;       /* public ListEvents pages by request; emptied by any catalog change */
-  mq_invalidator_t *invalidator; /* other instances' writes → cache invalidations */
+  mq_jwt_keys_t *jwt;             /* NULL when MARQUEE_JWT_KEYS is empty */
+  mq_oauth_t *oauth;              /* never NULL after mq_app_open (may hold no providers) */
+  mq_cache_t *profiles;           /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
+  mq_cache_t *events;             /* public views of events by "e:<id>"; NULL if caching is off */
+  mq_cache_t *event_pages;        /* public ListEvents pages by request; emptied by any catalog change */
+  mq_invalidator_t *invalidator;  /* other instances' writes → cache invalidations */
+  struct mq_discovery *discovery; /* public ListEvents index (catalog/discovery.h); NULL if disabled */
   mq_server_t *srv;
   mq_health_service_t *health_service;
   char instance_id[96];

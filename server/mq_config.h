@@ -91,6 +91,8 @@
      "longest a cached read (profiles) may lag a write made by another instance when events cannot arrive; 0 "         \
      "disables")                                                                                                       \
   XX(INT, cache_entries, "MARQUEE_CACHE_ENTRIES", "100000", 64, 100000000, "entries per in-process read cache")        \
+  XX(BOOL, discovery_index, "MARQUEE_DISCOVERY_INDEX", "1", 0, 1,                                                      \
+     "answer public ListEvents from the in-process index of published events (0: query the store)")                    \
   XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                              \
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \

@@ -22,6 +22,7 @@
 
 #include "catalog.h"
 #include "categories_store.h"
+#include "discovery.h"
 #include "events_store.h"
 #include "identity.h"
 #include "marquee/catalog/v1/events.mq-server.h"
@@ -491,12 +492,15 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
       return MQ_OK;
     }
   }
-  if (mq_call_inline(call)) return MQ_PENDING;
   uint64_t ticket = key ? mq_cache_ticket(app->event_pages, key) : 0;
   q.limit = page + 1; /* one more says whether there is a next page */
   event_pb **evs;
   size_t n;
-  if ((rc = mq_events_list(app->store, &q, a, &evs, &n, err)) != MQ_OK) return rc;
+  /* the discovery index answers on the queue thread; the store on a worker */
+  if (!mq_discovery_list(app->discovery, &q, a, &evs, &n)) {
+    if (mq_call_inline(call)) return MQ_PENDING;
+    if ((rc = mq_events_list(app->store, &q, a, &evs, &n, err)) != MQ_OK) return rc;
+  }
   reply_page(call, evs, n > page ? page : n, n > page, q.newest, false, resp);
   if (key) {
     size_t pn = marquee__catalog__v1__list_events_response__get_packed_size(resp);

@@ -362,3 +362,31 @@ mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *
   bson_destroy(&opts);
   return rc;
 }
+
+typedef struct {
+  bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg);
+  void *arg;
+} each_ctx_t;
+
+static bool each_public(const bson_t *doc, void *arg) {
+  each_ctx_t *c = arg;
+  mq_arena_t a;
+  mq_arena_init(&a);
+  bool more = c->fn(read_event(doc, &a), c->arg);
+  mq_arena_release(&a);
+  return more;
+}
+
+mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  BSON_APPEND_INT32(&filter, "state", MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_PUBLISHED);
+  BSON_APPEND_INT32(&filter, "visibility", MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC);
+  no_outbox(&opts);
+  BSON_APPEND_INT32(&opts, "batchSize", 1000);
+  each_ctx_t ctx = {fn, arg};
+  mq_code_t rc = mq_store_find_each(s, EVENTS, &filter, &opts, each_public, &ctx, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}

@@ -74,4 +74,10 @@ typedef struct mq_events_query {
 mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *a, Marquee__Catalog__V1__Event ***out,
                          size_t *n, mq_error_t *err);
 
+/* Calls fn(event, arg) for every published public event (one pass over the
+ * collection; the event is valid during the call only) until fn returns
+ * false. */
+mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                mq_error_t *err);
+
 #endif
