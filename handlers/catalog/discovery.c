@@ -183,64 +183,12 @@ mq_discovery_t *mq_discovery_new(void) {
   return d;
 }
 
-#define LOADERS 4
-
-typedef struct {
-  mq_discovery_t *d;
-  char **ids;
-  size_t n, first;
-  mq_code_t rc;
-  mq_error_t err;
-} load_part_t;
-
-/* Reads every LOADERS-th id from `first` by _id (pushed down everywhere). */
-static void *load_part(void *arg) {
-  load_part_t *p = arg;
-  p->rc = MQ_OK;
-  for (size_t i = p->first; i < p->n && !atomic_load(&p->d->stop); i += LOADERS) {
-    mq_arena_t a;
-    mq_arena_init(&a);
-    event_pb *ev = NULL;
-    mq_code_t rc = mq_events_get(p->d->store, p->ids[i], &a, &ev, &p->err);
-    if (rc == MQ_OK) {
-      pthread_rwlock_wrlock(&p->d->lock);
-      put(p->d, ev);
-      pthread_rwlock_unlock(&p->d->lock);
-    }
-    mq_arena_release(&a);
-    if (rc != MQ_OK && rc != MQ_NOT_FOUND) { /* deleted meanwhile is fine */
-      p->rc = rc;
-      break;
-    }
-  }
-  return NULL;
-}
-
-/* One full load: the ids in one query, then the documents by id on
- * LOADERS threads. */
-static mq_code_t load_all(mq_discovery_t *d, mq_error_t *err) {
-  mq_arena_t a;
-  mq_arena_init(&a);
-  char **ids = NULL;
-  size_t n = 0;
-  mq_code_t rc = mq_events_public_ids(d->store, &a, &ids, &n, err);
-  if (rc == MQ_OK) {
-    load_part_t parts[LOADERS];
-    pthread_t th[LOADERS];
-    for (size_t k = 0; k < LOADERS; k++) {
-      parts[k] = (load_part_t){.d = d, .ids = ids, .n = n, .first = k};
-      if (pthread_create(&th[k], NULL, load_part, &parts[k]) != 0) abort();
-    }
-    for (size_t k = 0; k < LOADERS; k++) {
-      pthread_join(th[k], NULL);
-      if (parts[k].rc != MQ_OK && rc == MQ_OK) {
-        rc = parts[k].rc;
-        *err = parts[k].err;
-      }
-    }
-  }
-  mq_arena_release(&a);
-  return rc;
+static bool load_one(const event_pb *ev, void *arg) {
+  mq_discovery_t *d = arg;
+  pthread_rwlock_wrlock(&d->lock);
+  put(d, ev);
+  pthread_rwlock_unlock(&d->lock);
+  return !atomic_load(&d->stop);
 }
 
 static void sleep_until_stop(mq_discovery_t *d, int ms) {
@@ -268,7 +216,7 @@ static void *loader_main(void *arg) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mq_error_t err;
-    mq_code_t rc = load_all(d, &err);
+    mq_code_t rc = mq_events_each_public(d->store, load_one, d, &err);
     if (atomic_load(&d->stop)) break;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc == MQ_OK && !atomic_load(&d->stale)) {

@@ -364,39 +364,29 @@ mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *
 }
 
 typedef struct {
-  mq_arena_t *a;
-  char **ids;
-  size_t n, cap;
-} ids_ctx_t;
+  bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg);
+  void *arg;
+} each_ctx_t;
 
-static bool collect_id(const bson_t *doc, void *arg) {
-  ids_ctx_t *c = arg;
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it)) return true;
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 1024;
-    char **v = mq_arena_alloc(c->a, cap * sizeof *v);
-    if (c->n) memcpy(v, c->ids, c->n * sizeof *v);
-    c->ids = v;
-    c->cap = cap;
-  }
-  c->ids[c->n++] = mq_arena_strdup(c->a, bson_iter_utf8(&it, NULL));
-  return true;
+static bool each_public(const bson_t *doc, void *arg) {
+  each_ctx_t *c = arg;
+  mq_arena_t a;
+  mq_arena_init(&a);
+  bool more = c->fn(read_event(doc, &a), c->arg);
+  mq_arena_release(&a);
+  return more;
 }
 
-mq_code_t mq_events_public_ids(mq_store_t *s, mq_arena_t *a, char ***ids, size_t *n, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
+mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
   BSON_APPEND_INT32(&filter, "state", MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_PUBLISHED);
   BSON_APPEND_INT32(&filter, "visibility", MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, "_id", 1);
-  bson_append_document_end(&opts, &proj);
-  BSON_APPEND_INT32(&opts, "batchSize", 1000000);
-  ids_ctx_t ctx = {a, NULL, 0, 0};
-  mq_code_t rc = mq_store_find_each(s, EVENTS, &filter, &opts, collect_id, &ctx, err);
+  no_outbox(&opts);
+  BSON_APPEND_INT32(&opts, "batchSize", 4000);
+  each_ctx_t ctx = {fn, arg};
+  mq_code_t rc = mq_store_find_each(s, EVENTS, &filter, &opts, each_public, &ctx, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *ids = ctx.ids;
-  *n = ctx.n;
   return rc;
 }

@@ -74,11 +74,13 @@ typedef struct mq_events_query {
 mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *a, Marquee__Catalog__V1__Event ***out,
                          size_t *n, mq_error_t *err);
 
-/* The ids of every published public event, in one reply (a projection of
- * _id only: ~50 bytes an event, so up to ~300,000 fit the 16 MiB batch).
- * Why not one cursor over the documents: FerretDB 1.24 re-runs the whole
- * scan for every getMore (measured: ~4 s per batch at 100,000 events),
- * while a lookup by _id is pushed down. *ids is allocated in `a`. */
-mq_code_t mq_events_public_ids(mq_store_t *s, mq_arena_t *a, char ***ids, size_t *n, mq_error_t *err);
+/* Calls fn(event, arg) for every published public event (one cursor; the
+ * event is valid during the call only) until fn returns false. Batches of
+ * 4,000 documents (~8 MiB): FerretDB 1.24 re-runs the whole scan for every
+ * getMore (measured: ~4 s a batch at 100,000 events, and a lookup by _id
+ * is a scan too), so the fewer batches the better; on MongoDB the cursor
+ * streams. */
+mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                mq_error_t *err);
 
 #endif
