@@ -225,7 +225,8 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
     static const char *const topics[] = {"marquee.users", "marquee.events", NULL};
     app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, on_live, app);
   }
-  if (app->discovery) mq_discovery_start(app->discovery, app->store, discovery_gate, app);
+  if (app->discovery)
+    mq_discovery_start(app->discovery, app->store, app->cfg->mongo_uri, app->cfg->mongo_db, discovery_gate, app);
   return mq_relay_start(app->relay, err);
 }
 

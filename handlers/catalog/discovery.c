@@ -49,7 +49,8 @@ struct mq_discovery {
   pthread_cond_t cv;
   pthread_t loader;
   bool loader_running;
-  mq_store_t *store;
+  mq_store_t *store; /* refreshes: the server's pool */
+  mq_store_t *bulk;  /* loads: one connection with a long socket timeout */
   bool (*gate)(void *arg);
   void *gate_arg;
 };
@@ -216,7 +217,7 @@ static void *loader_main(void *arg) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mq_error_t err;
-    mq_code_t rc = mq_events_each_public(d->store, load_one, d, &err);
+    mq_code_t rc = mq_events_each_public(d->bulk ? d->bulk : d->store, load_one, d, &err);
     if (atomic_load(&d->stop)) break;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc == MQ_OK && !atomic_load(&d->stale)) {
@@ -238,7 +239,20 @@ static double g_events(void *arg) {
   return (double)mq_discovery_size(arg);
 }
 
-void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, bool (*gate)(void *arg), void *arg) {
+void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, const char *db, bool (*gate)(void *arg),
+                        void *arg) {
+  /* A load reads every published event; on FerretDB one batch is a scan of
+   * the collection that can outlast the pool's 10 s socket timeout (measured
+   * at 100,000 events), so loads get their own connection, allowed 10
+   * minutes per reply. The URI's own socketTimeoutMS wins if it has one. */
+  char *bulk_uri = malloc(strlen(uri) + 40);
+  if (!bulk_uri) abort();
+  const char *hosts = strstr(uri, "://");
+  const char *sep = strchr(uri, '?') ? "&" : (hosts && strchr(hosts + 3, '/') ? "?" : "/?");
+  sprintf(bulk_uri, "%s%ssocketTimeoutMS=600000", uri, sep);
+  mq_error_t err;
+  if (!strstr(uri, "socketTimeoutMS") && mq_store_open(bulk_uri, db, 1, &d->bulk, &err) != MQ_OK) d->bulk = NULL;
+  free(bulk_uri);
   mq_metrics_gauge("marquee_discovery_ready", "1 while public ListEvents is answered from the discovery index", g_ready,
                    d);
   mq_metrics_gauge("marquee_discovery_events", "Published public events in the discovery index", g_events, d);
@@ -258,6 +272,7 @@ void mq_discovery_free(mq_discovery_t *d) {
   pthread_mutex_unlock(&d->mu);
   if (d->loader_running) pthread_join(d->loader, NULL);
   mq_metrics_gauge_remove(d);
+  mq_store_close(d->bulk);
   for (unsigned i = 0; i < BUCKETS; i++) {
     entry_t *e = d->buckets[i];
     while (e) {

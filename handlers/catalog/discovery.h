@@ -31,8 +31,10 @@ typedef struct mq_discovery mq_discovery_t;
 
 mq_discovery_t *mq_discovery_new(void);
 /* Starts the loader thread: it loads once gate(arg) is true, then reloads
- * whenever a refresh failed. */
-void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, bool (*gate)(void *arg), void *arg);
+ * whenever a refresh failed. Loads read through their own connection to
+ * uri/db (a long socket timeout); refreshes through `store`. */
+void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, const char *db, bool (*gate)(void *arg),
+                        void *arg);
 void mq_discovery_free(mq_discovery_t *d);
 
 bool mq_discovery_ready(mq_discovery_t *d);
