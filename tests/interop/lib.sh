@@ -46,5 +46,10 @@ mq_stop_server() {
   fi
   rm -rf "$MQ_TMP"
   MQ_PID=
+  # drop the test's database (best effort: needs python3 with pymongo)
+  python3 - "$MQ_DB" "${MARQUEE_TEST_MONGO_URI:-mongodb://127.0.0.1:27017/}" >/dev/null 2>&1 <<'PY' || true
+import sys, pymongo
+pymongo.MongoClient(sys.argv[2], serverSelectionTimeoutMS=2000).drop_database(sys.argv[1])
+PY
   return "$rc"
 }
