@@ -241,15 +241,21 @@ void mq_app_user_changed(mq_app_t *app, const char *user_id) {
   mq_cache_invalidate(app->profiles, key);
 }
 
+/* The caches a catalog change can touch: the aggregate's public view and
+ * every cached page. */
+static void catalog_caches_changed(mq_app_t *app, const char *id) {
+  if (!app->events || !id) return;
+  char key[80];
+  snprintf(key, sizeof key, "e:%s", id);
+  mq_cache_invalidate(app->events, key);
+  mq_cache_clear(app->event_pages); /* any page may hold it, or now should */
+}
+
 void mq_app_event_changed(mq_app_t *app, const char *event_id) {
   if (!event_id) return;
   /* the index first: a page cached after this clear is built from it */
   mq_discovery_refresh(app->discovery, app->store, event_id);
-  if (!app->events) return;
-  char key[80];
-  snprintf(key, sizeof key, "e:%s", event_id);
-  mq_cache_invalidate(app->events, key);
-  mq_cache_clear(app->event_pages); /* any page may hold it, or now should */
+  catalog_caches_changed(app, event_id);
 }
 
 /* Other instances' writes (and our own, again): every event of a user's
@@ -258,7 +264,15 @@ void mq_app_event_changed(mq_app_t *app, const char *event_id) {
 static void on_event(void *arg, const char *topic, const Marquee__Events__V1__Envelope *ev) {
   mq_app_t *app = arg;
   if (!strcmp(topic, "marquee.users")) mq_app_user_changed(app, ev->aggregate_id);
-  if (!strcmp(topic, "marquee.events")) mq_app_event_changed(app, ev->aggregate_id);
+  if (!strcmp(topic, "marquee.events")) {
+    /* only an event's own changes can change its discovery entry: other
+     * aggregates (venues, images, series, categories) do not re-read it */
+    const char *t = ev->type ? ev->type : "";
+    if (!strncmp(t, "catalog.Event", 13) || !strncmp(t, "catalog.TicketType", 18))
+      mq_app_event_changed(app, ev->aggregate_id);
+    else
+      catalog_caches_changed(app, ev->aggregate_id);
+  }
 }
 
 void mq_app_close(mq_app_t *app) {

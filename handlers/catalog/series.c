@@ -849,6 +849,7 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
         return;
     }
     rc = mq_events_save(app->store, e, before, &ev, 1, &err);
+    mq_app_event_changed(app, e->event_id); /* even on failure: the write may have landed */
     if (rc == MQ_OK) {
       mq_app_events_written(app);
       outcome(call, r, e, o->event_id, 0, RES(CHANGED), NULL, NULL);
