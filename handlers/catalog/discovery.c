@@ -333,6 +333,17 @@ void mq_discovery_refresh(mq_discovery_t *d, mq_store_t *store, const char *even
   }
 }
 
+event_pb *mq_discovery_get(mq_discovery_t *d, const char *event_id, mq_arena_t *a) {
+  if (!mq_discovery_ready(d) || !event_id) return NULL;
+  ProtobufCAllocator al = mq_arena_allocator(a);
+  event_pb *ev = NULL;
+  pthread_rwlock_rdlock(&d->lock);
+  const entry_t *e = find(d, event_id);
+  if (e && e->listed) ev = marquee__catalog__v1__event__unpack(&al, e->len, e->packed);
+  pthread_rwlock_unlock(&d->lock);
+  return ev;
+}
+
 static bool matches(const entry_t *e, const mq_events_query_t *q) {
   if (q->organization_id && strcmp(e->org, q->organization_id)) return false;
   if (q->category_id && strcmp(e->category, q->category_id)) return false;

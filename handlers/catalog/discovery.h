@@ -43,6 +43,10 @@ size_t mq_discovery_size(mq_discovery_t *d);
 /* Re-reads event_id from the store and updates (or drops) its entry. */
 void mq_discovery_refresh(mq_discovery_t *d, mq_store_t *store, const char *event_id);
 
+/* The stored event if it is listed (published, public) and the index is
+ * ready, unpacked into `a`; NULL otherwise (ask the store). */
+Marquee__Catalog__V1__Event *mq_discovery_get(mq_discovery_t *d, const char *event_id, mq_arena_t *a);
+
 /* Answers a public_only query exactly as mq_events_list would (filters,
  * order, cursor, limit), events unpacked into `a`. False if not ready. */
 bool mq_discovery_list(mq_discovery_t *d, const mq_events_query_t *q, mq_arena_t *a, Marquee__Catalog__V1__Event ***out,

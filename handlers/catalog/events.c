@@ -370,10 +370,11 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
     mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
     return MQ_OK;
   }
-  if (mq_call_inline(call)) return MQ_PENDING;
   uint64_t ticket = app->events ? mq_cache_ticket(app->events, key) : 0;
-  event_pb *e;
-  rc = mq_events_get(app->store, req->event_id, a, &e, err);
+  /* a listed event from the discovery index (on the queue thread), else the store */
+  event_pb *e = anonymous ? mq_discovery_get(app->discovery, req->event_id, a) : NULL;
+  if (!e && mq_call_inline(call)) return MQ_PENDING;
+  if (!e) rc = mq_events_get(app->store, req->event_id, a, &e, err);
   if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_NOT_FOUND, "event_id", "no such event");
   if (rc != MQ_OK) return rc;
   bool member = !anonymous && mq_catalog_is_member(call, e->organization_id);

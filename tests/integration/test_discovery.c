@@ -189,6 +189,33 @@ static void same_on_both(Marquee__Catalog__V1__ListEventsRequest q, const char *
   free(pb);
 }
 
+/* Anonymous GetEvent of every event made so far: the same status and bytes
+ * from A (listed ones from its index) and B (the store). */
+static void get_same_on_both(void) {
+  for (int i = 0; i < n_ids; i++) {
+    Marquee__Catalog__V1__GetEventRequest q = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+    q.event_id = ids[i];
+    Marquee__Catalog__V1__Event *ea = NULL, *eb = NULL;
+    mq_error_t err;
+    mq_code_t ra = marquee__catalog__v1__event_service__get_event__call(a, &q, &ea, NULL, &err);
+    mq_code_t rb = marquee__catalog__v1__event_service__get_event__call(b, &q, &eb, NULL, &err);
+    assert_int_equal(ra, rb);
+    if (ra == MQ_OK) {
+      uint8_t ba[8192], bb[8192];
+      size_t la = marquee__catalog__v1__event__get_packed_size(ea),
+             lb = marquee__catalog__v1__event__get_packed_size(eb);
+      assert_true(la <= sizeof ba && lb <= sizeof bb);
+      marquee__catalog__v1__event__pack(ea, ba);
+      marquee__catalog__v1__event__pack(eb, bb);
+      assert_int_equal(la, lb);
+      assert_memory_equal(ba, bb, la);
+      assert_null(ea->online_url && ea->online_url[0] ? ea->online_url : NULL); /* the public view */
+      marquee__catalog__v1__event__free_unpacked(ea, NULL);
+      marquee__catalog__v1__event__free_unpacked(eb, NULL);
+    }
+  }
+}
+
 static bool index_ready(const mq_test_proc_t *p, double events) {
   return mq_test_wait_metric(p, "marquee_discovery_ready", 1, 20000) &&
          mq_test_metric(p, "marquee_discovery_events") == events;
@@ -222,6 +249,7 @@ static void test_index_answers_like_the_store(void **state) {
   Marquee__Catalog__V1__ListEventsRequest q = MARQUEE__CATALOG__V1__LIST_EVENTS_REQUEST__INIT;
   q.page_size = 3;
   same_on_both(q, "upcoming", 16);
+  get_same_on_both(); /* listed, unlisted, drafts (NOT_FOUND), cancelled */
   q.sort = MARQUEE__CATALOG__V1__EVENT_SORT__EVENT_SORT_NEWEST;
   same_on_both(q, "newest", 16);
   q.sort = 0;
