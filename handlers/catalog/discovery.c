@@ -27,7 +27,7 @@ typedef struct entry {
   int64_t version;
   bool listed;
   char org[37], category[37], country[8], currency[8];
-  char *city_key;
+  char city_key[128];
   int64_t starts_ms, published_ms, min_price;
   int mode;
   uint8_t *packed;
@@ -118,9 +118,7 @@ static void unlist(mq_discovery_t *d, entry_t *e) {
   e->listed = false;
   d->listed--;
   free(e->packed);
-  free(e->city_key);
   e->packed = NULL;
-  e->city_key = NULL;
 }
 
 static void copy_str(char *dst, size_t n, const char *src) {
@@ -151,14 +149,7 @@ static void put(mq_discovery_t *d, const event_pb *ev) {
   copy_str(e->category, sizeof e->category, ev->category_id);
   copy_str(e->country, sizeof e->country, ev->country);
   copy_str(e->currency, sizeof e->currency, ev->currency);
-  /* the same key the store derives (events_store.c): ASCII lower case */
-  const char *city = ev->city ? ev->city : "";
-  size_t cl = strlen(city);
-  if (cl > 127) cl = 127;
-  e->city_key = malloc(cl + 1);
-  if (!e->city_key) abort();
-  for (size_t i = 0; i < cl; i++) e->city_key[i] = (char)(city[i] >= 'A' && city[i] <= 'Z' ? city[i] + 32 : city[i]);
-  e->city_key[cl] = '\0';
+  mq_events_city_key(ev->city, e->city_key); /* the key the store derives */
   e->starts_ms = ev->starts_at ? mq_pb_timestamp_ms(ev->starts_at) : 0;
   e->published_ms = ev->published_at ? mq_pb_timestamp_ms(ev->published_at) : 0;
   e->min_price = ev->min_price_minor;
@@ -278,7 +269,6 @@ void mq_discovery_free(mq_discovery_t *d) {
     while (e) {
       entry_t *n = e->next;
       free(e->packed);
-      free(e->city_key);
       free(e);
       e = n;
     }

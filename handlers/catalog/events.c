@@ -441,8 +441,8 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
   }
   if (req->city && req->city[0]) {
     if ((rc = mq_check_text(err, "city", req->city, 1, 100, MQ_TEXT_SINGLE_LINE)) != MQ_OK) return rc;
-    char *k = mq_arena_strdup(a, req->city);
-    for (char *p = k; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    char *k = mq_arena_alloc(a, 128);
+    mq_events_city_key(req->city, k);
     q.city_key = k;
   }
   if (req->country && req->country[0]) {

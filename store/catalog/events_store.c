@@ -91,10 +91,7 @@ static void append_mutable(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
   append_ticket_types(doc, e);
   BSON_APPEND_UTF8(doc, "city", e->city ? e->city : "");
   char key[128];
-  size_t i = 0;
-  for (const char *p = e->city ? e->city : ""; *p && i + 1 < sizeof key; p++)
-    key[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-  key[i] = '\0';
+  mq_events_city_key(e->city, key);
   BSON_APPEND_UTF8(doc, "city_key", key);
   BSON_APPEND_UTF8(doc, "country", e->country ? e->country : "");
   BSON_APPEND_INT32(doc, "attendance_mode", (int32_t)e->attendance_mode);
@@ -389,4 +386,11 @@ mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;
+}
+
+void mq_events_city_key(const char *city, char out[128]) {
+  size_t i = 0;
+  for (const char *p = city ? city : ""; *p && i + 1 < 128; p++)
+    out[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+  out[i] = '\0';
 }

@@ -71,6 +71,11 @@ typedef struct mq_events_query {
   uint32_t limit;
 } mq_events_query_t;
 
+/* The key city filters compare (stored as city_key): ASCII lower case,
+ * at most 127 bytes. One definition for the store, the handler's filter
+ * and the discovery index. */
+void mq_events_city_key(const char *city, char out[128]);
+
 mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *a, Marquee__Catalog__V1__Event ***out,
                          size_t *n, mq_error_t *err);
 
