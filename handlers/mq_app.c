@@ -14,9 +14,13 @@
 
 #include "account_tokens_store.h"
 #include "auth_attempts_store.h"
+#include "bookings.h"
+#include "bookings_store.h"
+#include "capacity.h"
 #include "categories_store.h"
 #include "discovery.h"
 #include "events_store.h"
+#include "holds_store.h"
 #include "media_store.h"
 #include "mq_bson.h"
 #include "mq_httpc.h"
@@ -59,6 +63,9 @@ static const service_row_t services[] = {
     {"marquee.catalog.v1.CategoryService", category_service_register, always},
     {"marquee.catalog.v1.SeriesService", series_service_register, always},
     {"marquee.catalog.v1.MediaService", media_service_register, always},
+    {"marquee.bookings.v1.BookingService", booking_service_register, always},
+    {"marquee.bookings.v1.TicketService", ticket_service_register, always},
+    {"marquee.bookings.v1.CheckInService", checkin_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -73,7 +80,8 @@ static const struct {
     {mq_oauth_indexes, &mq_oauth_n_indexes},       {mq_categories_indexes, &mq_categories_n_indexes},
     {mq_venues_indexes, &mq_venues_n_indexes},     {mq_events_indexes, &mq_events_n_indexes},
     {mq_media_indexes, &mq_media_n_indexes},       {mq_series_indexes, &mq_series_n_indexes},
-    {mq_outbox_indexes, &mq_outbox_n_indexes},
+    {mq_capacity_indexes, &mq_capacity_n_indexes}, {mq_holds_indexes, &mq_holds_n_indexes},
+    {mq_bookings_indexes, &mq_bookings_n_indexes}, {mq_outbox_indexes, &mq_outbox_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */
@@ -108,6 +116,7 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
     mq_cache_export_metrics(app->event_pages, "event_pages");
   }
   if (rc == MQ_OK) rc = mq_oauth_open(cfg, &app->oauth, err);
+  if (rc == MQ_OK) rc = mq_bookings_open(app, err);
   if (rc == MQ_OK) {
     char client_id[128];
     snprintf(client_id, sizeof client_id, "marquee-server-%s", app->instance_id);
@@ -227,6 +236,8 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   }
   if (app->discovery)
     mq_discovery_start(app->discovery, app->store, app->cfg->mongo_uri, app->cfg->mongo_db, discovery_gate, app);
+  mq_code_t rc = mq_bookings_start(app, err);
+  if (rc != MQ_OK) return rc;
   return mq_relay_start(app->relay, err);
 }
 
@@ -284,6 +295,7 @@ void mq_app_close(mq_app_t *app) {
     pthread_mutex_unlock(&app->mu);
     pthread_join(app->probe, NULL);
   }
+  mq_bookings_close(app);
   mq_invalidator_stop(app->invalidator);
   mq_discovery_free(app->discovery);
   mq_relay_destroy(app->relay);

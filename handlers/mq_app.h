@@ -41,6 +41,7 @@ typedef struct mq_app {
   mq_cache_t *event_pages;        /* public ListEvents pages by request; emptied by any catalog change */
   mq_invalidator_t *invalidator;  /* other instances' writes → cache invalidations */
   struct mq_discovery *discovery; /* public ListEvents index (catalog/discovery.h); NULL if disabled */
+  struct mq_bookings *bookings;   /* capacity hints, ticket keys, hold sweeper (bookings/bookings.h) */
   mq_server_t *srv;
   mq_health_service_t *health_service;
   char instance_id[96];
@@ -86,6 +87,9 @@ int oauth_service_register(mq_app_t *app, mq_server_t *srv);
 /* Reads MARQUEE_OAUTH_PROVIDERS (INVALID_ARGUMENT naming it on a bad file). */
 mq_code_t mq_oauth_open(const mq_config_t *cfg, mq_oauth_t **out, mq_error_t *err);
 void mq_oauth_free(mq_oauth_t *o);
+int booking_service_register(mq_app_t *app, mq_server_t *srv);
+int ticket_service_register(mq_app_t *app, mq_server_t *srv);
+int checkin_service_register(mq_app_t *app, mq_server_t *srv);
 int health_service_register(mq_app_t *app, mq_server_t *srv);
 /* Called by the probe thread after each probe (pushes changes to watchers). */
 void health_service_tick(mq_app_t *app);

@@ -99,6 +99,13 @@
      "outbox relay scan interval when no local write woke it")                                                         \
   XX(INT, outbox_sweep_s, "MARQUEE_OUTBOX_SWEEP_S", "300", 1, 86400,                                                   \
      "how often the relay re-checks recent events for any a crash left unjournaled (also at start)")                   \
+  XX(INT, hold_ttl_s, "MARQUEE_HOLD_TTL_S", "900", 5, 86400, "how long a hold reserves its tickets before it expires") \
+  XX(INT, hold_sweep_ms, "MARQUEE_HOLD_SWEEP_MS", "1000", 50, 600000,                                                  \
+     "how often expired holds are ended and unfinished booking decisions completed")                                   \
+  XX(INT, payment_window_s, "MARQUEE_PAYMENT_WINDOW_S", "1800", 10, 86400,                                             \
+     "how long a hold in payment may wait for the payment's outcome before it is released")                            \
+  XX(SECRET, ticket_keys, "MARQUEE_TICKET_KEYS", "", 0, 0,                                                             \
+     "ticket-code signing keys kid:seed,... (Ed25519 seed, base64url; first signs); empty: a per-process key")         \
   XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \
      "how often MongoDB and Kafka readiness are probed")                                                               \
   XX(STR, instance_id, "MARQUEE_INSTANCE_ID", "", 0, 0, "name of this process in logs and events (default host-pid)")  \

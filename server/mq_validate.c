@@ -631,3 +631,18 @@ mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t reques
   *out = requested == 0 ? def : (requested > max ? max : requested);
   return MQ_OK;
 }
+
+mq_code_t mq_check_page_token(mq_error_t *err, const char *field, const char *t, bool *has, int64_t *ms,
+                              const char **id) {
+  *has = false;
+  if (!t || !t[0]) return MQ_OK;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(t, &end, 10);
+  if (errno || !end || end == t || *end != '.' || mq_check_uuid(NULL, NULL, end + 1) != MQ_OK)
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, field, "is not a page token this method returned");
+  *has = true;
+  *ms = v;
+  *id = end + 1;
+  return MQ_OK;
+}

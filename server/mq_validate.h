@@ -181,4 +181,10 @@ mq_code_t mq_check_lat_lng(mq_error_t *err, const char *field_lat, const char *f
 mq_code_t mq_check_page_size(mq_error_t *err, const char *field, uint32_t requested, uint32_t def, uint32_t max,
                              uint32_t *out);
 
+/* Keyset page tokens "<ms>.<uuid>" (the last item's sort key and id): opaque
+ * to clients, checked strictly. An empty token is no cursor (*has = false).
+ * *id points into `t`. */
+mq_code_t mq_check_page_token(mq_error_t *err, const char *field, const char *t, bool *has, int64_t *ms,
+                              const char **id);
+
 #endif

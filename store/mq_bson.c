@@ -3,6 +3,7 @@
  */
 #include "mq_bson.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -83,4 +84,28 @@ Marquee__Common__V1__Money *mq_bson_get_money(const bson_t *doc, const char *key
   }
   m->currency = mq_arena_strdup(a, "");
   return m;
+}
+
+void mq_bson_append_str_array(bson_t *doc, const char *key, const char *const *v, size_t n) {
+  bson_t arr;
+  BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
+  for (size_t i = 0; i < n; i++) {
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_UTF8(&arr, k, v[i] ? v[i] : "");
+  }
+  bson_append_array_end(doc, &arr);
+}
+
+char **mq_bson_get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
+  bson_iter_t it, ai;
+  *n = 0;
+  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return NULL;
+  size_t cap = 0;
+  bson_iter_t count = ai;
+  while (bson_iter_next(&count)) cap++;
+  char **out = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *out);
+  while (bson_iter_next(&ai))
+    if (BSON_ITER_HOLDS_UTF8(&ai)) out[(*n)++] = mq_arena_strdup(a, bson_iter_utf8(&ai, NULL));
+  return out;
 }

@@ -13,6 +13,7 @@
 
 #include <bson/bson.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "google/protobuf/timestamp.pb-c.h"
 #include "marquee/common/v1/common.pb-c.h"
@@ -31,6 +32,20 @@ int64_t mq_bson_get_date_ms(const bson_t *doc, const char *key, int64_t def);
 /* A Timestamp allocated in the arena for a UTC ms value. */
 Google__Protobuf__Timestamp *mq_pb_timestamp(mq_arena_t *a, int64_t unix_ms);
 int64_t mq_pb_timestamp_ms(const Google__Protobuf__Timestamp *ts);
+
+/* A UTF-8 bson_value_t borrowing `s` (for mq_store_update_by_id's id). */
+static inline bson_value_t mq_bson_str_value(const char *s) {
+  bson_value_t v = {.value_type = BSON_TYPE_UTF8};
+  v.value.v_utf8.str = (char *)s;
+  v.value.v_utf8.len = (uint32_t)strlen(s);
+  return v;
+}
+
+/* An array of strings (NULL entries stored as ""). */
+void mq_bson_append_str_array(bson_t *doc, const char *key, const char *const *v, size_t n);
+/* The strings of an array field, copied into `a` (non-strings skipped);
+ * NULL and *n = 0 when absent. */
+char **mq_bson_get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n);
 
 void mq_bson_append_money(bson_t *doc, const char *key, const Marquee__Common__V1__Money *m);
 Marquee__Common__V1__Money *mq_bson_get_money(const bson_t *doc, const char *key, mq_arena_t *a);

@@ -126,10 +126,25 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
                               mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  static const char *const known[] = {"title",          "description_md", "category_id", "tags",       "image_ids",
-                                      "cover_image_id", "venue_id",       "online_url",  "starts_at",  "ends_at",
-                                      "time_zone",      "language",       "currency",    "visibility", "age_policy",
-                                      "refund_policy",  "capacity"};
+  static const char *const known[] = {"title",
+                                      "description_md",
+                                      "category_id",
+                                      "tags",
+                                      "image_ids",
+                                      "cover_image_id",
+                                      "venue_id",
+                                      "online_url",
+                                      "starts_at",
+                                      "ends_at",
+                                      "time_zone",
+                                      "language",
+                                      "currency",
+                                      "visibility",
+                                      "age_policy",
+                                      "refund_policy",
+                                      "capacity",
+                                      "attendee_cancel_cutoff_hours",
+                                      "attendee_cancel_disabled"};
   if (mask) {
     if (mask->n_paths == 0) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "name at least one field");
     for (size_t i = 0; i < mask->n_paths; i++) {
@@ -238,6 +253,12 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
+  if (mq_catalog_has_path(mask, "attendee_cancel_cutoff_hours")) {
+    if ((rc = mq_check_range_i64(err, "attendee_cancel_cutoff_hours", in->attendee_cancel_cutoff_hours, 0, 8760)))
+      return rc;
+    e->attendee_cancel_cutoff_hours = in->attendee_cancel_cutoff_hours;
+  }
+  if (mq_catalog_has_path(mask, "attendee_cancel_disabled")) e->attendee_cancel_disabled = in->attendee_cancel_disabled;
   /* across fields */
   if (!e->starts_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "is required");
   if (!e->ends_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "is required");
@@ -643,7 +664,7 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
   mq_arena_t *a = mq_call_arena(call);
   static const char *const known[] = {"name",        "description", "price",         "capacity",
                                       "sales_start", "sales_end",   "min_per_order", "max_per_order",
-                                      "hidden",      "access_code", "sort_order"};
+                                      "hidden",      "access_code", "sort_order",    "max_per_user"};
   if (mask) {
     if (!mask->n_paths) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "name at least one field");
     for (size_t i = 0; i < mask->n_paths; i++) {
@@ -690,6 +711,10 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
   if (mq_catalog_has_path(mask, "max_per_order")) t->max_per_order = in->max_per_order ? in->max_per_order : 10;
   if (mq_catalog_has_path(mask, "hidden")) t->hidden = in->hidden;
   if (mq_catalog_has_path(mask, "sort_order")) t->sort_order = in->sort_order;
+  if (mq_catalog_has_path(mask, "max_per_user")) {
+    if ((rc = mq_check_range_i64(err, "ticket_type.max_per_user", in->max_per_user, 0, 1000))) return rc;
+    t->max_per_user = in->max_per_user;
+  }
   if (mq_catalog_has_path(mask, "access_code")) {
     if (in->access_code && in->access_code[0]) {
       if ((rc = mq_check_text(err, "ticket_type.access_code", in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE))) return rc;

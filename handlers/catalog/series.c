@@ -241,6 +241,8 @@ static mq_code_t apply_tt(mq_call_t *call, const char *currency, tt_pb *t, const
   t->max_per_order = in->max_per_order ? in->max_per_order : 10;
   t->hidden = in->hidden;
   t->sort_order = in->sort_order;
+  if ((rc = mq_check_range_i64(err, "ticket_types.max_per_user", in->max_per_user, 0, 1000))) return rc;
+  t->max_per_user = in->max_per_user;
   t->access_code = (char *)"";
   if (in->access_code && in->access_code[0]) {
     if ((rc = mq_check_text(err, "ticket_types.access_code", in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE))) return rc;

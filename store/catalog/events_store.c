@@ -24,17 +24,6 @@ const mq_index_spec_t mq_events_indexes[] = {
 };
 const size_t mq_events_n_indexes = sizeof mq_events_indexes / sizeof mq_events_indexes[0];
 
-static void append_str_array(bson_t *doc, const char *key, char **v, size_t n) {
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
-  for (size_t i = 0; i < n; i++) {
-    char k[24];
-    snprintf(k, sizeof k, "%zu", i);
-    BSON_APPEND_UTF8(&arr, k, v[i] ? v[i] : "");
-  }
-  bson_append_array_end(doc, &arr);
-}
-
 static void append_ts(bson_t *doc, const char *key, const Google__Protobuf__Timestamp *ts) {
   if (ts)
     BSON_APPEND_DATE_TIME(doc, key, mq_pb_timestamp_ms(ts));
@@ -63,6 +52,7 @@ static void append_ticket_types(bson_t *doc, const Marquee__Catalog__V1__Event *
     BSON_APPEND_BOOL(&d, "hidden", t->hidden);
     BSON_APPEND_UTF8(&d, "access_code_hash", t->access_code ? t->access_code : "");
     BSON_APPEND_INT32(&d, "sort_order", t->sort_order);
+    BSON_APPEND_INT32(&d, "max_per_user", (int32_t)t->max_per_user);
     bson_append_document_end(&arr, &d);
   }
   bson_append_array_end(doc, &arr);
@@ -73,8 +63,8 @@ static void append_mutable(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
   BSON_APPEND_UTF8(doc, "title", e->title);
   BSON_APPEND_UTF8(doc, "description_md", e->description_md ? e->description_md : "");
   BSON_APPEND_UTF8(doc, "category_id", e->category_id ? e->category_id : "");
-  append_str_array(doc, "tags", e->tags, e->n_tags);
-  append_str_array(doc, "image_ids", e->image_ids, e->n_image_ids);
+  mq_bson_append_str_array(doc, "tags", (const char *const *)e->tags, e->n_tags);
+  mq_bson_append_str_array(doc, "image_ids", (const char *const *)e->image_ids, e->n_image_ids);
   BSON_APPEND_UTF8(doc, "cover_image_id", e->cover_image_id ? e->cover_image_id : "");
   BSON_APPEND_UTF8(doc, "venue_id", e->venue_id ? e->venue_id : "");
   BSON_APPEND_UTF8(doc, "online_url", e->online_url ? e->online_url : "");
@@ -87,6 +77,8 @@ static void append_mutable(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
   BSON_APPEND_UTF8(doc, "age_policy", e->age_policy ? e->age_policy : "");
   BSON_APPEND_UTF8(doc, "refund_policy", e->refund_policy ? e->refund_policy : "");
   BSON_APPEND_INT64(doc, "capacity", e->capacity);
+  BSON_APPEND_INT32(doc, "attendee_cancel_cutoff_hours", (int32_t)e->attendee_cancel_cutoff_hours);
+  BSON_APPEND_BOOL(doc, "attendee_cancel_disabled", e->attendee_cancel_disabled);
   BSON_APPEND_INT32(doc, "state", (int32_t)e->state);
   append_ticket_types(doc, e);
   BSON_APPEND_UTF8(doc, "city", e->city ? e->city : "");
@@ -122,19 +114,6 @@ static Google__Protobuf__Timestamp *get_ts(const bson_t *doc, const char *key, m
   return mq_pb_timestamp(a, bson_iter_date_time(&it));
 }
 
-static char **get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
-  bson_iter_t it, ai;
-  *n = 0;
-  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return NULL;
-  size_t cap = 0;
-  bson_iter_t count = ai;
-  while (bson_iter_next(&count)) cap++;
-  char **out = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *out);
-  while (bson_iter_next(&ai))
-    if (BSON_ITER_HOLDS_UTF8(&ai)) out[(*n)++] = mq_arena_strdup(a, bson_iter_utf8(&ai, NULL));
-  return out;
-}
-
 static Marquee__Catalog__V1__TicketType *read_ticket_type(const bson_t *d, mq_arena_t *a) {
   Marquee__Catalog__V1__TicketType *t = mq_arena_alloc(a, sizeof *t);
   marquee__catalog__v1__ticket_type__init(t);
@@ -150,6 +129,7 @@ static Marquee__Catalog__V1__TicketType *read_ticket_type(const bson_t *d, mq_ar
   t->hidden = mq_bson_get_bool(d, "hidden", false);
   t->access_code = mq_bson_get_str(d, "access_code_hash", a);
   t->sort_order = (int32_t)mq_bson_get_i64(d, "sort_order", 0);
+  t->max_per_user = (uint32_t)mq_bson_get_i64(d, "max_per_user", 0);
   return t;
 }
 
@@ -161,8 +141,8 @@ static Marquee__Catalog__V1__Event *read_event(const bson_t *doc, mq_arena_t *a)
   e->title = mq_bson_get_str(doc, "title", a);
   e->description_md = mq_bson_get_str(doc, "description_md", a);
   e->category_id = mq_bson_get_str(doc, "category_id", a);
-  e->tags = get_str_array(doc, "tags", a, &e->n_tags);
-  e->image_ids = get_str_array(doc, "image_ids", a, &e->n_image_ids);
+  e->tags = mq_bson_get_str_array(doc, "tags", a, &e->n_tags);
+  e->image_ids = mq_bson_get_str_array(doc, "image_ids", a, &e->n_image_ids);
   e->cover_image_id = mq_bson_get_str(doc, "cover_image_id", a);
   e->venue_id = mq_bson_get_str(doc, "venue_id", a);
   e->online_url = mq_bson_get_str(doc, "online_url", a);
@@ -175,6 +155,8 @@ static Marquee__Catalog__V1__Event *read_event(const bson_t *doc, mq_arena_t *a)
   e->age_policy = mq_bson_get_str(doc, "age_policy", a);
   e->refund_policy = mq_bson_get_str(doc, "refund_policy", a);
   e->capacity = mq_bson_get_i64(doc, "capacity", 0);
+  e->attendee_cancel_cutoff_hours = (uint32_t)mq_bson_get_i64(doc, "attendee_cancel_cutoff_hours", 0);
+  e->attendee_cancel_disabled = mq_bson_get_bool(doc, "attendee_cancel_disabled", false);
   e->state = (Marquee__Catalog__V1__EventState)mq_bson_get_i64(doc, "state", 1);
   e->version = mq_bson_get_i64(doc, "version", 1);
   bson_iter_t it, ai;

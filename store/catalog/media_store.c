@@ -67,17 +67,6 @@ mq_code_t mq_media_put_chunk(mq_store_t *s, const char *image_id, uint32_t n, co
   return rc;
 }
 
-static void append_str_array(bson_t *doc, const char *key, const char *const *v, size_t n) {
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
-  for (size_t i = 0; i < n; i++) {
-    char k[24];
-    snprintf(k, sizeof k, "%zu", i);
-    BSON_APPEND_UTF8(&arr, k, v[i]);
-  }
-  bson_append_array_end(doc, &arr);
-}
-
 mq_code_t mq_media_commit(mq_store_t *s, const mq_image_t *img, const mq_event_t *ev, mq_error_t *err) {
   bson_t doc = by_id(img->id);
   /* GridFS */
@@ -94,7 +83,7 @@ mq_code_t mq_media_commit(mq_store_t *s, const mq_image_t *img, const mq_event_t
   BSON_APPEND_UTF8(&doc, "sha256", img->sha256);
   BSON_APPEND_UTF8(&doc, "alt_text", img->alt_text ? img->alt_text : "");
   BSON_APPEND_UTF8(&doc, "created_by", img->created_by ? img->created_by : "");
-  append_str_array(&doc, "event_ids", img->event_ids, img->n_event_ids);
+  mq_bson_append_str_array(&doc, "event_ids", img->event_ids, img->n_event_ids);
   mq_outbox_append_insert(&doc, ev, 1);
   mq_code_t rc = mq_store_insert_decision(s, FILES, &doc, err);
   bson_destroy(&doc);
@@ -131,19 +120,6 @@ mq_code_t mq_media_discard(mq_store_t *s, const char *image_id, mq_error_t *err)
   return rc;
 }
 
-static char **get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
-  bson_iter_t it, ai;
-  *n = 0;
-  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return NULL;
-  size_t cap = 0;
-  bson_iter_t count = ai;
-  while (bson_iter_next(&count)) cap++;
-  char **out = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *out);
-  while (bson_iter_next(&ai))
-    if (BSON_ITER_HOLDS_UTF8(&ai)) out[(*n)++] = mq_arena_strdup(a, bson_iter_utf8(&ai, NULL));
-  return out;
-}
-
 static void read_image(const bson_t *doc, mq_arena_t *a, mq_image_t *out) {
   out->id = mq_bson_get_str(doc, "_id", a);
   out->organization_id = mq_bson_get_str(doc, "organization_id", a);
@@ -158,7 +134,7 @@ static void read_image(const bson_t *doc, mq_arena_t *a, mq_image_t *out) {
   out->size_bytes = mq_bson_get_i64(doc, "length", 0);
   out->chunk_size = (int32_t)mq_bson_get_i64(doc, "chunkSize", MQ_MEDIA_CHUNK_SIZE);
   out->created_ms = mq_bson_get_date_ms(doc, "uploadDate", 0);
-  out->event_ids = (const char **)get_str_array(doc, "event_ids", a, &out->n_event_ids);
+  out->event_ids = (const char **)mq_bson_get_str_array(doc, "event_ids", a, &out->n_event_ids);
 }
 
 static void no_outbox(bson_t *opts) {

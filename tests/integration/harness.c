@@ -198,6 +198,7 @@ int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *e
                             "MARQUEE_HTTP_LISTEN=127.0.0.1:0",
                             "MARQUEE_DIAGNOSTICS=1",
                             "MARQUEE_JWT_KEYS=" MQ_TEST_JWT_KEYS,
+                            "MARQUEE_TICKET_KEYS=" MQ_TEST_TICKET_KEYS,
                             "MARQUEE_LOG_LEVEL=warn",
                             "MARQUEE_ACCESS_LOG=errors",
                             "MARQUEE_HEALTH_INTERVAL_MS=300",

@@ -22,6 +22,9 @@
 #include "mq_client.h"
 
 #define MQ_TEST_JWT_KEYS "itest:integration-test-secret-0123456789abcdef"
+/* Ed25519 seed "0123456789abcdef0123456789abcdef", base64url: every test
+ * server signs ticket codes with it, so two servers accept each other's. */
+#define MQ_TEST_TICKET_KEYS "itest:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
 
 typedef struct mq_test_proc {
   pid_t pid;

@@ -1,0 +1,99 @@
+/*
+ * bookings.h — what the bookings services share (handlers/bookings/):
+ * the per-process state (capacity hints, ticket keys, the hold sweeper),
+ * the finishing steps that complete a decided hold or cancellation
+ * (store/bookings/holds_store.h H3), and the protobuf views.
+ *
+ * Files: holds.c (BookingService: holds, payment steps, the sweeper),
+ * bookings.c (BookingService: bookings, cancellation), tickets.c
+ * (TicketService, CheckInService).
+ */
+#ifndef MQ_BOOKINGS_H
+#define MQ_BOOKINGS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "bookings_store.h"
+#include "capacity.h"
+#include "holds_store.h"
+#include "marquee/bookings/v1/bookings.pb-c.h"
+#include "marquee/catalog/v1/events.pb-c.h"
+#include "mq_app.h"
+#include "mq_call.h"
+#include "mq_ticket_code.h"
+
+typedef struct mq_bookings {
+  mq_app_t *app;
+  mq_capacity_t *capacity;
+  mq_ticket_keys_t *keys;
+  pthread_t sweeper;
+  bool running, stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  _Atomic long long expired_total, finished_total;
+} mq_bookings_t;
+
+#define MQ_BOOKINGS_TOPIC "marquee.bookings"
+
+/* Opens app->bookings (keys from MARQUEE_TICKET_KEYS; INVALID_ARGUMENT
+ * naming it when malformed). */
+mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err);
+/* The sweeper thread: every MARQUEE_HOLD_SWEEP_MS ends due holds and
+ * finishes stale decisions. */
+mq_code_t mq_bookings_start(mq_app_t *app, mq_error_t *err);
+void mq_bookings_close(mq_app_t *app);
+
+/* One sweep (also called by tests through the sweeper's cadence). */
+void mq_bookings_sweep(mq_bookings_t *b);
+
+/* H3 finishing steps; all idempotent. `actor` is the caller or "system". */
+mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const char *payment_reference,
+                                     const char *actor, const char *trace_id, mq_arena_t *a, mq_booking_t *out,
+                                     mq_error_t *err);
+mq_code_t mq_bookings_finish_cancel(mq_bookings_t *b, const char *booking_id, mq_arena_t *a, mq_booking_t *out,
+                                    mq_error_t *err);
+
+/* Views. Codes are signed for every ticket of a confirmed booking when
+ * `with_codes`; `checkins` (may be NULL) fills checked_in_at/gate. */
+Marquee__Bookings__V1__Booking *mq_booking_view(mq_call_t *call, mq_bookings_t *b, const mq_booking_t *bk,
+                                                const mq_checkin_t *checkins, size_t n_checkins, bool with_codes);
+Marquee__Bookings__V1__Ticket *mq_ticket_view(mq_call_t *call, mq_bookings_t *b, const mq_booking_t *bk, size_t i,
+                                              const mq_checkin_t *checkins, size_t n_checkins, bool with_codes);
+Marquee__Bookings__V1__PriceLine **mq_price_lines(mq_arena_t *a, const mq_hold_line_t *lines, size_t n,
+                                                  const char *currency);
+Marquee__Common__V1__Money *mq_money(mq_arena_t *a, int64_t minor, const char *currency);
+
+/* The booking, if the caller may see it: its owner, or a member of its
+ * organization whose role is `weakest_member_role` or stronger (-1: owner
+ * only). Anyone else gets NOT_FOUND "booking_id". *is_member tells which. */
+mq_code_t mq_booking_load_for(mq_call_t *call, const char *booking_id, int weakest_member_role, mq_booking_t *out,
+                              bool *is_member, mq_error_t *err);
+
+/* Fills an envelope on topic marquee.bookings (actor: the caller or
+ * "system"). */
+void mq_bookings_event(mq_event_t *ev, const char *type, const char *aggregate_id, const char *actor,
+                       const char *trace_id, const char *request_id);
+/* The units of a hold's lines, for the events (in `a`). */
+Marquee__Events__V1__BookedUnits **mq_booked_units(mq_arena_t *a, const mq_hold_line_t *lines, size_t n);
+
+/* BookingService's booking methods (bookings.c), registered with the hold
+ * methods by booking_service_register (holds.c). */
+mq_code_t mq_booking_get_handler(mq_call_t *call, const Marquee__Bookings__V1__GetBookingRequest *req,
+                                 Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
+mq_code_t mq_booking_list_mine_handler(mq_call_t *call, const Marquee__Bookings__V1__ListMyBookingsRequest *req,
+                                       Marquee__Bookings__V1__ListBookingsResponse *resp, mq_error_t *err);
+mq_code_t mq_booking_list_event_handler(mq_call_t *call, const Marquee__Bookings__V1__ListEventBookingsRequest *req,
+                                        Marquee__Bookings__V1__ListBookingsResponse *resp, mq_error_t *err);
+mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1__CancelBookingRequest *req,
+                                    Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
+/* The event, for a member of its organization with `role` or stronger;
+ * NOT_FOUND "event_id" for anyone else (as for an unknown event). */
+mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,
+                                       mq_error_t *err);
+
+int booking_service_register(mq_app_t *app, mq_server_t *srv);
+int ticket_service_register(mq_app_t *app, mq_server_t *srv);
+int checkin_service_register(mq_app_t *app, mq_server_t *srv);
+
+#endif

@@ -1,0 +1,278 @@
+/*
+ * holds_store.c — see holds_store.h. Queries: holds by _id; due holds by
+ * (state, expires_at) and (state, payment_deadline); decisions by _id and
+ * unfinished ones by (done, at).
+ */
+#include "holds_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mq_bson.h"
+
+const mq_index_spec_t mq_holds_indexes[] = {
+    {MQ_HOLDS_COLLECTION, "state_expires", "{\"state\": 1, \"expires_at\": 1}", false},
+    {MQ_HOLDS_COLLECTION, "state_payment_deadline", "{\"state\": 1, \"payment_deadline\": 1}", false},
+    {MQ_HOLDS_COLLECTION, "user_created", "{\"user_id\": 1, \"created_at\": -1}", false},
+    {MQ_HOLDS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {MQ_DECISIONS_COLLECTION, "done_at", "{\"done\": 1, \"at\": 1}", false},
+    {MQ_DECISIONS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+};
+const size_t mq_holds_n_indexes = sizeof mq_holds_indexes / sizeof *mq_holds_indexes;
+
+bool mq_hold_state_holds_units(const char *state) {
+  return !strcmp(state, MQ_HOLD_ACTIVE) || !strcmp(state, MQ_HOLD_PAYMENT_PENDING) || !strcmp(state, MQ_HOLD_CONFIRMED);
+}
+
+void mq_hold_lines_append(bson_t *doc, const mq_hold_line_t *lines, size_t n) {
+  bson_t arr, d;
+  BSON_APPEND_ARRAY_BEGIN(doc, "lines", &arr);
+  for (size_t i = 0; i < n; i++) {
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &d);
+    BSON_APPEND_UTF8(&d, "ticket_type_id", lines[i].ticket_type_id);
+    BSON_APPEND_UTF8(&d, "name", lines[i].name);
+    BSON_APPEND_INT32(&d, "quantity", (int32_t)lines[i].quantity);
+    BSON_APPEND_INT64(&d, "unit_minor", lines[i].unit_minor);
+    bson_append_document_end(&arr, &d);
+  }
+  bson_append_array_end(doc, &arr);
+}
+
+mq_hold_line_t *mq_hold_lines_read(const bson_t *doc, mq_arena_t *a, size_t *n) {
+  *n = 0;
+  bson_iter_t it, ai;
+  if (!bson_iter_init_find(&it, doc, "lines") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai))
+    return NULL;
+  size_t cap = 0;
+  bson_iter_t cnt = ai;
+  while (bson_iter_next(&cnt)) cap++;
+  mq_hold_line_t *lines = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *lines);
+  while (bson_iter_next(&ai)) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&ai, &len, &data);
+    bson_t d;
+    if (!bson_init_static(&d, data, len)) continue;
+    mq_hold_line_t *l = &lines[(*n)++];
+    l->ticket_type_id = mq_bson_get_str(&d, "ticket_type_id", a);
+    l->name = mq_bson_get_str(&d, "name", a);
+    l->quantity = (uint32_t)mq_bson_get_i64(&d, "quantity", 0);
+    l->unit_minor = mq_bson_get_i64(&d, "unit_minor", 0);
+  }
+  return lines;
+}
+
+static void to_bson(bson_t *doc, const mq_hold_t *h) {
+  BSON_APPEND_UTF8(doc, "_id", h->id);
+  BSON_APPEND_UTF8(doc, "user_id", h->user_id);
+  BSON_APPEND_UTF8(doc, "event_id", h->event_id);
+  BSON_APPEND_UTF8(doc, "organization_id", h->organization_id);
+  BSON_APPEND_UTF8(doc, "currency", h->currency);
+  mq_hold_lines_append(doc, h->lines, h->n_lines);
+  BSON_APPEND_INT64(doc, "total_minor", h->total_minor);
+  mq_bson_append_str_array(doc, "slots", (const char *const *)h->slots, h->n_slots);
+  BSON_APPEND_UTF8(doc, "request_hash", h->request_hash ? h->request_hash : "");
+  BSON_APPEND_UTF8(doc, "state", h->state);
+  BSON_APPEND_DATE_TIME(doc, "created_at", h->created_ms);
+  BSON_APPEND_DATE_TIME(doc, "expires_at", h->expires_ms);
+}
+
+static void from_bson(const bson_t *doc, mq_arena_t *a, mq_hold_t *h) {
+  memset(h, 0, sizeof *h);
+  h->id = mq_bson_get_str(doc, "_id", a);
+  h->user_id = mq_bson_get_str(doc, "user_id", a);
+  h->event_id = mq_bson_get_str(doc, "event_id", a);
+  h->organization_id = mq_bson_get_str(doc, "organization_id", a);
+  h->currency = mq_bson_get_str(doc, "currency", a);
+  h->state = mq_bson_get_str(doc, "state", a);
+  h->request_hash = mq_bson_get_str(doc, "request_hash", a);
+  h->payment_reference = mq_bson_get_str(doc, "payment_reference", a);
+  h->total_minor = mq_bson_get_i64(doc, "total_minor", 0);
+  h->created_ms = mq_bson_get_date_ms(doc, "created_at", 0);
+  h->expires_ms = mq_bson_get_date_ms(doc, "expires_at", 0);
+  h->payment_deadline_ms = mq_bson_get_date_ms(doc, "payment_deadline", 0);
+  h->slots = mq_bson_get_str_array(doc, "slots", a, &h->n_slots);
+  h->lines = mq_hold_lines_read(doc, a, &h->n_lines);
+}
+
+mq_code_t mq_holds_insert(mq_store_t *s, const mq_hold_t *h, const mq_event_t *ev, mq_error_t *err) {
+  bson_t doc = BSON_INITIALIZER;
+  to_bson(&doc, h);
+  if (ev) mq_outbox_append_insert(&doc, ev, 1);
+  mq_code_t rc = mq_store_insert_decision(s, MQ_HOLDS_COLLECTION, &doc, err);
+  bson_destroy(&doc);
+  return rc;
+}
+
+mq_code_t mq_holds_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_hold_t *out, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_UTF8(&filter, "_id", id);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(&opts, &proj);
+  mq_code_t rc = mq_store_find_one(s, MQ_HOLDS_COLLECTION, &filter, &opts, &doc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  if (rc != MQ_OK) return rc;
+  from_bson(&doc, a, out);
+  bson_destroy(&doc);
+  return MQ_OK;
+}
+
+mq_code_t mq_holds_set_state(mq_store_t *s, const char *id, const char *state, const char *payment_reference,
+                             int64_t payment_deadline_ms, mq_error_t *err) {
+  bson_t update = BSON_INITIALIZER, set;
+  BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+  BSON_APPEND_UTF8(&set, "state", state);
+  if (payment_reference) BSON_APPEND_UTF8(&set, "payment_reference", payment_reference);
+  if (payment_deadline_ms) BSON_APPEND_DATE_TIME(&set, "payment_deadline", payment_deadline_ms);
+  bson_append_document_end(&update, &set);
+  bson_value_t v = mq_bson_str_value(id);
+  mq_code_t rc = mq_store_update_by_id(s, MQ_HOLDS_COLLECTION, &v, &update, err);
+  bson_destroy(&update);
+  return rc;
+}
+
+typedef struct {
+  mq_arena_t *a;
+  mq_hold_t *v;
+  size_t n, cap;
+} holds_acc_t;
+
+static bool add_hold(const bson_t *doc, void *arg) {
+  holds_acc_t *x = arg;
+  if (x->n == x->cap) return false;
+  from_bson(doc, x->a, &x->v[x->n++]);
+  return true;
+}
+
+static mq_code_t due_by(mq_store_t *s, const char *state, const char *field, int64_t now_ms, holds_acc_t *acc,
+                        mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_UTF8(&filter, "state", state);
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, field, &lt);
+  BSON_APPEND_DATE_TIME(&lt, "$lt", now_ms);
+  bson_append_document_end(&filter, &lt);
+  BSON_APPEND_INT64(&opts, "limit", (int64_t)(acc->cap - acc->n));
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(&opts, &proj);
+  mq_code_t rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &filter, &opts, add_hold, acc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
+mq_code_t mq_holds_due(mq_store_t *s, int64_t now_ms, uint32_t limit, mq_arena_t *a, mq_hold_t **out, size_t *n,
+                       mq_error_t *err) {
+  holds_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_hold_t)), .cap = limit};
+  mq_code_t rc = due_by(s, MQ_HOLD_ACTIVE, "expires_at", now_ms, &acc, err);
+  if (rc == MQ_OK && acc.n < acc.cap) rc = due_by(s, MQ_HOLD_PAYMENT_PENDING, "payment_deadline", now_ms, &acc, err);
+  *out = acc.v;
+  *n = acc.n;
+  return rc;
+}
+
+static void decision_key(char out[128], const char *id, const char *kind) {
+  snprintf(out, 128, "%s:%s", id, kind);
+}
+
+mq_code_t mq_decide(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
+                    const char *payment_reference, const char *reason, bool needs_finishing, const mq_event_t *evs,
+                    size_t n, mq_error_t *err) {
+  char key[128];
+  decision_key(key, id, kind);
+  bson_t doc = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&doc, "_id", key);
+  BSON_APPEND_UTF8(&doc, "hold", id);
+  BSON_APPEND_UTF8(&doc, "kind", kind);
+  BSON_APPEND_UTF8(&doc, "outcome", outcome);
+  BSON_APPEND_UTF8(&doc, "actor", actor ? actor : "system");
+  if (payment_reference) BSON_APPEND_UTF8(&doc, "payment_reference", payment_reference);
+  if (reason) BSON_APPEND_UTF8(&doc, "reason", reason);
+  BSON_APPEND_DATE_TIME(&doc, "at", mq_now_unix_ms());
+  BSON_APPEND_BOOL(&doc, "done", !needs_finishing);
+  if (n) mq_outbox_append_insert(&doc, evs, n);
+  mq_code_t rc = mq_store_insert_decision(s, MQ_DECISIONS_COLLECTION, &doc, err);
+  bson_destroy(&doc);
+  return rc;
+}
+
+static void decision_from(const bson_t *doc, mq_arena_t *a, mq_decision_t *d) {
+  d->key = mq_bson_get_str(doc, "_id", a);
+  d->hold = mq_bson_get_str(doc, "hold", a);
+  d->kind = mq_bson_get_str(doc, "kind", a);
+  d->outcome = mq_bson_get_str(doc, "outcome", a);
+  d->actor = mq_bson_get_str(doc, "actor", a);
+  d->payment_reference = mq_bson_get_str(doc, "payment_reference", a);
+  d->reason = mq_bson_get_str(doc, "reason", a);
+  d->at_ms = mq_bson_get_date_ms(doc, "at", 0);
+  d->done = mq_bson_get_bool(doc, "done", true);
+}
+
+mq_code_t mq_decision_get(mq_store_t *s, const char *id, const char *kind, mq_arena_t *a, mq_decision_t *out,
+                          mq_error_t *err) {
+  char key[128];
+  decision_key(key, id, kind);
+  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_UTF8(&filter, "_id", key);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(&opts, &proj);
+  mq_code_t rc = mq_store_find_one(s, MQ_DECISIONS_COLLECTION, &filter, &opts, &doc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  if (rc != MQ_OK) return rc;
+  decision_from(&doc, a, out);
+  bson_destroy(&doc);
+  return MQ_OK;
+}
+
+mq_code_t mq_decision_done(mq_store_t *s, const char *id, const char *kind, mq_error_t *err) {
+  char key[128];
+  decision_key(key, id, kind);
+  bson_t update = BSON_INITIALIZER, set;
+  BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+  BSON_APPEND_BOOL(&set, "done", true);
+  bson_append_document_end(&update, &set);
+  bson_value_t v = mq_bson_str_value(key);
+  mq_code_t rc = mq_store_update_by_id(s, MQ_DECISIONS_COLLECTION, &v, &update, err);
+  bson_destroy(&update);
+  return rc;
+}
+
+typedef struct {
+  mq_arena_t *a;
+  mq_decision_t *v;
+  size_t n, cap;
+} dec_acc_t;
+
+static bool add_decision(const bson_t *doc, void *arg) {
+  dec_acc_t *x = arg;
+  if (x->n == x->cap) return false;
+  decision_from(doc, x->a, &x->v[x->n++]);
+  return true;
+}
+
+mq_code_t mq_decisions_unfinished(mq_store_t *s, int64_t older_than_ms, uint32_t limit, mq_arena_t *a,
+                                  mq_decision_t **out, size_t *n, mq_error_t *err) {
+  dec_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_decision_t)), .cap = limit};
+  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_BOOL(&filter, "done", false);
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "at", &lt);
+  BSON_APPEND_DATE_TIME(&lt, "$lt", older_than_ms);
+  bson_append_document_end(&filter, &lt);
+  BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(&opts, &proj);
+  mq_code_t rc = mq_store_find_each(s, MQ_DECISIONS_COLLECTION, &filter, &opts, add_decision, &acc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  *out = acc.v;
+  *n = acc.n;
+  return rc;
+}

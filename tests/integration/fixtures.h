@@ -1,0 +1,47 @@
+/*
+ * fixtures.h — catalog set-up shared by integration tests: an organization,
+ * a venue, and an event with ticket types, made through the real RPCs (a
+ * failure fails the calling test through cmocka). Include after cmocka.h.
+ */
+#ifndef MQ_TEST_FIXTURES_H
+#define MQ_TEST_FIXTURES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mq_client.h"
+
+#define MQ_FX_MAX_TT 4
+
+typedef struct mq_fx_tt {
+  int64_t price_minor; /* 0: free */
+  int64_t capacity;
+  uint32_t max_per_order;   /* 0: the default (10) */
+  uint32_t max_per_user;    /* 0: none */
+  const char *access_code;  /* hidden type with this code; NULL: public */
+  int64_t sales_end_in_s;   /* > 0: sales end this many seconds from now */
+  int64_t sales_start_in_s; /* > 0: sales start this many seconds from now */
+} mq_fx_tt_t;
+
+typedef struct mq_fx_event_opts {
+  const char *currency; /* "EUR" when NULL */
+  int64_t starts_in_s;  /* 30 days when 0 */
+  int64_t capacity;     /* event-wide; 0: none */
+  bool draft;           /* leave it unpublished */
+  bool cancel_disabled;
+  uint32_t cancel_cutoff_hours;
+  mq_fx_tt_t tt[MQ_FX_MAX_TT];
+  int n_tt;
+} mq_fx_event_opts_t;
+
+typedef struct mq_fx_event {
+  char event_id[40];
+  char tt[MQ_FX_MAX_TT][40];
+} mq_fx_event_t;
+
+/* An organization owned by the token's subject; slug "<prefix>-<pid>-<n>". */
+void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char out[40]);
+/* An event of `org` (online), its ticket types, published unless draft. */
+void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out);
+
+#endif
