@@ -31,7 +31,8 @@ typedef struct mq_bookings {
   bool running, stop;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  _Atomic long long expired_total, finished_total;
+  _Atomic long long expired_total, finished_total, reclaimed_total;
+  int64_t last_reclaim_ms; /* sweeper thread only */
 } mq_bookings_t;
 
 #define MQ_BOOKINGS_TOPIC "marquee.bookings"

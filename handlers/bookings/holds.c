@@ -41,6 +41,8 @@
 #define MAX_ITEMS 20
 #define SWEEP_BATCH 200
 #define FINISH_GRACE_MS 10000 /* a decision not finished after this is the sweeper's */
+#define RECLAIM_EVERY_MS 5000
+#define RECLAIM_WINDOW_MS (2 * 86400 * 1000LL) /* older crash leftovers: the sold-out refresh reclaims them */
 
 typedef Marquee__Bookings__V1__Hold hold_pb;
 
@@ -766,6 +768,13 @@ void mq_bookings_sweep(mq_bookings_t *b) {
       if (!strcmp(open[i].kind, "cancel") && mq_bookings_finish_cancel(b, open[i].hold, &a, &bk, &err) == MQ_OK)
         atomic_fetch_add(&b->finished_total, 1);
     }
+  int64_t now = mq_now_unix_ms();
+  if (now - b->last_reclaim_ms >= RECLAIM_EVERY_MS) { /* crash leftovers (capacity.h I3) */
+    b->last_reclaim_ms = now;
+    int64_t r = 0;
+    if (mq_capacity_reclaim_recent(b->capacity, s, RECLAIM_WINDOW_MS, &r, &err) == MQ_OK && r)
+      atomic_fetch_add(&b->reclaimed_total, r);
+  }
   mq_arena_release(&a);
 }
 
@@ -789,6 +798,9 @@ static void *sweeper_main(void *arg) {
 
 static double gauge_expired(void *arg) {
   return (double)atomic_load(&((mq_bookings_t *)arg)->expired_total);
+}
+static double gauge_reclaimed(void *arg) {
+  return (double)atomic_load(&((mq_bookings_t *)arg)->reclaimed_total);
 }
 
 mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
@@ -817,6 +829,8 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
   }
   app->bookings = b;
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
+  mq_metrics_gauge("marquee_capacity_reclaimed_total", "Units a crash left held, returned by this process",
+                   gauge_reclaimed, b);
   return MQ_OK;
 }
 
@@ -837,6 +851,7 @@ void mq_bookings_close(mq_app_t *app) {
   pthread_cond_broadcast(&b->cv);
   pthread_mutex_unlock(&b->mu);
   if (b->running) pthread_join(b->sweeper, NULL);
+  mq_metrics_gauge_remove(b);
   mq_capacity_free(b->capacity);
   mq_ticket_keys_free(b->keys);
   pthread_mutex_destroy(&b->mu);

@@ -542,3 +542,52 @@ mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool,
   mq_arena_release(a);
   return rc;
 }
+
+typedef struct {
+  mq_arena_t *a;
+  char **pools;
+  size_t n, cap;
+} pools_t;
+
+static bool collect_pool(const bson_t *doc, void *arg) {
+  pools_t *x = arg;
+  char *pool = mq_bson_get_str(doc, "pool", x->a);
+  for (size_t i = 0; i < x->n; i++)
+    if (!strcmp(x->pools[i], pool)) return true;
+  if (x->n == x->cap) {
+    size_t nc = x->cap ? x->cap * 2 : 16;
+    char **p2 = mq_arena_alloc(x->a, nc * sizeof *p2);
+    if (x->n) memcpy(p2, x->pools, x->n * sizeof *p2);
+    x->pools = p2;
+    x->cap = nc;
+  }
+  x->pools[x->n++] = pool;
+  return true;
+}
+
+mq_code_t mq_capacity_reclaim_recent(mq_capacity_t *c, mq_store_t *s, int64_t window_ms, int64_t *reclaimed,
+                                     mq_error_t *err) {
+  *reclaimed = 0;
+  mq_arena_t arena, *a = &arena;
+  mq_arena_init(a);
+  int64_t now = mq_now_unix_ms();
+  pools_t ps = {.a = a};
+  bson_t filter = BSON_INITIALIZER, range, opts = BSON_INITIALIZER, proj;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "until", &range);
+  BSON_APPEND_DATE_TIME(&range, "$lt", now - MQ_SLOT_ORPHAN_GRACE_MS);
+  BSON_APPEND_DATE_TIME(&range, "$gte", now - window_ms);
+  bson_append_document_end(&filter, &range);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, "pool", 1);
+  bson_append_document_end(&opts, &proj);
+  mq_code_t rc = mq_store_find_each(s, MQ_SLOTS_COLLECTION, &filter, &opts, collect_pool, &ps, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  for (size_t i = 0; rc == MQ_OK && i < ps.n; i++) {
+    int64_t r = 0;
+    rc = mq_capacity_reclaim(c, s, ps.pools[i], &r, err);
+    *reclaimed += r;
+  }
+  mq_arena_release(a);
+  return rc;
+}

@@ -59,7 +59,7 @@
 #define MQ_SLOTS_COLLECTION "capacity_slots"
 #define MQ_POOL_ID_MAX 96
 #define MQ_SLOT_ID_MAX (MQ_POOL_ID_MAX + 24)
-#define MQ_SLOT_ORPHAN_GRACE_MS 60000
+#define MQ_SLOT_ORPHAN_GRACE_MS 5000 /* clock skew between servers, no more: `until` is an expiry */
 #define MQ_SLOT_REFRESH_MIN_MS 250
 #define MQ_SLOT_SOLD_UNTIL_MS 253402300799000LL /* 9999-12-31: a booking's units */
 
@@ -111,6 +111,12 @@ void mq_capacity_hint(mq_capacity_t *c, const char *slot_id, bool taken);
  * grace and whose holder has no hold document, or a hold that has already
  * given its units back. Returns how many were deleted in *reclaimed. */
 mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool, int64_t *reclaimed, mq_error_t *err);
+
+/* Reclaims orphans in every pool with a record whose `until` lies in
+ * [now - window_ms, now - grace): the sweeper's periodic pass, so a crash
+ * costs capacity only until the hold would have expired. */
+mq_code_t mq_capacity_reclaim_recent(mq_capacity_t *c, mq_store_t *s, int64_t window_ms, int64_t *reclaimed,
+                                     mq_error_t *err);
 
 /* Pool ids. */
 void mq_pool_ticket_type(char out[MQ_POOL_ID_MAX], const char *ticket_type_id);
