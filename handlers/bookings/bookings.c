@@ -15,13 +15,18 @@
  * then, so a crash in between is finished by the sweeper (holds.c).
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "bookings.h"
 #include "catalog.h"
 #include "events_store.h"
 #include "identity.h"
+#include "marquee/bookings/v1/bookings.mq-server.h"
 #include "mq_bson.h"
 #include "mq_log.h"
 #include "mq_validate.h"
@@ -296,4 +301,257 @@ mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1
   if ((rc = mq_bookings_finish_cancel(b, bk.id, a, &bk, err)) != MQ_OK) return rc;
   *resp = *mq_booking_view(call, b, &bk, NULL, 0, false);
   return MQ_OK;
+}
+
+/* ---- CSV export ---- */
+
+typedef struct {
+  mq_call_t *call;
+  mq_checkin_t *checkins; /* sorted by ticket id */
+  size_t n_checkins;
+  char *buf;
+  size_t len, cap;
+  mq_code_t rc;
+  mq_error_t *err;
+} export_t;
+
+#define EXPORT_CHUNK 32768
+
+static int by_ticket(const void *x, const void *y) {
+  return strcmp(((const mq_checkin_t *)x)->ticket_id, ((const mq_checkin_t *)y)->ticket_id);
+}
+
+static bool add_checkin(const mq_checkin_t *c, void *arg) {
+  export_t *x = arg;
+  mq_arena_t *a = mq_call_arena(x->call);
+  if ((x->n_checkins & (x->n_checkins - 1)) == 0) { /* grow at powers of two */
+    size_t nc = x->n_checkins ? x->n_checkins * 2 : 64;
+    mq_checkin_t *v = mq_arena_alloc(a, nc * sizeof *v);
+    if (x->n_checkins) memcpy(v, x->checkins, x->n_checkins * sizeof *v);
+    x->checkins = v;
+  }
+  mq_checkin_t *d = &x->checkins[x->n_checkins++];
+  d->ticket_id = mq_arena_strdup(a, c->ticket_id);
+  d->gate = mq_arena_strdup(a, c->gate);
+  d->at_ms = c->at_ms;
+  return true;
+}
+
+static void put(export_t *x, const char *s, size_t n) {
+  if (x->len + n + 1 > x->cap) {
+    size_t nc = x->cap * 2 > x->len + n + 1 ? x->cap * 2 : x->len + n + 1;
+    char *b = realloc(x->buf, nc);
+    if (!b) abort();
+    x->buf = b;
+    x->cap = nc;
+  }
+  memcpy(x->buf + x->len, s, n);
+  x->len += n;
+  x->buf[x->len] = 0;
+}
+
+/* One RFC 4180 cell; formula-looking text is defused with a leading '. */
+static void cell(export_t *x, const char *v, bool last) {
+  v = v ? v : "";
+  bool quote = strpbrk(v, ",\"\r\n") != NULL || strchr("=+-@\t", v[0]) != NULL;
+  if (quote) put(x, "\"", 1);
+  if (v[0] && strchr("=+-@\t", v[0])) put(x, "'", 1);
+  for (const char *p = v; *p; p++) {
+    if (*p == '"') put(x, "\"", 1);
+    put(x, p, 1);
+  }
+  if (quote) put(x, "\"", 1);
+  put(x, last ? "\r\n" : ",", last ? 2 : 1);
+}
+
+static void cell_time(export_t *x, int64_t ms, bool last) {
+  char t[32] = "";
+  if (ms) {
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  cell(x, t, last);
+}
+
+static mq_code_t flush(export_t *x, bool force) {
+  if (!x->len || (!force && x->len < EXPORT_CHUNK)) return MQ_OK;
+  Marquee__Bookings__V1__CsvChunk ch = MARQUEE__BOOKINGS__V1__CSV_CHUNK__INIT;
+  ch.text = x->buf;
+  mq_code_t rc = marquee__bookings__v1__booking_service__export_event_bookings__send(x->call, &ch, x->err);
+  x->len = 0;
+  return rc;
+}
+
+static bool export_booking(const mq_booking_t *b, void *arg) {
+  export_t *x = arg;
+  char total[48];
+  snprintf(total, sizeof total, "%" PRId64, b->total_minor);
+  for (size_t i = 0; i < b->n_tickets; i++) {
+    const mq_ticket_t *t = &b->tickets[i];
+    mq_checkin_t key = {.ticket_id = t->id};
+    const mq_checkin_t *ci = x->n_checkins ? bsearch(&key, x->checkins, x->n_checkins, sizeof key, by_ticket) : NULL;
+    cell(x, b->id, false);
+    cell(x, t->id, false);
+    cell(x, b->state, false);
+    cell(x, t->ticket_type_name, false);
+    cell(x, t->attendee_name, false);
+    cell(x, b->buyer_name, false);
+    cell(x, b->buyer_email, false);
+    cell(x, total, false);
+    cell(x, b->currency, false);
+    cell(x, b->payment_reference, false);
+    cell_time(x, b->created_ms, false);
+    cell_time(x, b->cancelled_ms, false);
+    cell_time(x, ci ? ci->at_ms : 0, false);
+    cell(x, ci ? ci->gate : "", true);
+  }
+  x->rc = flush(x, false);
+  return x->rc == MQ_OK;
+}
+
+static mq_code_t booking_export(mq_call_t *call, const Marquee__Bookings__V1__ExportEventBookingsRequest *req,
+                                mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  Marquee__Catalog__V1__Event *e;
+  mq_code_t rc = event_for_member(call, req->event_id, MQ_ORG_MANAGER, &e, err);
+  if (rc == MQ_OK && req->state)
+    rc = mq_check_enum(err, "state", (int)req->state, &marquee__bookings__v1__booking_state__descriptor, true);
+  if (rc != MQ_OK) return rc;
+  const char *state = NULL;
+  if (req->state)
+    state = req->state == MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED ? MQ_BOOKING_CANCELLED
+                                                                                        : MQ_BOOKING_CONFIRMED;
+  export_t x = {.call = call, .err = err, .cap = EXPORT_CHUNK + 4096};
+  x.buf = malloc(x.cap);
+  if (!x.buf) abort();
+  rc = mq_checkins_each(app->store, e->event_id, add_checkin, &x, err);
+  if (rc == MQ_OK) {
+    if (x.n_checkins) qsort(x.checkins, x.n_checkins, sizeof *x.checkins, by_ticket);
+    static const char header[] =
+        "booking_id,ticket_id,state,ticket_type,attendee_name,buyer_name,buyer_email,"
+        "booking_total_minor,currency,payment_reference,booked_at,cancelled_at,"
+        "checked_in_at,gate\r\n";
+    put(&x, header, sizeof header - 1);
+    rc = mq_bookings_each(app->store, e->event_id, state, export_booking, &x, err);
+    if (rc == MQ_OK) rc = x.rc;
+    if (rc == MQ_OK) rc = flush(&x, true);
+  }
+  free(x.buf);
+  return rc;
+}
+
+/* ---- moving a ticket to another ticket type ---- */
+
+static mq_code_t booking_change_tt(mq_call_t *call, const Marquee__Bookings__V1__ChangeTicketTypeRequest *req,
+                                   booking_pb *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_bookings_t *b = app->bookings;
+  mq_arena_t *a = mq_call_arena(call);
+  mq_booking_t bk;
+  bool member;
+  mq_code_t rc = mq_booking_load_for(call, req->booking_id, MQ_ORG_MANAGER, &bk, &member, err);
+  if (rc != MQ_OK) return rc;
+  if (!member && !mq_catalog_is_member(call, bk.organization_id))
+    return mq_error_set(err, MQ_PERMISSION_DENIED, "booking_id", "only the organizer can change ticket types");
+  if (!member) { /* the owner is also in the organization: needs manager */
+    rc = mq_org_require(call, bk.organization_id, MQ_ORG_MANAGER, NULL, err);
+    if (rc != MQ_OK) return rc;
+  }
+  if ((rc = mq_check_uuid(err, "ticket_id", req->ticket_id)) != MQ_OK) return rc;
+  if ((rc = mq_check_uuid(err, "ticket_type_id", req->ticket_type_id)) != MQ_OK) return rc;
+  if (strcmp(bk.state, MQ_BOOKING_CONFIRMED))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "booking_id", "the booking is cancelled");
+  size_t ti = SIZE_MAX;
+  for (size_t i = 0; i < bk.n_tickets; i++)
+    if (!strcasecmp(bk.tickets[i].id, req->ticket_id)) ti = i;
+  if (ti == SIZE_MAX) return mq_error_set(err, MQ_NOT_FOUND, "ticket_id", "not a ticket of this booking");
+  mq_ticket_t *t = &bk.tickets[ti];
+  if (!strcasecmp(t->ticket_type_id, req->ticket_type_id))
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type_id", "is the ticket's type already");
+  mq_checkin_t ci;
+  rc = mq_checkins_get(app->store, t->id, a, &ci, err);
+  if (rc == MQ_OK)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "ticket_id", "the ticket is checked in; undo the check-in first");
+  if (rc != MQ_NOT_FOUND) return rc;
+  Marquee__Catalog__V1__Event *e;
+  if ((rc = mq_events_get(app->store, bk.event_id, a, &e, err)) != MQ_OK) return rc;
+  const Marquee__Catalog__V1__TicketType *to = NULL;
+  for (size_t i = 0; i < e->n_ticket_types; i++)
+    if (!strcasecmp(e->ticket_types[i]->ticket_type_id, req->ticket_type_id)) to = e->ticket_types[i];
+  if (!to) return mq_error_set(err, MQ_NOT_FOUND, "ticket_type_id", "no such ticket type for this event");
+  /* 1. a unit of the new type (a reclaim suspect until the booking refers to it) */
+  mq_pool_want_t w = {.capacity = to->capacity, .units = 1};
+  mq_pool_ticket_type(w.pool, to->ticket_type_id);
+  char **got;
+  size_t n_got, short_at;
+  int64_t left;
+  rc = mq_capacity_take(b->capacity, app->store, bk.id, mq_now_unix_ms() + 60000, &w, 1, a, &got, &n_got, &short_at,
+                        &left, err);
+  if (rc == MQ_RESOURCE_EXHAUSTED)
+    return mq_error_set(err, MQ_RESOURCE_EXHAUSTED, "ticket_type_id", "\"%s\" is sold out", to->name);
+  if (rc != MQ_OK) return rc;
+  /* 2. the unit left behind becomes a suspect too, 3. the booking switches */
+  char *old_slot = t->slot, *old_tt = t->ticket_type_id;
+  mq_error_t ignored = {0};
+  if (old_slot && old_slot[0]) mq_capacity_set_until(app->store, old_slot, mq_now_unix_ms(), &ignored);
+  t->ticket_type_id = to->ticket_type_id;
+  t->ticket_type_name = to->name;
+  t->slot = got[0];
+  Marquee__Events__V1__TicketTypeMoved *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__ticket_type_moved__init(p);
+  p->ticket_id = t->id;
+  p->booking_id = bk.id;
+  p->event_id = bk.event_id;
+  p->from_ticket_type_id = old_tt;
+  p->to_ticket_type_id = to->ticket_type_id;
+  mq_event_t ev;
+  mq_bookings_event(&ev, "bookings.TicketTypeMoved", bk.id, mq_call_principal(call)->subject, mq_call_trace_id(call),
+                    mq_call_request_id(call));
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_TICKET_TYPE_MOVED;
+  ev.env.ticket_type_moved = p;
+  rc = mq_bookings_save(app->store, &bk, &ev, 1, err);
+  if (rc != MQ_OK) {
+    mq_capacity_release(b->capacity, app->store, got, 1, &ignored);
+    if (old_slot && old_slot[0]) mq_capacity_set_until(app->store, old_slot, MQ_SLOT_SOLD_UNTIL_MS, &ignored);
+    return rc;
+  }
+  mq_app_events_written(app);
+  /* 4. the old unit goes back, the new one is sold */
+  if (old_slot && old_slot[0]) mq_capacity_release(b->capacity, app->store, &old_slot, 1, &ignored);
+  mq_capacity_mark_sold(app->store, bk.id, &ignored);
+  *resp = *mq_booking_view(call, b, &bk, NULL, 0, true);
+  return MQ_OK;
+}
+
+/* Reclaim's question (capacity.h): does confirmed booking `holder` still
+ * refer to `slot_id`? A booking not written yet (confirmation finishing)
+ * owns all its units. */
+static bool booking_owns(void *arg, mq_store_t *s, const char *holder, const char *slot_id) {
+  (void)arg;
+  mq_arena_t a;
+  mq_arena_init(&a);
+  mq_booking_t bk;
+  mq_error_t err = {0};
+  mq_code_t rc = mq_bookings_get(s, holder, &a, &bk, &err);
+  bool owned = rc != MQ_OK; /* absent or unreadable: keep */
+  if (rc == MQ_OK && !strcmp(bk.state, MQ_BOOKING_CONFIRMED))
+    for (size_t i = 0; i < bk.n_tickets && !owned; i++) owned = !strcmp(bk.tickets[i].slot, slot_id);
+  mq_arena_release(&a);
+  return owned;
+}
+
+void mq_bookings_install_owner_check(mq_bookings_t *b) {
+  mq_capacity_set_owner_check(b->capacity, booking_owns, b);
+}
+
+mq_code_t mq_booking_export_handler(mq_call_t *call, const Marquee__Bookings__V1__ExportEventBookingsRequest *req,
+                                    mq_error_t *err) {
+  return booking_export(call, req, err);
+}
+
+mq_code_t mq_booking_change_tt_handler(mq_call_t *call, const Marquee__Bookings__V1__ChangeTicketTypeRequest *req,
+                                       booking_pb *resp, mq_error_t *err) {
+  return booking_change_tt(call, req, resp, err);
 }

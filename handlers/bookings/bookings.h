@@ -88,6 +88,12 @@ mq_code_t mq_booking_list_event_handler(mq_call_t *call, const Marquee__Bookings
                                         Marquee__Bookings__V1__ListBookingsResponse *resp, mq_error_t *err);
 mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1__CancelBookingRequest *req,
                                     Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
+mq_code_t mq_booking_export_handler(mq_call_t *call, const Marquee__Bookings__V1__ExportEventBookingsRequest *req,
+                                    mq_error_t *err);
+mq_code_t mq_booking_change_tt_handler(mq_call_t *call, const Marquee__Bookings__V1__ChangeTicketTypeRequest *req,
+                                       Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
+/* Tells capacity reclaim which units a confirmed booking still owns. */
+void mq_bookings_install_owner_check(mq_bookings_t *b);
 /* The event, for a member of its organization with `role` or stronger;
  * NOT_FOUND "event_id" for anyone else (as for an unknown event). */
 mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,

@@ -828,6 +828,7 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
     return rc != MQ_OK ? rc : mq_error_set(err, MQ_INTERNAL, NULL, "out of memory");
   }
   app->bookings = b;
+  mq_bookings_install_owner_check(b);
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
   mq_metrics_gauge("marquee_capacity_reclaimed_total", "Units a crash left held, returned by this process",
                    gauge_reclaimed, b);
@@ -873,6 +874,8 @@ static const marquee__bookings__v1__booking_service_handlers_t handlers = {
     .list_my_bookings = {mq_booking_list_mine_handler, MQ_POLICY_AUTHENTICATED, 0},
     .list_event_bookings = {mq_booking_list_event_handler, MQ_POLICY_RESOURCE, 0},
     .cancel_booking = {mq_booking_cancel_handler, MQ_POLICY_RESOURCE, 0},
+    .export_event_bookings = {mq_booking_export_handler, MQ_POLICY_RESOURCE, 0},
+    .change_ticket_type = {mq_booking_change_tt_handler, MQ_POLICY_RESOURCE, 0},
 };
 
 int booking_service_register(mq_app_t *app, mq_server_t *srv) {

@@ -17,15 +17,22 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "bookings.h"
+#include "events_store.h"
 #include "identity.h"
 #include "marquee/bookings/v1/tickets.mq-server.h"
 #include "mq_bson.h"
+#include "mq_jwt.h"
+#include "mq_recur.h"
+#include "mq_ticket_render.h"
 #include "mq_validate.h"
 #include "orgs_store.h"
+#include "venues_store.h"
 
 typedef Marquee__Bookings__V1__Ticket ticket_pb;
 
@@ -123,6 +130,131 @@ static mq_code_t ticket_keys(mq_call_t *call, const Marquee__Bookings__V1__GetTi
   }
   resp->format = (char *)"MQT1";
   return MQ_OK;
+}
+
+/* ---- images: the QR (PNG) and the printable PDF ---- */
+
+enum { IMG_PNG = 1, IMG_PDF = 2 };
+
+/* The image of ticket i of `bk` (malloc'ed into *out). */
+static mq_code_t render(mq_app_t *app, mq_arena_t *a, const mq_booking_t *bk, size_t i, int format, unsigned scale,
+                        uint8_t **out, size_t *len, mq_error_t *err) {
+  if (!strcmp(bk->state, MQ_BOOKING_CANCELLED))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "ticket_id", "the booking is cancelled: the ticket is void");
+  const mq_ticket_t *t = &bk->tickets[i];
+  mq_ticket_claims_t c;
+  char *code = mq_arena_alloc(a, MQ_TICKET_CODE_MAX);
+  if (!mq_uuid_parse(t->id, c.ticket_id) || !mq_uuid_parse(bk->id, c.booking_id) ||
+      !mq_uuid_parse(bk->event_id, c.event_id))
+    return mq_error_set(err, MQ_INTERNAL, NULL, "stored ids are not UUIDs");
+  mq_code_t rc = mq_ticket_code_sign(app->bookings->keys, &c, code, MQ_TICKET_CODE_MAX, err);
+  if (rc != MQ_OK) return rc;
+  if (format == IMG_PNG) return mq_render_qr_png(code, scale, out, len, err);
+  Marquee__Catalog__V1__Event *e;
+  if ((rc = mq_events_get(app->store, bk->event_id, a, &e, err)) != MQ_OK) return rc;
+  char local[32] = "", when[96] = "";
+  const char *tz = e->time_zone && e->time_zone[0] ? e->time_zone : "UTC";
+  if (e->starts_at && mq_utc_to_local(e->starts_at->seconds, tz, local, sizeof local) == 19)
+    snprintf(when, sizeof when, "%.10s %.5s (%s)", local, local + 11, tz);
+  const char *where = "Online";
+  mq_venue_t v;
+  mq_error_t ignored = {0};
+  if (e->venue_id && e->venue_id[0] && mq_venues_get(app->store, e->venue_id, a, &v, &ignored) == MQ_OK)
+    where = mq_arena_sprintf(a, "%s, %s, %s", v.name, v.address_line1, v.city);
+  mq_ticket_pdf_t pdf = {.event_title = e->title,
+                         .starts_at_text = when,
+                         .venue_text = where,
+                         .attendee_name = t->attendee_name,
+                         .ticket_type_name = t->ticket_type_name,
+                         .ticket_id = t->id,
+                         .booking_id = bk->id,
+                         .code = code,
+                         .organizer_name = ""};
+  return mq_render_ticket_pdf(&pdf, NULL, out, len, err);
+}
+
+static mq_code_t ticket_image(mq_call_t *call, const Marquee__Bookings__V1__GetTicketImageRequest *req,
+                              Marquee__Bookings__V1__TicketImage *resp, mq_error_t *err) {
+  mq_app_t *app = mq_call_app(call);
+  mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc =
+      mq_check_enum(err, "format", (int)req->format, &marquee__bookings__v1__ticket_image_format__descriptor, true);
+  if (rc == MQ_OK && req->scale > MQ_QR_SCALE_MAX)
+    rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "scale", "at most %d pixels per module", MQ_QR_SCALE_MAX);
+  mq_booking_t bk;
+  size_t i;
+  if (rc == MQ_OK) rc = load_ticket(call, req->ticket_id, MQ_ORG_CHECKIN, &bk, &i, err);
+  if (rc != MQ_OK) return rc;
+  int format = req->format == MARQUEE__BOOKINGS__V1__TICKET_IMAGE_FORMAT__TICKET_IMAGE_FORMAT_PDF ? IMG_PDF : IMG_PNG;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  if ((rc = render(app, a, &bk, i, format, req->scale, &data, &len, err)) != MQ_OK) return rc;
+  resp->data.data = mq_arena_alloc(a, len ? len : 1);
+  memcpy(resp->data.data, data, len);
+  resp->data.len = len;
+  free(data);
+  resp->content_type = (char *)(format == IMG_PDF ? "application/pdf" : "image/png");
+  resp->filename = mq_arena_sprintf(a, "ticket-%s.%s", bk.tickets[i].id, format == IMG_PDF ? "pdf" : "png");
+  return MQ_OK;
+}
+
+static void http_text(mq_http_response_t *r, int status, const char *body) {
+  r->status = status;
+  r->content_type = "text/plain; charset=utf-8";
+  r->body = strdup(body);
+  if (!r->body) abort();
+  r->body_len = strlen(body);
+}
+
+/* GET /tickets/{id}.png|.pdf — the same rules as GetTicketImage; the bearer
+ * token is verified as the gRPC interceptor verifies it. */
+static void tickets_http_get(void *arg, const char *method, const char *path, mq_http_response_t *r) {
+  mq_app_t *app = arg;
+  r->cache_control = "private, no-store";
+  if (strcmp(method, "GET")) return http_text(r, 405, "GET only\n");
+  const char *name = path + strlen("/tickets/");
+  size_t n = strlen(name);
+  int format = 0;
+  if (n == 40 && !strcmp(name + 36, ".png")) format = IMG_PNG;
+  if (n == 40 && !strcmp(name + 36, ".pdf")) format = IMG_PDF;
+  char id[37];
+  snprintf(id, sizeof id, "%.36s", name);
+  if (!format || mq_check_uuid(NULL, NULL, id) != MQ_OK)
+    return http_text(r, 404, "use /tickets/{ticket id}.png or .pdf\n");
+  const char *auth = mq_http_request_header(r, "Authorization");
+  mq_principal_t who = {0};
+  mq_error_t err = {0};
+  if (!auth || strncasecmp(auth, "Bearer ", 7) || !app->jwt ||
+      mq_jwt_verify(app->jwt, auth + 7, strlen(auth + 7), &who, &err) != MQ_OK)
+    return http_text(r, 401, "send Authorization: Bearer <access token>\n");
+  mq_arena_t a;
+  mq_arena_init(&a);
+  mq_booking_t bk;
+  size_t i = 0;
+  int role = 0;
+  mq_code_t rc = mq_bookings_by_ticket(app->store, id, &a, &bk, &i, &err);
+  if (rc == MQ_OK && strcmp(bk.user_id, who.subject) && !(who.roles & MQ_ROLE_ADMIN))
+    rc = mq_orgs_role(app->store, bk.organization_id, who.subject, &role, &err);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  if (rc == MQ_OK) rc = render(app, &a, &bk, i, format, 0, &data, &len, &err);
+  if (rc == MQ_OK) {
+    r->status = 200;
+    r->content_type = format == IMG_PDF ? "application/pdf" : "image/png";
+    r->body = (char *)data;
+    r->body_len = len;
+  } else if (rc == MQ_NOT_FOUND) {
+    http_text(r, 404, "no such ticket\n");
+  } else if (rc == MQ_FAILED_PRECONDITION) {
+    http_text(r, 410, "the booking is cancelled\n");
+  } else {
+    http_text(r, 503, "try again later\n");
+  }
+  mq_arena_release(&a);
+}
+
+void tickets_http_register(mq_app_t *app, mq_http_t *http) {
+  mq_http_route(http, "/tickets/", tickets_http_get, app);
 }
 
 /* ---- check-in ---- */
@@ -326,7 +458,8 @@ static mq_code_t checkin_stats(mq_call_t *call, const Marquee__Bookings__V1__Get
   stats_t st = {.e = e,
                 .sold = mq_arena_alloc(a, (n ? n : 1) * sizeof(int64_t)),
                 .checked = mq_arena_alloc(a, (n ? n : 1) * sizeof(int64_t))};
-  if ((rc = mq_bookings_each_confirmed(app->store, e->event_id, count_booking, &st, err)) != MQ_OK) return rc;
+  if ((rc = mq_bookings_each(app->store, e->event_id, MQ_BOOKING_CONFIRMED, count_booking, &st, err)) != MQ_OK)
+    return rc;
   if ((rc = mq_checkins_each(app->store, e->event_id, count_checkin, &st, err)) != MQ_OK) return rc;
   resp->event_id = e->event_id;
   resp->ticket_types = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->ticket_types);
@@ -350,6 +483,7 @@ static const marquee__bookings__v1__ticket_service_handlers_t ticket_handlers = 
     .get_ticket = {ticket_get, MQ_POLICY_RESOURCE, 0},
     .set_attendee_name = {ticket_set_name, MQ_POLICY_RESOURCE, 0},
     .get_ticket_keys = {ticket_keys, MQ_POLICY_PUBLIC, 0},
+    .get_ticket_image = {ticket_image, MQ_POLICY_RESOURCE, 0},
 };
 
 static const marquee__bookings__v1__check_in_service_handlers_t checkin_handlers = {

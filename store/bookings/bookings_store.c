@@ -265,11 +265,11 @@ static bool each_booking(const bson_t *doc, void *arg) {
   return go;
 }
 
-mq_code_t mq_bookings_each_confirmed(mq_store_t *s, const char *event_id, bool (*fn)(const mq_booking_t *b, void *arg),
-                                     void *arg, mq_error_t *err) {
+mq_code_t mq_bookings_each(mq_store_t *s, const char *event_id, const char *state,
+                           bool (*fn)(const mq_booking_t *b, void *arg), void *arg, mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
   BSON_APPEND_UTF8(&filter, "event_id", event_id);
-  BSON_APPEND_UTF8(&filter, "state", MQ_BOOKING_CONFIRMED);
+  if (state) BSON_APPEND_UTF8(&filter, "state", state);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
   BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
   BSON_APPEND_INT32(&proj, "search", 0);

@@ -105,10 +105,10 @@ mq_code_t mq_checkins_of_booking(mq_store_t *s, const char *booking_id, mq_arena
 /* The event's check-ins, most recent first, keyset-paged. */
 mq_code_t mq_checkins_list(mq_store_t *s, const char *event_id, bool has_cursor, int64_t after_ms, const char *after_id,
                            uint32_t limit, mq_arena_t *a, mq_checkin_t **out, size_t *n, mq_error_t *err);
-/* Calls fn for every check-in / confirmed booking of the event. */
+/* Calls fn for every check-in / booking (of `state`, NULL: any) of the event. */
 mq_code_t mq_checkins_each(mq_store_t *s, const char *event_id, bool (*fn)(const mq_checkin_t *c, void *arg), void *arg,
                            mq_error_t *err);
-mq_code_t mq_bookings_each_confirmed(mq_store_t *s, const char *event_id, bool (*fn)(const mq_booking_t *b, void *arg),
-                                     void *arg, mq_error_t *err);
+mq_code_t mq_bookings_each(mq_store_t *s, const char *event_id, const char *state,
+                           bool (*fn)(const mq_booking_t *b, void *arg), void *arg, mq_error_t *err);
 
 #endif

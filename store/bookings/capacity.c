@@ -44,6 +44,8 @@ struct mq_capacity {
   /* retired tables: freed with the whole object (a thread may still hold a
    * pointer into one; hints are small and a reset is rare) */
   pool_hint_t *retired;
+  mq_capacity_owned_fn owned;
+  void *owned_arg;
 };
 
 static int64_t mono_ms(void) {
@@ -427,6 +429,22 @@ mq_code_t mq_capacity_mark_sold(mq_store_t *s, const char *holder, mq_error_t *e
   return rc;
 }
 
+void mq_capacity_set_owner_check(mq_capacity_t *c, mq_capacity_owned_fn fn, void *arg) {
+  c->owned = fn;
+  c->owned_arg = arg;
+}
+
+mq_code_t mq_capacity_set_until(mq_store_t *s, const char *slot_id, int64_t until_ms, mq_error_t *err) {
+  bson_t update = BSON_INITIALIZER, set;
+  BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+  BSON_APPEND_DATE_TIME(&set, "until", until_ms);
+  bson_append_document_end(&update, &set);
+  bson_value_t id = mq_bson_str_value(slot_id);
+  mq_code_t rc = mq_store_update_by_id(s, MQ_SLOTS_COLLECTION, &id, &update, err);
+  bson_destroy(&update);
+  return rc;
+}
+
 mq_code_t mq_capacity_count(mq_store_t *s, const char *pool, int64_t capacity, int64_t *taken, mq_error_t *err) {
   mongoc_client_t *cl = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, cl, MQ_SLOTS_COLLECTION);
@@ -473,6 +491,7 @@ static bool collect_suspect(const bson_t *doc, void *arg) {
 typedef struct {
   mq_arena_t *a;
   char **live;
+  bool *confirmed;
   size_t n, cap;
 } live_t;
 
@@ -483,10 +502,16 @@ static bool collect_live(const bson_t *doc, void *arg) {
   if (x->n == x->cap) {
     size_t nc = x->cap ? x->cap * 2 : 64;
     char **l2 = mq_arena_alloc(x->a, nc * sizeof *l2);
-    if (x->n) memcpy(l2, x->live, x->n * sizeof *l2);
+    bool *c2 = mq_arena_alloc(x->a, nc * sizeof *c2);
+    if (x->n) {
+      memcpy(l2, x->live, x->n * sizeof *l2);
+      memcpy(c2, x->confirmed, x->n * sizeof *c2);
+    }
     x->live = l2;
+    x->confirmed = c2;
     x->cap = nc;
   }
+  x->confirmed[x->n] = !strcmp(state, MQ_HOLD_CONFIRMED);
   x->live[x->n++] = mq_bson_get_str(doc, "_id", x->a);
   return true;
 }
@@ -533,7 +558,9 @@ mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool,
   bson_destroy(&ho);
   for (size_t i = 0; rc == MQ_OK && i < sus.n; i++) {
     bool alive = false;
-    for (size_t k = 0; k < live.n && !alive; k++) alive = !strcmp(live.live[k], sus.holder[i]);
+    for (size_t k = 0; k < live.n && !alive; k++)
+      if (!strcmp(live.live[k], sus.holder[i]))
+        alive = !live.confirmed[k] || !c->owned || c->owned(c->owned_arg, s, sus.holder[i], sus.slot[i]);
     if (alive) continue;
     if (mq_capacity_release(c, s, &sus.slot[i], 1, err) == MQ_OK) (*reclaimed)++;
   }

@@ -403,6 +403,10 @@ int64_t mq_test_update(const char *db, const char *coll, const char *filter_json
 }
 
 char *mq_test_http_get(const char *hostport, const char *path, int *status) {
+  return mq_test_http_get_with(hostport, path, NULL, status);
+}
+
+char *mq_test_http_get_with(const char *hostport, const char *path, const char *header, int *status) {
   *status = 0;
   const char *colon = strrchr(hostport, ':');
   if (!colon) return NULL;
@@ -413,8 +417,9 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status) {
     close(s);
     return NULL;
   }
-  char req[512];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, hostport);
+  char req[2048];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n%s%s\r\n", path, hostport, header ? header : "",
+                   header ? "\r\n" : "");
   if (write(s, req, (size_t)n) != n) {
     close(s);
     return NULL;

@@ -78,6 +78,8 @@ bool mq_test_find_binary(const char *db, const char *coll, const char *filter_js
 int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json);
 /* GET http://hostport/path; returns the body (caller frees) and *status. */
 char *mq_test_http_get(const char *hostport, const char *path, int *status);
+/* The same with one extra request header line ("Name: value"), or NULL. */
+char *mq_test_http_get_with(const char *hostport, const char *path, const char *header, int *status);
 /* The value of the metric line `name` (labels included, e.g.
  * marquee_cache_hits_total{cache="events"}) on the server's /metrics; -1 if absent. */
 double mq_test_metric(const mq_test_proc_t *p, const char *name);

@@ -670,6 +670,35 @@ static void *scanner(void *arg) {
   return NULL;
 }
 
+/* The whole export as one string (NULL on error, err set). */
+static char *export_all(const char *token, Marquee__Bookings__V1__ExportEventBookingsRequest *q, mq_error_t *err) {
+  mq_call_opts_t oo = {.bearer_token = token};
+  mq_client_stream_t *st = NULL;
+  mq_code_t rc = marquee__bookings__v1__booking_service__export_event_bookings__open(c, &oo, &st, err);
+  if (rc == MQ_OK) rc = marquee__bookings__v1__booking_service__export_event_bookings__send(st, q, err);
+  if (rc == MQ_OK) rc = mq_client_stream_close_send(st, err);
+  size_t len = 0;
+  char *out = calloc(1, 1);
+  while (rc == MQ_OK) {
+    Marquee__Bookings__V1__CsvChunk *ch = NULL;
+    rc = marquee__bookings__v1__booking_service__export_event_bookings__recv(st, &ch, err);
+    if (!ch) break;
+    size_t n = strlen(ch->text);
+    char *bigger = realloc(out, len + n + 1);
+    assert_non_null(bigger);
+    out = bigger;
+    memcpy(out + len, ch->text, n + 1);
+    len += n;
+    marquee__bookings__v1__csv_chunk__free_unpacked(ch, NULL);
+  }
+  if (st) mq_client_stream_free(st);
+  if (rc != MQ_OK) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
 static void test_check_in(void **state) {
   (void)state;
   mq_error_t err;
@@ -789,6 +818,100 @@ static void test_check_in(void **state) {
   marquee__bookings__v1__booking__free_unpacked(ob, NULL);
 }
 
+static void test_images_export_and_move(void **state) {
+  (void)state;
+  mq_error_t err;
+  mq_fx_event_t ev = {0};
+  mq_fx_event_opts_t o = {.n_tt = 2, .tt = {{.capacity = 10}, {.capacity = 1}}};
+  mq_fx_event(c, organizer, org, &o, &ev);
+  booking_t *b = NULL, *moved = NULL;
+  book(alice, &ev, 2, &b);
+  Marquee__Bookings__V1__SetAttendeeNameRequest nq = MARQUEE__BOOKINGS__V1__SET_ATTENDEE_NAME_REQUEST__INIT;
+  nq.ticket_id = b->tickets[1]->ticket_id;
+  nq.attendee_name = (char *)"=HYPERLINK(\"x\"), \"Bo\"";
+  Marquee__Bookings__V1__Ticket *t = NULL;
+  mq_call_opts_t as_alice = {.bearer_token = alice}, as_org = {.bearer_token = organizer},
+                 as_bob = {.bearer_token = bob};
+  assert_int_equal(marquee__bookings__v1__ticket_service__set_attendee_name__call(c, &nq, &t, &as_alice, &err), MQ_OK);
+  marquee__bookings__v1__ticket__free_unpacked(t, NULL);
+
+  /* images through the RPC */
+  Marquee__Bookings__V1__GetTicketImageRequest iq = MARQUEE__BOOKINGS__V1__GET_TICKET_IMAGE_REQUEST__INIT;
+  iq.ticket_id = b->tickets[0]->ticket_id;
+  Marquee__Bookings__V1__TicketImage *img = NULL;
+  assert_int_equal(marquee__bookings__v1__ticket_service__get_ticket_image__call(c, &iq, &img, &as_bob, &err),
+                   MQ_NOT_FOUND);
+  assert_int_equal(marquee__bookings__v1__ticket_service__get_ticket_image__call(c, &iq, &img, &as_alice, &err), MQ_OK);
+  assert_string_equal(img->content_type, "image/png");
+  assert_true(img->data.len > 100 && !memcmp(img->data.data, "\x89PNG\r\n\x1a\n", 8));
+  marquee__bookings__v1__ticket_image__free_unpacked(img, NULL);
+  iq.format = MARQUEE__BOOKINGS__V1__TICKET_IMAGE_FORMAT__TICKET_IMAGE_FORMAT_PDF;
+  assert_int_equal(marquee__bookings__v1__ticket_service__get_ticket_image__call(c, &iq, &img, &as_org, &err), MQ_OK);
+  assert_string_equal(img->content_type, "application/pdf");
+  assert_true(img->data.len > 1000 && !memcmp(img->data.data, "%PDF-", 5));
+  marquee__bookings__v1__ticket_image__free_unpacked(img, NULL);
+  iq.scale = 99;
+  assert_int_equal(marquee__bookings__v1__ticket_service__get_ticket_image__call(c, &iq, &img, &as_alice, &err),
+                   MQ_INVALID_ARGUMENT);
+  /* and on the side HTTP port */
+  char path[128];
+  snprintf(path, sizeof path, "/tickets/%s.pdf", b->tickets[0]->ticket_id);
+  int status = 0;
+  char *body = mq_test_http_get(srv.http, path, &status);
+  assert_int_equal(status, 401);
+  free(body);
+  char bearer[1024];
+  snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", alice);
+  body = mq_test_http_get_with(srv.http, path, bearer, &status);
+  assert_int_equal(status, 200);
+  assert_true(body && !memcmp(body, "%PDF-", 5));
+  free(body);
+  snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", bob);
+  body = mq_test_http_get_with(srv.http, path, bearer, &status);
+  assert_int_equal(status, 404);
+  free(body);
+
+  /* CSV export: managers only; one row per ticket, formula cells defused */
+  Marquee__Bookings__V1__ExportEventBookingsRequest xq = MARQUEE__BOOKINGS__V1__EXPORT_EVENT_BOOKINGS_REQUEST__INIT;
+  xq.event_id = ev.event_id;
+  char *csv = export_all(alice, &xq, &err);
+  assert_null(csv);
+  assert_int_equal(err.code, MQ_NOT_FOUND);
+  csv = export_all(organizer, &xq, &err);
+  assert_non_null(csv);
+  assert_true(strncmp(csv, "booking_id,ticket_id,state,", 27) == 0);
+  int rows = 0;
+  for (char *p = csv; (p = strstr(p, "\r\n")); p += 2) rows++;
+  assert_int_equal(rows, 3);
+  assert_non_null(strstr(csv, "\"'=HYPERLINK(\"\"x\"\"), \"\"Bo\"\"\""));
+  free(csv);
+
+  /* move ticket 0 to the one-unit type; a second move finds it sold out */
+  Marquee__Bookings__V1__ChangeTicketTypeRequest mq = MARQUEE__BOOKINGS__V1__CHANGE_TICKET_TYPE_REQUEST__INIT;
+  mq.booking_id = b->booking_id;
+  mq.ticket_id = b->tickets[0]->ticket_id;
+  mq.ticket_type_id = ev.tt[1];
+  assert_int_equal(marquee__bookings__v1__booking_service__change_ticket_type__call(c, &mq, &moved, &as_alice, &err),
+                   MQ_PERMISSION_DENIED);
+  assert_int_equal(marquee__bookings__v1__booking_service__change_ticket_type__call(c, &mq, &moved, &as_org, &err),
+                   MQ_OK);
+  assert_string_equal(moved->tickets[0]->ticket_type_id, ev.tt[1]);
+  assert_string_equal(moved->tickets[0]->code, b->tickets[0]->code); /* still valid */
+  marquee__bookings__v1__booking__free_unpacked(moved, NULL);
+  assert_int_equal(slots_in_pool(ev.tt[0]), 1);
+  assert_int_equal(slots_in_pool(ev.tt[1]), 1);
+  mq.ticket_id = b->tickets[1]->ticket_id;
+  expect(marquee__bookings__v1__booking_service__change_ticket_type__call(c, &mq, &moved, &as_org, &err),
+         MQ_RESOURCE_EXHAUSTED, &err, "ticket_type_id");
+  assert_int_equal(slots_in_pool(ev.tt[0]), 1);
+  /* the moved unit survives reclaim passes (the booking refers to it), the freed one is gone */
+  mq_test_sleep_ms(11000);
+  assert_int_equal(slots_in_pool(ev.tt[0]), 1);
+  assert_int_equal(slots_in_pool(ev.tt[1]), 1);
+  expect(scan(organizer, ev.event_id, b->tickets[0]->code, "North", &err), MQ_OK, &err, NULL);
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_free_hold_confirm_and_visibility),
@@ -799,6 +922,7 @@ int main(void) {
       cmocka_unit_test(test_payment_steps),
       cmocka_unit_test(test_cancellation),
       cmocka_unit_test(test_check_in),
+      cmocka_unit_test(test_images_export_and_move),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
