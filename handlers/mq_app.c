@@ -66,6 +66,7 @@ static const service_row_t services[] = {
     {"marquee.bookings.v1.BookingService", booking_service_register, always},
     {"marquee.bookings.v1.TicketService", ticket_service_register, always},
     {"marquee.bookings.v1.CheckInService", checkin_service_register, always},
+    {"marquee.bookings.v1.AvailabilityService", availability_service_register, always},
     {"grpc.health.v1.Health", health_service_register, always},
 };
 
@@ -228,10 +229,10 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
   pthread_setname_np(app->probe, "mq-probe");
   app->probe_running = true;
   if (app->cfg->discovery_index) app->discovery = mq_discovery_new(); /* before events can reach it */
-  if ((app->profiles || app->discovery) && app->cfg->kafka_brokers[0]) {
+  if (app->cfg->kafka_brokers[0]) {                                   /* caches, discovery, live availability */
     /* no caching until other instances' writes can be heard */
     caches_enabled(app, false);
-    static const char *const topics[] = {"marquee.users", "marquee.events", NULL};
+    static const char *const topics[] = {"marquee.users", "marquee.events", "marquee.bookings", NULL};
     app->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, on_live, app);
   }
   if (app->discovery)
@@ -279,10 +280,35 @@ static void on_event(void *arg, const char *topic, const Marquee__Events__V1__En
     /* only an event's own changes can change its discovery entry: other
      * aggregates (venues, images, series, categories) do not re-read it */
     const char *t = ev->type ? ev->type : "";
-    if (!strncmp(t, "catalog.Event", 13) || !strncmp(t, "catalog.TicketType", 18))
+    if (!strncmp(t, "catalog.Event", 13) || !strncmp(t, "catalog.TicketType", 18)) {
       mq_app_event_changed(app, ev->aggregate_id);
-    else
+      mq_availability_changed(app, ev->aggregate_id); /* capacities, sales windows */
+    } else {
       catalog_caches_changed(app, ev->aggregate_id);
+    }
+  }
+  if (!strcmp(topic, "marquee.bookings")) {
+    const char *event_id = NULL; /* the event whose units moved */
+    switch (ev->payload_case) {
+      case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED:
+        event_id = ev->hold_created->event_id;
+        break;
+      case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_EXPIRED:
+        event_id = ev->hold_expired->event_id;
+        break;
+      case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED:
+        event_id = ev->hold_released->event_id;
+        break;
+      case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CANCELLED:
+        event_id = ev->booking_cancelled->event_id;
+        break;
+      case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_TICKET_TYPE_MOVED:
+        event_id = ev->ticket_type_moved->event_id;
+        break;
+      default:
+        break;
+    }
+    mq_availability_changed(app, event_id);
   }
 }
 
@@ -295,8 +321,8 @@ void mq_app_close(mq_app_t *app) {
     pthread_mutex_unlock(&app->mu);
     pthread_join(app->probe, NULL);
   }
+  mq_invalidator_stop(app->invalidator); /* before bookings: its events reach availability */
   mq_bookings_close(app);
-  mq_invalidator_stop(app->invalidator);
   mq_discovery_free(app->discovery);
   mq_relay_destroy(app->relay);
   health_service_free(app);

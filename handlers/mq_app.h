@@ -90,6 +90,7 @@ void mq_oauth_free(mq_oauth_t *o);
 int booking_service_register(mq_app_t *app, mq_server_t *srv);
 int ticket_service_register(mq_app_t *app, mq_server_t *srv);
 int checkin_service_register(mq_app_t *app, mq_server_t *srv);
+int availability_service_register(mq_app_t *app, mq_server_t *srv);
 /* GET /tickets/{id}.png|.pdf on the side HTTP port (before mq_http_start). */
 void tickets_http_register(mq_app_t *app, mq_http_t *http);
 int health_service_register(mq_app_t *app, mq_server_t *srv);

@@ -236,6 +236,7 @@ mq_code_t mq_bookings_finish_cancel(mq_bookings_t *b, const char *booking_id, mq
   }
   if (rc != MQ_OK) return rc;
   if ((rc = mq_capacity_release_holder(b->capacity, s, booking_id, err)) != MQ_OK) return rc;
+  mq_availability_changed(b->app, out->event_id);
   return d.done ? MQ_OK : mq_decision_done(s, booking_id, "cancel", err);
 }
 
@@ -521,6 +522,7 @@ static mq_code_t booking_change_tt(mq_call_t *call, const Marquee__Bookings__V1_
   /* 4. the old unit goes back, the new one is sold */
   if (old_slot && old_slot[0]) mq_capacity_release(b->capacity, app->store, &old_slot, 1, &ignored);
   mq_capacity_mark_sold(app->store, bk.id, &ignored);
+  mq_availability_changed(app, bk.event_id);
   *resp = *mq_booking_view(call, b, &bk, NULL, 0, true);
   return MQ_OK;
 }

@@ -23,8 +23,11 @@
 #include "mq_call.h"
 #include "mq_ticket_code.h"
 
+typedef struct mq_availability mq_availability_t; /* availability.c */
+
 typedef struct mq_bookings {
   mq_app_t *app;
+  mq_availability_t *availability;
   mq_capacity_t *capacity;
   mq_ticket_keys_t *keys;
   pthread_t sweeper;
@@ -98,6 +101,14 @@ void mq_bookings_install_owner_check(mq_bookings_t *b);
  * NOT_FOUND "event_id" for anyone else (as for an unknown event). */
 mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,
                                        mq_error_t *err);
+
+/* Live availability (availability.c). */
+mq_availability_t *mq_availability_new(mq_app_t *app);
+mq_code_t mq_availability_start(mq_availability_t *av, mq_error_t *err);
+void mq_availability_free(mq_availability_t *av);
+/* The units of `event_id` changed (here or, through Kafka, elsewhere). */
+void mq_availability_changed(mq_app_t *app, const char *event_id);
+int availability_service_register(mq_app_t *app, mq_server_t *srv);
 
 int booking_service_register(mq_app_t *app, mq_server_t *srv);
 int ticket_service_register(mq_app_t *app, mq_server_t *srv);

@@ -141,6 +141,7 @@ static mq_code_t finish_return(mq_bookings_t *b, const mq_hold_t *h, const char 
   mq_code_t rc = mq_capacity_release(b->capacity, s, h->slots, h->n_slots, err);
   if (rc == MQ_OK) rc = mq_capacity_release_holder(b->capacity, s, h->id, err); /* any a crash left unlisted */
   if (rc == MQ_OK && strcmp(h->state, state)) rc = mq_holds_set_state(s, h->id, state, NULL, 0, err);
+  mq_availability_changed(b->app, h->event_id);
   return rc;
 }
 
@@ -498,6 +499,7 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
     return rc;
   }
   mq_app_events_written(app);
+  mq_availability_changed(app, h.event_id);
   *resp = *hold_view(a, &h);
   return MQ_OK;
 }
@@ -828,6 +830,7 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
     return rc != MQ_OK ? rc : mq_error_set(err, MQ_INTERNAL, NULL, "out of memory");
   }
   app->bookings = b;
+  b->availability = mq_availability_new(app);
   mq_bookings_install_owner_check(b);
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
   mq_metrics_gauge("marquee_capacity_reclaimed_total", "Units a crash left held, returned by this process",
@@ -841,7 +844,7 @@ mq_code_t mq_bookings_start(mq_app_t *app, mq_error_t *err) {
   if (pthread_create(&b->sweeper, NULL, sweeper_main, b) != 0)
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the hold sweeper");
   b->running = true;
-  return MQ_OK;
+  return mq_availability_start(b->availability, err);
 }
 
 void mq_bookings_close(mq_app_t *app) {
@@ -852,6 +855,7 @@ void mq_bookings_close(mq_app_t *app) {
   pthread_cond_broadcast(&b->cv);
   pthread_mutex_unlock(&b->mu);
   if (b->running) pthread_join(b->sweeper, NULL);
+  mq_availability_free(b->availability);
   mq_metrics_gauge_remove(b);
   mq_capacity_free(b->capacity);
   mq_ticket_keys_free(b->keys);
