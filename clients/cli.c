@@ -33,6 +33,9 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.mq-client.h"
+#include "marquee/bookings/v1/availability.mq-client.h"
+#include "marquee/bookings/v1/bookings.mq-client.h"
+#include "marquee/bookings/v1/tickets.mq-client.h"
 #include "marquee/catalog/v1/categories.mq-client.h"
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/catalog/v1/media.mq-client.h"
@@ -688,6 +691,178 @@ static int cmd_media(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* ---- bookings -------------------------------------------------------------------- */
+
+static void print_booking(const Marquee__Bookings__V1__Booking *b) {
+  printf("booking %s  %s  event %s  total ", b->booking_id,
+         b->state == MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED ? "cancelled" : "confirmed",
+         b->event_id);
+  print_money(b->total ? b->total->amount_minor : 0, b->total ? b->total->currency : "");
+  printf("\n");
+  for (size_t i = 0; i < b->n_tickets; i++) {
+    const Marquee__Bookings__V1__Ticket *t = b->tickets[i];
+    printf("  ticket %s  %s  %s%s\n", t->ticket_id, t->ticket_type_name, t->attendee_name,
+           t->checked_in_at ? "  (checked in)" : "");
+    if (t->code && t->code[0]) printf("    code %s\n", t->code);
+  }
+}
+
+/* book EVENT_ID TYPE[:QTY]... [--code C] [--key K]: hold, and confirm when free */
+static int cmd_book(cli_t *c, int argc, char **argv) {
+  if (argc < 2) return cli_usage_error("book: EVENT_ID TICKET_TYPE_ID[:QTY]... [--code ACCESS_CODE] [--key KEY]");
+  Marquee__Bookings__V1__CreateHoldRequest req = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+  req.event_id = argv[0];
+  Marquee__Bookings__V1__HoldItem items[20], *ptrs[20];
+  char key[40];
+  snprintf(key, sizeof key, "cli-%lld-%d", (long long)time(NULL), (int)getpid()); /* retries reuse it */
+  req.idempotency_key = key;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--code") && i + 1 < argc) {
+      req.access_code = argv[++i];
+    } else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
+      req.idempotency_key = argv[++i];
+    } else {
+      if (req.n_items == 20) return cli_usage_error("book: at most 20 ticket types");
+      marquee__bookings__v1__hold_item__init(&items[req.n_items]);
+      char *colon = strchr(argv[i], ':');
+      items[req.n_items].quantity = colon ? (uint32_t)strtoul(colon + 1, NULL, 10) : 1;
+      if (colon) *colon = 0;
+      items[req.n_items].ticket_type_id = argv[i];
+      ptrs[req.n_items] = &items[req.n_items];
+      req.n_items++;
+    }
+  }
+  req.items = ptrs;
+  Marquee__Bookings__V1__Hold *h = NULL;
+  mq_error_t err = {0};
+  if (marquee__bookings__v1__booking_service__create_hold__call(c->cl, &req, &h, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  printf("hold %s  total ", h->hold_id);
+  print_money(h->total->amount_minor, h->total->currency);
+  printf("  expires %lld\n", (long long)(h->expires_at ? h->expires_at->seconds : 0));
+  if (h->requires_payment) {
+    printf("payment required: pay before the hold expires (the payments service confirms it)\n");
+    marquee__bookings__v1__hold__free_unpacked(h, NULL);
+    return 0;
+  }
+  Marquee__Bookings__V1__ConfirmHoldRequest cq = MARQUEE__BOOKINGS__V1__CONFIRM_HOLD_REQUEST__INIT;
+  cq.hold_id = h->hold_id;
+  Marquee__Bookings__V1__Booking *b = NULL;
+  mq_code_t rc = marquee__bookings__v1__booking_service__confirm_hold__call(c->cl, &cq, &b, &c->opts, &err);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  if (rc != MQ_OK) return cli_fail(&err);
+  print_booking(b);
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  return 0;
+}
+
+static int bookings_export(cli_t *c, const char *event_id) {
+  Marquee__Bookings__V1__ExportEventBookingsRequest req = MARQUEE__BOOKINGS__V1__EXPORT_EVENT_BOOKINGS_REQUEST__INIT;
+  req.event_id = (char *)event_id;
+  mq_client_stream_t *st = NULL;
+  mq_error_t err = {0};
+  mq_code_t rc = marquee__bookings__v1__booking_service__export_event_bookings__open(c->cl, &c->opts, &st, &err);
+  if (rc == MQ_OK) rc = marquee__bookings__v1__booking_service__export_event_bookings__send(st, &req, &err);
+  if (rc == MQ_OK) rc = mq_client_stream_close_send(st, &err);
+  while (rc == MQ_OK) {
+    Marquee__Bookings__V1__CsvChunk *ch = NULL;
+    rc = marquee__bookings__v1__booking_service__export_event_bookings__recv(st, &ch, &err);
+    if (!ch) break;
+    fputs(ch->text, stdout);
+    marquee__bookings__v1__csv_chunk__free_unpacked(ch, NULL);
+  }
+  if (st) mq_client_stream_free(st);
+  return rc == MQ_OK ? 0 : cli_fail(&err);
+}
+
+/* bookings list [EVENT_ID] | get ID | cancel ID [REASON] | export EVENT_ID */
+static int cmd_bookings(cli_t *c, int argc, char **argv) {
+  const char *usage = "bookings: list [EVENT_ID] | get ID | cancel ID [REASON] | export EVENT_ID";
+  if (argc < 1) return cli_usage_error("%s", usage);
+  mq_error_t err = {0};
+  if (!strcmp(argv[0], "list") && argc <= 2) {
+    Marquee__Bookings__V1__ListBookingsResponse *r = NULL;
+    mq_code_t rc;
+    if (argc == 2) {
+      Marquee__Bookings__V1__ListEventBookingsRequest req = MARQUEE__BOOKINGS__V1__LIST_EVENT_BOOKINGS_REQUEST__INIT;
+      req.event_id = argv[1];
+      rc = marquee__bookings__v1__booking_service__list_event_bookings__call(c->cl, &req, &r, &c->opts, &err);
+    } else {
+      Marquee__Bookings__V1__ListMyBookingsRequest req = MARQUEE__BOOKINGS__V1__LIST_MY_BOOKINGS_REQUEST__INIT;
+      rc = marquee__bookings__v1__booking_service__list_my_bookings__call(c->cl, &req, &r, &c->opts, &err);
+    }
+    if (rc != MQ_OK) return cli_fail(&err);
+    for (size_t i = 0; i < r->n_bookings; i++) print_booking(r->bookings[i]);
+    if (r->page && r->page->next_page_token[0]) printf("(more)\n");
+    marquee__bookings__v1__list_bookings_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(argv[0], "get") && argc == 2) {
+    Marquee__Bookings__V1__GetBookingRequest req = MARQUEE__BOOKINGS__V1__GET_BOOKING_REQUEST__INIT;
+    req.booking_id = argv[1];
+    Marquee__Bookings__V1__Booking *b = NULL;
+    if (marquee__bookings__v1__booking_service__get_booking__call(c->cl, &req, &b, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    print_booking(b);
+    marquee__bookings__v1__booking__free_unpacked(b, NULL);
+    return 0;
+  }
+  if (!strcmp(argv[0], "cancel") && (argc == 2 || argc == 3)) {
+    Marquee__Bookings__V1__CancelBookingRequest req = MARQUEE__BOOKINGS__V1__CANCEL_BOOKING_REQUEST__INIT;
+    req.booking_id = argv[1];
+    req.reason = argc == 3 ? argv[2] : (char *)"";
+    Marquee__Bookings__V1__Booking *b = NULL;
+    if (marquee__bookings__v1__booking_service__cancel_booking__call(c->cl, &req, &b, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    print_booking(b);
+    marquee__bookings__v1__booking__free_unpacked(b, NULL);
+    return 0;
+  }
+  if (!strcmp(argv[0], "export") && argc == 2) return bookings_export(c, argv[1]);
+  return cli_usage_error("%s", usage);
+}
+
+/* checkin EVENT_ID CODE [GATE] */
+static int cmd_checkin(cli_t *c, int argc, char **argv) {
+  if (argc < 2 || argc > 3) return cli_usage_error("checkin: EVENT_ID CODE [GATE]");
+  Marquee__Bookings__V1__CheckInRequest req = MARQUEE__BOOKINGS__V1__CHECK_IN_REQUEST__INIT;
+  req.event_id = argv[0];
+  req.code = argv[1];
+  req.gate = argc == 3 ? argv[2] : (char *)"main";
+  Marquee__Bookings__V1__CheckInRecord *r = NULL;
+  mq_error_t err = {0};
+  if (marquee__bookings__v1__check_in_service__check_in__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  printf("admitted: %s (%s), ticket %s, gate %s\n", r->attendee_name[0] ? r->attendee_name : "(no name)",
+         r->ticket_type_name, r->ticket_id, r->gate);
+  marquee__bookings__v1__check_in_record__free_unpacked(r, NULL);
+  return 0;
+}
+
+/* ticket ID png|pdf FILE: the QR image or the printable ticket */
+static int cmd_ticket(cli_t *c, int argc, char **argv) {
+  if (argc != 3 || (strcmp(argv[1], "png") && strcmp(argv[1], "pdf")))
+    return cli_usage_error("ticket: TICKET_ID png|pdf FILE");
+  Marquee__Bookings__V1__GetTicketImageRequest req = MARQUEE__BOOKINGS__V1__GET_TICKET_IMAGE_REQUEST__INIT;
+  req.ticket_id = argv[0];
+  req.format = !strcmp(argv[1], "pdf") ? MARQUEE__BOOKINGS__V1__TICKET_IMAGE_FORMAT__TICKET_IMAGE_FORMAT_PDF
+                                       : MARQUEE__BOOKINGS__V1__TICKET_IMAGE_FORMAT__TICKET_IMAGE_FORMAT_QR_PNG;
+  Marquee__Bookings__V1__TicketImage *img = NULL;
+  mq_error_t err = {0};
+  if (marquee__bookings__v1__ticket_service__get_ticket_image__call(c->cl, &req, &img, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  FILE *f = fopen(argv[2], "wb");
+  bool ok = f && fwrite(img->data.data, 1, img->data.len, f) == img->data.len;
+  if (f && fclose(f) != 0) ok = false;
+  if (ok) printf("wrote %s (%zu bytes, %s)\n", argv[2], img->data.len, img->content_type);
+  marquee__bookings__v1__ticket_image__free_unpacked(img, NULL);
+  if (!ok) {
+    fprintf(stderr, "marquee: cannot write %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -711,6 +886,13 @@ static const cli_cmd_t commands[] = {
      "the catalog's events (list: public; with --token and ORG: every state)", true, cmd_events},
     {"media", "upload ORG_ID FILE [EVENT_ID]",
      "upload a JPEG, PNG or WebP image (with EVENT_ID: also add it to the event's images)", true, cmd_media},
+    {"book", "EVENT_ID TYPE_ID[:QTY]... [--code C] [--key K]",
+     "hold tickets (idempotent with --key) and, when free, confirm: prints the tickets and their codes", true,
+     cmd_book},
+    {"bookings", "list [EVENT_ID] | get ID | cancel ID [REASON] | export EVENT_ID",
+     "your bookings (with EVENT_ID: the event's, for its organizers); export prints CSV", true, cmd_bookings},
+    {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
+    {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -51,6 +51,19 @@ expect "media upload needs a file" 2 "cannot open" "${M[@]}" --token "$token" me
 expect "media upload into a foreign organization" 1 "NOT_FOUND" "${M[@]}" --token "$token" media upload 00000000-0000-4000-8000-000000000001 "$img"
 expect "media upload without a token" 1 "UNAUTHENTICATED" "${M[@]}" media upload 00000000-0000-4000-8000-000000000001 "$img"
 rm -f "$img"
+nobody=00000000-0000-4000-8000-000000000001
+expect "book needs a token" 1 "UNAUTHENTICATED" "${M[@]}" book $nobody $nobody:2
+expect "book needs items" 2 "" "${M[@]}" --token "$token" book $nobody
+expect "book an unknown event" 1 "NOT_FOUND" "${M[@]}" --token "$token" book $nobody $nobody:2
+expect "book zero tickets" 1 "INVALID_ARGUMENT" "${M[@]}" --token "$token" book $nobody $nobody:0
+expect "bookings list (none yet)" 0 "" "${M[@]}" --token "$token" bookings list
+expect "bookings get unknown" 1 "NOT_FOUND" "${M[@]}" --token "$token" bookings get $nobody
+expect "bookings cancel unknown" 1 "NOT_FOUND" "${M[@]}" --token "$token" bookings cancel $nobody "changed my mind"
+expect "bookings export of a foreign event" 1 "NOT_FOUND" "${M[@]}" --token "$token" bookings export $nobody
+expect "bookings with a bad subcommand" 2 "" "${M[@]}" --token "$token" bookings frobnicate
+expect "checkin at a foreign event" 1 "NOT_FOUND" "${M[@]}" --token "$token" checkin $nobody MQT1.x.AAAA North
+expect "ticket needs a format" 2 "" "${M[@]}" --token "$token" ticket $nobody gif /tmp/x
+expect "ticket unknown" 1 "NOT_FOUND" "${M[@]}" --token "$token" ticket $nobody png /tmp/x.png
 trap - EXIT
 mq_stop_server || fail=$((fail+1))
 echo "cli: $pass passed, $fail failed"
