@@ -34,6 +34,7 @@
 #include "sessions_store.h"
 #include "users_store.h"
 #include "venues_store.h"
+#include "waitlist_store.h"
 
 typedef struct {
   const char *name;
@@ -82,7 +83,8 @@ static const struct {
     {mq_venues_indexes, &mq_venues_n_indexes},     {mq_events_indexes, &mq_events_n_indexes},
     {mq_media_indexes, &mq_media_n_indexes},       {mq_series_indexes, &mq_series_n_indexes},
     {mq_capacity_indexes, &mq_capacity_n_indexes}, {mq_holds_indexes, &mq_holds_n_indexes},
-    {mq_bookings_indexes, &mq_bookings_n_indexes}, {mq_outbox_indexes, &mq_outbox_n_indexes},
+    {mq_bookings_indexes, &mq_bookings_n_indexes}, {mq_waitlist_indexes, &mq_waitlist_n_indexes},
+    {mq_outbox_indexes, &mq_outbox_n_indexes},
 };
 
 static mq_reflection_t *g_reflection; /* one per process */

@@ -36,6 +36,10 @@ typedef struct mq_bookings {
   pthread_cond_t cv;
   _Atomic long long expired_total, finished_total, reclaimed_total;
   int64_t last_reclaim_ms; /* sweeper thread only */
+  /* ticket types with people waiting (waitlist.c), refreshed every sweep */
+  pthread_mutex_t lines_mu;
+  char (*lines)[40];
+  size_t n_lines;
 } mq_bookings_t;
 
 #define MQ_BOOKINGS_TOPIC "marquee.bookings"
@@ -101,6 +105,27 @@ void mq_bookings_install_owner_check(mq_bookings_t *b);
  * NOT_FOUND "event_id" for anyone else (as for an unknown event). */
 mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,
                                        mq_error_t *err);
+
+/* A UUID-shaped digest of (a, b). */
+void mq_bookings_derived_id(const char *a, const char *b, char out[37]);
+/* A hold made by the waitlist for `user` with the given id (W2):
+ * RESOURCE_EXHAUSTED when the units are not there, ALREADY_EXISTS when
+ * another sweeper made it. */
+mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e,
+                                 const Marquee__Catalog__V1__TicketType *t, const char *user, uint32_t qty,
+                                 const char *id, mq_arena_t *a, int64_t *expires_ms, mq_error_t *err);
+/* Decides "released" for an active hold (or finishes what was decided). */
+mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *actor, mq_arena_t *a, mq_error_t *err);
+
+/* The waitlist (waitlist.c). */
+bool mq_waitlist_has_line(mq_bookings_t *b, const char *ticket_type_id);
+void mq_waitlist_sweep(mq_bookings_t *b);
+mq_code_t mq_waitlist_join_handler(mq_call_t *call, const Marquee__Bookings__V1__JoinWaitlistRequest *req,
+                                   Marquee__Bookings__V1__WaitlistEntry *resp, mq_error_t *err);
+mq_code_t mq_waitlist_leave_handler(mq_call_t *call, const Marquee__Bookings__V1__WaitlistEntryRequest *req,
+                                    Marquee__Bookings__V1__WaitlistEntry *resp, mq_error_t *err);
+mq_code_t mq_waitlist_get_handler(mq_call_t *call, const Marquee__Bookings__V1__WaitlistEntryRequest *req,
+                                  Marquee__Bookings__V1__WaitlistEntry *resp, mq_error_t *err);
 
 /* Live availability (availability.c). */
 mq_availability_t *mq_availability_new(mq_app_t *app);

@@ -255,8 +255,9 @@ static mq_code_t finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decisio
 
 /* ---- CreateHold ---- */
 
-/* The hold id for an idempotency key: a UUID-shaped digest of (user, key). */
-static void derived_id(const char *user, const char *key, char out[37]) {
+/* A UUID-shaped digest of (a, b): the hold id for an idempotency key, a
+ * waitlist entry's id, a waitlist offer's hold id. */
+void mq_bookings_derived_id(const char *user, const char *key, char out[37]) {
   size_t n = strlen(user) + strlen(key) + 2;
   char *buf = malloc(n);
   char hex[65];
@@ -434,7 +435,7 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
   char *id = mq_arena_alloc(a, 37);
   bool keyed = req->idempotency_key && req->idempotency_key[0];
   if (keyed) {
-    derived_id(user, req->idempotency_key, id);
+    mq_bookings_derived_id(user, req->idempotency_key, id);
     rc = answer_retry(call, id, request_hash, resp, err); /* a plain retry takes nothing */
     if (rc != MQ_NOT_FOUND) return rc;
   } else {
@@ -450,6 +451,12 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
   h.created_ms = now;
   h.expires_ms = now + (int64_t)app->cfg->hold_ttl_s * 1000;
 
+  for (size_t i = 0; i < h.n_lines; i++) /* the line goes first (waitlist.c) */
+    if (mq_waitlist_has_line(b, h.lines[i].ticket_type_id)) {
+      char f[48];
+      snprintf(f, sizeof f, "items[%zu].quantity", i);
+      return mq_error_set(err, MQ_RESOURCE_EXHAUSTED, f, "sold out: people are on the waitlist (JoinWaitlist)");
+    }
   size_t short_at = 0;
   int64_t left = 0;
   rc = mq_capacity_take(b->capacity, app->store, id, h.expires_ms, want, n_want, a, &h.slots, &h.n_slots, &short_at,
@@ -722,6 +729,96 @@ static mq_code_t hold_complete_payment(mq_call_t *call, const Marquee__Bookings_
   return MQ_OK;
 }
 
+/* ---- holds made for the waitlist ---- */
+
+mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e,
+                                 const Marquee__Catalog__V1__TicketType *t, const char *user, uint32_t qty,
+                                 const char *id, mq_arena_t *a, int64_t *expires_ms, mq_error_t *err) {
+  mq_app_t *app = b->app;
+  int64_t now = mq_now_unix_ms();
+  mq_hold_t h = {0};
+  h.lines = mq_arena_alloc(a, sizeof *h.lines);
+  h.lines[0] = (mq_hold_line_t){.ticket_type_id = t->ticket_type_id,
+                                .name = t->name,
+                                .quantity = qty,
+                                .unit_minor = t->price ? t->price->amount_minor : 0};
+  h.n_lines = 1;
+  h.total_minor = h.lines[0].unit_minor * (int64_t)qty;
+  mq_pool_want_t want[3];
+  size_t n_want = 0;
+  if (t->max_per_user) {
+    mq_pool_user(want[n_want].pool, t->ticket_type_id, user);
+    want[n_want].capacity = t->max_per_user;
+    want[n_want++].units = qty;
+  }
+  mq_pool_ticket_type(want[n_want].pool, t->ticket_type_id);
+  want[n_want].capacity = t->capacity;
+  want[n_want++].units = qty;
+  if (e->capacity > 0) {
+    mq_pool_event(want[n_want].pool, e->event_id);
+    want[n_want].capacity = e->capacity;
+    want[n_want++].units = qty;
+  }
+  h.id = (char *)id;
+  h.user_id = (char *)user;
+  h.event_id = e->event_id;
+  h.organization_id = e->organization_id;
+  h.currency = e->currency;
+  h.state = (char *)MQ_HOLD_ACTIVE;
+  h.request_hash = (char *)"waitlist-offer";
+  h.created_ms = now;
+  h.expires_ms = *expires_ms = now + (int64_t)app->cfg->hold_ttl_s * 1000;
+  size_t short_at;
+  int64_t left;
+  mq_code_t rc = mq_capacity_take(b->capacity, app->store, id, h.expires_ms, want, n_want, a, &h.slots, &h.n_slots,
+                                  &short_at, &left, err);
+  if (rc != MQ_OK) return rc;
+  Marquee__Events__V1__HoldCreated *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__hold_created__init(p);
+  p->hold_id = h.id;
+  p->event_id = h.event_id;
+  p->organization_id = h.organization_id;
+  p->user_id = h.user_id;
+  p->units = mq_booked_units(a, h.lines, h.n_lines);
+  p->n_units = 1;
+  p->total_minor = h.total_minor;
+  p->currency = h.currency;
+  p->expires_at = mq_pb_timestamp(a, h.expires_ms);
+  mq_event_t ev;
+  mq_bookings_event(&ev, "bookings.HoldCreated", h.id, "system", NULL, NULL);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED;
+  ev.env.hold_created = p;
+  rc = mq_holds_insert(app->store, &h, &ev, err);
+  if (rc != MQ_OK) {
+    mq_error_t e2 = {0};
+    mq_capacity_release(b->capacity, app->store, h.slots, h.n_slots, &e2);
+    return rc;
+  }
+  mq_app_events_written(app);
+  mq_availability_changed(app, h.event_id);
+  return MQ_OK;
+}
+
+mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *actor, mq_arena_t *a, mq_error_t *err) {
+  Marquee__Events__V1__HoldReleased *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__hold_released__init(p);
+  p->hold_id = h->id;
+  p->event_id = h->event_id;
+  p->units = mq_booked_units(a, h->lines, h->n_lines);
+  p->n_units = h->n_lines;
+  p->reason = (char *)"released";
+  mq_event_t ev;
+  mq_bookings_event(&ev, "bookings.HoldReleased", h->id, actor, NULL, NULL);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED;
+  ev.env.hold_released = p;
+  mq_code_t rc = mq_decide(b->app->store, h->id, "fate", "released", actor, NULL, NULL, false, &ev, 1, err);
+  if (rc == MQ_OK) mq_app_events_written(b->app);
+  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
+  mq_decision_t fate;
+  if ((rc = mq_decision_get(b->app->store, h->id, "fate", a, &fate, err)) != MQ_OK) return rc;
+  return finish_decided(b, h, &fate, a, NULL, err);
+}
+
 /* ---- the sweeper ---- */
 
 static void end_due(mq_bookings_t *b, mq_hold_t *h, mq_arena_t *a) {
@@ -770,6 +867,7 @@ void mq_bookings_sweep(mq_bookings_t *b) {
       if (!strcmp(open[i].kind, "cancel") && mq_bookings_finish_cancel(b, open[i].hold, &a, &bk, &err) == MQ_OK)
         atomic_fetch_add(&b->finished_total, 1);
     }
+  mq_waitlist_sweep(b);
   int64_t now = mq_now_unix_ms();
   if (now - b->last_reclaim_ms >= RECLAIM_EVERY_MS) { /* crash leftovers (capacity.h I3) */
     b->last_reclaim_ms = now;
@@ -811,6 +909,7 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
   b->app = app;
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
+  pthread_mutex_init(&b->lines_mu, NULL);
   b->capacity = mq_capacity_new();
   const char *spec = app->cfg->ticket_keys ? app->cfg->ticket_keys : "";
   char dev[64];
@@ -861,6 +960,8 @@ void mq_bookings_close(mq_app_t *app) {
   mq_ticket_keys_free(b->keys);
   pthread_mutex_destroy(&b->mu);
   pthread_cond_destroy(&b->cv);
+  pthread_mutex_destroy(&b->lines_mu);
+  free(b->lines);
   free(b);
   app->bookings = NULL;
 }
@@ -880,6 +981,9 @@ static const marquee__bookings__v1__booking_service_handlers_t handlers = {
     .cancel_booking = {mq_booking_cancel_handler, MQ_POLICY_RESOURCE, 0},
     .export_event_bookings = {mq_booking_export_handler, MQ_POLICY_RESOURCE, 0},
     .change_ticket_type = {mq_booking_change_tt_handler, MQ_POLICY_RESOURCE, 0},
+    .join_waitlist = {mq_waitlist_join_handler, MQ_POLICY_AUTHENTICATED, 0},
+    .leave_waitlist = {mq_waitlist_leave_handler, MQ_POLICY_AUTHENTICATED, 0},
+    .get_waitlist_entry = {mq_waitlist_get_handler, MQ_POLICY_AUTHENTICATED, 0},
 };
 
 int booking_service_register(mq_app_t *app, mq_server_t *srv) {

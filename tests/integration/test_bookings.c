@@ -912,6 +912,108 @@ static void test_images_export_and_move(void **state) {
   marquee__bookings__v1__booking__free_unpacked(b, NULL);
 }
 
+typedef Marquee__Bookings__V1__WaitlistEntry entry_t;
+
+static mq_code_t join(const char *token, const mq_fx_event_t *ev, uint32_t qty, entry_t **out, mq_error_t *err) {
+  Marquee__Bookings__V1__JoinWaitlistRequest q = MARQUEE__BOOKINGS__V1__JOIN_WAITLIST_REQUEST__INIT;
+  q.event_id = (char *)ev->event_id;
+  q.ticket_type_id = (char *)ev->tt[0];
+  q.quantity = qty;
+  mq_call_opts_t oo = {.bearer_token = token};
+  entry_t *e = NULL;
+  mq_code_t rc = marquee__bookings__v1__booking_service__join_waitlist__call(c, &q, &e, &oo, err);
+  if (out)
+    *out = e;
+  else if (e)
+    marquee__bookings__v1__waitlist_entry__free_unpacked(e, NULL);
+  return rc;
+}
+
+/* Waits until the entry reaches `state` (10 s). */
+static entry_t *entry_in(const char *token, const char *id, int state) {
+  Marquee__Bookings__V1__WaitlistEntryRequest q = MARQUEE__BOOKINGS__V1__WAITLIST_ENTRY_REQUEST__INIT;
+  q.entry_id = (char *)id;
+  mq_call_opts_t oo = {.bearer_token = token};
+  for (int i = 0; i < 100; i++) {
+    entry_t *e = NULL;
+    mq_error_t err;
+    assert_int_equal(marquee__bookings__v1__booking_service__get_waitlist_entry__call(c, &q, &e, &oo, &err), MQ_OK);
+    if ((int)e->state == state) return e;
+    marquee__bookings__v1__waitlist_entry__free_unpacked(e, NULL);
+    mq_test_sleep_ms(100);
+  }
+  fail_msg("waitlist entry %s never reached state %d", id, state);
+  return NULL;
+}
+
+static void test_waitlist(void **state) {
+  (void)state;
+  mq_error_t err;
+  char *carol = mq_test_token("00000000-0000-4000-8000-0000000b00c0", MQ_ROLE_ATTENDEE);
+  mq_fx_event_t ev = {0};
+  one_event(&ev, 0, 2);
+  expect(join(bob, &ev, 1, NULL, &err), MQ_FAILED_PRECONDITION, &err, "ticket_type_id"); /* not sold out */
+  hold_t *h = NULL;
+  assert_int_equal(create_hold(alice, ev.event_id, ev.tt[0], 2, NULL, NULL, &h, &err), MQ_OK);
+  entry_t *eb = NULL, *ec = NULL;
+  expect(join(bob, &ev, 0, NULL, &err), MQ_INVALID_ARGUMENT, &err, "quantity");
+  assert_int_equal(join(bob, &ev, 1, &eb, &err), MQ_OK);
+  assert_int_equal(eb->state, MARQUEE__BOOKINGS__V1__WAITLIST_STATE__WAITLIST_STATE_WAITING);
+  assert_int_equal(eb->position, 1);
+  assert_int_equal(join(carol, &ev, 1, &ec, &err), MQ_OK);
+  assert_int_equal(ec->position, 2);
+  expect(join(bob, &ev, 1, NULL, &err), MQ_ALREADY_EXISTS, &err, "ticket_type_id");
+  /* another user's entry is not visible */
+  Marquee__Bookings__V1__WaitlistEntryRequest wq = MARQUEE__BOOKINGS__V1__WAITLIST_ENTRY_REQUEST__INIT;
+  wq.entry_id = eb->entry_id;
+  mq_call_opts_t as_carol = {.bearer_token = carol};
+  entry_t *x = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__get_waitlist_entry__call(c, &wq, &x, &as_carol, &err),
+                   MQ_NOT_FOUND);
+  /* units come back: the line is served in order, in front of newcomers */
+  Marquee__Bookings__V1__ReleaseHoldRequest rq = MARQUEE__BOOKINGS__V1__RELEASE_HOLD_REQUEST__INIT;
+  rq.hold_id = h->hold_id;
+  mq_call_opts_t as_alice = {.bearer_token = alice}, as_bob = {.bearer_token = bob};
+  hold_t *r = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__release_hold__call(c, &rq, &r, &as_alice, &err), MQ_OK);
+  marquee__bookings__v1__hold__free_unpacked(r, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  entry_t *ob = entry_in(bob, eb->entry_id, MARQUEE__BOOKINGS__V1__WAITLIST_STATE__WAITLIST_STATE_OFFERED);
+  entry_t *oc = entry_in(carol, ec->entry_id, MARQUEE__BOOKINGS__V1__WAITLIST_STATE__WAITLIST_STATE_OFFERED);
+  assert_string_not_equal(ob->offer_hold_id, "");
+  assert_non_null(ob->offer_expires_at);
+  expect(create_hold(alice, ev.event_id, ev.tt[0], 1, NULL, NULL, NULL, &err), MQ_RESOURCE_EXHAUSTED, &err,
+         "items[0].quantity");
+  /* bob confirms his offer; carol leaves (her offer goes back) */
+  hold_t *bh = NULL;
+  assert_int_equal(get_hold(bob, ob->offer_hold_id, &bh, &err), MQ_OK);
+  assert_int_equal(bh->state, MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_ACTIVE);
+  assert_int_equal(bh->lines[0]->quantity, 1);
+  marquee__bookings__v1__hold__free_unpacked(bh, NULL);
+  assert_int_equal(confirm(bob, ob->offer_hold_id, NULL, &err), MQ_OK);
+  entry_t *done = entry_in(bob, eb->entry_id, MARQUEE__BOOKINGS__V1__WAITLIST_STATE__WAITLIST_STATE_BOOKED);
+  marquee__bookings__v1__waitlist_entry__free_unpacked(done, NULL);
+  wq.entry_id = ec->entry_id;
+  assert_int_equal(marquee__bookings__v1__booking_service__leave_waitlist__call(c, &wq, &x, &as_bob, &err),
+                   MQ_NOT_FOUND);
+  assert_int_equal(marquee__bookings__v1__booking_service__leave_waitlist__call(c, &wq, &x, &as_carol, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__BOOKINGS__V1__WAITLIST_STATE__WAITLIST_STATE_LEFT);
+  marquee__bookings__v1__waitlist_entry__free_unpacked(x, NULL);
+  assert_int_equal(slots_of(oc->offer_hold_id), 0);
+  /* with nobody waiting, the freed unit is for anyone again */
+  mq_test_sleep_ms(300);
+  assert_int_equal(create_hold(alice, ev.event_id, ev.tt[0], 1, NULL, NULL, NULL, &err), MQ_OK);
+  char f[160];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\", \"_outbox.type\": \"bookings.WaitlistOffered\"}", eb->entry_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "waitlist", f), 1);
+  (void)as_bob;
+  marquee__bookings__v1__waitlist_entry__free_unpacked(ob, NULL);
+  marquee__bookings__v1__waitlist_entry__free_unpacked(oc, NULL);
+  marquee__bookings__v1__waitlist_entry__free_unpacked(eb, NULL);
+  marquee__bookings__v1__waitlist_entry__free_unpacked(ec, NULL);
+  free(carol);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_free_hold_confirm_and_visibility),
@@ -923,6 +1025,7 @@ int main(void) {
       cmocka_unit_test(test_cancellation),
       cmocka_unit_test(test_check_in),
       cmocka_unit_test(test_images_export_and_move),
+      cmocka_unit_test(test_waitlist),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
