@@ -323,9 +323,12 @@ void mq_app_close(mq_app_t *app) {
     pthread_mutex_unlock(&app->mu);
     pthread_join(app->probe, NULL);
   }
-  mq_invalidator_stop(app->invalidator); /* before bookings: its events reach availability */
+  /* no more callbacks into bookings or discovery, but the discovery
+   * thread's gate may still ask whether the invalidator is live */
+  mq_invalidator_halt(app->invalidator);
   mq_bookings_close(app);
   mq_discovery_free(app->discovery);
+  mq_invalidator_stop(app->invalidator);
   mq_relay_destroy(app->relay);
   health_service_free(app);
   mq_health_destroy(app->health);

@@ -29,6 +29,7 @@ struct mq_invalidator {
   mq_invalidate_fn fn;
   mq_invalidator_live_fn live_fn;
   void *arg;
+  bool halted; /* the thread is joined (owner's thread only) */
 };
 
 /* Adds the topic's partitions not yet assigned. The first time a topic is
@@ -157,10 +158,17 @@ uint64_t mq_invalidator_seen(mq_invalidator_t *iv) {
   return iv ? atomic_load(&iv->seen) : 0;
 }
 
-void mq_invalidator_stop(mq_invalidator_t *iv) {
-  if (!iv) return;
+void mq_invalidator_halt(mq_invalidator_t *iv) {
+  if (!iv || iv->halted) return;
   atomic_store(&iv->stop, true);
   pthread_join(iv->th, NULL);
+  atomic_store(&iv->live, false);
+  iv->halted = true;
+}
+
+void mq_invalidator_stop(mq_invalidator_t *iv) {
+  if (!iv) return;
+  mq_invalidator_halt(iv);
   mq_metrics_gauge_remove(iv);
   rd_kafka_consumer_close(iv->rk);
   rd_kafka_destroy(iv->rk);

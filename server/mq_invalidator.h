@@ -33,6 +33,11 @@ mq_invalidator_t *mq_invalidator_start(const mq_config_t *cfg, const char *insta
 bool mq_invalidator_live(mq_invalidator_t *iv);
 /* Events seen so far (for tests and metrics). */
 uint64_t mq_invalidator_seen(mq_invalidator_t *iv);
+/* Ends the reader thread: no callback runs after it returns, and
+ * mq_invalidator_live answers false; the object stays valid for readers of
+ * mq_invalidator_live until mq_invalidator_stop. */
+void mq_invalidator_halt(mq_invalidator_t *iv);
+/* Halts (if not yet) and frees. */
 void mq_invalidator_stop(mq_invalidator_t *iv);
 
 #endif
