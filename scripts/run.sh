@@ -62,6 +62,12 @@ if [ -z "${MARQUEE_JWT_KEYS:-}" ]; then
   MARQUEE_JWT_KEYS=$(cat "$stack/dev-jwt-keys")
   export MARQUEE_JWT_KEYS
 fi
+# A development ticket-signing key (Ed25519 seed), so ticket codes survive restarts.
+if [ -z "${MARQUEE_TICKET_KEYS:-}" ]; then
+  [ -f "$stack/dev-ticket-keys" ] || { echo "dev:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >"$stack/dev-ticket-keys"; chmod 600 "$stack/dev-ticket-keys"; }
+  MARQUEE_TICKET_KEYS=$(cat "$stack/dev-ticket-keys")
+  export MARQUEE_TICKET_KEYS
+fi
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bookings.sh — the bookings benchmark (bookings issue's figures). In ONE run,
+# against the real local stack (FerretDB + Kafka, started here if not
+# running, left running at exit unless BENCH_STOP_STACK is set), with a
+# Release build (BUILD, default build-bench) and a fresh database:
+#   1. The store's raw unique-insert rate: CONCURRENCY (64) connections
+#      inserting documents shaped like capacity slot records, one
+#      acknowledged insert per call (mq-bench-bookings inserts) — the
+#      baseline: a hold is at least one such insert.
+#   2. Holds per second on ONE hot ticket type (CAPACITY 10,000, free) with
+#      TWO marquee-server processes on the same database: two mq-loadgen
+#      processes, CONCURRENCY/2 in flight each, CreateHold for one unit
+#      (no idempotency key: every call is a new hold), summed; p50/p99 of
+#      each server's calls. Runs alternate with (1), RUNS times (3),
+#      SECONDS_PER_RUN (10) each; medians and the ratio holds/raw (target
+#      >= 0.5). The pool fills as the runs go (up to ~60% at the default
+#      settings): later runs probe a fuller pool, as a real on-sale does.
+#   3. Memory of WATCHERS (1,000) live-availability streams on one server:
+#      its VmRSS before and after they are open (mq-bench-bookings
+#      watchers).
+# Output: a Markdown section on stdout and bench/results/bookings-<stamp>.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+SECS=${SECONDS_PER_RUN:-10}
+CONC=${CONCURRENCY:-64}
+CAPACITY=${CAPACITY:-10000}
+WATCHERS=${WATCHERS:-1000}
+build=${BUILD:-build-bench}
+keys="bench:benchmark-secret-0123456789abcdefghij"
+
+if ! out=$(cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF 2>&1 &&
+  ninja -C "$build" marquee-server marquee mq-loadgen mq-bench-bookings 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
+mkdir -p bench/results
+tmp=$(mktemp -d)
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+db="bench_bookings_${stamp}_$$"
+stack_started=()
+cleanup() {
+  set +e
+  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
+  for f in "$tmp"/*.pid; do
+    [ -f "$f" ] || continue
+    p=$(cat "$f")
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  if [ -n "${MARQUEE_MONGO_URI:-}" ] && python3 -c 'import pymongo' 2>/dev/null; then
+    python3 -c 'import pymongo, sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=3000).drop_database(sys.argv[2])' \
+      "$MARQUEE_MONGO_URI" "$db" 2>/dev/null || echo "note: could not drop database $db" >&2
+  fi
+  if [ -n "${BENCH_STOP_STACK:-}" ]; then
+    for part in "${stack_started[@]}"; do bash scripts/stack.sh stop "$part" >/dev/null; done
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stack_status=$(bash scripts/stack.sh status)
+for part in ferretdb kafka; do
+  grep -q "^$part *running" <<<"$stack_status" || stack_started+=("$part")
+done
+for part in "${stack_started[@]}"; do bash scripts/stack.sh start "$part" >/dev/null; done
+eval "$(bash scripts/stack.sh env)"
+
+start() { # name -> prints the gRPC address
+  local name=$1
+  env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn MARQUEE_JWT_KEYS="$keys" \
+    MARQUEE_MONGO_DB="$db" MARQUEE_HOLD_TTL_S=86400 MARQUEE_TICKET_KEYS= \
+    "$build/marquee-server" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  echo $! >"$tmp/$name.pid"
+  for _ in $(seq 1 200); do
+    grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out"
+}
+a=$(start a)
+b=$(start b)
+[ -n "$a" ] && [ -n "$b" ] || { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
+for _ in $(seq 1 150); do "$build/marquee" --target "$a" health >/dev/null 2>&1 && break; sleep 0.2; done
+sleep 2
+
+setup=$("$build/mq-bench-bookings" setup "$a" "$keys" "$CAPACITY")
+eval "$setup" # EVENT_ID, TICKET_TYPE_ID, TOKEN
+printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID" "$TICKET_TYPE_ID" |
+  protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$tmp/hold.bin"
+
+half=$((CONC / 2))
+raw=() holds=() lines=()
+for r in $(seq 1 "$RUNS"); do
+  ins=$("$build/mq-bench-bookings" inserts "$MARQUEE_MONGO_URI" "$db" "$CONC" "$SECS")
+  "$build/mq-loadgen" --target "$a" --concurrency "$half" --seconds "$SECS" --warmup 1 \
+    --method /marquee.bookings.v1.BookingService/CreateHold --token "$TOKEN" --request-file "$tmp/hold.bin" \
+    >"$tmp/la.json" 2>"$tmp/la.err" &
+  pa=$!
+  "$build/mq-loadgen" --target "$b" --concurrency "$half" --seconds "$SECS" --warmup 1 \
+    --method /marquee.bookings.v1.BookingService/CreateHold --token "$TOKEN" --request-file "$tmp/hold.bin" \
+    >"$tmp/lb.json" 2>"$tmp/lb.err"
+  wait "$pa"
+  line=$(python3 - "$ins" "$(cat "$tmp/la.json")" "$(cat "$tmp/lb.json")" <<'PY'
+import json, sys
+ins, la, lb = (json.loads(x) for x in sys.argv[1:4])
+ok = la["qps"] + lb["qps"]
+print(json.dumps({"raw_inserts_per_s": ins["inserts_per_s"], "raw_p50_us": ins["p50_us"], "raw_p99_us": ins["p99_us"],
+                  "holds_per_s": ok, "a": la, "b": lb, "ratio": ok / ins["inserts_per_s"]}))
+PY
+)
+  echo "run $r: $line" >&2
+  lines+=("$line")
+done
+slots=$(python3 -c 'import pymongo,sys; print(pymongo.MongoClient(sys.argv[1]).get_database(sys.argv[2]).capacity_slots.count_documents({"pool": "t:"+sys.argv[3]}))' \
+  "$MARQUEE_MONGO_URI" "$db" "$TICKET_TYPE_ID" 2>/dev/null || echo "?")
+watch=$("$build/mq-bench-bookings" watchers "$a" "$EVENT_ID" "$WATCHERS" "$(cat "$tmp/a.pid")")
+
+commit=$(git rev-parse --short HEAD)
+dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo " (uncommitted changes)" || true)
+printf '%s\n' "${lines[@]}" | python3 - "$stamp" "$commit$dirty" "$CONC" "$SECS" "$CAPACITY" "$slots" "$watch" \
+  "bench/results/bookings-$stamp.json" <<'PY'
+import json, statistics, sys
+stamp, commit, conc, secs, cap, slots, watch, out = sys.argv[1:9]
+runs = [json.loads(l) for l in sys.stdin if l.strip()]
+w = json.loads(watch)
+med = lambda k: statistics.median(r[k] for r in runs)
+json.dump({"stamp": stamp, "commit": commit, "runs": runs, "watchers": w, "slots_taken": slots}, open(out, "w"), indent=1)
+print(f"### Bookings run {stamp} at {commit}\n")
+print(f"Two servers, one hot ticket type of {cap}, {conc} in flight in total, {secs} s per run, {len(runs)} runs.\n")
+print("| run | raw inserts/s (p50/p99 µs) | holds/s | A p50/p99 µs | B p50/p99 µs | errors | holds/raw |")
+print("|---|---|---|---|---|---|---|")
+for i, r in enumerate(runs, 1):
+    a, b = r["a"], r["b"]
+    print(f"| {i} | {r['raw_inserts_per_s']:.0f} ({r['raw_p50_us']}/{r['raw_p99_us']}) | {r['holds_per_s']:.0f} | "
+          f"{a['p50_us']}/{a['p99_us']} | {b['p50_us']}/{b['p99_us']} | {a['errors'] + b['errors']} | {r['ratio']:.2f} |")
+print(f"\nMedians: raw {med('raw_inserts_per_s'):.0f} inserts/s, holds {med('holds_per_s'):.0f}/s "
+      f"({med('holds_per_s') * 60:.0f} per minute), ratio **{med('ratio'):.2f}** (target >= 0.5). "
+      f"Units taken at the end: {slots}.\n")
+print(f"Watchers: {w['watchers']} streams took {w['open_s']} s to open; server RSS {w['rss_before_kib']} -> "
+      f"{w['rss_after_kib']} KiB, **{w['kib_per_watcher']:.1f} KiB per watcher**.")
+PY
