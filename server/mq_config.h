@@ -100,7 +100,7 @@
   XX(INT, outbox_sweep_s, "MARQUEE_OUTBOX_SWEEP_S", "300", 1, 86400,                                                   \
      "how often the relay re-checks recent events for any a crash left unjournaled (also at start)")                   \
   XX(INT, hold_ttl_s, "MARQUEE_HOLD_TTL_S", "900", 5, 86400, "how long a hold reserves its tickets before it expires") \
-  XX(INT, hold_sweep_ms, "MARQUEE_HOLD_SWEEP_MS", "1000", 50, 600000,                                                  \
+  XX(INT, hold_sweep_ms, "MARQUEE_HOLD_SWEEP_MS", "5000", 50, 600000,                                                  \
      "how often expired holds are ended and unfinished booking decisions completed")                                   \
   XX(INT, payment_window_s, "MARQUEE_PAYMENT_WINDOW_S", "1800", 10, 86400,                                             \
      "how long a hold in payment may wait for the payment's outcome before it is released")                            \

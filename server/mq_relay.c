@@ -54,6 +54,8 @@ struct mq_relay {
   bool stop, kicked;
   pending_t *set[BUCKETS];
   size_t n_inflight;
+  pending_t *acked; /* acknowledged, not yet in the ledger (settle) */
+  size_t n_acked;
   bool topics_ready;
   atomic_bool kafka_up;
   atomic_int_fast64_t oldest_ms;
@@ -92,8 +94,10 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Delivery report: once acknowledged, record the event as sent (the ledger
- * the sweeper consults), then drop it from the journal. */
+/* Delivery report: an acknowledged event waits in r->acked for settle(),
+ * which records a whole batch in the ledger and drops it from the journal
+ * in two writes (per event, that was four round trips and two store
+ * transactions: the relay's share of every write's cost). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   mq_relay_t *r = opaque;
@@ -102,25 +106,67 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   set_remove(r, p);
   if (m->err) {
     mq_log(MQ_LOG_WARN, "relay.delivery_failed", "event %s: %s (will retry)", p->id, rd_kafka_err2str(m->err));
-  } else {
-    atomic_fetch_add(&r->published, 1);
-    bson_t sent = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&sent, "_id", p->id);
-    BSON_APPEND_DATE_TIME(&sent, "at", mq_now_unix_ms());
-    mq_error_t err;
-    mq_code_t rc = mq_store_insert_decision(r->store, MQ_OUTBOX_LEDGER, &sent, &err);
-    bson_destroy(&sent);
-    if (rc == MQ_OK || rc == MQ_ALREADY_EXISTS) {
-      bson_t sel = BSON_INITIALIZER;
-      BSON_APPEND_UTF8(&sel, "_id", p->jid);
-      rc = mq_store_delete(r->store, MQ_OUTBOX_JOURNAL, &sel, false, NULL, &err);
-      bson_destroy(&sel);
-    }
-    if (rc != MQ_OK)
-      mq_log(MQ_LOG_WARN, "relay.ack_failed",
-             "event %s published but not cleared: %s (it will be republished; consumers dedupe)", p->id, err.message);
+    free(p);
+    return;
   }
-  free(p);
+  atomic_fetch_add(&r->published, 1);
+  p->next = r->acked;
+  r->acked = p;
+  r->n_acked++;
+}
+
+/* The acknowledged events into the ledger (the sweeper consults it), then
+ * out of the journal. A failure leaves them journaled: they are published
+ * again and consumers dedupe. Relay thread only. */
+static void settle(mq_relay_t *r) {
+  if (!r->acked) return;
+  pending_t *list = r->acked;
+  size_t n = r->n_acked;
+  r->acked = NULL;
+  r->n_acked = 0;
+  bson_t **docs = calloc(n, sizeof *docs);
+  if (!docs) abort();
+  bson_t filter = BSON_INITIALIZER, in, arr;
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+  BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+  int64_t now = mq_now_unix_ms();
+  size_t i = 0;
+  for (pending_t *p = list; p; p = p->next, i++) {
+    docs[i] = bson_new();
+    BSON_APPEND_UTF8(docs[i], "_id", p->id);
+    BSON_APPEND_DATE_TIME(docs[i], "at", now);
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_UTF8(&arr, k, p->jid);
+  }
+  bson_append_array_end(&in, &arr);
+  bson_append_document_end(&filter, &in);
+  mongoc_client_t *c = mq_store_acquire(r->store);
+  mongoc_collection_t *ledger = mq_store_collection(r->store, c, MQ_OUTBOX_LEDGER);
+  bson_t opts = BSON_INITIALIZER;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
+  bson_error_t berr;
+  /* duplicates (11000: sent before, by us or another relay) are fine */
+  bool ok = mongoc_collection_insert_many(ledger, (const bson_t **)docs, n, &opts, NULL, &berr) || berr.code == 11000;
+  if (ok) {
+    mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
+    ok = mongoc_collection_delete_many(journal, &filter, NULL, NULL, &berr);
+    mongoc_collection_destroy(journal);
+  }
+  if (!ok)
+    mq_log(MQ_LOG_WARN, "relay.ack_failed",
+           "%zu events published but not cleared: %s (they will be republished; consumers dedupe)", n, berr.message);
+  mongoc_collection_destroy(ledger);
+  mq_store_release(r->store, c);
+  bson_destroy(&opts);
+  bson_destroy(&filter);
+  for (i = 0; i < n; i++) bson_destroy(docs[i]);
+  free(docs);
+  while (list) {
+    pending_t *next = list->next;
+    free(list);
+    list = next;
+  }
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -468,10 +514,12 @@ static void *relay_main(void *arg) {
     }
     if (r->topics_ready && atomic_load(&r->kafka_up)) scan(r);
     rd_kafka_poll(r->rk, 0);
+    settle(r);
     /* wait for a kick or the poll interval, serving delivery reports meanwhile */
     int64_t until = mono_ms() + r->cfg->outbox_poll_ms;
     for (;;) {
       rd_kafka_poll(r->rk, 10);
+      settle(r);
       pthread_mutex_lock(&r->mu);
       bool wake = r->stop || r->kicked;
       pthread_mutex_unlock(&r->mu);
@@ -531,6 +579,7 @@ void mq_relay_destroy(mq_relay_t *r) {
   }
   if (r->sweeper_running) pthread_join(r->sweeper, NULL);
   if (r->n_inflight) rd_kafka_flush(r->rk, 5000);
+  settle(r);
   rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(r->rk, 0); /* purged messages' reports free their entries */
   rd_kafka_destroy(r->rk);

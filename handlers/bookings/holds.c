@@ -40,8 +40,8 @@
 
 #define MAX_ITEMS 20
 #define SWEEP_BATCH 200
-#define FINISH_GRACE_MS 10000 /* a decision not finished after this is the sweeper's */
-#define RECLAIM_EVERY_MS 5000
+#define FINISH_GRACE_MS 10000                  /* a decision not finished after this is the sweeper's */
+#define RECLAIM_EVERY_SWEEPS 12                /* on FerretDB every query scans: crash leftovers are rare */
 #define RECLAIM_WINDOW_MS (2 * 86400 * 1000LL) /* older crash leftovers: the sold-out refresh reclaims them */
 
 typedef Marquee__Bookings__V1__Hold hold_pb;
@@ -869,7 +869,8 @@ void mq_bookings_sweep(mq_bookings_t *b) {
     }
   mq_waitlist_sweep(b);
   int64_t now = mq_now_unix_ms();
-  if (now - b->last_reclaim_ms >= RECLAIM_EVERY_MS) { /* crash leftovers (capacity.h I3) */
+  if (now - b->last_reclaim_ms >=
+      RECLAIM_EVERY_SWEEPS * (int64_t)b->app->cfg->hold_sweep_ms) { /* crash leftovers (capacity.h I3) */
     b->last_reclaim_ms = now;
     int64_t r = 0;
     if (mq_capacity_reclaim_recent(b->capacity, s, RECLAIM_WINDOW_MS, &r, &err) == MQ_OK && r)

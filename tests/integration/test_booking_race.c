@@ -200,7 +200,7 @@ static void test_sigkill_mid_burst(void **state) {
   print_message("burst with SIGKILL: %d held, %d sold out, %d failed with B\n", t.ok, t.sold_out, t.other);
   assert_true(t.ok <= CAPACITY);
   assert_true(count("capacity_slots", "{\"pool\": \"t:%s\"}", ev.tt[0]) <= CAPACITY);
-  /* hold expiry (5 s) + orphan grace (5 s) + A's sweeps (reclaim every 5 s) */
+  /* hold expiry (5 s) + orphan grace (5 s) + A's reclaim pass (every 12 sweeps: 1.2 s here) */
   int64_t left = -1;
   for (int i = 0; i < 100; i++) {
     mq_test_sleep_ms(500);
