@@ -91,7 +91,7 @@ printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID
   protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$tmp/hold.bin"
 
 half=$((CONC / 2))
-raw=() holds=() lines=()
+: >"$tmp/runs.jsonl"
 for r in $(seq 1 "$RUNS"); do
   ins=$("$build/mq-bench-bookings" inserts "$MARQUEE_MONGO_URI" "$db" "$CONC" "$SECS")
   "$build/mq-loadgen" --target "$a" --concurrency "$half" --seconds "$SECS" --warmup 1 \
@@ -111,7 +111,7 @@ print(json.dumps({"raw_inserts_per_s": ins["inserts_per_s"], "raw_p50_us": ins["
 PY
 )
   echo "run $r: $line" >&2
-  lines+=("$line")
+  echo "$line" >>"$tmp/runs.jsonl"
 done
 slots=$(python3 -c 'import pymongo,sys; print(pymongo.MongoClient(sys.argv[1]).get_database(sys.argv[2]).capacity_slots.count_documents({"pool": "t:"+sys.argv[3]}))' \
   "$MARQUEE_MONGO_URI" "$db" "$TICKET_TYPE_ID" 2>/dev/null || echo "?")
@@ -119,11 +119,11 @@ watch=$("$build/mq-bench-bookings" watchers "$a" "$EVENT_ID" "$WATCHERS" "$(cat 
 
 commit=$(git rev-parse --short HEAD)
 dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo " (uncommitted changes)" || true)
-printf '%s\n' "${lines[@]}" | python3 - "$stamp" "$commit$dirty" "$CONC" "$SECS" "$CAPACITY" "$slots" "$watch" \
-  "bench/results/bookings-$stamp.json" <<'PY'
+python3 - "$stamp" "$commit$dirty" "$CONC" "$SECS" "$CAPACITY" "$slots" "$watch" \
+  "bench/results/bookings-$stamp.json" "$tmp/runs.jsonl" <<'PY'
 import json, statistics, sys
-stamp, commit, conc, secs, cap, slots, watch, out = sys.argv[1:9]
-runs = [json.loads(l) for l in sys.stdin if l.strip()]
+stamp, commit, conc, secs, cap, slots, watch, out, runs_file = sys.argv[1:10]
+runs = [json.loads(l) for l in open(runs_file) if l.strip()]
 w = json.loads(watch)
 med = lambda k: statistics.median(r[k] for r in runs)
 json.dump({"stamp": stamp, "commit": commit, "runs": runs, "watchers": w, "slots_taken": slots}, open(out, "w"), indent=1)
