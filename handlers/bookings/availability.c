@@ -30,6 +30,7 @@
 
 #define TICK_MS 250
 #define REFRESH_MS 30000
+#define FRESH_MS 1000 /* a snapshot this young is sent to new watchers as it is */
 
 typedef Marquee__Bookings__V1__Availability avail_pb;
 
@@ -212,9 +213,15 @@ static mq_code_t avail_watch(mq_call_t *call, const Marquee__Bookings__V1__GetAv
   mq_availability_t *av = app->bookings->availability;
   Marquee__Catalog__V1__Event *e;
   mq_code_t rc = load_event(call, req->event_id, &e, err);
-  avail_pb *p = NULL;
-  if (rc == MQ_OK) rc = snapshot(app, e, mq_call_arena(call), &p, err);
   if (rc != MQ_OK) return rc;
+  /* a snapshot that is fresh serves every new watcher: opening many
+   * streams at once costs one recount, not one each */
+  pthread_mutex_lock(&av->mu);
+  entry_t *known = find_entry(av, e->event_id);
+  bool fresh = known && known->packed && !known->dirty && mono_ms() - known->computed_ms < FRESH_MS;
+  pthread_mutex_unlock(&av->mu);
+  avail_pb *p = NULL;
+  if (!fresh && (rc = snapshot(app, e, mq_call_arena(call), &p, err)) != MQ_OK) return rc;
   watcher_t *w = calloc(1, sizeof *w);
   if (!w) abort();
   w->call = call;
@@ -236,7 +243,13 @@ static mq_code_t avail_watch(mq_call_t *call, const Marquee__Bookings__V1__GetAv
     x->next = av->entries;
     av->entries = x;
   }
-  store_snapshot(x, p); /* the freshest count wins: everyone gets it */
+  if (p) {
+    store_snapshot(x, p); /* the freshest count wins: everyone gets it */
+    x->computed_ms = mono_ms();
+  } else if (!x->packed) { /* the shared snapshot went away meanwhile: count soon */
+    x->dirty = true;
+    pthread_cond_signal(&av->cv);
+  }
   w->entry = x;
   w->next = x->watchers;
   x->watchers = w;
