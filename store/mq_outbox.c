@@ -86,21 +86,27 @@ bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t 
 
 static atomic_uint_fast64_t g_seq;
 
-mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
-                                  const bson_t *entry, mq_error_t *err) {
+bool mq_outbox_journal_doc(const char *collection, const bson_value_t *doc_id, const bson_t *entry, bson_t *doc) {
   bson_iter_t f;
   const char *id = bson_iter_init_find(&f, entry, "id") && BSON_ITER_HOLDS_UTF8(&f) ? bson_iter_utf8(&f, NULL) : NULL;
-  if (!id) return MQ_OK;
+  if (!id) return false;
   /* journaled in write order: the time and a process-wide sequence taken
    * now, under the document's lock */
   char jid[96];
   snprintf(jid, sizeof jid, "%013lld-%012llu-%s", (long long)mq_now_unix_ms(),
            (unsigned long long)atomic_fetch_add(&g_seq, 1), id);
-  bson_t doc = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&doc, "_id", jid);
-  BSON_APPEND_UTF8(&doc, "coll", collection);
-  BSON_APPEND_VALUE(&doc, "doc", doc_id);
-  bson_concat(&doc, entry);
+  bson_init(doc);
+  BSON_APPEND_UTF8(doc, "_id", jid);
+  BSON_APPEND_UTF8(doc, "coll", collection);
+  BSON_APPEND_VALUE(doc, "doc", doc_id);
+  bson_concat(doc, entry);
+  return true;
+}
+
+mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
+                                  const bson_t *entry, mq_error_t *err) {
+  bson_t doc;
+  if (!mq_outbox_journal_doc(collection, doc_id, entry, &doc)) return MQ_OK;
   bson_error_t berr;
   mq_code_t rc = MQ_OK;
   if (!mongoc_collection_insert_one(journal, &doc, NULL, NULL, &berr)) {

@@ -85,6 +85,9 @@ bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t 
 mq_code_t mq_outbox_journal(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
                             bson_iter_t *arr, mq_error_t *err);
 /* The same for one entry. */
+/* The journal document of one outbox entry (fresh sortable _id); false if
+ * the entry has no id. *doc is initialised on true (caller destroys). */
+bool mq_outbox_journal_doc(const char *collection, const bson_value_t *doc_id, const bson_t *entry, bson_t *doc);
 mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
                                   const bson_t *entry, mq_error_t *err);
 

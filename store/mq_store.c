@@ -20,11 +20,33 @@
 
 #define DOC_LOCKS 256
 
+/* Group commit (see mq_store_insert_decision): the inserts waiting for one
+ * collection, and whether a batch of them is being written. */
+typedef struct gc_req {
+  struct gc_req *next;
+  const bson_t *doc;
+  mq_code_t rc;
+  mq_error_t err;
+  bool done;
+} gc_req_t;
+
+typedef struct gc_queue {
+  struct gc_queue *next;
+  char name[96];
+  gc_req_t *head, *tail;
+  bool busy;
+} gc_queue_t;
+
+#define GC_MAX_BATCH 256
+
 struct mq_store {
   mongoc_client_pool_t *pool;
   char db[128];
   pthread_mutex_t doc_locks[DOC_LOCKS]; /* striped by (collection, _id) */
   atomic_int backend;                   /* 0 not known yet, 1 MongoDB, 2 FerretDB */
+  pthread_mutex_t gc_mu;                /* the queues and their requests */
+  pthread_cond_t gc_cv;
+  gc_queue_t *gc_queues;
 };
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
@@ -66,6 +88,8 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   mq_store_t *s = calloc(1, sizeof *s);
   if (!s) abort();
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_init(&s->doc_locks[i], NULL);
+  pthread_mutex_init(&s->gc_mu, NULL);
+  pthread_cond_init(&s->gc_cv, NULL);
   s->pool = mongoc_client_pool_new(uri);
   mongoc_uri_destroy(uri);
   if (!s->pool) {
@@ -82,6 +106,13 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
 
 void mq_store_close(mq_store_t *s) {
   if (!s) return;
+  while (s->gc_queues) {
+    gc_queue_t *q = s->gc_queues;
+    s->gc_queues = q->next;
+    free(q);
+  }
+  pthread_mutex_destroy(&s->gc_mu);
+  pthread_cond_destroy(&s->gc_cv);
   mongoc_client_pool_destroy(s->pool);
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_destroy(&s->doc_locks[i]);
   free(s);
@@ -181,28 +212,145 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
 /* After a write that carried outbox entries: copy them to the journal (see
  * mq_outbox.h). The write has happened whatever this returns; a failure is
  * logged and left to the relay's sweeper. */
-static void journal(mq_store_t *s, mongoc_client_t *c, const char *collection, const bson_value_t *id,
-                    bson_iter_t *entries) {
-  mongoc_collection_t *j = mq_store_collection(s, c, MQ_OUTBOX_JOURNAL);
-  mq_error_t err;
-  if (mq_outbox_journal(j, collection, id, entries, &err) != MQ_OK)
-    mq_log(MQ_LOG_WARN, "outbox.journal_failed", "%s: events stored but not journaled (the sweeper will): %s",
-           collection, err.message);
-  mongoc_collection_destroy(j);
+/* ---- group commit ----
+ * Inserts into one collection that arrive while a batch of them is being
+ * written wait and go together in the next batch: one unordered insertMany
+ * whose writeErrors say, by index, which documents were refused (11000: a
+ * duplicate key, i.e. ALREADY_EXISTS for that caller only). A caller that
+ * finds nothing in progress writes at once (a batch of one, insert_one), so
+ * an idle server adds no latency; under load one store transaction carries
+ * many inserts (FerretDB on SQLite commits each write separately, which is
+ * most of an insert's cost). Semantics per caller are those of insert_one:
+ * MQ_OK means its document is stored. */
+
+static gc_queue_t *gc_queue(mq_store_t *s, const char *collection) { /* under gc_mu */
+  for (gc_queue_t *q = s->gc_queues; q; q = q->next)
+    if (!strcmp(q->name, collection)) return q;
+  gc_queue_t *q = calloc(1, sizeof *q);
+  if (!q) abort();
+  snprintf(q->name, sizeof q->name, "%s", collection);
+  q->next = s->gc_queues;
+  s->gc_queues = q;
+  return q;
 }
 
-mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err) {
+static void gc_write(mq_store_t *s, const char *collection, gc_req_t *batch, size_t n) {
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, collection);
   bson_error_t berr;
-  mq_code_t rc = MQ_OK;
-  bson_iter_t entries, id;
-  if (!mongoc_collection_insert_one(coll, doc, NULL, NULL, &berr))
-    rc = mq_store_error(&berr, collection, err);
-  else if (mq_outbox_entries(doc, false, &entries) && bson_iter_init_find(&id, doc, "_id"))
-    journal(s, c, collection, bson_iter_value(&id), &entries);
+  if (n == 1) {
+    batch->rc = mongoc_collection_insert_one(coll, batch->doc, NULL, NULL, &berr)
+                    ? MQ_OK
+                    : mq_store_error(&berr, collection, &batch->err);
+  } else {
+    const bson_t **docs = calloc(n, sizeof *docs);
+    if (!docs) abort();
+    size_t i = 0;
+    for (gc_req_t *r = batch; r && i < n; r = r->next) docs[i++] = r->doc;
+    bson_t opts = BSON_INITIALIZER, reply;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    bool ok = mongoc_collection_insert_many(coll, docs, n, &opts, &reply, &berr);
+    for (gc_req_t *r = batch; r; r = r->next) r->rc = MQ_OK;
+    bson_iter_t it, we;
+    bool per_doc = !ok && bson_iter_init_find(&it, &reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+                   bson_iter_recurse(&it, &we);
+    if (per_doc) {
+      while (bson_iter_next(&we)) {
+        bson_iter_t f;
+        int64_t index = -1, code = 0;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&we) || !bson_iter_recurse(&we, &f)) continue;
+        while (bson_iter_next(&f)) {
+          if (!strcmp(bson_iter_key(&f), "index")) index = bson_iter_as_int64(&f);
+          if (!strcmp(bson_iter_key(&f), "code")) code = bson_iter_as_int64(&f);
+        }
+        gc_req_t *r = batch;
+        for (int64_t k = 0; r && k < index; k++) r = r->next;
+        if (!r || index < 0) continue;
+        bson_error_t one = {.domain = MONGOC_ERROR_SERVER, .code = (uint32_t)code};
+        snprintf(one.message, sizeof one.message, "write error %lld in a batch", (long long)code);
+        r->rc = mq_store_error(&one, collection, &r->err);
+      }
+    } else if (!ok) { /* not per document (network, selection…): every caller gets it */
+      for (gc_req_t *r = batch; r; r = r->next) r->rc = mq_store_error(&berr, collection, &r->err);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    free(docs);
+  }
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
+}
+
+static mq_code_t gc_insert(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err) {
+  gc_req_t req = {.doc = doc};
+  pthread_mutex_lock(&s->gc_mu);
+  gc_queue_t *q = gc_queue(s, collection);
+  if (q->tail)
+    q->tail->next = &req;
+  else
+    q->head = &req;
+  q->tail = &req;
+  while (!req.done) {
+    if (q->busy) {
+      pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+      continue;
+    }
+    /* lead: take up to GC_MAX_BATCH waiting requests */
+    q->busy = true;
+    gc_req_t *batch = q->head, *last = batch;
+    size_t n = 1;
+    while (last->next && n < GC_MAX_BATCH) {
+      last = last->next;
+      n++;
+    }
+    q->head = last->next;
+    if (!q->head) q->tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&s->gc_mu);
+    gc_write(s, collection, batch, n);
+    pthread_mutex_lock(&s->gc_mu);
+    for (gc_req_t *r = batch, *next; r; r = next) {
+      next = r->next; /* read before `done`: a waiter may return and drop its request */
+      r->done = true;
+    }
+    q->busy = false;
+    pthread_cond_broadcast(&s->gc_cv);
+  }
+  pthread_mutex_unlock(&s->gc_mu);
+  if (req.rc != MQ_OK && err) *err = req.err;
+  return req.rc;
+}
+
+/* The outbox entries of a stored document into the journal (through the
+ * group commit: concurrent writers' events share a batch). */
+static void journal(mq_store_t *s, mongoc_client_t *c, const char *collection, const bson_value_t *id,
+                    bson_iter_t *entries) {
+  (void)c;
+  bson_iter_t it;
+  if (!bson_iter_recurse(entries, &it)) return;
+  while (bson_iter_next(&it)) {
+    const uint8_t *d;
+    uint32_t len;
+    bson_t entry, doc;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+    bson_iter_document(&it, &len, &d);
+    if (!bson_init_static(&entry, d, len) || !mq_outbox_journal_doc(collection, id, &entry, &doc)) continue;
+    mq_error_t err;
+    mq_code_t rc = gc_insert(s, MQ_OUTBOX_JOURNAL, &doc, &err);
+    bson_destroy(&doc);
+    if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) { /* ALREADY_EXISTS: journaled before */
+      mq_log(MQ_LOG_WARN, "outbox.journal_failed", "%s: events stored but not journaled (the sweeper will): %s",
+             collection, err.message);
+      return;
+    }
+  }
+}
+
+mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const bson_t *doc, mq_error_t *err) {
+  mq_code_t rc = gc_insert(s, collection, doc, err);
+  bson_iter_t entries, id;
+  if (rc == MQ_OK && mq_outbox_entries(doc, false, &entries) && bson_iter_init_find(&id, doc, "_id"))
+    journal(s, NULL, collection, bson_iter_value(&id), &entries);
   return rc;
 }
 

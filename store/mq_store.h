@@ -61,7 +61,10 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
 
 /* The decision-record primitive (DESIGN.md §4): insert `doc` (its outbox
  * entries are journaled after the insert) into
- * `collection`. MQ_OK means this caller made the decision; MQ_ALREADY_EXISTS
+ * `collection`. Concurrent calls for one collection are group-committed:
+ * those arriving while a batch is being written share the next unordered
+ * insertMany, and each learns its own outcome (mq_store.c, "group
+ * commit"); an idle call is written at once. MQ_OK means this caller made the decision; MQ_ALREADY_EXISTS
  * means a record with the same unique key exists (someone else decided, or
  * this is a retry); any other code is a store failure and nothing is known
  * to be decided. The unique key must be backed by a unique index (or _id). */
