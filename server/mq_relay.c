@@ -29,6 +29,7 @@
 #define MAX_COLLECTIONS 32
 #define BUCKETS 1024
 #define SCAN_LIMIT 1000
+#define MIN_SCAN_GAP_MS 20
 #define MAX_INFLIGHT 20000
 #define SWEEP_WINDOW_MS (24LL * 3600 * 1000) /* a restart within a day recovers every event */
 #define SWEEP_GRACE_MS (30LL * 1000)         /* a live writer journals well within this */
@@ -515,15 +516,19 @@ static void *relay_main(void *arg) {
     if (r->topics_ready && atomic_load(&r->kafka_up)) scan(r);
     rd_kafka_poll(r->rk, 0);
     settle(r);
-    /* wait for a kick or the poll interval, serving delivery reports meanwhile */
-    int64_t until = mono_ms() + r->cfg->outbox_poll_ms;
+    /* wait for a kick or the poll interval, serving delivery reports
+     * meanwhile; kicks within MIN_SCAN_GAP_MS of the last scan wait for the
+     * gap, so a stream of writes is read in batches, not once per write
+     * (every scan re-reads the journal, a full scan on FerretDB) */
+    int64_t scanned = mono_ms(), until = scanned + r->cfg->outbox_poll_ms;
     for (;;) {
       rd_kafka_poll(r->rk, 10);
       settle(r);
       pthread_mutex_lock(&r->mu);
-      bool wake = r->stop || r->kicked;
+      bool stopping = r->stop, kicked = r->kicked;
       pthread_mutex_unlock(&r->mu);
-      if (wake || mono_ms() >= until) break;
+      int64_t t = mono_ms();
+      if (stopping || t >= until || (kicked && t - scanned >= MIN_SCAN_GAP_MS)) break;
     }
   }
   return NULL;
