@@ -121,24 +121,15 @@ mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *coll
   return rc;
 }
 
-mq_code_t mq_outbox_journal(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
-                            bson_iter_t *arr, mq_error_t *err) {
-  bson_iter_t it;
-  if (!bson_iter_recurse(arr, &it)) return MQ_OK;
-  mq_code_t rc = MQ_OK;
-  while (rc == MQ_OK && bson_iter_next(&it)) {
-    const uint8_t *d;
-    uint32_t len;
-    bson_t e;
-    if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
-    bson_iter_document(&it, &len, &d);
-    if (bson_init_static(&e, d, len)) rc = mq_outbox_journal_entry(journal, collection, doc_id, &e, err);
-  }
-  return rc;
-}
-
 const mq_index_spec_t mq_outbox_indexes[] = {
     {MQ_OUTBOX_JOURNAL, "journal_event", "{\"id\": 1}", true},
     {MQ_OUTBOX_LEDGER, "sent_at", "{\"at\": 1}", false},
 };
 const size_t mq_outbox_n_indexes = sizeof mq_outbox_indexes / sizeof *mq_outbox_indexes;
+
+void mq_outbox_exclude(bson_t *opts) {
+  bson_t proj;
+  BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
+  bson_append_document_end(opts, &proj);
+}

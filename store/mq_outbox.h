@@ -70,6 +70,10 @@ typedef struct mq_event {
 void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,
                    const char *trace_id, const char *request_id);
 
+/* Appends `projection: {_outbox: 0}` to find options: readers that do not
+ * need a document's events do not fetch them. */
+void mq_outbox_exclude(bson_t *opts);
+
 /* Appends `_outbox: [entries]` to a document about to be inserted. */
 void mq_outbox_append_insert(bson_t *doc, const mq_event_t *evs, size_t n);
 /* Appends `$push: {_outbox: {$each: [entries], $slice: -MQ_OUTBOX_KEEP}}` to an update document. */
@@ -79,15 +83,10 @@ void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n);
  * (`$push._outbox.$each`): true and *arr positioned on the array if any. */
 bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t *arr);
 
-/* Inserts the entries of `arr` into `journal` as journal entries for the
- * document `doc_id` of `collection`. An entry already journaled (same event
- * id) is skipped. */
-mq_code_t mq_outbox_journal(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
-                            bson_iter_t *arr, mq_error_t *err);
-/* The same for one entry. */
 /* The journal document of one outbox entry (fresh sortable _id); false if
  * the entry has no id. *doc is initialised on true (caller destroys). */
 bool mq_outbox_journal_doc(const char *collection, const bson_value_t *doc_id, const bson_t *entry, bson_t *doc);
+/* Journals one entry (insert; a duplicate means journaled before: MQ_OK). */
 mq_code_t mq_outbox_journal_entry(mongoc_collection_t *journal, const char *collection, const bson_value_t *doc_id,
                                   const bson_t *entry, mq_error_t *err);
 

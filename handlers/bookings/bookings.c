@@ -366,13 +366,8 @@ static void cell(export_t *x, const char *v, bool last) {
 }
 
 static void cell_time(export_t *x, int64_t ms, bool last) {
-  char t[32] = "";
-  if (ms) {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
+  char t[32];
+  mq_bookings_iso_time(ms, t);
   cell(x, t, last);
 }
 

@@ -106,6 +106,8 @@ void mq_bookings_install_owner_check(mq_bookings_t *b);
 mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,
                                        mq_error_t *err);
 
+/* "YYYY-MM-DDTHH:MM:SSZ" for a UTC ms time ("" for 0). */
+void mq_bookings_iso_time(int64_t ms, char out[32]);
 /* A UUID-shaped digest of (a, b). */
 void mq_bookings_derived_id(const char *a, const char *b, char out[37]);
 /* A hold made by the waitlist for `user` with the given id (W2):

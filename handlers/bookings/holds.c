@@ -297,7 +297,11 @@ static mq_code_t check_items(const Marquee__Bookings__V1__CreateHoldRequest *req
   return MQ_OK;
 }
 
-static void iso(int64_t ms, char out[32]) {
+void mq_bookings_iso_time(int64_t ms, char out[32]) {
+  if (!ms) {
+    out[0] = 0;
+    return;
+  }
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -338,11 +342,11 @@ static mq_code_t check_item(const Marquee__Catalog__V1__Event *e, const Marquee_
                         t ? " (hidden types need their access code)" : "");
   char when[32];
   if (t->sales_start && mq_pb_timestamp_ms(t->sales_start) > now) {
-    iso(mq_pb_timestamp_ms(t->sales_start), when);
+    mq_bookings_iso_time(mq_pb_timestamp_ms(t->sales_start), when);
     return mq_error_set(err, MQ_FAILED_PRECONDITION, f, "sales for \"%s\" open at %s", t->name, when);
   }
   if (t->sales_end && mq_pb_timestamp_ms(t->sales_end) <= now) {
-    iso(mq_pb_timestamp_ms(t->sales_end), when);
+    mq_bookings_iso_time(mq_pb_timestamp_ms(t->sales_end), when);
     return mq_error_set(err, MQ_FAILED_PRECONDITION, f, "sales for \"%s\" closed at %s", t->name, when);
   }
   (void)e;
@@ -537,6 +541,21 @@ static const char *fate_words(const char *outcome) {
   return outcome;
 }
 
+/* HoldReleased for `h` into `ev` (in place; the payload lives in `a`). */
+static void released_event(mq_event_t *ev, mq_arena_t *a, const mq_hold_t *h, const char *reason, const char *actor,
+                           const char *trace_id, const char *request_id) {
+  Marquee__Events__V1__HoldReleased *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__hold_released__init(p);
+  p->hold_id = h->id;
+  p->event_id = h->event_id;
+  p->units = mq_booked_units(a, h->lines, h->n_lines);
+  p->n_units = h->n_lines;
+  p->reason = (char *)reason;
+  mq_bookings_event(ev, "bookings.HoldReleased", h->id, actor, trace_id, request_id);
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED;
+  ev->env.hold_released = p;
+}
+
 static mq_code_t hold_release(mq_call_t *call, const Marquee__Bookings__V1__ReleaseHoldRequest *req, hold_pb *resp,
                               mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -547,18 +566,8 @@ static mq_code_t hold_release(mq_call_t *call, const Marquee__Bookings__V1__Rele
   if (rc != MQ_OK) return rc;
   if (strcmp(h.state, MQ_HOLD_ACTIVE) && strcmp(h.state, MQ_HOLD_RELEASED))
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s, not active", h.state);
-  Marquee__Events__V1__HoldReleased *p = mq_arena_alloc(a, sizeof *p);
-  marquee__events__v1__hold_released__init(p);
-  p->hold_id = h.id;
-  p->event_id = h.event_id;
-  p->units = mq_booked_units(a, h.lines, h.n_lines);
-  p->n_units = h.n_lines;
-  p->reason = (char *)"released";
   mq_event_t ev;
-  mq_bookings_event(&ev, "bookings.HoldReleased", h.id, actor_of(call), mq_call_trace_id(call),
-                    mq_call_request_id(call));
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED;
-  ev.env.hold_released = p;
+  released_event(&ev, a, &h, "released", actor_of(call), mq_call_trace_id(call), mq_call_request_id(call));
   rc = mq_decide(app->store, h.id, "fate", "released", actor_of(call), NULL, NULL, false, &ev, 1, err);
   mq_decision_t fate = {.outcome = (char *)"released"};
   if (rc == MQ_ALREADY_EXISTS) {
@@ -695,17 +704,7 @@ static mq_code_t hold_complete_payment(mq_call_t *call, const Marquee__Bookings_
   mq_event_t ev;
   size_t n_ev = 0;
   if (!req->succeeded) { /* the units go back: HoldReleased rides in the decision */
-    Marquee__Events__V1__HoldReleased *p = mq_arena_alloc(a, sizeof *p);
-    marquee__events__v1__hold_released__init(p);
-    p->hold_id = h.id;
-    p->event_id = h.event_id;
-    p->units = mq_booked_units(a, h.lines, h.n_lines);
-    p->n_units = h.n_lines;
-    p->reason = (char *)"payment_failed";
-    mq_bookings_event(&ev, "bookings.HoldReleased", h.id, actor_of(call), mq_call_trace_id(call),
-                      mq_call_request_id(call));
-    ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED;
-    ev.env.hold_released = p;
+    released_event(&ev, a, &h, "payment_failed", actor_of(call), mq_call_trace_id(call), mq_call_request_id(call));
     n_ev = 1;
   }
   rc = mq_decide(app->store, h.id, "payment", outcome, actor_of(call), req->payment_reference, NULL, false, &ev, n_ev,
@@ -800,17 +799,8 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
 }
 
 mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *actor, mq_arena_t *a, mq_error_t *err) {
-  Marquee__Events__V1__HoldReleased *p = mq_arena_alloc(a, sizeof *p);
-  marquee__events__v1__hold_released__init(p);
-  p->hold_id = h->id;
-  p->event_id = h->event_id;
-  p->units = mq_booked_units(a, h->lines, h->n_lines);
-  p->n_units = h->n_lines;
-  p->reason = (char *)"released";
   mq_event_t ev;
-  mq_bookings_event(&ev, "bookings.HoldReleased", h->id, actor, NULL, NULL);
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_RELEASED;
-  ev.env.hold_released = p;
+  released_event(&ev, a, h, "released", actor, NULL, NULL);
   mq_code_t rc = mq_decide(b->app->store, h->id, "fate", "released", actor, NULL, NULL, false, &ev, 1, err);
   if (rc == MQ_OK) mq_app_events_written(b->app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;

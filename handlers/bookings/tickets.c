@@ -274,13 +274,6 @@ static Marquee__Bookings__V1__CheckInRecord *checkin_view(mq_arena_t *a, const m
   return p;
 }
 
-static void iso(int64_t ms, char out[32]) {
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static mq_code_t checkin(mq_call_t *call, const Marquee__Bookings__V1__CheckInRequest *req,
                          Marquee__Bookings__V1__CheckInRecord *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -344,7 +337,7 @@ static mq_code_t checkin(mq_call_t *call, const Marquee__Bookings__V1__CheckInRe
     if (mq_checkins_get(app->store, t->id, a, &first, err) != MQ_OK)
       return mq_error_set(err, MQ_ALREADY_EXISTS, "code", "already checked in");
     char when[32];
-    iso(first.at_ms, when);
+    mq_bookings_iso_time(first.at_ms, when);
     return mq_error_set(err, MQ_ALREADY_EXISTS, "code", "already checked in at %s at gate \"%s\"", when, first.gate);
   }
   if (rc != MQ_OK) return rc;

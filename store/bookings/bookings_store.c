@@ -312,17 +312,10 @@ mq_code_t mq_checkins_insert(mq_store_t *s, const mq_checkin_t *c, const mq_even
   return rc;
 }
 
-static void no_outbox(bson_t *opts) {
-  bson_t proj;
-  BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(opts, &proj);
-}
-
 mq_code_t mq_checkins_get(mq_store_t *s, const char *ticket_id, mq_arena_t *a, mq_checkin_t *out, mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "_id", ticket_id);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_one(s, MQ_CHECKINS_COLLECTION, &filter, &opts, &doc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -377,7 +370,7 @@ mq_code_t mq_checkins_of_booking(mq_store_t *s, const char *booking_id, mq_arena
                                  mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "booking_id", booking_id);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   cacc_t acc = {.a = a};
   mq_code_t rc = mq_store_find_each(s, MQ_CHECKINS_COLLECTION, &filter, &opts, add_checkin, &acc, err);
   bson_destroy(&filter);
@@ -412,7 +405,7 @@ mq_code_t mq_checkins_list(mq_store_t *s, const char *event_id, bool has_cursor,
   BSON_APPEND_INT32(&sort, "_id", -1);
   bson_append_document_end(&opts, &sort);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   cacc_t acc = {.a = a};
   mq_code_t rc = mq_store_find_each(s, MQ_CHECKINS_COLLECTION, &filter, &opts, add_checkin, &acc, err);
   bson_destroy(&filter);
@@ -442,7 +435,7 @@ mq_code_t mq_checkins_each(mq_store_t *s, const char *event_id, bool (*fn)(const
                            mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "event_id", event_id);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   each_checkin_t x = {fn, arg};
   mq_code_t rc = mq_store_find_each(s, MQ_CHECKINS_COLLECTION, &filter, &opts, each_checkin, &x, err);
   bson_destroy(&filter);

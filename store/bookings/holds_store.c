@@ -108,11 +108,9 @@ mq_code_t mq_holds_insert(mq_store_t *s, const mq_hold_t *h, const mq_event_t *e
 }
 
 mq_code_t mq_holds_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_hold_t *out, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER, proj;
+  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "_id", id);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_one(s, MQ_HOLDS_COLLECTION, &filter, &opts, &doc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -151,15 +149,13 @@ static bool add_hold(const bson_t *doc, void *arg) {
 
 static mq_code_t due_by(mq_store_t *s, const char *state, const char *field, int64_t now_ms, holds_acc_t *acc,
                         mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER, proj;
+  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "state", state);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, field, &lt);
   BSON_APPEND_DATE_TIME(&lt, "$lt", now_ms);
   bson_append_document_end(&filter, &lt);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)(acc->cap - acc->n));
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &filter, &opts, add_hold, acc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -217,11 +213,9 @@ mq_code_t mq_decision_get(mq_store_t *s, const char *id, const char *kind, mq_ar
                           mq_error_t *err) {
   char key[128];
   decision_key(key, id, kind);
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER, proj;
+  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "_id", key);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_one(s, MQ_DECISIONS_COLLECTION, &filter, &opts, &doc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -260,15 +254,13 @@ static bool add_decision(const bson_t *doc, void *arg) {
 mq_code_t mq_decisions_unfinished(mq_store_t *s, int64_t older_than_ms, uint32_t limit, mq_arena_t *a,
                                   mq_decision_t **out, size_t *n, mq_error_t *err) {
   dec_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_decision_t)), .cap = limit};
-  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER, proj;
+  bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER;
   BSON_APPEND_BOOL(&filter, "done", false);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, "at", &lt);
   BSON_APPEND_DATE_TIME(&lt, "$lt", older_than_ms);
   bson_append_document_end(&filter, &lt);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_each(s, MQ_DECISIONS_COLLECTION, &filter, &opts, add_decision, &acc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);

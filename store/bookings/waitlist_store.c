@@ -53,17 +53,10 @@ mq_code_t mq_waitlist_insert(mq_store_t *s, const mq_wait_entry_t *w, mq_error_t
   return rc;
 }
 
-static void no_outbox(bson_t *opts) {
-  bson_t proj;
-  BSON_APPEND_DOCUMENT_BEGIN(opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(opts, &proj);
-}
-
 mq_code_t mq_waitlist_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_wait_entry_t *out, mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "_id", id);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   mq_code_t rc = mq_store_find_one(s, MQ_WAITLIST_COLLECTION, &filter, &opts, &doc, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
@@ -141,7 +134,7 @@ mq_code_t mq_waitlist_in_state(mq_store_t *s, const char *state, uint32_t limit,
   BSON_APPEND_INT32(&sort, "_id", 1);
   bson_append_document_end(&opts, &sort);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
-  no_outbox(&opts);
+  mq_outbox_exclude(&opts);
   acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_wait_entry_t)), .cap = limit};
   mq_code_t rc = mq_store_find_each(s, MQ_WAITLIST_COLLECTION, &filter, &opts, add, &acc, err);
   bson_destroy(&filter);
