@@ -240,6 +240,27 @@ mq_code_t mq_bookings_finish_cancel(mq_bookings_t *b, const char *booking_id, mq
   return d.done ? MQ_OK : mq_decision_done(s, booking_id, "cancel", err);
 }
 
+/* BookingCancelled for `bk` into `ev` (payload in `a`): what a refund needs. */
+static void cancelled_event(mq_event_t *ev, mq_arena_t *a, const mq_booking_t *bk, const char *by, const char *reason,
+                            const char *actor, const char *trace_id, const char *request_id) {
+  Marquee__Events__V1__BookingCancelled *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__booking_cancelled__init(p);
+  p->booking_id = bk->id;
+  p->event_id = bk->event_id;
+  p->organization_id = bk->organization_id;
+  p->user_id = bk->user_id;
+  p->units = mq_booked_units(a, bk->lines, bk->n_lines);
+  p->n_units = bk->n_lines;
+  p->total_minor = bk->total_minor;
+  p->currency = bk->currency;
+  p->payment_reference = bk->payment_reference;
+  p->cancelled_by = (char *)by;
+  p->reason = (char *)reason;
+  mq_bookings_event(ev, "bookings.BookingCancelled", bk->id, actor, trace_id, request_id);
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CANCELLED;
+  ev->env.booking_cancelled = p;
+}
+
 mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1__CancelBookingRequest *req,
                                     booking_pb *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -278,25 +299,10 @@ mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1
                           "cancellation closed %u hours before the event starts; contact the organizer",
                           e->attendee_cancel_cutoff_hours);
   }
-  Marquee__Events__V1__BookingCancelled *p = mq_arena_alloc(a, sizeof *p);
-  marquee__events__v1__booking_cancelled__init(p);
-  p->booking_id = bk.id;
-  p->event_id = bk.event_id;
-  p->organization_id = bk.organization_id;
-  p->user_id = bk.user_id;
-  p->units = mq_booked_units(a, bk.lines, bk.n_lines);
-  p->n_units = bk.n_lines;
-  p->total_minor = bk.total_minor;
-  p->currency = bk.currency;
-  p->payment_reference = bk.payment_reference;
-  p->cancelled_by = (char *)by;
-  p->reason = req->reason ? req->reason : (char *)"";
   mq_event_t ev;
-  mq_bookings_event(&ev, "bookings.BookingCancelled", bk.id, who->subject, mq_call_trace_id(call),
-                    mq_call_request_id(call));
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CANCELLED;
-  ev.env.booking_cancelled = p;
-  rc = mq_decide(app->store, bk.id, "cancel", by, who->subject, NULL, p->reason, true, &ev, 1, err);
+  const char *reason = req->reason ? req->reason : "";
+  cancelled_event(&ev, a, &bk, by, reason, who->subject, mq_call_trace_id(call), mq_call_request_id(call));
+  rc = mq_decide(app->store, bk.id, "cancel", by, who->subject, NULL, reason, true, &ev, 1, err);
   if (rc == MQ_OK) mq_app_events_written(app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc; /* ALREADY_EXISTS: a retry; finish and answer */
   if ((rc = mq_bookings_finish_cancel(b, bk.id, a, &bk, err)) != MQ_OK) return rc;
@@ -551,4 +557,63 @@ mq_code_t mq_booking_export_handler(mq_call_t *call, const Marquee__Bookings__V1
 mq_code_t mq_booking_change_tt_handler(mq_call_t *call, const Marquee__Bookings__V1__ChangeTicketTypeRequest *req,
                                        booking_pb *resp, mq_error_t *err) {
   return booking_change_tt(call, req, resp, err);
+}
+
+/* ---- an event's cancellation reaches its bookings ---- */
+
+#define EVENT_CANCEL_BATCH 200
+#define EVENT_CANCEL_STALE_MS 60000 /* a trigger whose event never got cancelled */
+
+mq_code_t mq_bookings_finish_event_cancel(mq_bookings_t *b, const mq_decision_t *trigger, mq_error_t *err) {
+  mq_store_t *s = b->app->store;
+  mq_arena_t arena, *a = &arena;
+  mq_arena_init(a);
+  const char *event_id = trigger->hold; /* the decision's subject: the event */
+  Marquee__Catalog__V1__Event *e;
+  mq_code_t rc = mq_events_get(s, event_id, a, &e, err);
+  bool cancelled = rc == MQ_OK && e->state == MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_CANCELLED;
+  if (rc == MQ_NOT_FOUND || (rc == MQ_OK && !cancelled)) {
+    /* the cancel this trigger announced did not happen (its save failed):
+     * nothing to do once it is clearly over */
+    rc = mq_now_unix_ms() - trigger->at_ms > EVENT_CANCEL_STALE_MS ? mq_decision_done(s, event_id, "event_cancel", err)
+                                                                   : MQ_OK;
+    mq_arena_release(a);
+    return rc;
+  }
+  size_t left = 0;
+  if (rc == MQ_OK) { /* active holds: released (their units are of no use now) */
+    mq_hold_t *hs;
+    size_t n = 0;
+    rc = mq_holds_active_of_event(s, event_id, EVENT_CANCEL_BATCH, a, &hs, &n, err);
+    for (size_t i = 0; rc == MQ_OK && i < n; i++) rc = mq_bookings_release_hold(b, &hs[i], "system", a, err);
+    left += n;
+  }
+  if (rc == MQ_OK) { /* confirmed bookings: cancelled by the organizer, refunds follow */
+    mq_bookings_query_t q = {.event_id = event_id, .state = MQ_BOOKING_CONFIRMED, .limit = EVENT_CANCEL_BATCH};
+    mq_booking_t *v;
+    size_t n = 0;
+    rc = mq_bookings_list(s, &q, a, &v, &n, err);
+    const char *reason = mq_arena_sprintf(a, "event cancelled: %s", trigger->reason);
+    for (size_t i = 0; rc == MQ_OK && i < n; i++) {
+      mq_event_t ev;
+      cancelled_event(&ev, a, &v[i], "organizer", reason, trigger->actor, NULL, NULL);
+      rc = mq_decide(s, v[i].id, "cancel", "organizer", trigger->actor, NULL, reason, true, &ev, 1, err);
+      if (rc == MQ_OK) mq_app_events_written(b->app);
+      if (rc == MQ_OK || rc == MQ_ALREADY_EXISTS) {
+        mq_booking_t done;
+        rc = mq_bookings_finish_cancel(b, v[i].id, a, &done, err);
+      }
+    }
+    left += n;
+  }
+  if (rc == MQ_OK && left == 0) rc = mq_decision_done(s, event_id, "event_cancel", err);
+  mq_arena_release(a);
+  return rc;
+}
+
+mq_code_t mq_bookings_event_cancelling(mq_store_t *s, const char *event_id, const char *actor, const char *reason,
+                                       mq_error_t *err) {
+  mq_code_t rc = mq_decide(s, event_id, "event_cancel", "cancel", actor, NULL, reason, true, NULL, 0, err);
+  if (rc == MQ_ALREADY_EXISTS) rc = mq_decision_reopen(s, event_id, "event_cancel", err);
+  return rc;
 }

@@ -62,6 +62,17 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
 mq_code_t mq_bookings_finish_cancel(mq_bookings_t *b, const char *booking_id, mq_arena_t *a, mq_booking_t *out,
                                     mq_error_t *err);
 
+/* An event is being cancelled: the trigger (hold_decisions
+ * "<event>:event_cancel", done=false) is written BEFORE the event is saved
+ * as cancelled, so a crash in between cannot forget its bookings; the
+ * sweeper then releases the event's active holds and cancels its confirmed
+ * bookings (BookingCancelled, cancelled_by "organizer": refunds), and marks
+ * the trigger done. A trigger whose event is not cancelled a minute later
+ * (the save failed) is dropped. Called by the catalog's CancelEvent. */
+mq_code_t mq_bookings_event_cancelling(mq_store_t *s, const char *event_id, const char *actor, const char *reason,
+                                       mq_error_t *err);
+mq_code_t mq_bookings_finish_event_cancel(mq_bookings_t *b, const mq_decision_t *trigger, mq_error_t *err);
+
 /* Views. Codes are signed for every ticket of a confirmed booking when
  * `with_codes`; `checkins` (may be NULL) fills checked_in_at/gate. */
 Marquee__Bookings__V1__Booking *mq_booking_view(mq_call_t *call, mq_bookings_t *b, const mq_booking_t *bk,

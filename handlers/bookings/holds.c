@@ -856,6 +856,8 @@ void mq_bookings_sweep(mq_bookings_t *b) {
       mq_booking_t bk;
       if (!strcmp(open[i].kind, "cancel") && mq_bookings_finish_cancel(b, open[i].hold, &a, &bk, &err) == MQ_OK)
         atomic_fetch_add(&b->finished_total, 1);
+      if (!strcmp(open[i].kind, "event_cancel") && mq_bookings_finish_event_cancel(b, &open[i], &err) != MQ_OK)
+        mq_log(MQ_LOG_WARN, "bookings.event_cancel_failed", "event %s: %s (will retry)", open[i].hold, err.message);
     }
   mq_waitlist_sweep(b);
   int64_t now = mq_now_unix_ms();

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bookings.h"
 #include "catalog.h"
 #include "categories_store.h"
 #include "discovery.h"
@@ -606,6 +607,10 @@ static mq_code_t ev_cancel(mq_call_t *call, const Marquee__Catalog__V1__CancelEv
   pl.event_id = e->event_id;
   pl.organization_id = e->organization_id;
   pl.reason = req->reason;
+  /* first the trigger that makes bookings follow (bookings/bookings.h) */
+  if ((rc = mq_bookings_event_cancelling(((mq_app_t *)mq_call_app(call))->store, e->event_id,
+                                         mq_call_principal(call)->subject, req->reason, err)) != MQ_OK)
+    return rc;
   if ((rc = save_with(call, e, before, "catalog.EventCancelled", MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_CANCELLED,
                       &pl, err)) != MQ_OK)
     return rc;

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bookings.h"
 #include "catalog.h"
 #include "categories_store.h"
 #include "events_store.h"
@@ -835,6 +836,13 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
       case OP_CANCEL:
         if (mq_catalog_finished(e)) {
           outcome(call, r, e, o->event_id, 0, RES(SKIPPED), NULL, "already cancelled or completed");
+          return;
+        }
+        /* the trigger that makes the occurrence's bookings follow, first
+         * (bookings/bookings.h) */
+        if ((rc = mq_bookings_event_cancelling(((mq_app_t *)mq_call_app(call))->store, e->event_id,
+                                               mq_call_principal(call)->subject, op->reason, &err)) != MQ_OK) {
+          outcome(call, r, NULL, o->event_id, mq_pb_timestamp_ms(e->starts_at), RES(FAILED), &err, NULL);
           return;
         }
         e->state = ST(CANCELLED);

@@ -14,6 +14,7 @@ const mq_index_spec_t mq_holds_indexes[] = {
     {MQ_HOLDS_COLLECTION, "state_expires", "{\"state\": 1, \"expires_at\": 1}", false},
     {MQ_HOLDS_COLLECTION, "state_payment_deadline", "{\"state\": 1, \"payment_deadline\": 1}", false},
     {MQ_HOLDS_COLLECTION, "user_created", "{\"user_id\": 1, \"created_at\": -1}", false},
+    {MQ_HOLDS_COLLECTION, "event_state", "{\"event_id\": 1, \"state\": 1}", false},
     {MQ_HOLDS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
     {MQ_DECISIONS_COLLECTION, "done_at", "{\"done\": 1, \"at\": 1}", false},
     {MQ_DECISIONS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
@@ -235,6 +236,36 @@ mq_code_t mq_decision_done(mq_store_t *s, const char *id, const char *kind, mq_e
   bson_value_t v = mq_bson_str_value(key);
   mq_code_t rc = mq_store_update_by_id(s, MQ_DECISIONS_COLLECTION, &v, &update, err);
   bson_destroy(&update);
+  return rc;
+}
+
+mq_code_t mq_decision_reopen(mq_store_t *s, const char *id, const char *kind, mq_error_t *err) {
+  char key[128];
+  decision_key(key, id, kind);
+  bson_t update = BSON_INITIALIZER, set;
+  BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+  BSON_APPEND_BOOL(&set, "done", false);
+  BSON_APPEND_DATE_TIME(&set, "at", mq_now_unix_ms());
+  bson_append_document_end(&update, &set);
+  bson_value_t v = mq_bson_str_value(key);
+  mq_code_t rc = mq_store_update_by_id(s, MQ_DECISIONS_COLLECTION, &v, &update, err);
+  bson_destroy(&update);
+  return rc;
+}
+
+mq_code_t mq_holds_active_of_event(mq_store_t *s, const char *event_id, uint32_t limit, mq_arena_t *a, mq_hold_t **out,
+                                   size_t *n, mq_error_t *err) {
+  holds_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_hold_t)), .cap = limit};
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&filter, "event_id", event_id);
+  BSON_APPEND_UTF8(&filter, "state", MQ_HOLD_ACTIVE);
+  BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
+  mq_outbox_exclude(&opts);
+  mq_code_t rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &filter, &opts, add_hold, &acc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  *out = acc.v;
+  *n = acc.n;
   return rc;
 }
 

@@ -104,6 +104,12 @@ mq_code_t mq_decide(mq_store_t *s, const char *id, const char *kind, const char 
 mq_code_t mq_decision_get(mq_store_t *s, const char *id, const char *kind, mq_arena_t *a, mq_decision_t *out,
                           mq_error_t *err);
 mq_code_t mq_decision_done(mq_store_t *s, const char *id, const char *kind, mq_error_t *err);
+/* done=false again, `at` now (a trigger fired once more, e.g. an event
+ * cancelled after an earlier attempt failed). */
+mq_code_t mq_decision_reopen(mq_store_t *s, const char *id, const char *kind, mq_error_t *err);
+/* Active holds of an event (at most `limit`). */
+mq_code_t mq_holds_active_of_event(mq_store_t *s, const char *event_id, uint32_t limit, mq_arena_t *a, mq_hold_t **out,
+                                   size_t *n, mq_error_t *err);
 /* Decisions with done=false older than `older_than_ms` (at most `limit`). */
 mq_code_t mq_decisions_unfinished(mq_store_t *s, int64_t older_than_ms, uint32_t limit, mq_arena_t *a,
                                   mq_decision_t **out, size_t *n, mq_error_t *err);

@@ -1014,6 +1014,78 @@ static void test_waitlist(void **state) {
   free(carol);
 }
 
+/* CancelEvent reaches the bookings: confirmed ones are cancelled by the
+ * organizer (refund events), active holds released, units returned. */
+static void test_event_cancel_cascades(void **state) {
+  (void)state;
+  mq_error_t err;
+  mq_fx_event_t ev = {0};
+  one_event(&ev, 1500, 10);
+  hold_t *paid = NULL, *open_hold = NULL;
+  assert_int_equal(create_hold(alice, ev.event_id, ev.tt[0], 2, NULL, NULL, &paid, &err), MQ_OK);
+  Marquee__Bookings__V1__StartHoldPaymentRequest sq = MARQUEE__BOOKINGS__V1__START_HOLD_PAYMENT_REQUEST__INIT;
+  sq.hold_id = paid->hold_id;
+  sq.payment_reference = (char *)"pi_cascade";
+  mq_call_opts_t as_admin = {.bearer_token = admin}, as_org = {.bearer_token = organizer};
+  hold_t *p = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__start_hold_payment__call(c, &sq, &p, &as_admin, &err),
+                   MQ_OK);
+  marquee__bookings__v1__hold__free_unpacked(p, NULL);
+  Marquee__Bookings__V1__CompleteHoldPaymentRequest cq = MARQUEE__BOOKINGS__V1__COMPLETE_HOLD_PAYMENT_REQUEST__INIT;
+  cq.hold_id = paid->hold_id;
+  cq.payment_reference = (char *)"pi_cascade";
+  cq.succeeded = true;
+  Marquee__Bookings__V1__CompleteHoldPaymentResponse *cr = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__complete_hold_payment__call(c, &cq, &cr, &as_admin, &err),
+                   MQ_OK);
+  marquee__bookings__v1__complete_hold_payment_response__free_unpacked(cr, NULL);
+  assert_int_equal(create_hold(bob, ev.event_id, ev.tt[0], 1, NULL, NULL, &open_hold, &err), MQ_OK);
+  assert_int_equal(slots_in_pool(ev.tt[0]), 3);
+
+  Marquee__Catalog__V1__CancelEventRequest kq = MARQUEE__CATALOG__V1__CANCEL_EVENT_REQUEST__INIT;
+  kq.event_id = ev.event_id;
+  kq.reason = (char *)"Venue flooded";
+  Marquee__Catalog__V1__Event *ke = NULL;
+  assert_int_equal(marquee__catalog__v1__event_service__cancel_event__call(c, &kq, &ke, &as_org, &err), MQ_OK);
+  marquee__catalog__v1__event__free_unpacked(ke, NULL);
+  /* the sweeper takes over unfinished triggers after 10 s */
+  booking_t *b = NULL;
+  int bs = 0;
+  for (int i = 0; i < 150 && bs != MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED; i++) {
+    mq_test_sleep_ms(200);
+    assert_int_equal(get_booking(alice, paid->hold_id, &b, &err), MQ_OK);
+    bs = b->state;
+    if (bs != MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED)
+      marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  }
+  assert_int_equal(bs, MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED);
+  assert_string_equal(b->cancelled_by, "organizer");
+  assert_non_null(strstr(b->cancel_reason, "Venue flooded"));
+  assert_string_equal(b->payment_reference, "pi_cascade");
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  hold_t *g = NULL;
+  for (int i = 0; i < 50; i++) {
+    assert_int_equal(get_hold(bob, open_hold->hold_id, &g, &err), MQ_OK);
+    int hs = g->state;
+    marquee__bookings__v1__hold__free_unpacked(g, NULL);
+    if (hs == MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_RELEASED) break;
+    mq_test_sleep_ms(200);
+  }
+  assert_int_equal(slots_in_pool(ev.tt[0]), 0);
+  char f[160];
+  snprintf(f, sizeof f, "{\"_id\": \"%s:event_cancel\", \"done\": true}", ev.event_id);
+  int64_t done = 0;
+  for (int i = 0; i < 50 && done == 0; i++) {
+    done = mq_test_count(NULL, srv.db, "hold_decisions", f);
+    if (!done) mq_test_sleep_ms(200);
+  }
+  assert_int_equal(done, 1);
+  snprintf(f, sizeof f, "{\"_id\": \"%s:cancel\", \"outcome\": \"organizer\"}", paid->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "hold_decisions", f), 1);
+  marquee__bookings__v1__hold__free_unpacked(paid, NULL);
+  marquee__bookings__v1__hold__free_unpacked(open_hold, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_free_hold_confirm_and_visibility),
@@ -1026,6 +1098,7 @@ int main(void) {
       cmocka_unit_test(test_check_in),
       cmocka_unit_test(test_images_export_and_move),
       cmocka_unit_test(test_waitlist),
+      cmocka_unit_test(test_event_cancel_cascades),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
