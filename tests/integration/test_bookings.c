@@ -1059,6 +1059,7 @@ static void test_event_cancel_cascades(void **state) {
       marquee__bookings__v1__booking__free_unpacked(b, NULL);
   }
   assert_int_equal(bs, MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED);
+  assert_non_null(b);
   assert_string_equal(b->cancelled_by, "organizer");
   assert_non_null(strstr(b->cancel_reason, "Venue flooded"));
   assert_string_equal(b->payment_reference, "pi_cascade");
