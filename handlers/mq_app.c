@@ -117,6 +117,11 @@ mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err) {
     mq_cache_export_metrics(app->profiles, "profiles");
     mq_cache_export_metrics(app->events, "events");
     mq_cache_export_metrics(app->event_pages, "event_pages");
+    /* what CreateHold reads of an event (capacities, windows, codes): a
+     * short TTL bounds how long a change made elsewhere can go unseen when
+     * its event cannot arrive */
+    app->sale_events = mq_cache_new((size_t)cfg->cache_entries, cfg->cache_ttl_ms < 2000 ? cfg->cache_ttl_ms : 2000);
+    mq_cache_export_metrics(app->sale_events, "sale_events");
   }
   if (rc == MQ_OK) rc = mq_oauth_open(cfg, &app->oauth, err);
   if (rc == MQ_OK) rc = mq_bookings_open(app, err);
@@ -212,6 +217,7 @@ static void caches_enabled(mq_app_t *app, bool on) {
   mq_cache_set_enabled(app->profiles, on);
   mq_cache_set_enabled(app->events, on);
   mq_cache_set_enabled(app->event_pages, on);
+  mq_cache_set_enabled(app->sale_events, on);
 }
 
 static void on_live(void *arg, bool live) {
@@ -262,6 +268,7 @@ static void catalog_caches_changed(mq_app_t *app, const char *id) {
   char key[80];
   snprintf(key, sizeof key, "e:%s", id);
   mq_cache_invalidate(app->events, key);
+  mq_cache_invalidate(app->sale_events, key);
   mq_cache_clear(app->event_pages); /* any page may hold it, or now should */
 }
 
@@ -337,6 +344,7 @@ void mq_app_close(mq_app_t *app) {
   mq_cache_free(app->profiles);
   mq_cache_free(app->events);
   mq_cache_free(app->event_pages);
+  mq_cache_free(app->sale_events);
   mq_store_close(app->store);
   if (g_reflection) {
     mq_reflection_free(g_reflection);

@@ -39,6 +39,7 @@ typedef struct mq_app {
   mq_cache_t *profiles;           /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
   mq_cache_t *events;             /* public views of events by "e:<id>"; NULL if caching is off */
   mq_cache_t *event_pages;        /* public ListEvents pages by request; emptied by any catalog change */
+  mq_cache_t *sale_events;        /* full stored events by "e:<id>" for CreateHold (TTL <= 2 s); NULL if off */
   mq_invalidator_t *invalidator;  /* other instances' writes → cache invalidations */
   struct mq_discovery *discovery; /* public ListEvents index (catalog/discovery.h); NULL if disabled */
   struct mq_bookings *bookings;   /* capacity hints, ticket keys, hold sweeper (bookings/bookings.h) */

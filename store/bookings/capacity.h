@@ -20,7 +20,10 @@
  *  I2 A taker inserts only n < C for the capacity C it read; when C is
  *     lowered, records at n >= C stay valid for their holders and are not
  *     counted by mq_capacity_count, and no new unit is granted until the
- *     holders below C drop under the new C.
+ *     holders below C drop under the new C. CreateHold reads C from a
+ *     short-lived cache of the event (at most 2 s old when the change's
+ *     event cannot arrive, normally invalidated at once): a unit taken in
+ *     that window under the old C is like one taken just before the change.
  *  I3 A hold takes every unit it asked for in every pool, or none: on any
  *     shortfall or failure the records it inserted are deleted before the
  *     call returns. A crash in between leaves records whose holder has no
