@@ -301,6 +301,7 @@ static void on_event(void *arg, const char *topic, const Marquee__Events__V1__En
     switch (ev->payload_case) {
       case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED:
         event_id = ev->hold_created->event_id;
+        mq_bookings_slots_taken(app, ev->hold_created->slots, ev->hold_created->n_slots);
         break;
       case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_EXPIRED:
         event_id = ev->hold_expired->event_id;

@@ -140,6 +140,10 @@ mq_code_t mq_waitlist_leave_handler(mq_call_t *call, const Marquee__Bookings__V1
 mq_code_t mq_waitlist_get_handler(mq_call_t *call, const Marquee__Bookings__V1__WaitlistEntryRequest *req,
                                   Marquee__Bookings__V1__WaitlistEntry *resp, mq_error_t *err);
 
+/* Another server's hold took these slots: mark them in this process's
+ * probing hints (capacity.h), so its takers skip them. */
+void mq_bookings_slots_taken(mq_app_t *app, char *const *slots, size_t n);
+
 /* Live availability (availability.c). */
 mq_availability_t *mq_availability_new(mq_app_t *app);
 mq_code_t mq_availability_start(mq_availability_t *av, mq_error_t *err);

@@ -526,6 +526,8 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
   p->total_minor = h.total_minor;
   p->currency = h.currency;
   p->expires_at = mq_pb_timestamp(a, h.expires_ms);
+  p->slots = h.slots;
+  p->n_slots = h.n_slots;
   mq_event_t ev;
   mq_bookings_event(&ev, "bookings.HoldCreated", h.id, user, mq_call_trace_id(call), mq_call_request_id(call));
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED;
@@ -757,6 +759,11 @@ static mq_code_t hold_complete_payment(mq_call_t *call, const Marquee__Bookings_
   return MQ_OK;
 }
 
+void mq_bookings_slots_taken(mq_app_t *app, char *const *slots, size_t n) {
+  if (!app->bookings) return;
+  for (size_t i = 0; i < n; i++) mq_capacity_hint(app->bookings->capacity, slots[i], true);
+}
+
 /* ---- holds made for the waitlist ---- */
 
 mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e,
@@ -812,6 +819,8 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
   p->total_minor = h.total_minor;
   p->currency = h.currency;
   p->expires_at = mq_pb_timestamp(a, h.expires_ms);
+  p->slots = h.slots;
+  p->n_slots = h.n_slots;
   mq_event_t ev;
   mq_bookings_event(&ev, "bookings.HoldCreated", h.id, "system", NULL, NULL);
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED;
