@@ -35,6 +35,7 @@ typedef struct pool_hint {
   size_t words;
   int64_t refreshed_ms; /* last completed refresh (monotonic ms), 0 never */
   bool refreshing;
+  bool heard; /* bits set from other servers' events since the last refresh */
 } pool_hint_t;
 
 struct mq_capacity {
@@ -208,7 +209,10 @@ static void slot_id(char out[MQ_SLOT_ID_MAX], const char *pool, int64_t n) {
 static mq_code_t refresh(mq_capacity_t *c, mq_store_t *s, pool_hint_t *p, int64_t asked_ms, mq_error_t *err) {
   pthread_mutex_lock(&p->mu);
   while (p->refreshing) pthread_cond_wait(&p->cv, &p->mu);
-  if (p->refreshed_ms >= asked_ms || (p->refreshed_ms && mono_ms() - p->refreshed_ms < MQ_SLOT_REFRESH_MIN_MS)) {
+  /* hearsay (bits from events, which may arrive after the units were
+   * given back) is always checked once before a "sold out" */
+  if (p->refreshed_ms >= asked_ms ||
+      (!p->heard && p->refreshed_ms && mono_ms() - p->refreshed_ms < MQ_SLOT_REFRESH_MIN_MS)) {
     pthread_mutex_unlock(&p->mu);
     return MQ_OK;
   }
@@ -251,6 +255,7 @@ static mq_code_t refresh(mq_capacity_t *c, mq_store_t *s, pool_hint_t *p, int64_
   if (rc == MQ_OK && p->capacity == cap) {
     memcpy(p->bits, fresh, words * sizeof *fresh);
     p->refreshed_ms = mono_ms();
+    p->heard = false;
   }
   p->refreshing = false;
   pthread_cond_broadcast(&p->cv);
@@ -356,6 +361,7 @@ void mq_capacity_hint(mq_capacity_t *c, const char *id, bool taken) {
   if (!p) return;
   pthread_mutex_lock(&p->mu);
   set_bit(p, n, taken);
+  if (taken) p->heard = true;
   pthread_mutex_unlock(&p->mu);
 }
 

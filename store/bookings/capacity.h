@@ -118,7 +118,10 @@ void mq_capacity_set_owner_check(mq_capacity_t *c, mq_capacity_owned_fn fn, void
 mq_code_t mq_capacity_count(mq_store_t *s, const char *pool, int64_t capacity, int64_t *taken, mq_error_t *err);
 
 /* A slot was freed or taken elsewhere (another process's event): keep the
- * local hint in step. Cheap, no I/O. */
+ * local hint in step. Cheap, no I/O. A "taken" heard this way may be stale
+ * (the event of a hold already given back, ours included): the pool is
+ * then re-read before its next "sold out", whatever MQ_SLOT_REFRESH_MIN_MS
+ * says. */
 void mq_capacity_hint(mq_capacity_t *c, const char *slot_id, bool taken);
 
 /* Reclaims orphans (I3) of one pool: records whose `until` is older than the
