@@ -36,6 +36,12 @@ typedef struct mq_bookings {
   pthread_cond_t cv;
   _Atomic long long expired_total, finished_total, reclaimed_total;
   int64_t last_reclaim_ms; /* sweeper thread only */
+  int64_t last_full_ms;    /* sweeper thread only: the last full scans (due holds, open decisions) */
+  /* when this server's holds fall due (a min-heap): the sweeper reads only
+   * those, and scans the store for everyone's only every 12 sweeps */
+  pthread_mutex_t due_mu;
+  struct mq_due *due;
+  size_t n_due, cap_due;
   /* ticket types with people waiting (waitlist.c), refreshed every sweep */
   pthread_mutex_t lines_mu;
   char (*lines)[40];
@@ -51,6 +57,9 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err);
  * finishes stale decisions. */
 mq_code_t mq_bookings_start(mq_app_t *app, mq_error_t *err);
 void mq_bookings_close(mq_app_t *app);
+
+/* This server made or moved a hold that falls due at `at_ms`. */
+void mq_bookings_due_at(mq_bookings_t *b, const char *hold_id, int64_t at_ms);
 
 /* One sweep (also called by tests through the sweeper's cadence). */
 void mq_bookings_sweep(mq_bookings_t *b);

@@ -41,6 +41,8 @@
 #define MAX_ITEMS 20
 #define SWEEP_BATCH 200
 #define FINISH_GRACE_MS 10000                  /* a decision not finished after this is the sweeper's */
+#define FULL_EVERY_SWEEPS 12                   /* the store-wide scans for due holds and open decisions */
+#define DUE_GRACE_MS 2000                      /* the full scan leaves a server's own holds to its heap for a moment */
 #define RECLAIM_EVERY_SWEEPS 12                /* on FerretDB every query scans: crash leftovers are rare */
 #define RECLAIM_WINDOW_MS (2 * 86400 * 1000LL) /* older crash leftovers: the sold-out refresh reclaims them */
 
@@ -542,6 +544,7 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
   }
   mq_app_events_written(app);
   mq_availability_changed(app, h.event_id);
+  mq_bookings_due_at(b, h.id, h.expires_ms);
   *resp = *hold_view(a, &h);
   return MQ_OK;
 }
@@ -710,6 +713,7 @@ static mq_code_t hold_start_payment(mq_call_t *call, const Marquee__Bookings__V1
                         "the hold is already in payment under another reference");
   if ((rc = finish_decided(b, &h, &fate, a, NULL, err)) != MQ_OK) return rc;
   if ((rc = mq_holds_get(app->store, h.id, a, &h, err)) != MQ_OK) return rc;
+  if (h.payment_deadline_ms) mq_bookings_due_at(b, h.id, h.payment_deadline_ms);
   *resp = *hold_view(a, &h);
   return MQ_OK;
 }
@@ -833,6 +837,7 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
   }
   mq_app_events_written(app);
   mq_availability_changed(app, h.event_id);
+  mq_bookings_due_at(b, h.id, h.expires_ms);
   return MQ_OK;
 }
 
@@ -848,6 +853,58 @@ mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *a
 }
 
 /* ---- the sweeper ---- */
+
+typedef struct mq_due {
+  int64_t at_ms;
+  char hold_id[37];
+} due_t;
+
+#define DUE_MAX 1000000 /* beyond it the periodic full scan finds them */
+
+void mq_bookings_due_at(mq_bookings_t *b, const char *hold_id, int64_t at_ms) {
+  pthread_mutex_lock(&b->due_mu);
+  if (b->n_due == b->cap_due && b->cap_due < DUE_MAX) {
+    size_t nc = b->cap_due ? b->cap_due * 2 : 1024;
+    due_t *bigger = realloc(b->due, nc * sizeof *bigger);
+    if (bigger) {
+      b->due = bigger;
+      b->cap_due = nc;
+    }
+  }
+  if (b->n_due < b->cap_due) { /* sift up */
+    size_t i = b->n_due++;
+    due_t x = {.at_ms = at_ms};
+    snprintf(x.hold_id, sizeof x.hold_id, "%s", hold_id);
+    while (i && b->due[(i - 1) / 2].at_ms > x.at_ms) {
+      b->due[i] = b->due[(i - 1) / 2];
+      i = (i - 1) / 2;
+    }
+    b->due[i] = x;
+  }
+  pthread_mutex_unlock(&b->due_mu);
+}
+
+/* Pops the earliest entry if due by `now`. */
+static bool pop_due(mq_bookings_t *b, int64_t now, due_t *out) {
+  pthread_mutex_lock(&b->due_mu);
+  bool got = b->n_due && b->due[0].at_ms <= now;
+  if (got) {
+    *out = b->due[0];
+    due_t last = b->due[--b->n_due];
+    size_t i = 0;
+    for (;;) { /* sift down */
+      size_t l = 2 * i + 1, m = i;
+      if (l < b->n_due && b->due[l].at_ms < (m == i ? last.at_ms : b->due[m].at_ms)) m = l;
+      if (l + 1 < b->n_due && b->due[l + 1].at_ms < (m == i ? last.at_ms : b->due[m].at_ms)) m = l + 1;
+      if (m == i) break;
+      b->due[i] = b->due[m];
+      i = m;
+    }
+    if (b->n_due) b->due[i] = last;
+  }
+  pthread_mutex_unlock(&b->due_mu);
+  return got;
+}
 
 static void end_due(mq_bookings_t *b, mq_hold_t *h, mq_arena_t *a) {
   mq_store_t *s = b->app->store;
@@ -886,10 +943,28 @@ void mq_bookings_sweep(mq_bookings_t *b) {
   mq_hold_t *due;
   size_t n = 0;
   mq_error_t err = {0};
-  if (mq_holds_due(s, mq_now_unix_ms(), SWEEP_BATCH, &a, &due, &n, &err) == MQ_OK)
+  /* this server's holds that fell due: one read each */
+  due_t d;
+  for (int k = 0; k < SWEEP_BATCH && !b->stop && pop_due(b, mq_now_unix_ms(), &d); k++) {
+    mq_hold_t h;
+    if (mq_holds_get(s, d.hold_id, &a, &h, &err) != MQ_OK) continue;
+    if (!strcmp(h.state, MQ_HOLD_ACTIVE) && h.expires_ms <= mq_now_unix_ms())
+      end_due(b, &h, &a);
+    else if (!strcmp(h.state, MQ_HOLD_PAYMENT_PENDING) && h.payment_deadline_ms > mq_now_unix_ms())
+      mq_bookings_due_at(b, h.id, h.payment_deadline_ms);
+    else if (!strcmp(h.state, MQ_HOLD_PAYMENT_PENDING))
+      end_due(b, &h, &a);
+  }
+  /* everyone's (other servers', crashed or not): full scans, every 12
+   * sweeps — on FerretDB every query reads the whole collection */
+  int64_t start = mq_now_unix_ms();
+  bool full = start - b->last_full_ms >= FULL_EVERY_SWEEPS * (int64_t)b->app->cfg->hold_sweep_ms;
+  if (full) b->last_full_ms = start;
+  if (full && mq_holds_due(s, mq_now_unix_ms() - DUE_GRACE_MS, SWEEP_BATCH, &a, &due, &n, &err) == MQ_OK)
     for (size_t i = 0; i < n && !b->stop; i++) end_due(b, &due[i], &a);
   mq_decision_t *open;
-  if (mq_decisions_unfinished(s, mq_now_unix_ms() - FINISH_GRACE_MS, SWEEP_BATCH, &a, &open, &n, &err) == MQ_OK)
+  n = 0;
+  if (full && mq_decisions_unfinished(s, mq_now_unix_ms() - FINISH_GRACE_MS, SWEEP_BATCH, &a, &open, &n, &err) == MQ_OK)
     for (size_t i = 0; i < n && !b->stop; i++) {
       mq_booking_t bk;
       if (!strcmp(open[i].kind, "cancel") && mq_bookings_finish_cancel(b, open[i].hold, &a, &bk, &err) == MQ_OK)
@@ -941,6 +1016,7 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
   pthread_mutex_init(&b->mu, NULL);
   pthread_cond_init(&b->cv, NULL);
   pthread_mutex_init(&b->lines_mu, NULL);
+  pthread_mutex_init(&b->due_mu, NULL);
   b->capacity = mq_capacity_new();
   const char *spec = app->cfg->ticket_keys ? app->cfg->ticket_keys : "";
   char dev[64];
@@ -992,6 +1068,8 @@ void mq_bookings_close(mq_app_t *app) {
   pthread_mutex_destroy(&b->mu);
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->lines_mu);
+  pthread_mutex_destroy(&b->due_mu);
+  free(b->due);
   free(b->lines);
   free(b);
   app->bookings = NULL;
