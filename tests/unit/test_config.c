@@ -237,6 +237,15 @@ static void test_out_of_range(void **state) {
   expect_refused(d, "MARQUEE_DEFAULT_DEADLINE_MS");
   char *e[] = {"MARQUEE_MAX_RECV_BYTES=1023", NULL};
   expect_refused(e, "MARQUEE_MAX_RECV_BYTES");
+  /* the bookings keys */
+  char *f[] = {"MARQUEE_HOLD_TTL_S=4", NULL};
+  expect_refused(f, "MARQUEE_HOLD_TTL_S");
+  char *g[] = {"MARQUEE_HOLD_TTL_S=86401", NULL};
+  expect_refused(g, "MARQUEE_HOLD_TTL_S");
+  char *h[] = {"MARQUEE_HOLD_SWEEP_MS=49", NULL};
+  expect_refused(h, "MARQUEE_HOLD_SWEEP_MS");
+  char *i[] = {"MARQUEE_PAYMENT_WINDOW_S=9", NULL};
+  expect_refused(i, "MARQUEE_PAYMENT_WINDOW_S");
 }
 
 static void test_bad_bool(void **state) {
