@@ -543,3 +543,13 @@ mq_code_t mq_store_delete(mq_store_t *s, const char *collection, const bson_t *f
   mq_store_release(s, c);
   return rc;
 }
+
+mq_code_t mq_store_get_by_id(mq_store_t *s, const char *collection, const char *id, bson_t *out, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&filter, "_id", id);
+  mq_outbox_exclude(&opts);
+  mq_code_t rc = mq_store_find_one(s, collection, &filter, &opts, out, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}

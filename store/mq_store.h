@@ -102,6 +102,11 @@ mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t
 mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
                             bson_t *out, mq_error_t *err);
 
+/* The document whose _id is the string `id`, without its embedded outbox
+ * (readers of domain state do not need the events). MQ_NOT_FOUND if none;
+ * on MQ_OK *out is owned by the caller. */
+mq_code_t mq_store_get_by_id(mq_store_t *s, const char *collection, const char *id, bson_t *out, mq_error_t *err);
+
 /* Reads and deletes the first document matching `filter` in one step
  * (findAndModify remove): two callers racing for it cannot both get it.
  * MQ_NOT_FOUND if none; on MQ_OK *out is owned by the caller. */

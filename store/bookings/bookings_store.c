@@ -313,12 +313,8 @@ mq_code_t mq_checkins_insert(mq_store_t *s, const mq_checkin_t *c, const mq_even
 }
 
 mq_code_t mq_checkins_get(mq_store_t *s, const char *ticket_id, mq_arena_t *a, mq_checkin_t *out, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "_id", ticket_id);
-  mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_one(s, MQ_CHECKINS_COLLECTION, &filter, &opts, &doc, err);
-  bson_destroy(&filter);
-  bson_destroy(&opts);
+  bson_t doc;
+  mq_code_t rc = mq_store_get_by_id(s, MQ_CHECKINS_COLLECTION, ticket_id, &doc, err);
   if (rc != MQ_OK) return rc;
   checkin_from(&doc, a, out);
   bson_destroy(&doc);

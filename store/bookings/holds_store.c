@@ -109,12 +109,8 @@ mq_code_t mq_holds_insert(mq_store_t *s, const mq_hold_t *h, const mq_event_t *e
 }
 
 mq_code_t mq_holds_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_hold_t *out, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "_id", id);
-  mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_one(s, MQ_HOLDS_COLLECTION, &filter, &opts, &doc, err);
-  bson_destroy(&filter);
-  bson_destroy(&opts);
+  bson_t doc;
+  mq_code_t rc = mq_store_get_by_id(s, MQ_HOLDS_COLLECTION, id, &doc, err);
   if (rc != MQ_OK) return rc;
   from_bson(&doc, a, out);
   bson_destroy(&doc);
@@ -214,12 +210,8 @@ mq_code_t mq_decision_get(mq_store_t *s, const char *id, const char *kind, mq_ar
                           mq_error_t *err) {
   char key[128];
   decision_key(key, id, kind);
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "_id", key);
-  mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_one(s, MQ_DECISIONS_COLLECTION, &filter, &opts, &doc, err);
-  bson_destroy(&filter);
-  bson_destroy(&opts);
+  bson_t doc;
+  mq_code_t rc = mq_store_get_by_id(s, MQ_DECISIONS_COLLECTION, key, &doc, err);
   if (rc != MQ_OK) return rc;
   decision_from(&doc, a, out);
   bson_destroy(&doc);

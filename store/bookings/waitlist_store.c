@@ -54,12 +54,8 @@ mq_code_t mq_waitlist_insert(mq_store_t *s, const mq_wait_entry_t *w, mq_error_t
 }
 
 mq_code_t mq_waitlist_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_wait_entry_t *out, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, doc, opts = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "_id", id);
-  mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_one(s, MQ_WAITLIST_COLLECTION, &filter, &opts, &doc, err);
-  bson_destroy(&filter);
-  bson_destroy(&opts);
+  bson_t doc;
+  mq_code_t rc = mq_store_get_by_id(s, MQ_WAITLIST_COLLECTION, id, &doc, err);
   if (rc != MQ_OK) return rc;
   from_bson(&doc, a, out);
   bson_destroy(&doc);
