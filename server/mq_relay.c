@@ -1,14 +1,42 @@
 /*
  * mq_relay.c — see mq_relay.h and mq_outbox.h.
  *
- * The relay thread runs journal scans, produce calls and delivery reports
- * (rd_kafka_poll is only called there), so the in-flight set needs no lock.
- * Invariant: an event id is in `inflight` from its produce until its
- * delivery report; while there, scans skip it (no duplicate produce from
- * this process). A failed delivery (Kafka down past message.timeout.ms)
- * just removes it from the set: the entry is still in the journal and the
- * next scan retries it. The sweeper thread only reads domain collections
- * and inserts into the journal.
+ * Two modes, chosen per process:
+ *  - direct: writers hand each new outbox entry to the relay (offer, from
+ *    mq_store under the document's lock, so in write order) and nothing is
+ *    written to the journal; the relay produces it from memory, and after
+ *    the broker's acknowledgement records it in the ledger. An entry that
+ *    cannot go out (producer queue full, delivery failed) is journaled by
+ *    the relay (fail_direct), and the process switches to journal mode.
+ *  - journal: offers are refused, so writers journal their entries
+ *    themselves (and tell the relay: journaled), and the relay publishes
+ *    them, then deletes them from the journal after the ledger write. It
+ *    is the mode at start, while Kafka is down, and while this process has
+ *    entries in the journal: journal order is write order, so new entries
+ *    cannot overtake old ones.
+ * The catch-up scan (every MARQUEE_OUTBOX_POLL_MS, and at once when asked)
+ * reads the journal and produces this process's entries that are not in
+ * flight and other processes' entries older than CATCHUP_GRACE_MS (their
+ * own relay had time: it died, or Kafka was down). After a scan that saw
+ * none of this process's entries, with no writer between refusal and
+ * journal, the process goes back to direct mode.
+ *
+ * Invariants:
+ *  R1. An event id is in `inflight` from its produce until its delivery
+ *      report; meanwhile neither path produces it again from this process.
+ *  R2. Every outbox entry of a successful write is, at every moment, in the
+ *      journal, or held by this relay (offered, in flight, acknowledged,
+ *      failed) until it is in the ledger or journaled, or only in its
+ *      document if this process dies (the sweeper's case, mq_relay.h).
+ *  R3. In direct mode this process has no entry in the journal and no
+ *      writer between a refused offer and its journal insert (n_writing).
+ *  R4. Acknowledged entries are settled (ledger, then out of the journal)
+ *      before each scan, so a scan never re-reads what this process
+ *      published.
+ * produce/scan/settle/fail_direct and delivery reports (rd_kafka_poll is
+ * only called there) run on the relay thread: the in-flight set and the
+ * acked/failed lists need no lock. The sweeper thread only reads domain
+ * collections and inserts into the journal.
  */
 #include "mq_relay.h"
 
@@ -29,34 +57,53 @@
 #define MAX_COLLECTIONS 32
 #define BUCKETS 1024
 #define SCAN_LIMIT 1000
-#define MIN_SCAN_GAP_MS 20
+#define CATCHUP_GRACE_MS 10000 /* another process's entry: its own relay had this long */
+#define SETTLE_GAP_MS 50       /* acknowledgements settle in batches */
+#define SETTLE_BATCH 512
+#define MAX_OFFERED 50000 /* beyond: refused (the writer journals) */
 #define MAX_INFLIGHT 20000
 #define SWEEP_WINDOW_MS (24LL * 3600 * 1000) /* a restart within a day recovers every event */
 #define SWEEP_GRACE_MS (30LL * 1000)         /* a live writer journals well within this */
 #define LEDGER_KEEP_MS (2 * SWEEP_WINDOW_MS) /* longer than the window: nothing sent is re-sent */
 #define SWEEP_BATCH 256
 
+typedef struct offered {
+  struct offered *next;
+  bson_t *entry;  /* the journal document */
+  bool journaled; /* false: only this relay has it (direct) */
+} offered_t;
+
 typedef struct pending {
-  struct pending *next; /* hash chain */
+  struct pending *next; /* hash chain, then the acked or failed list */
   char id[37];
   char jid[96]; /* the journal entry's _id */
+  int64_t at;
+  bool journaled; /* in the journal: deleted from it once in the ledger */
+  bson_t *entry;  /* direct: the journal document, journaled if delivery fails */
 } pending_t;
 
 struct mq_relay {
   const mq_config_t *cfg;
   mq_store_t *store;
+  mq_store_outbox_hooks_t hooks;
   char *colls[MAX_COLLECTIONS];
   int n_colls;
   rd_kafka_t *rk;
   pthread_t thread;
   bool running;
-  pthread_mutex_t mu;
+  pthread_mutex_t mu; /* guards the fields down to n_writing */
   pthread_cond_t cv;
   bool stop, kicked;
-  pending_t *set[BUCKETS];
+  bool catch_up;                     /* scan soon */
+  bool direct;                       /* R3 */
+  int n_writing;                     /* writers between a refused offer and `journaled` */
+  offered_t *offered, *offered_tail; /* handed over, not yet produced */
+  size_t n_offered;
+  pending_t *set[BUCKETS]; /* relay thread only from here */
   size_t n_inflight;
   pending_t *acked; /* acknowledged, not yet in the ledger (settle) */
   size_t n_acked;
+  pending_t *failed; /* direct entries that could not go out, to journal */
   bool topics_ready;
   atomic_bool kafka_up;
   atomic_int_fast64_t oldest_ms;
@@ -89,16 +136,35 @@ static void set_remove(mq_relay_t *r, pending_t *x) {
   }
 }
 
+static void pending_free(pending_t *p) {
+  if (p->entry) bson_destroy(p->entry);
+  free(p);
+}
+
 static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void leave_direct(mq_relay_t *r) {
+  pthread_mutex_lock(&r->mu);
+  r->direct = false;
+  pthread_mutex_unlock(&r->mu);
+}
+
+static void request_catch_up(mq_relay_t *r) {
+  pthread_mutex_lock(&r->mu);
+  r->catch_up = true;
+  pthread_cond_signal(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+
 /* Delivery report: an acknowledged event waits in r->acked for settle(),
- * which records a whole batch in the ledger and drops it from the journal
- * in two writes (per event, that was four round trips and two store
- * transactions: the relay's share of every write's cost). */
+ * which records a whole batch in the ledger (and drops the journaled ones
+ * from the journal) in one or two writes. A failed direct entry goes to
+ * r->failed (R2); a failed journaled one stays in the journal for the next
+ * scan. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   mq_relay_t *r = opaque;
@@ -107,22 +173,31 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   set_remove(r, p);
   if (m->err) {
     mq_log(MQ_LOG_WARN, "relay.delivery_failed", "event %s: %s (will retry)", p->id, rd_kafka_err2str(m->err));
-    free(p);
+    if (p->journaled) {
+      pending_free(p);
+      return;
+    }
+    p->next = r->failed;
+    r->failed = p;
     return;
   }
   atomic_fetch_add(&r->published, 1);
+  if (p->entry) { /* no longer needed */
+    bson_destroy(p->entry);
+    p->entry = NULL;
+  }
   p->next = r->acked;
   r->acked = p;
   r->n_acked++;
 }
 
 /* The acknowledged events into the ledger (the sweeper consults it), then
- * out of the journal. A failure leaves them journaled: they are published
- * again and consumers dedupe. Relay thread only. */
+ * the journaled ones out of the journal. A failure leaves those journaled:
+ * they are published again and consumers dedupe. Relay thread only. */
 static void settle(mq_relay_t *r) {
   if (!r->acked) return;
   pending_t *list = r->acked;
-  size_t n = r->n_acked;
+  size_t n = r->n_acked, n_journaled = 0;
   r->acked = NULL;
   r->n_acked = 0;
   bson_t **docs = calloc(n, sizeof *docs);
@@ -136,8 +211,9 @@ static void settle(mq_relay_t *r) {
     docs[i] = bson_new();
     BSON_APPEND_UTF8(docs[i], "_id", p->id);
     BSON_APPEND_DATE_TIME(docs[i], "at", now);
+    if (!p->journaled) continue;
     char k[24];
-    snprintf(k, sizeof k, "%zu", i);
+    snprintf(k, sizeof k, "%zu", n_journaled++);
     BSON_APPEND_UTF8(&arr, k, p->jid);
   }
   bson_append_array_end(&in, &arr);
@@ -149,14 +225,15 @@ static void settle(mq_relay_t *r) {
   bson_error_t berr;
   /* duplicates (11000: sent before, by us or another relay) are fine */
   bool ok = mongoc_collection_insert_many(ledger, (const bson_t **)docs, n, &opts, NULL, &berr) || berr.code == 11000;
-  if (ok) {
+  if (ok && n_journaled) {
     mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
     ok = mongoc_collection_delete_many(journal, &filter, NULL, NULL, &berr);
     mongoc_collection_destroy(journal);
   }
   if (!ok)
     mq_log(MQ_LOG_WARN, "relay.ack_failed",
-           "%zu events published but not cleared: %s (they will be republished; consumers dedupe)", n, berr.message);
+           "%zu events published but not recorded: %s (journaled ones will be republished; consumers dedupe)", n,
+           berr.message);
   mongoc_collection_destroy(ledger);
   mq_store_release(r->store, c);
   bson_destroy(&opts);
@@ -165,9 +242,85 @@ static void settle(mq_relay_t *r) {
   free(docs);
   while (list) {
     pending_t *next = list->next;
-    free(list);
+    pending_free(list);
     list = next;
   }
+}
+
+/* Direct entries that could not go out into the journal (R2), in their
+ * write order (journal _ids); journal mode until the catch-up has published
+ * them. If the store refuses too, they are left to the sweeper (their
+ * documents have them). Relay thread only. */
+static void fail_direct(mq_relay_t *r) {
+  if (!r->failed) return;
+  leave_direct(r);
+  size_t n = 0;
+  for (pending_t *p = r->failed; p; p = p->next) n++;
+  const bson_t **docs = calloc(n, sizeof *docs);
+  if (!docs) abort();
+  size_t i = 0;
+  for (pending_t *p = r->failed; p; p = p->next) docs[i++] = p->entry;
+  mongoc_client_t *c = mq_store_acquire(r->store);
+  mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
+  bson_t opts = BSON_INITIALIZER;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
+  bson_error_t berr;
+  if (!mongoc_collection_insert_many(journal, docs, n, &opts, NULL, &berr) && berr.code != 11000)
+    mq_log(MQ_LOG_ERROR, "relay.journal_failed",
+           "%zu events could not be published nor journaled: %s (the sweeper recovers them from their documents)", n,
+           berr.message);
+  bson_destroy(&opts);
+  mongoc_collection_destroy(journal);
+  mq_store_release(r->store, c);
+  free(docs);
+  while (r->failed) {
+    pending_t *next = r->failed->next;
+    pending_free(r->failed);
+    r->failed = next;
+  }
+  request_catch_up(r);
+}
+
+static void enqueue_locked(mq_relay_t *r, const bson_t *entry, bool journaled) {
+  offered_t *o = malloc(sizeof *o);
+  if (!o) abort();
+  o->next = NULL;
+  o->entry = bson_copy(entry);
+  o->journaled = journaled;
+  if (r->offered_tail)
+    r->offered_tail->next = o;
+  else
+    r->offered = o;
+  r->offered_tail = o;
+  r->n_offered++;
+  r->kicked = true;
+  pthread_cond_signal(&r->cv);
+}
+
+/* mq_store's hooks (writer threads, under the document's lock). */
+static bool on_offer(void *arg, const bson_t *entry) {
+  mq_relay_t *r = arg;
+  pthread_mutex_lock(&r->mu);
+  bool take = r->direct && atomic_load(&r->kafka_up) && r->n_offered < MAX_OFFERED;
+  if (take) {
+    enqueue_locked(r, entry, false);
+  } else {
+    r->direct = false;
+    r->n_writing++;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return take;
+}
+
+static void on_journaled(void *arg, const bson_t *entry, bool stored) {
+  mq_relay_t *r = arg;
+  pthread_mutex_lock(&r->mu);
+  r->n_writing--;
+  if (stored && r->n_offered < MAX_OFFERED)
+    enqueue_locked(r, entry, true);
+  else
+    r->catch_up = true; /* stored: the scan finds it; not stored: the sweeper will */
+  pthread_mutex_unlock(&r->mu);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -203,6 +356,7 @@ mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char 
   if (!r) abort();
   r->cfg = cfg;
   r->store = store;
+  r->hooks = (mq_store_outbox_hooks_t){.offer = on_offer, .journaled = on_journaled, .arg = r};
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   rd_kafka_conf_t *conf = mq_kafka_conf(cfg, client_id);
@@ -238,11 +392,15 @@ void mq_relay_watch(mq_relay_t *r, const char *collection) {
   if (r->n_colls < MAX_COLLECTIONS) r->colls[r->n_colls++] = strdup(collection);
 }
 
-/* Produces one journal entry unless already in flight. False when the
- * producer queue is full (stop this scan). */
-static bool produce_entry(mq_relay_t *r, const bson_t *e, int64_t *oldest) {
+/* Produces one journal document. `own`: a direct entry whose document
+ * passes to the pending record (freed here if not produced). From the scan
+ * (`scanned`), only this process's entries and others' older than the grace
+ * are taken; *own_seen counts this process's. False when the producer
+ * cannot take it (a direct entry then goes to r->failed). */
+static bool produce_entry(mq_relay_t *r, const bson_t *e, bson_t *own, bool scanned, int64_t *oldest,
+                          size_t *own_seen) {
   bson_iter_t it;
-  const char *jid = NULL, *id = NULL, *topic = NULL, *key = NULL, *type = NULL;
+  const char *jid = NULL, *id = NULL, *topic = NULL, *key = NULL, *type = NULL, *by = NULL;
   const uint8_t *data = NULL;
   uint32_t data_len = 0, key_len = 0;
   bson_subtype_t st;
@@ -260,6 +418,8 @@ static bool produce_entry(mq_relay_t *r, const bson_t *e, int64_t *oldest) {
         key = bson_iter_utf8(&it, &key_len);
       else if (!strcmp(k, "type") && BSON_ITER_HOLDS_UTF8(&it))
         type = bson_iter_utf8(&it, NULL);
+      else if (!strcmp(k, "by") && BSON_ITER_HOLDS_UTF8(&it))
+        by = bson_iter_utf8(&it, NULL);
       else if (!strcmp(k, "at") && BSON_ITER_HOLDS_DATE_TIME(&it))
         at = bson_iter_date_time(&it);
       else if (!strcmp(k, "data") && BSON_ITER_HOLDS_BINARY(&it))
@@ -268,23 +428,42 @@ static bool produce_entry(mq_relay_t *r, const bson_t *e, int64_t *oldest) {
   }
   if (!jid || !id || !topic || !key || !data || strlen(id) > 36 || strlen(jid) >= sizeof((pending_t *)0)->jid) {
     mq_log(MQ_LOG_ERROR, "relay.bad_entry", "malformed journal entry skipped");
+    if (own) bson_destroy(own);
     return true;
   }
-  if (at && (*oldest == 0 || at < *oldest)) *oldest = at;
-  if (set_find(r, id)) return true;
-  if (r->n_inflight >= MAX_INFLIGHT) return false;
+  if (oldest && at && (*oldest == 0 || at < *oldest)) *oldest = at;
+  if (scanned) {
+    bool mine = by && !strcmp(by, mq_outbox_process_tag());
+    if (mine) (*own_seen)++;
+    if (!mine && at > mq_now_unix_ms() - CATCHUP_GRACE_MS) return true; /* its own relay publishes it */
+  }
+  if (set_find(r, id)) {
+    if (own) bson_destroy(own);
+    return true;
+  }
   pending_t *p = calloc(1, sizeof *p);
   if (!p) abort();
   snprintf(p->id, sizeof p->id, "%s", id);
   snprintf(p->jid, sizeof p->jid, "%s", jid);
-  rd_kafka_resp_err_t perr = rd_kafka_producev(
-      r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)data, data_len),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event-id", id, -1),
-      RD_KAFKA_V_HEADER("event-type", type ? type : "", -1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+  p->at = at;
+  p->journaled = !own;
+  p->entry = own;
+  rd_kafka_resp_err_t perr =
+      r->n_inflight >= MAX_INFLIGHT
+          ? RD_KAFKA_RESP_ERR__QUEUE_FULL
+          : rd_kafka_producev(
+                r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)data, data_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event-id", id, -1),
+                RD_KAFKA_V_HEADER("event-type", type ? type : "", -1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
   if (perr) {
-    free(p);
     if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       mq_log(MQ_LOG_WARN, "relay.produce_failed", "event %s: %s", id, rd_kafka_err2str(perr));
+    if (own) {
+      p->next = r->failed;
+      r->failed = p;
+    } else {
+      free(p);
+    }
     return false;
   }
   unsigned h = hash_id(p->id);
@@ -294,10 +473,42 @@ static bool produce_entry(mq_relay_t *r, const bson_t *e, int64_t *oldest) {
   return true;
 }
 
-/* One pass over the journal, oldest first. */
-static void scan(mq_relay_t *r) {
+/* Produces what writers handed over, in order. With Kafka unusable, or once
+ * the producer refuses one, the rest of the direct entries go to r->failed
+ * (journaled by fail_direct) and the journaled ones wait for the scan.
+ * Relay thread only. */
+static void drain_offered(mq_relay_t *r, bool usable) {
+  pthread_mutex_lock(&r->mu);
+  offered_t *list = r->offered;
+  r->offered = r->offered_tail = NULL;
+  r->n_offered = 0;
+  pthread_mutex_unlock(&r->mu);
+  bool ok = usable;
+  while (list) {
+    offered_t *next = list->next;
+    if (ok) {
+      ok = produce_entry(r, list->entry, list->journaled ? NULL : list->entry, false, NULL, NULL);
+      if (list->journaled) bson_destroy(list->entry);
+    } else if (!list->journaled) {
+      pending_t *p = calloc(1, sizeof *p);
+      if (!p) abort();
+      p->entry = list->entry;
+      p->next = r->failed;
+      r->failed = p;
+    } else {
+      bson_destroy(list->entry);
+    }
+    free(list);
+    list = next;
+  }
+  if (!ok) request_catch_up(r);
+}
+
+/* The catch-up: one pass over the journal, oldest first. True when the
+ * whole journal was read; *own_seen counts this process's entries in it. */
+static bool scan(mq_relay_t *r, size_t *own_seen) {
   int64_t oldest = 0;
-  bool more = true;
+  size_t n = 0;
   mongoc_client_t *c = mq_store_acquire(r->store);
   mongoc_collection_t *coll = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
@@ -307,15 +518,24 @@ static void scan(mq_relay_t *r) {
   BSON_APPEND_INT64(&opts, "limit", SCAN_LIMIT);
   mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
   const bson_t *doc;
-  while (more && mongoc_cursor_next(cur, &doc)) more = produce_entry(r, doc, &oldest);
+  while (mongoc_cursor_next(cur, &doc)) { /* on after a full queue: `oldest` and *own_seen cover it all */
+    n++;
+    produce_entry(r, doc, NULL, true, &oldest, own_seen);
+  }
   bson_error_t berr;
-  if (mongoc_cursor_error(cur, &berr)) mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s", berr.message);
+  bool ok = !mongoc_cursor_error(cur, &berr);
+  if (!ok) mq_log(MQ_LOG_DEBUG, "relay.scan_failed", "%s", berr.message);
   mongoc_cursor_destroy(cur);
   bson_destroy(&filter);
   bson_destroy(&opts);
   mongoc_collection_destroy(coll);
   mq_store_release(r->store, c);
+  /* in flight from memory counts too: the oldest event not yet acknowledged */
+  for (int i = 0; i < BUCKETS; i++)
+    for (pending_t *p = r->set[i]; p; p = p->next)
+      if (p->at && (oldest == 0 || p->at < oldest)) oldest = p->at;
   atomic_store(&r->oldest_ms, oldest);
+  return ok && n < SCAN_LIMIT;
 }
 
 /* ---- the sweeper: events a crash left in their documents only ---- */
@@ -379,7 +599,7 @@ static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t
   bson_destroy(&opts);
   mongoc_collection_destroy(ledger);
   mongoc_collection_destroy(journal);
-  mq_relay_kick(r);
+  request_catch_up(r); /* what was journaled here is this process's to publish */
 }
 
 static bool sweep_collection(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t from, int64_t to) {
@@ -490,22 +710,28 @@ static void *sweeper_main(void *arg) {
 
 static void *relay_main(void *arg) {
   mq_relay_t *r = arg;
+  int64_t next_scan = 0, settled = 0;
   for (;;) {
     pthread_mutex_lock(&r->mu);
-    bool stop = r->stop;
+    bool stop = r->stop, catch_up = r->catch_up;
     r->kicked = false;
+    r->catch_up = false;
     pthread_mutex_unlock(&r->mu);
     if (stop) break;
     int64_t now = mono_ms();
     if (now >= r->next_probe_ms) {
       bool up = mq_kafka_ping(r->rk, 1000);
-      if (up && !atomic_exchange(&r->kafka_up, true)) mq_log(MQ_LOG_INFO, "relay.kafka_up", "Kafka reachable");
+      if (up && !atomic_exchange(&r->kafka_up, true)) {
+        mq_log(MQ_LOG_INFO, "relay.kafka_up", "Kafka reachable");
+        catch_up = true;
+      }
       if (!up && atomic_exchange(&r->kafka_up, false))
         mq_log(MQ_LOG_WARN, "relay.kafka_down", "Kafka unreachable; events wait in MongoDB");
       if (up && !r->topics_ready) {
         mq_error_t err;
         if (mq_kafka_create_topics(r->rk, r->cfg, mq_kafka_domain_topics, 5000, &err) == MQ_OK) {
           r->topics_ready = true;
+          catch_up = true;
           mq_log(MQ_LOG_INFO, "relay.topics", "domain topics ready");
         } else {
           mq_log(MQ_LOG_WARN, "relay.topics", "%s", err.message);
@@ -513,22 +739,36 @@ static void *relay_main(void *arg) {
       }
       r->next_probe_ms = mono_ms() + r->cfg->health_interval_ms;
     }
-    if (r->topics_ready && atomic_load(&r->kafka_up)) scan(r);
+    bool usable = r->topics_ready && atomic_load(&r->kafka_up);
+    if (!usable) leave_direct(r);
+    drain_offered(r, usable);
     rd_kafka_poll(r->rk, 0);
-    settle(r);
-    /* wait for a kick or the poll interval, serving delivery reports
-     * meanwhile; kicks within MIN_SCAN_GAP_MS of the last scan wait for the
-     * gap, so a stream of writes is read in batches, not once per write
-     * (every scan re-reads the journal, a full scan on FerretDB) */
-    int64_t scanned = mono_ms(), until = scanned + r->cfg->outbox_poll_ms;
+    fail_direct(r);
+    if (usable && (catch_up || mono_ms() >= next_scan)) {
+      settle(r); /* R4 */
+      settled = mono_ms();
+      size_t own = 0;
+      if (scan(r, &own) && own == 0) { /* R3 holds once no writer is mid-journal */
+        pthread_mutex_lock(&r->mu);
+        if (!r->direct && r->n_writing == 0 && !r->offered && atomic_load(&r->kafka_up)) r->direct = true;
+        pthread_mutex_unlock(&r->mu);
+      }
+      next_scan = mono_ms() + r->cfg->outbox_poll_ms;
+    }
+    /* wait for a hand-over or the next scan, serving delivery reports and
+     * settling them in batches meanwhile */
     for (;;) {
       rd_kafka_poll(r->rk, 10);
-      settle(r);
-      pthread_mutex_lock(&r->mu);
-      bool stopping = r->stop, kicked = r->kicked;
-      pthread_mutex_unlock(&r->mu);
+      fail_direct(r);
       int64_t t = mono_ms();
-      if (stopping || t >= until || (kicked && t - scanned >= MIN_SCAN_GAP_MS)) break;
+      if (r->n_acked >= SETTLE_BATCH || (r->acked && t - settled >= SETTLE_GAP_MS)) {
+        settle(r);
+        settled = mono_ms();
+      }
+      pthread_mutex_lock(&r->mu);
+      bool wake = r->stop || r->kicked || r->catch_up;
+      pthread_mutex_unlock(&r->mu);
+      if (wake || t >= next_scan) break;
     }
   }
   return NULL;
@@ -539,6 +779,7 @@ mq_code_t mq_relay_start(mq_relay_t *r, mq_error_t *err) {
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the relay thread");
   pthread_setname_np(r->thread, "mq-relay");
   r->running = true;
+  mq_store_set_outbox_hooks(r->store, &r->hooks);
   if (pthread_create(&r->sweeper, NULL, sweeper_main, r) != 0)
     return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the outbox sweeper thread");
   pthread_setname_np(r->sweeper, "mq-sweep");
@@ -574,6 +815,7 @@ uint64_t mq_relay_published(const mq_relay_t *r) {
 
 void mq_relay_destroy(mq_relay_t *r) {
   if (!r) return;
+  mq_store_set_outbox_hooks(r->store, NULL); /* writers have stopped: this only makes it explicit */
   mq_metrics_gauge_remove(r);
   if (r->running) {
     pthread_mutex_lock(&r->mu);
@@ -583,16 +825,19 @@ void mq_relay_destroy(mq_relay_t *r) {
     pthread_join(r->thread, NULL);
   }
   if (r->sweeper_running) pthread_join(r->sweeper, NULL);
+  /* what was handed over goes out now, or into the journal (R2) */
+  drain_offered(r, r->running && r->topics_ready && atomic_load(&r->kafka_up));
   if (r->n_inflight) rd_kafka_flush(r->rk, 5000);
-  settle(r);
   rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_poll(r->rk, 0); /* purged messages' reports free their entries */
+  rd_kafka_poll(r->rk, 0); /* purged messages' reports: failed */
+  settle(r);
+  fail_direct(r);
   rd_kafka_destroy(r->rk);
   for (int i = 0; i < BUCKETS; i++) {
     pending_t *p = r->set[i];
     while (p) {
       pending_t *n = p->next;
-      free(p);
+      pending_free(p);
       p = n;
     }
   }

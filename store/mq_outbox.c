@@ -4,6 +4,7 @@
  */
 #include "mq_outbox.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,17 @@ bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t 
 }
 
 static atomic_uint_fast64_t g_seq;
+static pthread_once_t g_tag_once = PTHREAD_ONCE_INIT;
+static char g_tag[17];
+
+static void make_tag(void) {
+  mq_random_hex(g_tag, 16);
+}
+
+const char *mq_outbox_process_tag(void) {
+  pthread_once(&g_tag_once, make_tag);
+  return g_tag;
+}
 
 bool mq_outbox_journal_doc(const char *collection, const bson_value_t *doc_id, const bson_t *entry, bson_t *doc) {
   bson_iter_t f;
@@ -98,6 +110,7 @@ bool mq_outbox_journal_doc(const char *collection, const bson_value_t *doc_id, c
   bson_init(doc);
   BSON_APPEND_UTF8(doc, "_id", jid);
   BSON_APPEND_UTF8(doc, "coll", collection);
+  BSON_APPEND_UTF8(doc, "by", mq_outbox_process_tag());
   BSON_APPEND_VALUE(doc, "doc", doc_id);
   bson_concat(doc, entry);
   return true;

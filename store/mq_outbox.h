@@ -14,11 +14,17 @@
  *    collection `outbox` (insert only, ordered by `_id`), under the
  *    document's lock so that a document's events are journaled in the order
  *    of its writes.
- * 3. The relay (server/mq_relay.c) publishes journal entries in `_id` order
- *    with the idempotent producer; after the broker's acknowledgement it
- *    records the event id in the ledger `outbox_sent`, then deletes the
- *    journal entry. The journal stays small, so reading it is cheap on any
- *    store (FerretDB scans every collection it queries).
+ * 3. The relay (server/mq_relay.c) of the process that journaled an entry
+ *    is handed it in memory (mq_store_set_journal_hook) and publishes it at
+ *    once with the idempotent producer; after the broker's acknowledgement
+ *    it records the event id in the ledger `outbox_sent`, then deletes the
+ *    journal entry. Reading the journal is only the catch-up path: each
+ *    relay re-reads it every MARQUEE_OUTBOX_POLL_MS and publishes its own
+ *    process's entries that are not in flight (an offer dropped while Kafka
+ *    was down, a failed delivery) and anyone's entries older than a grace
+ *    period (a process that died before publishing). The journal stays
+ *    small, so reading it is cheap on any store (FerretDB scans every
+ *    collection it queries).
  * 4. A crash between steps 1 and 2 leaves an event only in its document:
  *    the relay's sweeper re-reads recent embedded entries (startup, then
  *    every MARQUEE_OUTBOX_SWEEP_S) and journals those older than a grace
@@ -33,7 +39,8 @@
  * Outbox entry: {id: event id, topic, key: aggregate id, type, at: date,
  *                data: binary(serialized marquee.events.v1.Envelope)}.
  * Journal entry: the same fields plus _id "<at ms>-<seq>-<id>" (sortable),
- *                coll and doc (where the embedded copy lives).
+ *                coll and doc (where the embedded copy lives), and by (the
+ *                journaling process's tag, mq_outbox_process_tag).
  */
 #ifndef MQ_OUTBOX_H
 #define MQ_OUTBOX_H
@@ -82,6 +89,9 @@ void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n);
 /* The outbox entries carried by an insert document (`_outbox`) or an update
  * (`$push._outbox.$each`): true and *arr positioned on the array if any. */
 bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t *arr);
+
+/* This process's random tag (16 hex digits), the `by` of its journal entries. */
+const char *mq_outbox_process_tag(void);
 
 /* The journal document of one outbox entry (fresh sortable _id); false if
  * the entry has no id. *doc is initialised on true (caller destroys). */

@@ -47,6 +47,7 @@ struct mq_store {
   pthread_mutex_t gc_mu;                /* the queues and their requests */
   pthread_cond_t gc_cv;
   gc_queue_t *gc_queues;
+  _Atomic(const mq_store_outbox_hooks_t *) hooks; /* the relay's hand-over */
 };
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
@@ -116,6 +117,10 @@ void mq_store_close(mq_store_t *s) {
   mongoc_client_pool_destroy(s->pool);
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_destroy(&s->doc_locks[i]);
   free(s);
+}
+
+void mq_store_set_outbox_hooks(mq_store_t *s, const mq_store_outbox_hooks_t *hooks) {
+  atomic_store_explicit(&s->hooks, hooks, memory_order_release);
 }
 
 const char *mq_store_db_name(const mq_store_t *s) {
@@ -321,8 +326,10 @@ static mq_code_t gc_insert(mq_store_t *s, const char *collection, const bson_t *
   return req.rc;
 }
 
-/* The outbox entries of a stored document into the journal (through the
- * group commit: concurrent writers' events share a batch). */
+/* The outbox entries of a stored document to the relay, or into the journal
+ * when the relay does not take them (no relay, Kafka down, a backlog of this
+ * process's entries to publish first): through the group commit, so
+ * concurrent writers' entries share a batch. */
 static void journal(mq_store_t *s, mongoc_client_t *c, const char *collection, const bson_value_t *id,
                     bson_iter_t *entries) {
   (void)c;
@@ -335,8 +342,14 @@ static void journal(mq_store_t *s, mongoc_client_t *c, const char *collection, c
     if (!BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
     bson_iter_document(&it, &len, &d);
     if (!bson_init_static(&entry, d, len) || !mq_outbox_journal_doc(collection, id, &entry, &doc)) continue;
+    const mq_store_outbox_hooks_t *h = atomic_load_explicit(&s->hooks, memory_order_acquire);
+    if (h && h->offer(h->arg, &doc)) { /* the relay publishes it (and journals it if it cannot) */
+      bson_destroy(&doc);
+      continue;
+    }
     mq_error_t err;
     mq_code_t rc = gc_insert(s, MQ_OUTBOX_JOURNAL, &doc, &err);
+    if (h) h->journaled(h->arg, &doc, rc == MQ_OK || rc == MQ_ALREADY_EXISTS);
     bson_destroy(&doc);
     if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) { /* ALREADY_EXISTS: journaled before */
       mq_log(MQ_LOG_WARN, "outbox.journal_failed", "%s: events stored but not journaled (the sweeper will): %s",

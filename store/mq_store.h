@@ -44,6 +44,20 @@ mq_code_t mq_store_open(const char *uri, const char *db, uint32_t pool_max, mq_s
 void mq_store_close(mq_store_t *s);
 const char *mq_store_db_name(const mq_store_t *s);
 
+/* The relay's hand-over (mq_outbox.h). After a write with outbox entries,
+ * mq_store calls `offer` with each entry's journal document (borrowed for
+ * the call), in write order per document and under the document's lock.
+ * True: the relay took the entry (it publishes it, and journals it itself
+ * if it cannot). False: mq_store journals it and then calls `journaled`
+ * (`stored`: the journal has it). Neither may block on the store. Set the
+ * hooks before writes start, clear them (NULL) before they go away. */
+typedef struct mq_store_outbox_hooks {
+  bool (*offer)(void *arg, const bson_t *entry);
+  void (*journaled)(void *arg, const bson_t *entry, bool stored);
+  void *arg;
+} mq_store_outbox_hooks_t;
+void mq_store_set_outbox_hooks(mq_store_t *s, const mq_store_outbox_hooks_t *hooks);
+
 /* Borrow a client (blocks while all are in use); always give it back. */
 mongoc_client_t *mq_store_acquire(mq_store_t *s);
 void mq_store_release(mq_store_t *s, mongoc_client_t *c);
