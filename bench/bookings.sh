@@ -11,18 +11,19 @@
 #      TWO marquee-server processes on the same database: two mq-loadgen
 #      processes, CONCURRENCY/2 in flight each, CreateHold for one unit
 #      (no idempotency key: every call is a new hold), summed; p50/p99 of
-#      each server's calls. Runs alternate with (1), RUNS times (3),
-#      SECONDS_PER_RUN (10) each; medians and the ratio holds/raw (target
-#      >= 0.5). The pool fills as the runs go (up to ~60% at the default
-#      settings): later runs probe a fuller pool, as a real on-sale does.
+#      each server's calls. Runs alternate with (1), RUNS times (4),
+#      SECONDS_PER_RUN (4, plus 1 s of warm-up) each; medians and the ratio
+#      holds/raw (target >= 0.5). Each run sells a fresh hot ticket type of
+#      CAPACITY, which fills as the run goes (to ~70% at ~1,400 holds/s), as
+#      a real on-sale does; a run that sells out reports errors.
 #   3. Memory of WATCHERS (1,000) live-availability streams on one server:
 #      its VmRSS before and after they are open (mq-bench-bookings
 #      watchers).
 # Output: a Markdown section on stdout and bench/results/bookings-<stamp>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-3}
-SECS=${SECONDS_PER_RUN:-10}
+RUNS=${RUNS:-4}
+SECS=${SECONDS_PER_RUN:-4}
 CONC=${CONCURRENCY:-64}
 CAPACITY=${CAPACITY:-10000}
 WATCHERS=${WATCHERS:-1000}
@@ -85,14 +86,16 @@ b=$(start b)
 for _ in $(seq 1 150); do "$build/marquee" --target "$a" health >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 2
 
-setup=$("$build/mq-bench-bookings" setup "$a" "$keys" "$CAPACITY")
-eval "$setup" # EVENT_ID, TICKET_TYPE_ID, TOKEN
-printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID" "$TICKET_TYPE_ID" |
-  protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$tmp/hold.bin"
-
 half=$((CONC / 2))
 : >"$tmp/runs.jsonl"
+slots=""
 for r in $(seq 1 "$RUNS"); do
+  # each run sells its own hot ticket type of CAPACITY (a fresh event), so
+  # no run starts on a pool the previous ones filled
+  setup=$("$build/mq-bench-bookings" setup "$a" "$keys" "$CAPACITY")
+  eval "$setup" # EVENT_ID, TICKET_TYPE_ID, TOKEN
+  printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID" "$TICKET_TYPE_ID" |
+    protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$tmp/hold.bin"
   ins=$("$build/mq-bench-bookings" inserts "$MARQUEE_MONGO_URI" "$db" "$CONC" "$SECS")
   "$build/mq-loadgen" --target "$a" --concurrency "$half" --seconds "$SECS" --warmup 1 \
     --method /marquee.bookings.v1.BookingService/CreateHold --token "$TOKEN" --request-file "$tmp/hold.bin" \
@@ -110,11 +113,12 @@ print(json.dumps({"raw_inserts_per_s": ins["inserts_per_s"], "raw_p50_us": ins["
                   "holds_per_s": ok, "a": la, "b": lb, "ratio": ok / ins["inserts_per_s"]}))
 PY
 )
+  taken=$(python3 -c 'import pymongo,sys; print(pymongo.MongoClient(sys.argv[1]).get_database(sys.argv[2]).capacity_slots.count_documents({"pool": "t:"+sys.argv[3]}))' \
+    "$MARQUEE_MONGO_URI" "$db" "$TICKET_TYPE_ID" 2>/dev/null || echo "?")
+  slots="$slots${slots:+, }$taken"
   echo "run $r: $line" >&2
   echo "$line" >>"$tmp/runs.jsonl"
 done
-slots=$(python3 -c 'import pymongo,sys; print(pymongo.MongoClient(sys.argv[1]).get_database(sys.argv[2]).capacity_slots.count_documents({"pool": "t:"+sys.argv[3]}))' \
-  "$MARQUEE_MONGO_URI" "$db" "$TICKET_TYPE_ID" 2>/dev/null || echo "?")
 watch=$("$build/mq-bench-bookings" watchers "$a" "$EVENT_ID" "$WATCHERS" "$(cat "$tmp/a.pid")")
 
 commit=$(git rev-parse --short HEAD)
@@ -137,7 +141,7 @@ for i, r in enumerate(runs, 1):
           f"{a['p50_us']}/{a['p99_us']} | {b['p50_us']}/{b['p99_us']} | {a['errors'] + b['errors']} | {r['ratio']:.2f} |")
 print(f"\nMedians: raw {med('raw_inserts_per_s'):.0f} inserts/s, holds {med('holds_per_s'):.0f}/s "
       f"({med('holds_per_s') * 60:.0f} per minute), ratio **{med('ratio'):.2f}** (target >= 0.5). "
-      f"Units taken at the end: {slots}.\n")
+      f"Units taken per run (of {cap}): {slots}.\n")
 print(f"Watchers: {w['watchers']} streams took {w['open_s']} s to open; server RSS {w['rss_before_kib']} -> "
       f"{w['rss_after_kib']} KiB, **{w['kib_per_watcher']:.1f} KiB per watcher**.")
 PY

@@ -31,7 +31,7 @@
   XX(INT, kafka_replication, "MARQUEE_KAFKA_REPLICATION", "1", 1, 16, "replication factor of created topics")          \
   XX(INT, cq_threads, "MARQUEE_CQ_THREADS", "0", 0, 64,                                                                \
      "completion-queue threads, one queue each; 0 = one per two CPU cores (at least 1)")                               \
-  XX(INT, workers, "MARQUEE_WORKERS", "16", 1, 1024, "worker-pool threads for blocking handler work")                  \
+  XX(INT, workers, "MARQUEE_WORKERS", "64", 1, 1024, "worker-pool threads for blocking handler work")                  \
   XX(INT, worker_queue, "MARQUEE_WORKER_QUEUE", "4096", 1, 1000000,                                                    \
      "tasks that may wait for a worker; beyond it calls fail UNAVAILABLE (overloaded)")                                \
   XX(INT, max_recv_bytes, "MARQUEE_MAX_RECV_BYTES", "4194304", 1024, 268435456,                                        \

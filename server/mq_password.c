@@ -9,7 +9,10 @@
  * current parameters (params, under params_lock) and the dummy-hash cache
  * (dummy_*, under dummy_lock) are the only mutable state; each lock is held
  * for a copy, never across an Argon2 run, except the once-per-parameter-set
- * dummy build.
+ * dummy build. Argon2 runs pass through a gate (gate_*): at most one per
+ * online CPU at a time, so a burst of sign-ins on a large worker pool
+ * queues instead of holding m_cost of memory per worker and slicing the
+ * CPUs between them.
  *
  * A stored string is parsed twice: by parse_encoded() here (strict: exactly
  * "$argon2id$v=19$m=<u32>,t=<u32>,p=<u32>$<b64>$<b64>", unpadded base64, no
@@ -29,6 +32,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "mq_validate.h"
 
@@ -46,6 +50,31 @@ static params_t params = {MQ_PASSWORD_T_COST, MQ_PASSWORD_M_COST_KIB, MQ_PASSWOR
 static pthread_mutex_t dummy_lock = PTHREAD_MUTEX_INITIALIZER;
 static char dummy_encoded[MQ_PASSWORD_HASH_MAX]; /* "" until built */
 static params_t dummy_params;                    /* what dummy_encoded was built with */
+
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static long gate_free;
+
+static void gate_init(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  gate_free = n > 0 ? n : 1;
+}
+
+static void gate_enter(void) {
+  pthread_once(&gate_once, gate_init);
+  pthread_mutex_lock(&gate_lock);
+  while (gate_free == 0) pthread_cond_wait(&gate_cv, &gate_lock);
+  gate_free--;
+  pthread_mutex_unlock(&gate_lock);
+}
+
+static void gate_leave(void) {
+  pthread_mutex_lock(&gate_lock);
+  gate_free++;
+  pthread_cond_signal(&gate_cv);
+  pthread_mutex_unlock(&gate_lock);
+}
 
 /* ---- parameters ------------------------------------------------------------------ */
 
@@ -115,8 +144,10 @@ static mq_code_t hash_with(params_t p, const void *pwd, size_t len, char *out, s
   unsigned char salt[MQ_PASSWORD_SALT_LEN];
   if (!fill_random(salt, sizeof salt))
     return mq_error_set(err, MQ_INTERNAL, NULL, "password hashing: getrandom failed (errno %d)", errno);
+  gate_enter();
   int rc = argon2id_hash_encoded(p.t_cost, p.m_cost_kib, p.parallelism, pwd, len, salt, sizeof salt,
                                  MQ_PASSWORD_HASH_LEN, out, out_len);
+  gate_leave();
   if (rc != ARGON2_OK) return from_argon2(err, rc, "hashing");
   return MQ_OK;
 }
@@ -198,7 +229,9 @@ mq_code_t mq_password_verify(const char *password, const char *encoded, bool *ne
     return mq_error_set(err, MQ_INTERNAL, NULL, "the stored password hash is malformed");
   size_t len = strnlen(password, MQ_PASSWORD_MAX_BYTES + 1);
   if (len > MQ_PASSWORD_MAX_BYTES) return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, "wrong password");
+  gate_enter();
   int rc = argon2id_verify(encoded, password, len);
+  gate_leave();
   if (rc == ARGON2_VERIFY_MISMATCH) return mq_error_set(err, MQ_UNAUTHENTICATED, NULL, "wrong password");
   if (rc != ARGON2_OK) return from_argon2(err, rc, "verification");
   if (needs_rehash)
@@ -234,7 +267,9 @@ void mq_password_dummy_verify(const char *password) {
   size_t len = strnlen(password, MQ_PASSWORD_MAX_BYTES + 1);
   if (len > MQ_PASSWORD_MAX_BYTES) return; /* as mq_password_verify: no hashing */
   if (!dummy_get(encoded)) return;
+  gate_enter();
   (void)argon2id_verify(encoded, password, len);
+  gate_leave();
 }
 
 /* ---- policy --------------------------------------------------------------------------- */

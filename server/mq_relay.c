@@ -109,6 +109,8 @@ struct mq_relay {
   atomic_int_fast64_t oldest_ms;
   atomic_uint_fast64_t published;
   atomic_uint_fast64_t recovered;
+  atomic_uint_fast64_t journaled; /* entries this process wrote to the journal */
+  atomic_bool direct_gauge;       /* a copy of `direct` for the metrics thread */
   int64_t next_probe_ms;
   pthread_t sweeper;
   bool sweeper_running;
@@ -150,6 +152,7 @@ static int64_t mono_ms(void) {
 static void leave_direct(mq_relay_t *r) {
   pthread_mutex_lock(&r->mu);
   r->direct = false;
+  atomic_store(&r->direct_gauge, false);
   pthread_mutex_unlock(&r->mu);
 }
 
@@ -224,7 +227,9 @@ static void settle(mq_relay_t *r) {
   BSON_APPEND_BOOL(&opts, "ordered", false);
   bson_error_t berr;
   /* duplicates (11000: sent before, by us or another relay) are fine */
+  bool lane = mq_store_lane_enter(r->store, c);
   bool ok = mongoc_collection_insert_many(ledger, (const bson_t **)docs, n, &opts, NULL, &berr) || berr.code == 11000;
+  mq_store_lane_leave(r->store, lane);
   if (ok && n_journaled) {
     mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
     ok = mongoc_collection_delete_many(journal, &filter, NULL, NULL, &berr);
@@ -306,6 +311,7 @@ static bool on_offer(void *arg, const bson_t *entry) {
     enqueue_locked(r, entry, false);
   } else {
     r->direct = false;
+    atomic_store(&r->direct_gauge, false);
     r->n_writing++;
   }
   pthread_mutex_unlock(&r->mu);
@@ -316,6 +322,7 @@ static void on_journaled(void *arg, const bson_t *entry, bool stored) {
   mq_relay_t *r = arg;
   pthread_mutex_lock(&r->mu);
   r->n_writing--;
+  if (stored) atomic_fetch_add(&r->journaled, 1);
   if (stored && r->n_offered < MAX_OFFERED)
     enqueue_locked(r, entry, true);
   else
@@ -348,6 +355,12 @@ static double gauge_recovered(void *arg) {
 }
 static double gauge_published(void *arg) {
   return (double)mq_relay_published(arg);
+}
+static double gauge_direct(void *arg) {
+  return atomic_load(&((mq_relay_t *)arg)->direct_gauge) ? 1 : 0;
+}
+static double gauge_journaled(void *arg) {
+  return (double)atomic_load(&((mq_relay_t *)arg)->journaled);
 }
 
 mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char *client_id, mq_relay_t **out,
@@ -382,6 +395,12 @@ mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char 
   mq_metrics_gauge("marquee_outbox_published_total", "Events published by this process's relay", gauge_published, r);
   mq_metrics_gauge("marquee_outbox_recovered_total", "Events the sweeper found stored but never journaled",
                    gauge_recovered, r);
+  mq_metrics_gauge("marquee_outbox_direct",
+                   "1 while events go from memory to Kafka, 0 while they go through the journal (start, Kafka "
+                   "down, a backlog)",
+                   gauge_direct, r);
+  mq_metrics_gauge("marquee_outbox_journaled_total", "Events this process wrote to the outbox journal", gauge_journaled,
+                   r);
   *out = r;
   return MQ_OK;
 }
@@ -750,7 +769,10 @@ static void *relay_main(void *arg) {
       size_t own = 0;
       if (scan(r, &own) && own == 0) { /* R3 holds once no writer is mid-journal */
         pthread_mutex_lock(&r->mu);
-        if (!r->direct && r->n_writing == 0 && !r->offered && atomic_load(&r->kafka_up)) r->direct = true;
+        if (!r->direct && r->n_writing == 0 && !r->offered && atomic_load(&r->kafka_up)) {
+          r->direct = true;
+          atomic_store(&r->direct_gauge, true);
+        }
         pthread_mutex_unlock(&r->mu);
       }
       next_scan = mono_ms() + r->cfg->outbox_poll_ms;

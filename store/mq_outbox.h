@@ -1,7 +1,7 @@
 /*
  * mq_outbox.h — domain events written in the same MongoDB write as the
  * change they describe (DESIGN.md §5: a transactional outbox without
- * transactions), then journaled for the relay.
+ * transactions), then handed to the relay or journaled for it.
  *
  * 1. A repository attaches its events to the write that makes the change: on
  *    insert as the document's `_outbox` array, on update with
@@ -10,25 +10,31 @@
  *    neither is. This embedded copy is the durable record; nobody but its
  *    own writers ever modifies the document again because of it.
  * 2. Right after the write succeeds, mq_store (insert_decision,
- *    update_by_id, update_where) copies the new entries into the journal
- *    collection `outbox` (insert only, ordered by `_id`), under the
- *    document's lock so that a document's events are journaled in the order
- *    of its writes.
- * 3. The relay (server/mq_relay.c) of the process that journaled an entry
- *    is handed it in memory (mq_store_set_journal_hook) and publishes it at
- *    once with the idempotent producer; after the broker's acknowledgement
- *    it records the event id in the ledger `outbox_sent`, then deletes the
- *    journal entry. Reading the journal is only the catch-up path: each
- *    relay re-reads it every MARQUEE_OUTBOX_POLL_MS and publishes its own
- *    process's entries that are not in flight (an offer dropped while Kafka
- *    was down, a failed delivery) and anyone's entries older than a grace
- *    period (a process that died before publishing). The journal stays
- *    small, so reading it is cheap on any store (FerretDB scans every
- *    collection it queries).
- * 4. A crash between steps 1 and 2 leaves an event only in its document:
- *    the relay's sweeper re-reads recent embedded entries (startup, then
- *    every MARQUEE_OUTBOX_SWEEP_S) and journals those older than a grace
- *    period that are neither journaled nor in the ledger.
+ *    update_by_id, update_where), under the document's lock so that a
+ *    document's events keep the order of its writes, gives each new entry
+ *    a journal _id and offers it to the process's relay
+ *    (mq_store_set_outbox_hooks). In the relay's direct mode it takes the
+ *    entry and nothing more is written; otherwise (journal mode: at start,
+ *    while Kafka is down, while this process still has entries in the
+ *    journal) mq_store inserts it into the journal collection `outbox`
+ *    (insert only, ordered by `_id`).
+ * 3. The relay (server/mq_relay.c, invariants R1-R4) publishes with the
+ *    idempotent producer; after the broker's acknowledgement it records the
+ *    event id in the ledger `outbox_sent` and deletes the journal entry if
+ *    there is one. An entry taken directly that cannot be delivered is
+ *    journaled by the relay. Each relay also re-reads the journal every
+ *    MARQUEE_OUTBOX_POLL_MS (the catch-up) and publishes its own process's
+ *    entries that are not in flight and anyone's older than 10 s (a
+ *    process that died before publishing). The journal stays small, so
+ *    reading it is cheap on any store (FerretDB scans every collection it
+ *    queries).
+ * 4. A crash after step 1 and before the event is in the ledger or the
+ *    journal (a direct entry not yet acknowledged, or a crash between
+ *    steps 1 and 2) leaves the event only in its document: the relay's
+ *    sweeper re-reads recent embedded entries (at start, then every
+ *    MARQUEE_OUTBOX_SWEEP_S) and journals those older than 30 s that are
+ *    neither journaled nor in the ledger. Such an event is late (up to
+ *    MARQUEE_OUTBOX_SWEEP_S, or the next server start), never lost.
  *
  * The relay never writes domain documents (on FerretDB, whose updates are
  * read-modify-replace, a relay update could undo a handler's concurrent
@@ -40,7 +46,7 @@
  *                data: binary(serialized marquee.events.v1.Envelope)}.
  * Journal entry: the same fields plus _id "<at ms>-<seq>-<id>" (sortable),
  *                coll and doc (where the embedded copy lives), and by (the
- *                journaling process's tag, mq_outbox_process_tag).
+ *                writing process's tag, mq_outbox_process_tag).
  */
 #ifndef MQ_OUTBOX_H
 #define MQ_OUTBOX_H

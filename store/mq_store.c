@@ -48,7 +48,10 @@ struct mq_store {
   pthread_cond_t gc_cv;
   gc_queue_t *gc_queues;
   _Atomic(const mq_store_outbox_hooks_t *) hooks; /* the relay's hand-over */
+  pthread_mutex_t lane;                           /* FerretDB: one batch write at a time (mq_store_lane_enter) */
 };
+
+static bool is_ferretdb(mq_store_t *s, mongoc_client_t *c);
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
 
@@ -90,6 +93,7 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   if (!s) abort();
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_init(&s->doc_locks[i], NULL);
   pthread_mutex_init(&s->gc_mu, NULL);
+  pthread_mutex_init(&s->lane, NULL);
   pthread_cond_init(&s->gc_cv, NULL);
   s->pool = mongoc_client_pool_new(uri);
   mongoc_uri_destroy(uri);
@@ -113,6 +117,7 @@ void mq_store_close(mq_store_t *s) {
     free(q);
   }
   pthread_mutex_destroy(&s->gc_mu);
+  pthread_mutex_destroy(&s->lane);
   pthread_cond_destroy(&s->gc_cv);
   mongoc_client_pool_destroy(s->pool);
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_destroy(&s->doc_locks[i]);
@@ -226,7 +231,9 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
  * an idle server adds no latency; under load one store transaction carries
  * many inserts (FerretDB on SQLite commits each write separately, which is
  * most of an insert's cost). Semantics per caller are those of insert_one:
- * MQ_OK means its document is stored. */
+ * MQ_OK means its document is stored. On FerretDB a batch also waits for
+ * the process's write lane (mq_store_lane_enter), so batches of different
+ * collections do not contend for SQLite's one writer and grow meanwhile. */
 
 static gc_queue_t *gc_queue(mq_store_t *s, const char *collection) { /* under gc_mu */
   for (gc_queue_t *q = s->gc_queues; q; q = q->next)
@@ -239,8 +246,19 @@ static gc_queue_t *gc_queue(mq_store_t *s, const char *collection) { /* under gc
   return q;
 }
 
+bool mq_store_lane_enter(mq_store_t *s, mongoc_client_t *c) {
+  if (!is_ferretdb(s, c)) return false;
+  pthread_mutex_lock(&s->lane);
+  return true;
+}
+
+void mq_store_lane_leave(mq_store_t *s, bool entered) {
+  if (entered) pthread_mutex_unlock(&s->lane);
+}
+
 static void gc_write(mq_store_t *s, const char *collection, gc_req_t *batch, size_t n) {
   mongoc_client_t *c = mq_store_acquire(s);
+  bool lane = mq_store_lane_enter(s, c);
   mongoc_collection_t *coll = mq_store_collection(s, c, collection);
   bson_error_t berr;
   if (n == 1) {
@@ -282,6 +300,7 @@ static void gc_write(mq_store_t *s, const char *collection, gc_req_t *batch, siz
     bson_destroy(&opts);
     free(docs);
   }
+  mq_store_lane_leave(s, lane);
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
 }

@@ -58,6 +58,15 @@ typedef struct mq_store_outbox_hooks {
 } mq_store_outbox_hooks_t;
 void mq_store_set_outbox_hooks(mq_store_t *s, const mq_store_outbox_hooks_t *hooks);
 
+/* The write lane. SQLite, under FerretDB, has one writer per database: a
+ * second write transaction sleeps in its busy handler (1, 2, 5, 10… ms)
+ * until the first commits, so concurrent batch writes from one process
+ * cost wall time and add nothing. On FerretDB, enter takes the process's
+ * lane (one batch write at a time; returns true); on MongoDB it does
+ * nothing (false). Pass its result to leave. `c` is a borrowed client. */
+bool mq_store_lane_enter(mq_store_t *s, mongoc_client_t *c);
+void mq_store_lane_leave(mq_store_t *s, bool entered);
+
 /* Borrow a client (blocks while all are in use); always give it back. */
 mongoc_client_t *mq_store_acquire(mq_store_t *s);
 void mq_store_release(mq_store_t *s, mongoc_client_t *c);

@@ -464,12 +464,11 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
     w->capacity = e->capacity;
     w->units = units;
   }
-  char request_hash[65];
-  mq_token_hash(req_text, request_hash);
-
+  char request_hash[65] = "";
   char *id = mq_arena_alloc(a, 37);
   bool keyed = req->idempotency_key && req->idempotency_key[0];
-  if (keyed) {
+  if (keyed) { /* only a keyed hold can be retried: only it keeps its request's hash */
+    mq_token_hash(req_text, request_hash);
     mq_bookings_derived_id(user, req->idempotency_key, id);
     rc = answer_retry(call, id, request_hash, resp, err); /* a plain retry takes nothing */
     if (rc != MQ_NOT_FOUND) return rc;

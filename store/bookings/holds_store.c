@@ -75,7 +75,7 @@ static void to_bson(bson_t *doc, const mq_hold_t *h) {
   mq_hold_lines_append(doc, h->lines, h->n_lines);
   BSON_APPEND_INT64(doc, "total_minor", h->total_minor);
   mq_bson_append_str_array(doc, "slots", (const char *const *)h->slots, h->n_slots);
-  BSON_APPEND_UTF8(doc, "request_hash", h->request_hash ? h->request_hash : "");
+  if (h->request_hash && h->request_hash[0]) BSON_APPEND_UTF8(doc, "request_hash", h->request_hash);
   BSON_APPEND_UTF8(doc, "state", h->state);
   BSON_APPEND_DATE_TIME(doc, "created_at", h->created_ms);
   BSON_APPEND_DATE_TIME(doc, "expires_at", h->expires_ms);

@@ -4,9 +4,10 @@
  *
  *   holds {_id, user_id, event_id, organization_id, currency, lines[{
  *          ticket_type_id, name, quantity, unit_minor}], total_minor,
- *          slots[] (capacity.h slot ids, pool by pool), request_hash,
- *          state, created_at, expires_at, payment_reference,
- *          payment_deadline, _outbox}
+ *          slots[] (capacity.h slot ids, pool by pool), request_hash (only
+ *          holds made with an idempotency key, and waitlist offers), state,
+ *          created_at, expires_at, payment_reference, payment_deadline,
+ *          _outbox}
  *   hold_decisions {_id: "<hold id>:<kind>", hold, kind, outcome, at, actor,
  *          payment_reference, done, _outbox}
  *

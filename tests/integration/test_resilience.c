@@ -169,18 +169,35 @@ static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
   char *tok = mq_test_token("user-kafka", MQ_ROLE_ATTENDEE);
   assert_true(wait_health(cl, 1, 10000));
 
-  /* the pipeline works: write → outbox → relay → Kafka → marquee-audit → audit_log */
+  /* the pipeline works: write → outbox → relay → Kafka → marquee-audit →
+   * audit_log, and with Kafka up the events go from memory (direct mode):
+   * none of them is written to the journal */
   char before[3][40], during[10][40], filter[2048];
+  assert_true(mq_test_wait_metric(&srv, "marquee_outbox_direct", 1, 30000));
+  double journaled0 = mq_test_metric(&srv, "marquee_outbox_journaled_total");
+  assert_true(journaled0 >= 0);
   for (int i = 0; i < 3; i++) assert_int_equal(record_note(cl, tok, "with kafka", 5000, before[i]), MQ_OK);
   in_filter(filter, sizeof filter, before, 3);
   /* audit _id is the event id; match on aggregate_id (the note id) instead */
   char agg[2048];
   snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
   assert_true(wait_count(db, "audit_log", agg, 3, 60000));
+  assert_true(mq_test_metric(&srv, "marquee_outbox_journaled_total") == journaled0);
 
-  /* Kafka goes away: writes keep succeeding, events wait in MongoDB */
+  /* Kafka goes away: writes keep succeeding, events wait in MongoDB. The
+   * first five are written at once (the relay may still take them from
+   * memory: their delivery fails and the relay journals them, or Kafka is
+   * back in time); the last five after the relay saw Kafka down, so their
+   * writers journal them. */
   assert_int_equal(mq_test_stack("stop", "kafka"), 0);
-  for (int i = 0; i < 10; i++) assert_int_equal(record_note(cl, tok, "without kafka", 5000, during[i]), MQ_OK);
+  for (int i = 0; i < 5; i++) assert_int_equal(record_note(cl, tok, "without kafka", 5000, during[i]), MQ_OK);
+  int64_t down_until = mq_test_now_ms() + 30000;
+  while (mq_test_metric(&srv, "marquee_dependency_up{dependency=\"kafka\"}") != 0 && mq_test_now_ms() < down_until)
+    mq_test_sleep_ms(100);
+  assert_true(mq_test_metric(&srv, "marquee_outbox_direct") == 0);
+  double journaled1 = mq_test_metric(&srv, "marquee_outbox_journaled_total");
+  for (int i = 5; i < 10; i++) assert_int_equal(record_note(cl, tok, "without kafka", 5000, during[i]), MQ_OK);
+  assert_true(mq_test_metric(&srv, "marquee_outbox_journaled_total") >= journaled1 + 5);
   in_filter(filter, sizeof filter, during, 10);
   assert_int_equal(mq_test_count(NULL, db, "diag_notes", filter), 10);
   snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
@@ -198,8 +215,9 @@ static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
   snprintf(all_agg, sizeof all_agg, "{\"aggregate_id\": %s", strchr(all_filter, '{') + 7);
   mq_test_sleep_ms(2000); /* let any duplicate delivery land before counting */
   assert_int_equal(mq_test_count(NULL, db, "audit_log", all_agg), 13);
-  /* the journal drained: no event still waits */
+  /* the journal drained: no event still waits, and events go from memory again */
   assert_true(wait_count(db, "outbox", "{}", 0, 30000));
+  assert_true(mq_test_wait_metric(&srv, "marquee_outbox_direct", 1, 30000));
 
   mq_client_destroy(cl);
   free(tok);

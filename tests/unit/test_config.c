@@ -93,7 +93,7 @@ static void test_defaults_literal(void **state) {
   assert_string_equal(cfg.listen, "127.0.0.1:50051");
   assert_string_equal(cfg.http_listen, "127.0.0.1:9464");
   assert_string_equal(cfg.mongo_db, "marquee");
-  assert_int_equal(cfg.workers, 16);
+  assert_int_equal(cfg.workers, 64);
   assert_int_equal(cfg.worker_queue, 4096);
   assert_int_equal(cfg.cq_threads, 0); /* 0 = auto */
   assert_int_equal(cfg.max_recv_bytes, 4194304);
@@ -204,7 +204,7 @@ static void test_foreign_and_reserved_prefixes_ignored(void **state) {
                   NULL};
   mq_config_t cfg;
   load_ok(&cfg, envp);
-  assert_int_equal(cfg.workers, 16);
+  assert_int_equal(cfg.workers, 64);
   assert_string_equal(cfg.listen, "127.0.0.1:50051");
   mq_config_free(&cfg);
 }
@@ -404,7 +404,7 @@ static void test_log_hides_secrets(void **state) {
   assert_null(strstr(buf, "hunter2pw")); /* URI credentials are redacted */
   assert_null(strstr(buf, "alice"));
   assert_non_null(strstr(buf, "\"MARQUEE_MONGO_URI\":\"mongodb://***@db.example:27017/?replicaSet=rs0\""));
-  assert_non_null(strstr(buf, "\"MARQUEE_WORKERS\":16"));
+  assert_non_null(strstr(buf, "\"MARQUEE_WORKERS\":64"));
   assert_non_null(strstr(buf, "\"MARQUEE_LISTEN\":\"127.0.0.1:50051\""));
 }
 

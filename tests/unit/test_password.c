@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <argon2.h>
+#include <pthread.h>
 
 #include "mq_password.h"
 
@@ -123,6 +124,39 @@ static void test_round_trip_defaults(void **state) {
   }
   printf("    mq_password_hash at defaults (m=%u KiB, t=%u, p=%u): median %.1f ms of 10\n", MQ_PASSWORD_M_COST_KIB,
          MQ_PASSWORD_T_COST, MQ_PASSWORD_PARALLELISM, median(t, 10));
+}
+
+/* Many threads at once (more than CPUs: Argon2 runs pass a gate of one per
+ * CPU): every hash and verification still completes with the right answer,
+ * and nothing waits forever. */
+#define CONCURRENT_THREADS 12
+static void *concurrent_worker(void *arg) {
+  int *ok = arg;
+  char pw[32], h[MQ_PASSWORD_HASH_MAX];
+  snprintf(pw, sizeof pw, "concurrent password %d", *ok);
+  *ok = 0;
+  for (int i = 0; i < 4; i++) {
+    if (mq_password_hash(pw, h, sizeof h, NULL) != MQ_OK) return NULL;
+    if (mq_password_verify(pw, h, NULL, NULL) != MQ_OK) return NULL;
+    if (mq_password_verify("another password entirely", h, NULL, NULL) != MQ_UNAUTHENTICATED) return NULL;
+    mq_password_dummy_verify(pw);
+  }
+  *ok = 1;
+  return NULL;
+}
+
+static void test_concurrent_hashing(void **state) {
+  (void)state;
+  pthread_t t[CONCURRENT_THREADS];
+  int ok[CONCURRENT_THREADS];
+  for (int i = 0; i < CONCURRENT_THREADS; i++) {
+    ok[i] = i;
+    assert_int_equal(pthread_create(&t[i], NULL, concurrent_worker, &ok[i]), 0);
+  }
+  for (int i = 0; i < CONCURRENT_THREADS; i++) {
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(ok[i], 1);
+  }
 }
 
 static void test_wrong_password(void **state) {
@@ -520,6 +554,7 @@ static void test_policy_display_name(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_round_trip_cheap, use_cheap, restore_defaults),
+      cmocka_unit_test_setup_teardown(test_concurrent_hashing, use_cheap, restore_defaults),
       cmocka_unit_test_setup_teardown(test_round_trip_defaults, restore_defaults, restore_defaults),
       cmocka_unit_test_setup_teardown(test_wrong_password, use_cheap, restore_defaults),
       cmocka_unit_test_setup_teardown(test_salts_differ, use_cheap, restore_defaults),
