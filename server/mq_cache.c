@@ -107,6 +107,10 @@ void mq_cache_clear(mq_cache_t *c) {
   }
 }
 
+bool mq_cache_enabled(mq_cache_t *c) {
+  return atomic_load(&c->enabled);
+}
+
 void mq_cache_set_enabled(mq_cache_t *c, bool on) {
   atomic_store(&c->enabled, on);
   mq_cache_clear(c); /* new generation either way: fills begun before the switch are dropped */

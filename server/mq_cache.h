@@ -49,6 +49,7 @@ void mq_cache_put(mq_cache_t *c, const char *key, const void *val, size_t len, u
 void mq_cache_invalidate(mq_cache_t *c, const char *key);
 void mq_cache_clear(mq_cache_t *c);
 void mq_cache_set_enabled(mq_cache_t *c, bool on);
+bool mq_cache_enabled(mq_cache_t *c);
 void mq_cache_get_stats(mq_cache_t *c, mq_cache_stats_t *out);
 /* Registers marquee_cache_{hits_total,misses_total,entries,enabled}{cache="name"}
  * gauges (removed by mq_cache_free). */

@@ -42,6 +42,11 @@ typedef struct mq_bookings {
   pthread_mutex_t due_mu;
   struct mq_due *due;
   size_t n_due, cap_due;
+  /* events being read for app->sale_events (holds.c, sale_event): one
+   * store read per event at a time, the other callers wait for it */
+  pthread_mutex_t fill_mu;
+  pthread_cond_t fill_cv;
+  struct mq_sale_fill *fills;
   /* ticket types with people waiting (waitlist.c), refreshed every sweep */
   pthread_mutex_t lines_mu;
   char (*lines)[40];

@@ -380,28 +380,65 @@ static mq_code_t answer_retry(mq_call_t *call, const char *id, const char *reque
  * and access-code hashes): from app->sale_events when cached (invalidated by
  * every change of the event, here and through Kafka; at most 2 s old when
  * such news cannot arrive), else from the store. On FerretDB a read of an
- * event by _id costs several inserts' worth (measured 2.8 ms); a hold that
- * reads a capacity a moment old is like one taken a moment earlier
- * (capacity.h I2). */
-static mq_code_t sale_event(mq_app_t *app, const char *id, mq_arena_t *a, Marquee__Catalog__V1__Event **out,
-                            mq_error_t *err) {
+ * event by _id scans the events collection (2.8 ms measured with few
+ * events), so a miss is single-flight: when the entry expires under load,
+ * one caller reads and the others wait for its result instead of all
+ * reading at once. A hold that reads a capacity a moment old is like one
+ * taken a moment earlier (capacity.h I2). */
+typedef struct mq_sale_fill {
+  struct mq_sale_fill *next;
   char key[80];
-  snprintf(key, sizeof key, "e:%s", id);
+} mq_sale_fill_t;
+
+static bool sale_event_cached(mq_app_t *app, const char *key, mq_arena_t *a, Marquee__Catalog__V1__Event **out) {
   void *bytes = NULL;
   size_t len = 0;
-  if (app->sale_events && mq_cache_get(app->sale_events, key, a, &bytes, &len)) {
-    ProtobufCAllocator al = mq_arena_allocator(a);
-    *out = marquee__catalog__v1__event__unpack(&al, len, bytes);
-    if (*out) return MQ_OK;
+  if (!mq_cache_get(app->sale_events, key, a, &bytes, &len)) return false;
+  ProtobufCAllocator al = mq_arena_allocator(a);
+  *out = marquee__catalog__v1__event__unpack(&al, len, bytes);
+  return *out != NULL;
+}
+
+static mq_code_t sale_event(mq_app_t *app, const char *id, mq_arena_t *a, Marquee__Catalog__V1__Event **out,
+                            mq_error_t *err) {
+  if (!app->sale_events || !mq_cache_enabled(app->sale_events)) return mq_events_get(app->store, id, a, out, err);
+  char key[80];
+  snprintf(key, sizeof key, "e:%s", id);
+  if (sale_event_cached(app, key, a, out)) return MQ_OK;
+  mq_bookings_t *b = app->bookings;
+  mq_sale_fill_t me = {0};
+  snprintf(me.key, sizeof me.key, "%s", key);
+  pthread_mutex_lock(&b->fill_mu);
+  bool waited = false;
+  for (;;) {
+    mq_sale_fill_t *f = b->fills;
+    while (f && strcmp(f->key, key)) f = f->next;
+    if (!f) break;
+    pthread_cond_wait(&b->fill_cv, &b->fill_mu); /* someone is reading it */
+    waited = true;
   }
-  uint64_t ticket = app->sale_events ? mq_cache_ticket(app->sale_events, key) : 0;
+  if (waited) { /* its read is done: use it, or (failed, invalidated meanwhile) read without waiting again */
+    pthread_mutex_unlock(&b->fill_mu);
+    if (sale_event_cached(app, key, a, out)) return MQ_OK;
+    return mq_events_get(app->store, id, a, out, err);
+  }
+  me.next = b->fills;
+  b->fills = &me;
+  pthread_mutex_unlock(&b->fill_mu);
+  uint64_t ticket = mq_cache_ticket(app->sale_events, key);
   mq_code_t rc = mq_events_get(app->store, id, a, out, err);
-  if (rc == MQ_OK && app->sale_events) {
+  if (rc == MQ_OK) {
     size_t n = marquee__catalog__v1__event__get_packed_size(*out);
     uint8_t *buf = mq_arena_alloc(a, n ? n : 1);
     marquee__catalog__v1__event__pack(*out, buf);
     mq_cache_put(app->sale_events, key, buf, n, ticket);
   }
+  pthread_mutex_lock(&b->fill_mu);
+  mq_sale_fill_t **pp = &b->fills;
+  while (*pp != &me) pp = &(*pp)->next;
+  *pp = me.next;
+  pthread_cond_broadcast(&b->fill_cv);
+  pthread_mutex_unlock(&b->fill_mu);
   return rc;
 }
 
@@ -1016,6 +1053,8 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
   pthread_cond_init(&b->cv, NULL);
   pthread_mutex_init(&b->lines_mu, NULL);
   pthread_mutex_init(&b->due_mu, NULL);
+  pthread_mutex_init(&b->fill_mu, NULL);
+  pthread_cond_init(&b->fill_cv, NULL);
   b->capacity = mq_capacity_new();
   const char *spec = app->cfg->ticket_keys ? app->cfg->ticket_keys : "";
   char dev[64];
@@ -1068,6 +1107,8 @@ void mq_bookings_close(mq_app_t *app) {
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->lines_mu);
   pthread_mutex_destroy(&b->due_mu);
+  pthread_mutex_destroy(&b->fill_mu);
+  pthread_cond_destroy(&b->fill_cv);
   free(b->due);
   free(b->lines);
   free(b);
