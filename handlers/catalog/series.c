@@ -108,9 +108,21 @@ static const char *occurrence_id(mq_arena_t *a, const char *series_id, size_t in
 /* The content fields a series template has (and UpdateSeries may change):
  * events.c's apply_fields without the schedule (starts_at, ends_at,
  * time_zone: the series computes them) and, on update, without currency. */
-static const char *const series_paths[] = {"title",          "description_md", "category_id", "tags",     "image_ids",
-                                           "cover_image_id", "venue_id",       "online_url",  "language", "visibility",
-                                           "age_policy",     "refund_policy",  "capacity"};
+static const char *const series_paths[] = {"title",
+                                           "description_md",
+                                           "category_id",
+                                           "tags",
+                                           "image_ids",
+                                           "cover_image_id",
+                                           "venue_id",
+                                           "online_url",
+                                           "language",
+                                           "visibility",
+                                           "age_policy",
+                                           "refund_policy",
+                                           "capacity",
+                                           "attendee_cancel_cutoff_hours",
+                                           "attendee_cancel_disabled"};
 
 /* events.c: apply_fields, minus the schedule. Validates the fields of `in`
  * named by `mask` (all, and currency, when NULL) and copies them onto `e`;
@@ -204,6 +216,12 @@ static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
+  if (mq_catalog_has_path(mask, "attendee_cancel_cutoff_hours")) { /* the cancellation policy, as events.c */
+    if ((rc = mq_check_range_i64(err, "attendee_cancel_cutoff_hours", in->attendee_cancel_cutoff_hours, 0, 8760)))
+      return rc;
+    e->attendee_cancel_cutoff_hours = in->attendee_cancel_cutoff_hours;
+  }
+  if (mq_catalog_has_path(mask, "attendee_cancel_disabled")) e->attendee_cancel_disabled = in->attendee_cancel_disabled;
   return MQ_OK;
 }
 
@@ -756,6 +774,9 @@ static void copy_paths(event_pb *e, const event_pb *t, const Google__Protobuf__F
   if (mq_catalog_has_path(m, "age_policy")) e->age_policy = t->age_policy;
   if (mq_catalog_has_path(m, "refund_policy")) e->refund_policy = t->refund_policy;
   if (mq_catalog_has_path(m, "capacity")) e->capacity = t->capacity;
+  if (mq_catalog_has_path(m, "attendee_cancel_cutoff_hours"))
+    e->attendee_cancel_cutoff_hours = t->attendee_cancel_cutoff_hours;
+  if (mq_catalog_has_path(m, "attendee_cancel_disabled")) e->attendee_cancel_disabled = t->attendee_cancel_disabled;
 }
 
 /* Applies `op` to one occurrence and records the outcome: read, check,

@@ -110,6 +110,7 @@ static void sreq_init(sreq_t *r, const char *org, const char *title) {
   r->tmpl.online_url = (char *)"https://stream.example.com/weekly";
   r->tmpl.currency = (char *)"EUR";
   r->tmpl.capacity = 150;
+  r->tmpl.attendee_cancel_cutoff_hours = 48; /* the cancellation policy reaches every occurrence */
   for (int i = 0; i < 2; i++) {
     marquee__catalog__v1__ticket_type__init(&r->tt[i]);
     marquee__common__v1__money__init(&r->price[i]);
@@ -288,6 +289,8 @@ static void test_weekly_rule_keeps_local_time_across_dst(void **state) {
     assert_int_equal(e->state, EST(DRAFT));
     assert_int_equal(e->version, 1);
     assert_int_equal(e->capacity, 150);
+    assert_int_equal(e->attendee_cancel_cutoff_hours, 48);
+    assert_false(e->attendee_cancel_disabled);
     assert_string_equal(e->title, "Weekly Jazz");
     assert_int_equal(e->min_price_minor, 2500); /* the cheapest visible one */
     assert_int_equal(e->n_ticket_types, 2);
@@ -568,6 +571,23 @@ static void test_update_this_and_future(void **state) {
   /* and the series said so */
   assert_true(audit_count_is(sid, "catalog.SeriesUpdated", 1));
   assert_true(audit_count_is(ids[2], "catalog.EventUpdated", 1));
+
+  /* the cancellation policy is a series field too: validated, then copied */
+  values.attendee_cancel_cutoff_hours = 9000;
+  assert_int_equal(
+      update_series(owner, sid, &values, "attendee_cancel_cutoff_hours", THIS_AND_FUTURE, ids[2], 2, &cr, &err),
+      MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "attendee_cancel_cutoff_hours");
+  values.attendee_cancel_cutoff_hours = 24;
+  assert_int_equal(
+      update_series(owner, sid, &values, "attendee_cancel_cutoff_hours", THIS_AND_FUTURE, ids[2], 2, &cr, &err), MQ_OK);
+  assert_int_equal(cr->changed_count, 3);
+  marquee__catalog__v1__series_change_response__free_unpacked(cr, NULL);
+  for (int i = 0; i < 5; i++) {
+    e = get_event(ids[i]);
+    assert_int_equal(e->attendee_cancel_cutoff_hours, i < 2 ? 48 : 24);
+    marquee__catalog__v1__event__free_unpacked(e, NULL);
+  }
 }
 
 /* Edits one occurrence's description on its own, over and over, while the
