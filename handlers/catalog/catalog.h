@@ -18,6 +18,10 @@
 void mq_catalog_event(mq_event_t *ev, mq_call_t *call, const char *type, const char *aggregate_id);
 /* Whether `m` names `p`; a NULL mask names every field (creation). */
 bool mq_catalog_has_path(const Google__Protobuf__FieldMask *m, const char *p);
+/* The event's cancellation policy fields named by `mask` (all when NULL),
+ * validated, from `in` onto `e`: events and series templates alike. */
+mq_code_t mq_catalog_apply_cancel_policy(Marquee__Catalog__V1__Event *e, const Marquee__Catalog__V1__Event *in,
+                                         const Google__Protobuf__FieldMask *mask, mq_error_t *err);
 /* Cancelled or completed: no more changes. */
 bool mq_catalog_finished(const Marquee__Catalog__V1__Event *e);
 /* At most 10 tags of 1..30 [a-z0-9-]; INVALID_ARGUMENT naming "tags". */

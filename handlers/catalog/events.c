@@ -102,6 +102,18 @@ bool mq_catalog_finished(const event_pb *e) {
 
 /* ---- validation ------------------------------------------------------------------ */
 
+mq_code_t mq_catalog_apply_cancel_policy(Marquee__Catalog__V1__Event *e, const Marquee__Catalog__V1__Event *in,
+                                         const Google__Protobuf__FieldMask *mask, mq_error_t *err) {
+  mq_code_t rc;
+  if (mq_catalog_has_path(mask, "attendee_cancel_cutoff_hours")) {
+    if ((rc = mq_check_range_i64(err, "attendee_cancel_cutoff_hours", in->attendee_cancel_cutoff_hours, 0, 8760)))
+      return rc;
+    e->attendee_cancel_cutoff_hours = in->attendee_cancel_cutoff_hours;
+  }
+  if (mq_catalog_has_path(mask, "attendee_cancel_disabled")) e->attendee_cancel_disabled = in->attendee_cancel_disabled;
+  return MQ_OK;
+}
+
 bool mq_catalog_has_path(const Google__Protobuf__FieldMask *m, const char *p) {
   if (!m) return true; /* creation: every field */
   for (size_t i = 0; i < m->n_paths; i++)
@@ -254,12 +266,7 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
-  if (mq_catalog_has_path(mask, "attendee_cancel_cutoff_hours")) {
-    if ((rc = mq_check_range_i64(err, "attendee_cancel_cutoff_hours", in->attendee_cancel_cutoff_hours, 0, 8760)))
-      return rc;
-    e->attendee_cancel_cutoff_hours = in->attendee_cancel_cutoff_hours;
-  }
-  if (mq_catalog_has_path(mask, "attendee_cancel_disabled")) e->attendee_cancel_disabled = in->attendee_cancel_disabled;
+  if ((rc = mq_catalog_apply_cancel_policy(e, in, mask, err)) != MQ_OK) return rc;
   /* across fields */
   if (!e->starts_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "is required");
   if (!e->ends_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "is required");

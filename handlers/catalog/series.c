@@ -216,13 +216,7 @@ static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
     if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
     e->capacity = in->capacity;
   }
-  if (mq_catalog_has_path(mask, "attendee_cancel_cutoff_hours")) { /* the cancellation policy, as events.c */
-    if ((rc = mq_check_range_i64(err, "attendee_cancel_cutoff_hours", in->attendee_cancel_cutoff_hours, 0, 8760)))
-      return rc;
-    e->attendee_cancel_cutoff_hours = in->attendee_cancel_cutoff_hours;
-  }
-  if (mq_catalog_has_path(mask, "attendee_cancel_disabled")) e->attendee_cancel_disabled = in->attendee_cancel_disabled;
-  return MQ_OK;
+  return mq_catalog_apply_cancel_policy(e, in, mask, err);
 }
 
 /* events.c: apply_tt for a new ticket type, with the request's field names
