@@ -96,9 +96,9 @@
   XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                              \
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \
-     "outbox relay scan interval when no local write woke it")                                                         \
+     "how often the relay re-reads the outbox journal for events that could not go out at once")                       \
   XX(INT, outbox_sweep_s, "MARQUEE_OUTBOX_SWEEP_S", "300", 1, 86400,                                                   \
-     "how often the relay re-checks recent events for any a crash left unjournaled (also at start)")                   \
+     "how often the relay re-checks recent events for any a crash left unpublished (also at start)")                   \
   XX(INT, hold_ttl_s, "MARQUEE_HOLD_TTL_S", "900", 5, 86400, "how long a hold reserves its tickets before it expires") \
   XX(INT, hold_sweep_ms, "MARQUEE_HOLD_SWEEP_MS", "5000", 50, 600000,                                                  \
      "how often expired holds are ended and unfinished booking decisions completed")                                   \
