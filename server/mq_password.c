@@ -10,9 +10,9 @@
  * (dummy_*, under dummy_lock) are the only mutable state; each lock is held
  * for a copy, never across an Argon2 run, except the once-per-parameter-set
  * dummy build. Argon2 runs pass through a gate (gate_*): at most one per
- * online CPU at a time, so a burst of sign-ins on a large worker pool
- * queues instead of holding m_cost of memory per worker and slicing the
- * CPUs between them.
+ * online CPU at a time, admitted in arrival order, so a burst of sign-ins
+ * on a large worker pool queues fairly instead of holding m_cost of memory
+ * per worker and slicing the CPUs between them.
  *
  * A stored string is parsed twice: by parse_encoded() here (strict: exactly
  * "$argon2id$v=19$m=<u32>,t=<u32>,p=<u32>$<b64>$<b64>", unpadded base64, no
@@ -54,25 +54,25 @@ static params_t dummy_params;                    /* what dummy_encoded was built
 static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static long gate_free;
+static unsigned long long gate_width, gate_next, gate_done; /* tickets: first come, first hashed */
 
 static void gate_init(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
-  gate_free = n > 0 ? n : 1;
+  gate_width = n > 0 ? (unsigned long long)n : 1;
 }
 
 static void gate_enter(void) {
   pthread_once(&gate_once, gate_init);
   pthread_mutex_lock(&gate_lock);
-  while (gate_free == 0) pthread_cond_wait(&gate_cv, &gate_lock);
-  gate_free--;
+  unsigned long long ticket = gate_next++;
+  while (ticket >= gate_done + gate_width) pthread_cond_wait(&gate_cv, &gate_lock);
   pthread_mutex_unlock(&gate_lock);
 }
 
 static void gate_leave(void) {
   pthread_mutex_lock(&gate_lock);
-  gate_free++;
-  pthread_cond_signal(&gate_cv);
+  gate_done++;
+  pthread_cond_broadcast(&gate_cv);
   pthread_mutex_unlock(&gate_lock);
 }
 
