@@ -226,6 +226,43 @@ static void test_kafka_outage_nothing_lost_nothing_twice(void **state) {
   mq_test_drop_db(NULL, db);
 }
 
+/* Two servers on one database: each publishes the events its own writes
+ * made, from memory, and nobody else's (before direct mode, every relay
+ * read the whole journal and both published everything once each). */
+static void test_each_server_publishes_its_own_events(void **state) {
+  (void)state;
+  char db[64];
+  mq_test_new_db(db);
+  mq_test_proc_t a, b, audit;
+  assert_int_equal(mq_test_server_start(&a, db, NULL), 0);
+  assert_int_equal(mq_test_server_start(&b, db, NULL), 0);
+  assert_int_equal(mq_test_audit_start(&audit, db, NULL), 0);
+  mq_client_t *ca = mq_test_client(&a), *cb = mq_test_client(&b);
+  char *tok = mq_test_token("user-two-relays", MQ_ROLE_ATTENDEE);
+  assert_true(wait_health(ca, 1, 10000));
+  assert_true(wait_health(cb, 1, 10000));
+  assert_true(mq_test_wait_metric(&a, "marquee_outbox_direct", 1, 30000));
+  assert_true(mq_test_wait_metric(&b, "marquee_outbox_direct", 1, 30000));
+  double pa = mq_test_metric(&a, "marquee_outbox_published_total");
+  double pb = mq_test_metric(&b, "marquee_outbox_published_total");
+  char ids[40][40], filter[4096], agg[4096];
+  for (int i = 0; i < 40; i++) assert_int_equal(record_note(i % 2 ? cb : ca, tok, "two relays", 5000, ids[i]), MQ_OK);
+  in_filter(filter, sizeof filter, ids, 40);
+  snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
+  assert_true(wait_count(db, "audit_log", agg, 40, 60000));
+  mq_test_sleep_ms(1500); /* a duplicate publish would land meanwhile */
+  assert_true(mq_test_metric(&a, "marquee_outbox_published_total") - pa == 20);
+  assert_true(mq_test_metric(&b, "marquee_outbox_published_total") - pb == 20);
+  assert_true(wait_count(db, "outbox", "{}", 0, 10000));
+  mq_client_destroy(ca);
+  mq_client_destroy(cb);
+  free(tok);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&a, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&b, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, db);
+}
+
 /* Runs `cmd` and returns true if its output contains `needle`. */
 static bool output_contains(const char *cmd, const char *needle) {
   FILE *f = popen(cmd, "r");
@@ -363,6 +400,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_outage_unavailable_then_recovery),
       cmocka_unit_test(test_kafka_outage_nothing_lost_nothing_twice),
+      cmocka_unit_test(test_each_server_publishes_its_own_events),
       cmocka_unit_test(test_poison_message_dead_lettered),
       cmocka_unit_test(test_sweeper_recovers_unjournaled_events),
   };
