@@ -530,6 +530,30 @@ mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t
   return rc;
 }
 
+void mq_store_rows_init(mq_store_rows_t *r, mq_arena_t *a, size_t elem_size, mq_store_conv_fn conv, uint32_t limit) {
+  *r = (mq_store_rows_t){.a = a, .elem_size = elem_size, .conv = conv, .limit = limit, .cap = limit};
+  if (limit) r->v = mq_arena_alloc(a, (size_t)limit * elem_size);
+}
+
+static bool add_row(const bson_t *doc, void *arg) {
+  mq_store_rows_t *r = arg;
+  if (r->n == r->cap) {
+    if (r->limit) return false;
+    size_t nc = r->cap ? r->cap * 2 : 16;
+    void *v = mq_arena_alloc(r->a, nc * r->elem_size);
+    if (r->n) memcpy(v, r->v, r->n * r->elem_size);
+    r->v = v;
+    r->cap = nc;
+  }
+  r->conv(doc, r->a, (char *)r->v + r->n++ * r->elem_size);
+  return true;
+}
+
+mq_code_t mq_store_find_rows(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                             mq_store_rows_t *rows, mq_error_t *err) {
+  return mq_store_find_each(s, collection, filter, opts, add_row, rows, err);
+}
+
 mq_code_t mq_store_take_one(mq_store_t *s, const char *collection, const bson_t *filter, bson_t *out, mq_error_t *err) {
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, collection);

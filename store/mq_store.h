@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mq_arena.h"
 #include "mq_error.h"
 
 typedef struct mq_store mq_store_t;
@@ -119,6 +120,24 @@ mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bso
  * callback. */
 mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
                              bool (*each)(const bson_t *doc, void *arg), void *arg, mq_error_t *err);
+
+/* An arena array of rows read by mq_store_find_rows: `conv` fills one
+ * elem_size-byte element from a document (strings in the arena). With a
+ * limit, at most that many rows in all (several finds may append); with 0,
+ * as many as the finds return. */
+typedef void (*mq_store_conv_fn)(const bson_t *doc, mq_arena_t *a, void *elem);
+typedef struct mq_store_rows {
+  mq_arena_t *a;
+  size_t elem_size;
+  mq_store_conv_fn conv;
+  uint32_t limit;
+  void *v; /* the rows */
+  size_t n, cap;
+} mq_store_rows_t;
+void mq_store_rows_init(mq_store_rows_t *r, mq_arena_t *a, size_t elem_size, mq_store_conv_fn conv, uint32_t limit);
+/* Appends what find(filter, opts) returns to `rows` (mq_store_find_each). */
+mq_code_t mq_store_find_rows(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
+                             mq_store_rows_t *rows, mq_error_t *err);
 
 /* Finds one document; MQ_NOT_FOUND if none. On MQ_OK *out is initialised and
  * owned by the caller (bson_destroy). `opts` may carry a projection. */

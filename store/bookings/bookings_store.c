@@ -177,17 +177,8 @@ mq_code_t mq_bookings_save(mq_store_t *s, mq_booking_t *b, const mq_event_t *evs
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_booking_t *v;
-  size_t n, cap;
-} acc_t;
-
-static bool add_booking(const bson_t *doc, void *arg) {
-  acc_t *x = arg;
-  if (x->n == x->cap) return false;
-  from_bson(doc, x->a, &x->v[x->n++]);
-  return true;
+static void booking_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  from_bson(doc, a, row);
 }
 
 /* The search text as a regular expression matching it literally. */
@@ -240,12 +231,13 @@ mq_code_t mq_bookings_list(mq_store_t *s, const mq_bookings_query_t *q, mq_arena
   BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
   BSON_APPEND_INT32(&proj, "search", 0);
   bson_append_document_end(&opts, &proj);
-  acc_t acc = {.a = a, .v = mq_arena_alloc(a, (q->limit ? q->limit : 1) * sizeof(mq_booking_t)), .cap = q->limit};
-  mq_code_t rc = mq_store_find_each(s, MQ_BOOKINGS_COLLECTION, &filter, &opts, add_booking, &acc, err);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_booking_t), booking_row, q->limit);
+  mq_code_t rc = mq_store_find_rows(s, MQ_BOOKINGS_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }
 
@@ -343,23 +335,8 @@ mq_code_t mq_checkins_undo(mq_store_t *s, const mq_checkin_t *c, const char *by,
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_checkin_t *v;
-  size_t n, cap;
-} cacc_t;
-
-static bool add_checkin(const bson_t *doc, void *arg) {
-  cacc_t *x = arg;
-  if (x->n == x->cap) {
-    size_t nc = x->cap ? x->cap * 2 : 16;
-    mq_checkin_t *v = mq_arena_alloc(x->a, nc * sizeof *v);
-    if (x->n) memcpy(v, x->v, x->n * sizeof *v);
-    x->v = v;
-    x->cap = nc;
-  }
-  checkin_from(doc, x->a, &x->v[x->n++]);
-  return true;
+static void checkin_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  checkin_from(doc, a, row);
 }
 
 mq_code_t mq_checkins_of_booking(mq_store_t *s, const char *booking_id, mq_arena_t *a, mq_checkin_t **out, size_t *n,
@@ -367,12 +344,13 @@ mq_code_t mq_checkins_of_booking(mq_store_t *s, const char *booking_id, mq_arena
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "booking_id", booking_id);
   mq_outbox_exclude(&opts);
-  cacc_t acc = {.a = a};
-  mq_code_t rc = mq_store_find_each(s, MQ_CHECKINS_COLLECTION, &filter, &opts, add_checkin, &acc, err);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_checkin_t), checkin_row, 0);
+  mq_code_t rc = mq_store_find_rows(s, MQ_CHECKINS_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }
 
@@ -402,12 +380,13 @@ mq_code_t mq_checkins_list(mq_store_t *s, const char *event_id, bool has_cursor,
   bson_append_document_end(&opts, &sort);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
   mq_outbox_exclude(&opts);
-  cacc_t acc = {.a = a};
-  mq_code_t rc = mq_store_find_each(s, MQ_CHECKINS_COLLECTION, &filter, &opts, add_checkin, &acc, err);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_checkin_t), checkin_row, 0);
+  mq_code_t rc = mq_store_find_rows(s, MQ_CHECKINS_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }
 

@@ -131,29 +131,20 @@ mq_code_t mq_holds_set_state(mq_store_t *s, const char *id, const char *state, c
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_hold_t *v;
-  size_t n, cap;
-} holds_acc_t;
-
-static bool add_hold(const bson_t *doc, void *arg) {
-  holds_acc_t *x = arg;
-  if (x->n == x->cap) return false;
-  from_bson(doc, x->a, &x->v[x->n++]);
-  return true;
+static void hold_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  from_bson(doc, a, row);
 }
 
-static mq_code_t due_by(mq_store_t *s, const char *state, const char *field, int64_t now_ms, holds_acc_t *acc,
+static mq_code_t due_by(mq_store_t *s, const char *state, const char *field, int64_t now_ms, mq_store_rows_t *rows,
                         mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "state", state);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, field, &lt);
   BSON_APPEND_DATE_TIME(&lt, "$lt", now_ms);
   bson_append_document_end(&filter, &lt);
-  BSON_APPEND_INT64(&opts, "limit", (int64_t)(acc->cap - acc->n));
+  BSON_APPEND_INT64(&opts, "limit", (int64_t)(rows->cap - rows->n));
   mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &filter, &opts, add_hold, acc, err);
+  mq_code_t rc = mq_store_find_rows(s, MQ_HOLDS_COLLECTION, &filter, &opts, rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   return rc;
@@ -161,11 +152,12 @@ static mq_code_t due_by(mq_store_t *s, const char *state, const char *field, int
 
 mq_code_t mq_holds_due(mq_store_t *s, int64_t now_ms, uint32_t limit, mq_arena_t *a, mq_hold_t **out, size_t *n,
                        mq_error_t *err) {
-  holds_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_hold_t)), .cap = limit};
-  mq_code_t rc = due_by(s, MQ_HOLD_ACTIVE, "expires_at", now_ms, &acc, err);
-  if (rc == MQ_OK && acc.n < acc.cap) rc = due_by(s, MQ_HOLD_PAYMENT_PENDING, "payment_deadline", now_ms, &acc, err);
-  *out = acc.v;
-  *n = acc.n;
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_hold_t), hold_row, limit);
+  mq_code_t rc = due_by(s, MQ_HOLD_ACTIVE, "expires_at", now_ms, &rows, err);
+  if (rc == MQ_OK && rows.n < rows.cap) rc = due_by(s, MQ_HOLD_PAYMENT_PENDING, "payment_deadline", now_ms, &rows, err);
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }
 
@@ -247,36 +239,29 @@ mq_code_t mq_decision_reopen(mq_store_t *s, const char *id, const char *kind, mq
 
 mq_code_t mq_holds_active_of_event(mq_store_t *s, const char *event_id, uint32_t limit, mq_arena_t *a, mq_hold_t **out,
                                    size_t *n, mq_error_t *err) {
-  holds_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_hold_t)), .cap = limit};
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_hold_t), hold_row, limit);
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "event_id", event_id);
   BSON_APPEND_UTF8(&filter, "state", MQ_HOLD_ACTIVE);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
   mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &filter, &opts, add_hold, &acc, err);
+  mq_code_t rc = mq_store_find_rows(s, MQ_HOLDS_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_decision_t *v;
-  size_t n, cap;
-} dec_acc_t;
-
-static bool add_decision(const bson_t *doc, void *arg) {
-  dec_acc_t *x = arg;
-  if (x->n == x->cap) return false;
-  decision_from(doc, x->a, &x->v[x->n++]);
-  return true;
+static void decision_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  decision_from(doc, a, row);
 }
 
 mq_code_t mq_decisions_unfinished(mq_store_t *s, int64_t older_than_ms, uint32_t limit, mq_arena_t *a,
                                   mq_decision_t **out, size_t *n, mq_error_t *err) {
-  dec_acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_decision_t)), .cap = limit};
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_decision_t), decision_row, limit);
   bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER;
   BSON_APPEND_BOOL(&filter, "done", false);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, "at", &lt);
@@ -284,10 +269,10 @@ mq_code_t mq_decisions_unfinished(mq_store_t *s, int64_t older_than_ms, uint32_t
   bson_append_document_end(&filter, &lt);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
   mq_outbox_exclude(&opts);
-  mq_code_t rc = mq_store_find_each(s, MQ_DECISIONS_COLLECTION, &filter, &opts, add_decision, &acc, err);
+  mq_code_t rc = mq_store_find_rows(s, MQ_DECISIONS_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }

@@ -108,17 +108,8 @@ mq_code_t mq_waitlist_position(mq_store_t *s, const mq_wait_entry_t *w, int64_t 
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_wait_entry_t *v;
-  size_t n, cap;
-} acc_t;
-
-static bool add(const bson_t *doc, void *arg) {
-  acc_t *x = arg;
-  if (x->n == x->cap) return false;
-  from_bson(doc, x->a, &x->v[x->n++]);
-  return true;
+static void entry_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  from_bson(doc, a, row);
 }
 
 mq_code_t mq_waitlist_in_state(mq_store_t *s, const char *state, uint32_t limit, mq_arena_t *a, mq_wait_entry_t **out,
@@ -131,11 +122,12 @@ mq_code_t mq_waitlist_in_state(mq_store_t *s, const char *state, uint32_t limit,
   bson_append_document_end(&opts, &sort);
   BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
   mq_outbox_exclude(&opts);
-  acc_t acc = {.a = a, .v = mq_arena_alloc(a, (limit ? limit : 1) * sizeof(mq_wait_entry_t)), .cap = limit};
-  mq_code_t rc = mq_store_find_each(s, MQ_WAITLIST_COLLECTION, &filter, &opts, add, &acc, err);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_wait_entry_t), entry_row, limit);
+  mq_code_t rc = mq_store_find_rows(s, MQ_WAITLIST_COLLECTION, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = acc.v;
-  *n = acc.n;
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }

@@ -111,23 +111,8 @@ mq_code_t mq_categories_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_cat
   return MQ_OK;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_category_t *out;
-  size_t n, cap;
-} list_ctx_t;
-
-static bool collect(const bson_t *doc, void *arg) {
-  list_ctx_t *c = arg;
-  if (c->n == c->cap) { /* grow in the arena: at most twice the final size in all */
-    size_t cap = c->cap ? c->cap * 2 : 64;
-    mq_category_t *bigger = mq_arena_alloc(c->a, cap * sizeof *bigger);
-    if (c->n) memcpy(bigger, c->out, c->n * sizeof *bigger);
-    c->out = bigger;
-    c->cap = cap;
-  }
-  read_category(doc, c->a, &c->out[c->n++]);
-  return c->n < MQ_CATEGORIES_MAX;
+static void category_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  read_category(doc, a, row);
 }
 
 mq_code_t mq_categories_list(mq_store_t *s, bool include_retired, mq_arena_t *a, mq_category_t **out, size_t *n,
@@ -136,12 +121,13 @@ mq_code_t mq_categories_list(mq_store_t *s, bool include_retired, mq_arena_t *a,
   if (!include_retired) BSON_APPEND_BOOL(&filter, "retired", false);
   BSON_APPEND_INT64(&opts, "limit", MQ_CATEGORIES_MAX);
   no_outbox(&opts);
-  list_ctx_t ctx = {a, NULL, 0, 0};
-  mq_code_t rc = mq_store_find_each(s, CATEGORIES, &filter, &opts, collect, &ctx, err);
+  mq_store_rows_t rows; /* grows in the arena: the find's limit bounds it */
+  mq_store_rows_init(&rows, a, sizeof(mq_category_t), category_row, 0);
+  mq_code_t rc = mq_store_find_rows(s, CATEGORIES, &filter, &opts, &rows, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
-  *out = ctx.out ? ctx.out : mq_arena_alloc(a, sizeof **out);
-  *n = rc == MQ_OK ? ctx.n : 0;
+  *out = rows.v ? rows.v : mq_arena_alloc(a, sizeof **out);
+  *n = rc == MQ_OK ? rows.n : 0;
   return rc;
 }
 
