@@ -215,7 +215,7 @@ static void test_line_header_and_types(void **state) {
   EXPECT_MEMBER(&l, "email", "\"a***@example.com\"");
   EXPECT_MEMBER(&l, "peer", "\"192.168.1.0\"");
   assert_null(find_in(&l, "alice", 5));
-  assert_null(find_in(&l, ".77", 3));
+  assert_null(find_in(&l, "168.1.77", 8)); /* not ".77": the timestamp may hold it (ms 770-779) */
   assert_true(line_is_json(&l));
   size_t len = l.len;
   mq_log_end(&l);
