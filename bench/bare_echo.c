@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mq_app.h"
-#include "mq_log.h"
-#include "mq_server.h"
+#include "core/mq_log.h"
+#include "handlers/system/system.h"
+#include "server/mq_server.h"
 
 extern char **environ;
 

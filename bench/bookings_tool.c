@@ -29,12 +29,12 @@
 
 #include <mongoc/mongoc.h>
 
+#include "clients/mq_client.h"
+#include "handlers/mq_call.h"
+#include "lib/mq_jwt.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
-#include "mq_client.h"
-#include "mq_jwt.h"
 
 static int64_t now_ns(void) {
   struct timespec ts;

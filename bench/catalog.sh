@@ -12,7 +12,7 @@
 #      (targets >= 0.6 and >= 0.3). Both through a server with the caches on
 #      (MARQUEE_CACHE_TTL_MS, the server's default unless CACHE_TTL_MS is set:
 #      the cached path, refilled from the store once per TTL), and through a
-#      server with MARQUEE_CACHE_TTL_MS=0 (handlers/mq_app.c then creates no
+#      server with MARQUEE_CACHE_TTL_MS=0 (server/mq_app.c then creates no
 #      cache at all, so every call reads the store: the store path). Against
 #      the EVENTS_SMALL database.
 #   2./3. ListEvents through the store path (MARQUEE_CACHE_TTL_MS=0) at 1 and

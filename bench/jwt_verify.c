@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mq_call.h"
-#include "mq_jwt.h"
+#include "handlers/mq_call.h"
+#include "lib/mq_jwt.h"
 
 static int64_t now_ns(void) {
   struct timespec ts;

@@ -40,10 +40,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "events_store.h"
-#include "mq_bson.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_time.h"
+#include "store/catalog/events_store.h"
+#include "store/mq_bson.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 #define MAX_TT 4
 #define DAY_MS 86400000LL

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clients/mq_client.h"
 #include "grpc/health/v1/health.mq-client.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
@@ -41,7 +42,6 @@
 #include "marquee/catalog/v1/media.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
-#include "mq_client.h"
 
 #define EXIT_CALL_FAILED 1
 #define EXIT_USAGE 2

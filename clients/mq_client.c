@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_client.h"
+#include "clients/mq_client.h"
 
 #define DEFAULT_DEADLINE_MS 10000
 #define DEFAULT_MAX_RECV_BYTES (16 * 1024 * 1024)

@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq_error.h"
-#include "mq_service.h"
+#include "core/mq_error.h"
+#include "core/mq_service.h"
 
 typedef struct mq_client mq_client_t;
 typedef struct mq_client_stream mq_client_stream_t;

@@ -4,7 +4,7 @@
  * message is flushed before its offset is stored, so a message is never
  * both lost from the source and missing from the DLQ.
  */
-#include "mq_consumer.h"
+#include "consumers/mq_consumer.h"
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mq_kafka.h"
-#include "mq_log.h"
+#include "core/mq_log.h"
+#include "lib/mq_kafka.h"
 
 #define PROCESSED_COLLECTION "consumer_processed"
 

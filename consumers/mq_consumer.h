@@ -27,10 +27,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/mq_config.h"
+#include "core/mq_error.h"
 #include "marquee/events/v1/envelope.pb-c.h"
-#include "mq_config.h"
-#include "mq_error.h"
-#include "mq_store.h"
+#include "store/mq_store.h"
 
 typedef struct mq_consumer_msg {
   const char *topic;

@@ -17,15 +17,15 @@ if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') 2>/tmp/mq-forma
 fi
 rm -f /tmp/mq-format.$$
 echo "clang-format: clean"
-srcs=$(git ls-files 'server/*.c' 'store/*.c' 'handlers/*.c' 'consumers/*.c' 'clients/*.c' 'proto/plugin/*.c' \
+srcs=$(git ls-files 'core/*.c' 'lib/*.c' 'server/*.c' 'store/*.c' 'handlers/*.c' 'consumers/*.c' 'clients/*.c' 'proto/plugin/*.c' \
   'bench/*.c' 'tests/*.c' 2>/dev/null || true)
-[ -n "$srcs" ] || srcs=$(find server store handlers consumers clients proto/plugin bench tests -name '*.c')
+[ -n "$srcs" ] || srcs=$(find core lib server store handlers consumers clients proto/plugin bench tests -name '*.c')
 # shellcheck disable=SC2086
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
   --inline-suppr --suppress=missingIncludeSystem --suppress=missingInclude \
   -D_GNU_SOURCE -DPROTOBUF_C_VERSION_NUMBER=1004001 -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 -DMQ_VERSION='"0"' -DMQ_GIT_COMMIT='"0"' -DMQ_README_PATH='"README.md"' \
   -DMQ_TEST_BIN_DIR='"."' -DMQ_TEST_SOURCE_DIR='"."' \
-  -I server -I store -I store/catalog -I handlers -I handlers/catalog -I consumers -I clients -I tests/integration \
+  -I . -I tests/integration \
   -I "$build/gen" \
   $srcs
 echo "cppcheck: no findings"

@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_app.h"
-#include "mq_config.h"
-#include "mq_http.h"
-#include "mq_log.h"
-#include "mq_server.h"
+#include "core/mq_config.h"
+#include "core/mq_log.h"
+#include "server/mq_app.h"
+#include "server/mq_http.h"
+#include "server/mq_server.h"
 
 extern char **environ;
 
@@ -81,8 +81,7 @@ int main(int argc, char **argv) {
   if (mq_app_register(app, srv, &err) != MQ_OK) goto cleanup;
   if (cfg.http_listen[0]) {
     http = mq_http_create(app->health);
-    media_http_register(app, http);
-    tickets_http_register(app, http);
+    mq_app_routes(app, http);
     if (mq_http_start(http, cfg.http_listen, &err) != MQ_OK) goto cleanup;
   }
   if (mq_server_start(srv, &err) != MQ_OK) goto cleanup;

@@ -20,9 +20,9 @@
 #include <grpc/grpc.h>
 #include <pthread.h>
 
-#include "mq_call.h"
-#include "mq_metrics.h"
-#include "mq_server.h"
+#include "core/mq_metrics.h"
+#include "handlers/mq_call.h"
+#include "server/mq_server.h"
 
 typedef struct mq_cq mq_cq_t;
 typedef struct mq_reg_method mq_reg_method_t;
@@ -107,7 +107,5 @@ const mq_method_binding_t *mq_call_binding(const mq_call_t *call);
 mq_method_stats_t *mq_call_stats(const mq_call_t *call);
 const mq_auth_verifier_t *mq_server_verifier(const mq_server_t *srv);
 const mq_config_t *mq_server_config(const mq_server_t *srv);
-int64_t mq_now_ns(void);
-int64_t mq_now_ms(void);
 
 #endif

@@ -3,7 +3,7 @@
  * route table is fixed before start, so lookups take no lock. Only GET and
  * HEAD are served by the built-in routes; anything else gets 405.
  */
-#include "mq_http.h"
+#include "server/mq_http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_log.h"
-#include "mq_metrics.h"
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_xmalloc.h"
 
 #define MAX_ROUTES 32
 
@@ -66,8 +67,7 @@ static void route_readyz(void *arg, const char *method, const char *path, mq_htt
 }
 
 mq_http_t *mq_http_create(mq_health_t *health) {
-  mq_http_t *h = calloc(1, sizeof *h);
-  if (!h) abort();
+  mq_http_t *h = mq_xcalloc(1, sizeof *h);
   h->health = health;
   mq_http_route(h, "/metrics", route_metrics, NULL);
   mq_http_route(h, "/healthz", route_healthz, NULL);
@@ -131,8 +131,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   struct MHD_Response *resp = NULL;
   if (r.stream_read) {
     free(r.body);
-    stream_t *st = malloc(sizeof *st);
-    if (!st) abort();
+    stream_t *st = mq_xmalloc(sizeof *st);
     *st = (stream_t){r.stream_read, r.stream_free, r.stream_arg};
     resp = MHD_create_response_from_callback(r.stream_size, 64 * 1024, reader_cb, st, reader_free_cb);
   } else {

@@ -3,15 +3,16 @@
  * completion-queue thread before dispatch, so nothing here may block: the
  * token verifier is CPU-only and the access log is buffered (mq_log.c).
  */
-#include "mq_interceptors.h"
+#include "server/mq_interceptors.h"
 
 #include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "mq_call_internal.h"
-#include "mq_ids.h"
-#include "mq_log.h"
+#include "core/mq_ids.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "server/mq_call_internal.h"
 
 bool mq_md_valid_request_id(const char *v, size_t n) {
   if (!v || n == 0 || n > 64) return false;

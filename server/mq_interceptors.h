@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "mq_call.h"
-#include "mq_service.h"
+#include "core/mq_service.h"
+#include "handlers/mq_call.h"
 
 /* 1..64 chars of [A-Za-z0-9._:-] */
 bool mq_md_valid_request_id(const char *v, size_t n);

@@ -38,7 +38,7 @@
  * acked/failed lists need no lock. The sweeper thread only reads domain
  * collections and inserts into the journal.
  */
-#include "mq_relay.h"
+#include "server/mq_relay.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -48,11 +48,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "mq_bson.h"
-#include "mq_kafka.h"
-#include "mq_log.h"
-#include "mq_metrics.h"
-#include "mq_outbox.h"
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "lib/mq_kafka.h"
+#include "store/mq_bson.h"
+#include "store/mq_outbox.h"
 
 #define MAX_COLLECTIONS 32
 #define BUCKETS 1024
@@ -143,12 +145,6 @@ static void pending_free(pending_t *p) {
   free(p);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void leave_direct(mq_relay_t *r) {
   pthread_mutex_lock(&r->mu);
   r->direct = false;
@@ -203,8 +199,7 @@ static void settle(mq_relay_t *r) {
   size_t n = r->n_acked, n_journaled = 0;
   r->acked = NULL;
   r->n_acked = 0;
-  bson_t **docs = calloc(n, sizeof *docs);
-  if (!docs) abort();
+  bson_t **docs = mq_xcalloc(n, sizeof *docs);
   bson_t filter = BSON_INITIALIZER, in, arr;
   BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
   BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
@@ -261,8 +256,7 @@ static void fail_direct(mq_relay_t *r) {
   leave_direct(r);
   size_t n = 0;
   for (pending_t *p = r->failed; p; p = p->next) n++;
-  const bson_t **docs = calloc(n, sizeof *docs);
-  if (!docs) abort();
+  const bson_t **docs = mq_xcalloc(n, sizeof *docs);
   size_t i = 0;
   for (pending_t *p = r->failed; p; p = p->next) docs[i++] = p->entry;
   mongoc_client_t *c = mq_store_acquire(r->store);
@@ -287,8 +281,7 @@ static void fail_direct(mq_relay_t *r) {
 }
 
 static void enqueue_locked(mq_relay_t *r, const bson_t *entry, bool journaled) {
-  offered_t *o = malloc(sizeof *o);
-  if (!o) abort();
+  offered_t *o = mq_xmalloc(sizeof *o);
   o->next = NULL;
   o->entry = bson_copy(entry);
   o->journaled = journaled;
@@ -365,8 +358,7 @@ static double gauge_journaled(void *arg) {
 
 mq_code_t mq_relay_create(const mq_config_t *cfg, mq_store_t *store, const char *client_id, mq_relay_t **out,
                           mq_error_t *err) {
-  mq_relay_t *r = calloc(1, sizeof *r);
-  if (!r) abort();
+  mq_relay_t *r = mq_xcalloc(1, sizeof *r);
   r->cfg = cfg;
   r->store = store;
   r->hooks = (mq_store_outbox_hooks_t){.offer = on_offer, .journaled = on_journaled, .arg = r};
@@ -460,8 +452,7 @@ static bool produce_entry(mq_relay_t *r, const bson_t *e, bson_t *own, bool scan
     if (own) bson_destroy(own);
     return true;
   }
-  pending_t *p = calloc(1, sizeof *p);
-  if (!p) abort();
+  pending_t *p = mq_xcalloc(1, sizeof *p);
   snprintf(p->id, sizeof p->id, "%s", id);
   snprintf(p->jid, sizeof p->jid, "%s", jid);
   p->at = at;
@@ -509,8 +500,7 @@ static void drain_offered(mq_relay_t *r, bool usable) {
       ok = produce_entry(r, list->entry, list->journaled ? NULL : list->entry, false, NULL, NULL);
       if (list->journaled) bson_destroy(list->entry);
     } else if (!list->journaled) {
-      pending_t *p = calloc(1, sizeof *p);
-      if (!p) abort();
+      pending_t *p = mq_xcalloc(1, sizeof *p);
       p->entry = list->entry;
       p->next = r->failed;
       r->failed = p;
@@ -593,8 +583,7 @@ static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t
   BSON_APPEND_INT32(&proj, "_id", 1);
   bson_append_document_end(&opts, &proj);
   mongoc_cursor_t *cur = mongoc_collection_find_with_opts(ledger, &filter, &opts, NULL);
-  bool *sent = calloc(n, sizeof *sent);
-  if (!sent) abort();
+  bool *sent = mq_xcalloc(n, sizeof *sent);
   const bson_t *doc;
   bson_iter_t it;
   while (mongoc_cursor_next(cur, &doc))
@@ -702,13 +691,13 @@ static void *sweeper_main(void *arg) {
   int64_t next = 0;
   pthread_mutex_lock(&r->mu);
   while (!r->stop) {
-    int64_t now = mono_ms();
+    int64_t now = mq_now_ms();
     if (now >= next) {
       pthread_mutex_unlock(&r->mu);
       sweep(r);
       pthread_mutex_lock(&r->mu);
       /* until the first full sweep succeeded, retry soon */
-      next = mono_ms() + (r->verified_until_ms ? r->cfg->outbox_sweep_s * 1000LL : 2000);
+      next = mq_now_ms() + (r->verified_until_ms ? r->cfg->outbox_sweep_s * 1000LL : 2000);
       continue;
     }
     struct timespec ts;
@@ -737,7 +726,7 @@ static void *relay_main(void *arg) {
     r->catch_up = false;
     pthread_mutex_unlock(&r->mu);
     if (stop) break;
-    int64_t now = mono_ms();
+    int64_t now = mq_now_ms();
     if (now >= r->next_probe_ms) {
       bool up = mq_kafka_ping(r->rk, 1000);
       if (up && !atomic_exchange(&r->kafka_up, true)) {
@@ -756,16 +745,16 @@ static void *relay_main(void *arg) {
           mq_log(MQ_LOG_WARN, "relay.topics", "%s", err.message);
         }
       }
-      r->next_probe_ms = mono_ms() + r->cfg->health_interval_ms;
+      r->next_probe_ms = mq_now_ms() + r->cfg->health_interval_ms;
     }
     bool usable = r->topics_ready && atomic_load(&r->kafka_up);
     if (!usable) leave_direct(r);
     drain_offered(r, usable);
     rd_kafka_poll(r->rk, 0);
     fail_direct(r);
-    if (usable && (catch_up || mono_ms() >= next_scan)) {
+    if (usable && (catch_up || mq_now_ms() >= next_scan)) {
       settle(r); /* R4 */
-      settled = mono_ms();
+      settled = mq_now_ms();
       size_t own = 0;
       if (scan(r, &own) && own == 0) { /* R3 holds once no writer is mid-journal */
         pthread_mutex_lock(&r->mu);
@@ -775,17 +764,17 @@ static void *relay_main(void *arg) {
         }
         pthread_mutex_unlock(&r->mu);
       }
-      next_scan = mono_ms() + r->cfg->outbox_poll_ms;
+      next_scan = mq_now_ms() + r->cfg->outbox_poll_ms;
     }
     /* wait for a hand-over or the next scan, serving delivery reports and
      * settling them in batches meanwhile */
     for (;;) {
       rd_kafka_poll(r->rk, 10);
       fail_direct(r);
-      int64_t t = mono_ms();
+      int64_t t = mq_now_ms();
       if (r->n_acked >= SETTLE_BATCH || (r->acked && t - settled >= SETTLE_GAP_MS)) {
         settle(r);
-        settled = mono_ms();
+        settled = mq_now_ms();
       }
       pthread_mutex_lock(&r->mu);
       bool wake = r->stop || r->kicked || r->catch_up;

@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_config.h"
-#include "mq_store.h"
+#include "core/mq_config.h"
+#include "store/mq_store.h"
 
 typedef struct mq_relay mq_relay_t;
 

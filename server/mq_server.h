@@ -18,9 +18,9 @@
 
 #include <stdbool.h>
 
-#include "mq_call.h"
-#include "mq_config.h"
-#include "mq_service.h"
+#include "core/mq_config.h"
+#include "core/mq_service.h"
+#include "handlers/mq_call.h"
 
 /* Verifies a bearer token. Must not block (no I/O): it runs on queue threads.
  * Returns MQ_OK and fills `out`, or MQ_UNAUTHENTICATED with a reason. */
@@ -41,11 +41,6 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err);
  * UNAVAILABLE/INVALID_ARGUMENT with the reason; the server must be destroyed. */
 mq_code_t mq_server_start(mq_server_t *srv, mq_error_t *err);
 int mq_server_port(const mq_server_t *srv);
-/* Services registered, in order (for reflection and ServerInfo). */
-unsigned mq_server_services(const mq_server_t *srv, const mq_service_desc_t *const **out);
-/* Called at the start of shutdown, before draining (health goes NOT_SERVING,
- * long-lived streams finish). Register before mq_server_start. */
-void mq_server_on_shutdown(mq_server_t *srv, void (*fn)(void *arg), void *arg);
 bool mq_server_shutting_down(const mq_server_t *srv);
 /* Blocking; safe to call once. */
 void mq_server_shutdown(mq_server_t *srv);

@@ -32,9 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mq_call_internal.h"
-#include "mq_log.h"
-#include "mq_pool.h"
+#include "core/mq_log.h"
+#include "core/mq_pool.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "server/mq_call_internal.h"
 
 #define PREPOST_UNARY 32
 #define PREPOST_STREAM 4
@@ -79,23 +81,10 @@ struct mq_server {
   mq_method_stats_t *unknown_stats;
 };
 
-/* ---- time ---------------------------------------------------------------- */
-
-int64_t mq_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t mq_now_ms(void) {
-  return mq_now_ns() / 1000000;
-}
-
 /* ---- call allocation ---------------------------------------------------- */
 
 static mq_call_t *call_new(mq_server_t *srv, mq_cq_t *cq, mq_reg_method_t *rm) {
-  mq_call_t *c = calloc(1, sizeof *c);
-  if (!c) abort();
+  mq_call_t *c = mq_xcalloc(1, sizeof *c);
   c->srv = srv;
   c->cq = cq;
   c->rm = rm;
@@ -405,8 +394,7 @@ static void stream_begin(mq_call_t *c) {
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
   c->q_cap = (size_t)c->srv->cfg->stream_queue;
-  c->q = calloc(c->q_cap, sizeof *c->q);
-  if (!c->q) abort();
+  c->q = mq_xcalloc(c->q_cap, sizeof *c->q);
   c->refs = 1; /* released at the end of on_new */
   grpc_op op;
   memset(&op, 0, sizeof op);
@@ -942,8 +930,7 @@ static double gauge_live(void *arg) {
 
 mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
   const mq_config_t *cfg = opts->cfg;
-  mq_server_t *srv = calloc(1, sizeof *srv);
-  if (!srv) abort();
+  mq_server_t *srv = mq_xcalloc(1, sizeof *srv);
   srv->opts = *opts;
   srv->cfg = cfg;
   pthread_mutex_init(&srv->live_mu, NULL);
@@ -1017,8 +1004,7 @@ int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const 
   for (unsigned i = 0; i < n; i++) {
     if (srv->n_methods == srv->cap_methods) {
       srv->cap_methods = srv->cap_methods ? srv->cap_methods * 2 : 32;
-      srv->methods = realloc(srv->methods, srv->cap_methods * sizeof *srv->methods);
-      if (!srv->methods) abort();
+      srv->methods = mq_xrealloc(srv->methods, srv->cap_methods * sizeof *srv->methods);
     }
     mq_reg_method_t *m = &srv->methods[srv->n_methods++];
     m->b = rows[i];

@@ -1,17 +1,11 @@
 /*
  * mq_bson.c — see mq_bson.h.
  */
-#include "mq_bson.h"
+#include "store/mq_bson.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-int64_t mq_now_unix_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 char *mq_bson_get_str(const bson_t *doc, const char *key, mq_arena_t *a) {
   bson_iter_t it;

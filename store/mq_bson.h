@@ -15,11 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/mq_arena.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "marquee/common/v1/common.pb-c.h"
-#include "mq_arena.h"
-
-int64_t mq_now_unix_ms(void);
 
 /* Arena copy of a UTF-8 field, or "" when absent (never NULL: protobuf-c
  * string fields must not be NULL). */

@@ -2,7 +2,7 @@
  * mq_outbox.c — builds outbox entries (see mq_outbox.h). The envelope is
  * packed once here; the relay publishes the stored bytes unchanged.
  */
-#include "mq_outbox.h"
+#include "store/mq_outbox.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_store.h"
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "store/mq_bson.h"
+#include "store/mq_store.h"
 
 void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const char *aggregate_id, const char *actor,
                    const char *trace_id, const char *request_id) {
@@ -39,8 +41,7 @@ static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n) {
     Marquee__Events__V1__Envelope env = ev->env;
     env.occurred_at = &ts;
     size_t len = marquee__events__v1__envelope__get_packed_size(&env);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) abort();
+    uint8_t *buf = mq_xmalloc(len ? len : 1);
     marquee__events__v1__envelope__pack(&env, buf);
     char key[16];
     const char *k;

@@ -53,13 +53,13 @@
 
 #include <bson/bson.h>
 
+#include "core/mq_arena.h"
 #include "marquee/events/v1/envelope.pb-c.h"
-#include "mq_arena.h"
 
 #include <mongoc/mongoc.h>
 
-#include "mq_error.h"
-#include "mq_store.h"
+#include "core/mq_error.h"
+#include "store/mq_store.h"
 
 #define MQ_OUTBOX_FIELD "_outbox"
 #define MQ_OUTBOX_JOURNAL "outbox"

@@ -6,7 +6,7 @@
  * (other clients in it may still use them), and libmongoc releases them at
  * exit itself.
  */
-#include "mq_store.h"
+#include "store/mq_store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_bson.h"
-#include "mq_log.h"
-#include "mq_outbox.h"
+#include "core/mq_log.h"
+#include "core/mq_xmalloc.h"
+#include "store/mq_bson.h"
+#include "store/mq_outbox.h"
 
 #define DOC_LOCKS 256
 
@@ -89,8 +90,7 @@ mq_code_t mq_store_open(const char *uri_str, const char *db, uint32_t pool_max, 
   if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
   if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) mongoc_uri_set_appname(uri, "marquee");
-  mq_store_t *s = calloc(1, sizeof *s);
-  if (!s) abort();
+  mq_store_t *s = mq_xcalloc(1, sizeof *s);
   for (int i = 0; i < DOC_LOCKS; i++) pthread_mutex_init(&s->doc_locks[i], NULL);
   pthread_mutex_init(&s->gc_mu, NULL);
   pthread_mutex_init(&s->lane, NULL);
@@ -238,8 +238,7 @@ mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, s
 static gc_queue_t *gc_queue(mq_store_t *s, const char *collection) { /* under gc_mu */
   for (gc_queue_t *q = s->gc_queues; q; q = q->next)
     if (!strcmp(q->name, collection)) return q;
-  gc_queue_t *q = calloc(1, sizeof *q);
-  if (!q) abort();
+  gc_queue_t *q = mq_xcalloc(1, sizeof *q);
   snprintf(q->name, sizeof q->name, "%s", collection);
   q->next = s->gc_queues;
   s->gc_queues = q;
@@ -266,8 +265,7 @@ static void gc_write(mq_store_t *s, const char *collection, gc_req_t *batch, siz
                     ? MQ_OK
                     : mq_store_error(&berr, collection, &batch->err);
   } else {
-    const bson_t **docs = calloc(n, sizeof *docs);
-    if (!docs) abort();
+    const bson_t **docs = mq_xcalloc(n, sizeof *docs);
     size_t i = 0;
     for (gc_req_t *r = batch; r && i < n; r = r->next) docs[i++] = r->doc;
     bson_t opts = BSON_INITIALIZER, reply;

@@ -28,8 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_error.h"
+#include "core/mq_arena.h"
+#include "core/mq_error.h"
 
 typedef struct mq_store mq_store_t;
 

@@ -19,14 +19,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "events_store.h"
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "lib/mq_validate.h"
 #include "marquee/bookings/v1/availability.mq-server.h"
-#include "mq_bson.h"
-#include "mq_log.h"
-#include "mq_metrics.h"
-#include "mq_validate.h"
+#include "store/catalog/events_store.h"
+#include "store/mq_bson.h"
 
 #define TICK_MS 250
 #define REFRESH_MS 30000
@@ -63,12 +65,6 @@ struct mq_availability {
   pthread_t thread;
   bool running, stop, closing;
 };
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The snapshot of `e`, built in `a`. */
 static mq_code_t snapshot(mq_app_t *app, const Marquee__Catalog__V1__Event *e, mq_arena_t *a, avail_pb **out,
@@ -152,8 +148,7 @@ static void store_snapshot(entry_t *x, const avail_pb *p) {
   avail_pb copy = *p;
   copy.as_of = NULL;
   size_t n = protobuf_c_message_get_packed_size(&copy.base);
-  uint8_t *bytes = malloc(n ? n : 1);
-  if (!bytes) abort();
+  uint8_t *bytes = mq_xmalloc(n ? n : 1);
   protobuf_c_message_pack(&copy.base, bytes);
   if (x->packed && x->packed_len == n && !memcmp(x->packed, bytes, n)) {
     free(bytes);
@@ -218,12 +213,11 @@ static mq_code_t avail_watch(mq_call_t *call, const Marquee__Bookings__V1__GetAv
    * streams at once costs one recount, not one each */
   pthread_mutex_lock(&av->mu);
   entry_t *known = find_entry(av, e->event_id);
-  bool fresh = known && known->packed && !known->dirty && mono_ms() - known->computed_ms < FRESH_MS;
+  bool fresh = known && known->packed && !known->dirty && mq_now_ms() - known->computed_ms < FRESH_MS;
   pthread_mutex_unlock(&av->mu);
   avail_pb *p = NULL;
   if (!fresh && (rc = snapshot(app, e, mq_call_arena(call), &p, err)) != MQ_OK) return rc;
-  watcher_t *w = calloc(1, sizeof *w);
-  if (!w) abort();
+  watcher_t *w = mq_xcalloc(1, sizeof *w);
   w->call = call;
   mq_call_set_state(call, w, watcher_release);
   mq_call_ref(call);
@@ -236,16 +230,15 @@ static mq_code_t avail_watch(mq_call_t *call, const Marquee__Bookings__V1__GetAv
   }
   entry_t *x = find_entry(av, e->event_id);
   if (!x) {
-    x = calloc(1, sizeof *x);
-    if (!x) abort();
+    x = mq_xcalloc(1, sizeof *x);
     snprintf(x->event_id, sizeof x->event_id, "%s", e->event_id);
-    x->computed_ms = mono_ms();
+    x->computed_ms = mq_now_ms();
     x->next = av->entries;
     av->entries = x;
   }
   if (p) {
     store_snapshot(x, p); /* the freshest count wins: everyone gets it */
-    x->computed_ms = mono_ms();
+    x->computed_ms = mq_now_ms();
   } else if (!x->packed) { /* the shared snapshot went away meanwhile: count soon */
     x->dirty = true;
     pthread_cond_signal(&av->cv);
@@ -277,7 +270,7 @@ void mq_availability_changed(mq_app_t *app, const char *event_id) {
 static void tick(mq_availability_t *av) {
   char ids[64][40];
   size_t n = 0;
-  int64_t now = mono_ms();
+  int64_t now = mq_now_ms();
   pthread_mutex_lock(&av->mu);
   for (entry_t **pp = &av->entries; *pp;) {
     entry_t *x = *pp;
@@ -306,7 +299,7 @@ static void tick(mq_availability_t *av) {
     entry_t *x = find_entry(av, ids[i]);
     if (x) {
       if (rc == MQ_OK) {
-        x->computed_ms = mono_ms();
+        x->computed_ms = mq_now_ms();
         store_snapshot(x, p);
         for (watcher_t *w = x->watchers; w; w = w->next) send_latest(x, w);
       } else {
@@ -387,8 +380,7 @@ static double gauge_watchers(void *arg) {
 }
 
 mq_availability_t *mq_availability_new(mq_app_t *app) {
-  mq_availability_t *av = calloc(1, sizeof *av);
-  if (!av) abort();
+  mq_availability_t *av = mq_xcalloc(1, sizeof *av);
   av->app = app;
   pthread_mutex_init(&av->mu, NULL);
   pthread_cond_init(&av->cv, NULL);

@@ -22,15 +22,17 @@
 #include <strings.h>
 #include <time.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/identity/identity.h"
+#include "lib/mq_validate.h"
 #include "marquee/bookings/v1/bookings.mq-server.h"
-#include "mq_bson.h"
-#include "mq_log.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
+#include "store/catalog/events_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 #define PAGE_DEFAULT 20
 #define PAGE_MAX 100
@@ -303,7 +305,6 @@ mq_code_t mq_booking_cancel_handler(mq_call_t *call, const Marquee__Bookings__V1
   const char *reason = req->reason ? req->reason : "";
   cancelled_event(&ev, a, &bk, by, reason, who->subject, mq_call_trace_id(call), mq_call_request_id(call));
   rc = mq_decide(app->store, bk.id, "cancel", by, who->subject, NULL, reason, true, &ev, 1, err);
-  if (rc == MQ_OK) mq_app_events_written(app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc; /* ALREADY_EXISTS: a retry; finish and answer */
   if ((rc = mq_bookings_finish_cancel(b, bk.id, a, &bk, err)) != MQ_OK) return rc;
   *resp = *mq_booking_view(call, b, &bk, NULL, 0, false);
@@ -347,8 +348,7 @@ static bool add_checkin(const mq_checkin_t *c, void *arg) {
 static void put(export_t *x, const char *s, size_t n) {
   if (x->len + n + 1 > x->cap) {
     size_t nc = x->cap * 2 > x->len + n + 1 ? x->cap * 2 : x->len + n + 1;
-    char *b = realloc(x->buf, nc);
-    if (!b) abort();
+    char *b = mq_xrealloc(x->buf, nc);
     x->buf = b;
     x->cap = nc;
   }
@@ -426,8 +426,7 @@ static mq_code_t booking_export(mq_call_t *call, const Marquee__Bookings__V1__Ex
     state = req->state == MARQUEE__BOOKINGS__V1__BOOKING_STATE__BOOKING_STATE_CANCELLED ? MQ_BOOKING_CANCELLED
                                                                                         : MQ_BOOKING_CONFIRMED;
   export_t x = {.call = call, .err = err, .cap = EXPORT_CHUNK + 4096};
-  x.buf = malloc(x.cap);
-  if (!x.buf) abort();
+  x.buf = mq_xmalloc(x.cap);
   rc = mq_checkins_each(app->store, e->event_id, add_checkin, &x, err);
   if (rc == MQ_OK) {
     if (x.n_checkins) qsort(x.checkins, x.n_checkins, sizeof *x.checkins, by_ticket);
@@ -519,7 +518,6 @@ static mq_code_t booking_change_tt(mq_call_t *call, const Marquee__Bookings__V1_
     if (old_slot && old_slot[0]) mq_capacity_set_until(app->store, old_slot, MQ_SLOT_SOLD_UNTIL_MS, &ignored);
     return rc;
   }
-  mq_app_events_written(app);
   /* 4. the old unit goes back, the new one is sold */
   if (old_slot && old_slot[0]) mq_capacity_release(b->capacity, app->store, &old_slot, 1, &ignored);
   mq_capacity_mark_sold(app->store, bk.id, &ignored);
@@ -598,7 +596,6 @@ mq_code_t mq_bookings_finish_event_cancel(mq_bookings_t *b, const mq_decision_t 
       mq_event_t ev;
       cancelled_event(&ev, a, &v[i], "organizer", reason, trigger->actor, NULL, NULL);
       rc = mq_decide(s, v[i].id, "cancel", "organizer", trigger->actor, NULL, reason, true, &ev, 1, err);
-      if (rc == MQ_OK) mq_app_events_written(b->app);
       if (rc == MQ_OK || rc == MQ_ALREADY_EXISTS) {
         mq_booking_t done;
         rc = mq_bookings_finish_cancel(b, v[i].id, a, &done, err);

@@ -14,14 +14,15 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "bookings_store.h"
-#include "capacity.h"
-#include "holds_store.h"
+#include "handlers/mq_app.h"
+#include "handlers/mq_call.h"
+#include "handlers/mq_route.h"
+#include "lib/mq_ticket_code.h"
 #include "marquee/bookings/v1/bookings.pb-c.h"
 #include "marquee/catalog/v1/events.pb-c.h"
-#include "mq_app.h"
-#include "mq_call.h"
-#include "mq_ticket_code.h"
+#include "store/bookings/bookings_store.h"
+#include "store/bookings/capacity.h"
+#include "store/bookings/holds_store.h"
 
 typedef struct mq_availability mq_availability_t; /* availability.c */
 
@@ -169,5 +170,13 @@ int availability_service_register(mq_app_t *app, mq_server_t *srv);
 int booking_service_register(mq_app_t *app, mq_server_t *srv);
 int ticket_service_register(mq_app_t *app, mq_server_t *srv);
 int checkin_service_register(mq_app_t *app, mq_server_t *srv);
+
+/* ---- the bookings module (module.c) ------------------------------------ */
+int booking_service_register(mq_app_t *app, mq_server_t *srv);
+int ticket_service_register(mq_app_t *app, mq_server_t *srv);
+int checkin_service_register(mq_app_t *app, mq_server_t *srv);
+int availability_service_register(mq_app_t *app, mq_server_t *srv);
+/* GET /tickets/{id}.png|.pdf on the side HTTP port (before it starts). */
+void tickets_http_register(mq_app_t *app, mq_http_t *http);
 
 #endif

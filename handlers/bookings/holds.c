@@ -25,18 +25,19 @@
 #include <string.h>
 #include <time.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_ids.h"
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_time.h"
+#include "core/mq_tokens.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/identity/identity.h"
+#include "lib/mq_validate.h"
 #include "marquee/bookings/v1/bookings.mq-server.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_log.h"
-#include "mq_metrics.h"
-#include "mq_tokens.h"
-#include "mq_validate.h"
-#include "users_store.h"
+#include "store/catalog/events_store.h"
+#include "store/identity/users_store.h"
+#include "store/mq_bson.h"
 
 #define MAX_ITEMS 20
 #define SWEEP_BATCH 200
@@ -220,7 +221,6 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CONFIRMED;
     ev.env.booking_confirmed = p;
     rc = mq_bookings_insert(s, bk, &ev, err);
-    if (rc == MQ_OK) mq_app_events_written(b->app);
     if (rc == MQ_ALREADY_EXISTS) rc = mq_bookings_get(s, h->id, a, out, err);
   }
   if (rc != MQ_OK) return rc;
@@ -578,7 +578,6 @@ static mq_code_t hold_create(mq_call_t *call, const Marquee__Bookings__V1__Creat
     if (rc == MQ_ALREADY_EXISTS && keyed) return answer_retry(call, id, request_hash, resp, err);
     return rc;
   }
-  mq_app_events_written(app);
   mq_availability_changed(app, h.event_id);
   mq_bookings_due_at(b, h.id, h.expires_ms);
   *resp = *hold_view(a, &h);
@@ -649,7 +648,6 @@ static mq_code_t hold_release(mq_call_t *call, const Marquee__Bookings__V1__Rele
   } else if (rc != MQ_OK) {
     return rc;
   } else {
-    mq_app_events_written(app);
   }
   if ((rc = finish_return(b, &h, MQ_HOLD_RELEASED, err)) != MQ_OK) return rc;
   h.state = (char *)MQ_HOLD_RELEASED;
@@ -736,7 +734,6 @@ static mq_code_t hold_start_payment(mq_call_t *call, const Marquee__Bookings__V1
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_PAYMENT_STARTED;
   ev.env.hold_payment_started = p;
   rc = mq_decide(app->store, h.id, "fate", "payment", actor_of(call), req->payment_reference, NULL, false, &ev, 1, err);
-  if (rc == MQ_OK) mq_app_events_written(app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   mq_decision_t fate;
   if ((rc = decided_before(call, &h, &fate, err)) != MQ_OK) return rc;
@@ -780,7 +777,6 @@ static mq_code_t hold_complete_payment(mq_call_t *call, const Marquee__Bookings_
   }
   rc = mq_decide(app->store, h.id, "payment", outcome, actor_of(call), req->payment_reference, NULL, false, &ev, n_ev,
                  err);
-  if (rc == MQ_OK && n_ev) mq_app_events_written(app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   mq_decision_t pay;
   if ((rc = mq_decision_get(app->store, h.id, "payment", a, &pay, err)) != MQ_OK) return rc;
@@ -871,7 +867,6 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
     mq_capacity_release(b->capacity, app->store, h.slots, h.n_slots, &e2);
     return rc;
   }
-  mq_app_events_written(app);
   mq_availability_changed(app, h.event_id);
   mq_bookings_due_at(b, h.id, h.expires_ms);
   return MQ_OK;
@@ -881,7 +876,6 @@ mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *a
   mq_event_t ev;
   released_event(&ev, a, h, "released", actor, NULL, NULL);
   mq_code_t rc = mq_decide(b->app->store, h->id, "fate", "released", actor, NULL, NULL, false, &ev, 1, err);
-  if (rc == MQ_OK) mq_app_events_written(b->app);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   mq_decision_t fate;
   if ((rc = mq_decision_get(b->app->store, h->id, "fate", a, &fate, err)) != MQ_OK) return rc;
@@ -960,7 +954,6 @@ static void end_due(mq_bookings_t *b, mq_hold_t *h, mq_arena_t *a) {
   mq_code_t rc = in_payment ? mq_decide(s, h->id, "payment", "timeout", "system", NULL, NULL, false, &ev, 1, &err)
                             : mq_decide(s, h->id, "fate", "expired", "system", NULL, NULL, false, &ev, 1, &err);
   if (rc == MQ_OK) {
-    mq_app_events_written(b->app);
     atomic_fetch_add(&b->expired_total, 1);
   } else if (rc != MQ_ALREADY_EXISTS) {
     mq_log(MQ_LOG_WARN, "bookings.expire_failed", "hold %s: %s", h->id, err.message);
@@ -1025,7 +1018,7 @@ static void *sweeper_main(void *arg) {
   pthread_mutex_lock(&b->mu);
   while (!b->stop) {
     pthread_mutex_unlock(&b->mu);
-    if (b->app->indexes_ready) mq_bookings_sweep(b);
+    if (atomic_load(&b->app->indexes_ready)) mq_bookings_sweep(b);
     pthread_mutex_lock(&b->mu);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

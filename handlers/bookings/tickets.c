@@ -22,17 +22,19 @@
 #include <strings.h>
 #include <time.h>
 
-#include "bookings.h"
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/identity/identity.h"
+#include "lib/mq_jwt.h"
+#include "lib/mq_recur.h"
+#include "lib/mq_ticket_render.h"
+#include "lib/mq_validate.h"
 #include "marquee/bookings/v1/tickets.mq-server.h"
-#include "mq_bson.h"
-#include "mq_jwt.h"
-#include "mq_recur.h"
-#include "mq_ticket_render.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
-#include "venues_store.h"
+#include "store/catalog/events_store.h"
+#include "store/catalog/venues_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 typedef Marquee__Bookings__V1__Ticket ticket_pb;
 
@@ -101,7 +103,6 @@ static mq_code_t ticket_set_name(mq_call_t *call, const Marquee__Bookings__V1__S
     rc = mq_bookings_save(app->store, &bk, &ev, 1, err);
     if (rc == MQ_ABORTED) continue; /* another edit of the booking came first: read again */
     if (rc != MQ_OK) return rc;
-    mq_app_events_written(app);
     *resp = *mq_ticket_view(call, app->bookings, &bk, i, NULL, 0, true);
     return MQ_OK;
   }
@@ -201,8 +202,7 @@ static mq_code_t ticket_image(mq_call_t *call, const Marquee__Bookings__V1__GetT
 static void http_text(mq_http_response_t *r, int status, const char *body) {
   r->status = status;
   r->content_type = "text/plain; charset=utf-8";
-  r->body = strdup(body);
-  if (!r->body) abort();
+  r->body = mq_xstrdup(body);
   r->body_len = strlen(body);
 }
 
@@ -341,7 +341,6 @@ static mq_code_t checkin(mq_call_t *call, const Marquee__Bookings__V1__CheckInRe
     return mq_error_set(err, MQ_ALREADY_EXISTS, "code", "already checked in at %s at gate \"%s\"", when, first.gate);
   }
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
   *resp = *checkin_view(a, &ci);
   return MQ_OK;
 }
@@ -374,7 +373,6 @@ static mq_code_t checkin_undo(mq_call_t *call, const Marquee__Bookings__V1__Undo
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_TICKET_CHECK_IN_UNDONE;
   ev.env.ticket_check_in_undone = p;
   if ((rc = mq_checkins_undo(app->store, &ci, p->undone_by, p->reason, &ev, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   return MQ_OK;
 }
 

@@ -20,13 +20,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "events_store.h"
-#include "mq_bson.h"
-#include "mq_log.h"
-#include "mq_validate.h"
-#include "waitlist_store.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "lib/mq_validate.h"
+#include "store/bookings/waitlist_store.h"
+#include "store/catalog/events_store.h"
+#include "store/mq_bson.h"
 
 #define SWEEP_LIMIT 500
 
@@ -244,7 +245,8 @@ static void offer(mq_bookings_t *b, mq_wait_entry_t *w, mq_arena_t *a) {
   w->offer_hold_id = p->hold_id;
   w->offer_expires_ms = expires;
   w->offer_round++;
-  if (mq_waitlist_save(app->store, w, &ev, &err) == MQ_OK) mq_app_events_written(app);
+  if (mq_waitlist_save(app->store, w, &ev, &err) != MQ_OK) /* the next sweep offers again */
+    mq_log(MQ_LOG_WARN, "waitlist.offer_not_saved", "%s: %s", w->id, err.message);
 }
 
 void mq_waitlist_sweep(mq_bookings_t *b) {

@@ -9,9 +9,11 @@
 
 #include <stdbool.h>
 
+#include "handlers/mq_app.h"
+#include "handlers/mq_call.h"
+#include "handlers/mq_route.h"
 #include "marquee/catalog/v1/events.pb-c.h"
-#include "mq_call.h"
-#include "mq_outbox.h"
+#include "store/mq_outbox.h"
 
 /* In place (never copy an initialised mq_event_t): topic marquee.events,
  * actor = the caller (or "system"). */
@@ -35,5 +37,23 @@ void mq_catalog_touch(mq_call_t *call, Marquee__Catalog__V1__Event *e);
 Marquee__Catalog__V1__Event *mq_catalog_view(mq_call_t *call, const Marquee__Catalog__V1__Event *e, bool member);
 /* The caller belongs to the organization (platform admins do). */
 bool mq_catalog_is_member(mq_call_t *call, const char *org_id);
+
+/* ---- the catalog module (module.c) ------------------------------------- */
+int venue_service_register(mq_app_t *app, mq_server_t *srv);
+int event_service_register(mq_app_t *app, mq_server_t *srv);
+int category_service_register(mq_app_t *app, mq_server_t *srv);
+int series_service_register(mq_app_t *app, mq_server_t *srv);
+int media_service_register(mq_app_t *app, mq_server_t *srv);
+/* GET /media/{id} on the side HTTP port (before it starts). */
+void media_http_register(mq_app_t *app, mq_http_t *http);
+/* Called by the module's tick: discards abandoned uploads. */
+void media_sweep(mq_app_t *app);
+/* After a change of an event (here, or heard from another instance): the
+ * discovery index re-reads it, then its cached views and every cached page
+ * are dropped. */
+void mq_app_event_changed(mq_app_t *app, const char *event_id);
+/* After a change of another catalog aggregate (venue, image, series,
+ * category): its cached view and every cached page are dropped. */
+void mq_catalog_caches_changed(mq_app_t *app, const char *id);
 
 #endif

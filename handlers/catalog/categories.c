@@ -25,13 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "categories_store.h"
+#include "core/mq_ids.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/mq_app.h"
+#include "lib/mq_validate.h"
 #include "marquee/catalog/v1/categories.mq-server.h"
-#include "mq_app.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_log.h"
-#include "mq_validate.h"
+#include "store/catalog/categories_store.h"
+#include "store/mq_bson.h"
 
 #define TOPIC "marquee.events"
 #define EVENT_TYPE "catalog.CategoryChanged"
@@ -320,7 +322,6 @@ static mq_code_t cat_create(mq_call_t *call, const Marquee__Catalog__V1__CreateC
   mq_event_t ev;
   category_event(&ev, &pl, call, id, "created", req->parent_id);
   if ((rc = mq_categories_create(app->store, &c, &ev, err)) != MQ_OK) goto cleanup;
-  mq_app_events_written(app);
   *resp = *category_to_pb(a, &c, path, depth, NULL);
 cleanup:
   lease_give(call, holder);
@@ -346,7 +347,6 @@ static mq_code_t cat_rename(mq_call_t *call, const Marquee__Catalog__V1__RenameC
   mq_event_t ev;
   category_event(&ev, &pl, call, c.id, "renamed", c.parent_id);
   if ((rc = mq_categories_set_names(app->store, c.id, names, req->n_names, c.updated_ms, &ev, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   const char *path;
   unsigned depth;
   if ((rc = ancestry(call, &c, &path, &depth, err)) != MQ_OK) return rc;
@@ -403,7 +403,6 @@ static mq_code_t cat_move(mq_call_t *call, const Marquee__Catalog__V1__MoveCateg
     category_event(&ev, &pl, call, c.id, "moved", c.parent_id);
     if ((rc = mq_categories_set_parent(app->store, c.id, c.parent_id, c.sort_order, c.updated_ms, &ev, err)) != MQ_OK)
       goto cleanup;
-    mq_app_events_written(app);
   }
   const char *path = p >= 0 ? mq_arena_sprintf(a, "%s/%s", tree_path(a, &t, (size_t)p), c.slug) : c.slug;
   *resp = *category_to_pb(a, &c, path, new_depth, NULL);
@@ -441,7 +440,6 @@ static mq_code_t cat_retire(mq_call_t *call, const Marquee__Catalog__V1__RetireC
     mq_event_t ev;
     category_event(&ev, &pl, call, c.id, "retired", c.parent_id);
     if ((rc = mq_categories_retire(app->store, c.id, c.updated_ms, &ev, err)) != MQ_OK) goto cleanup;
-    mq_app_events_written(app);
   }
   *resp = *category_to_pb(a, &c, tree_path(a, &t, (size_t)self), t.depth[self], NULL);
 cleanup:

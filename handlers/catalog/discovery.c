@@ -4,7 +4,7 @@
  * the listed ones are also in two arrays sorted ascending by (starts_ms, id)
  * and (published_ms, id). "Newest first" walks the second from its end.
  */
-#include "discovery.h"
+#include "handlers/catalog/discovery.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,9 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "mq_bson.h"
-#include "mq_log.h"
-#include "mq_metrics.h"
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_xmalloc.h"
+#include "store/mq_bson.h"
 
 #define BUCKETS (1u << 17)
 
@@ -94,8 +95,7 @@ static size_t lower_bound(const order_t *o, bool published, int64_t k, const cha
 static void order_insert(order_t *o, bool published, entry_t *e) {
   if (o->n == o->cap) {
     o->cap = o->cap ? o->cap * 2 : 1024;
-    o->v = realloc(o->v, o->cap * sizeof *o->v);
-    if (!o->v) abort();
+    o->v = mq_xrealloc(o->v, o->cap * sizeof *o->v);
   }
   size_t at = lower_bound(o, published, key_of(e, published), e->id);
   memmove(o->v + at + 1, o->v + at, (o->n - at) * sizeof *o->v);
@@ -133,8 +133,7 @@ static void put(mq_discovery_t *d, const event_pb *ev) {
   entry_t *e = find(d, ev->event_id);
   if (e && ev->version < e->version) return;
   if (!e) {
-    e = calloc(1, sizeof *e);
-    if (!e) abort();
+    e = mq_xcalloc(1, sizeof *e);
     copy_str(e->id, sizeof e->id, ev->event_id);
     unsigned h = hash_id(e->id);
     e->next = d->buckets[h];
@@ -155,8 +154,7 @@ static void put(mq_discovery_t *d, const event_pb *ev) {
   e->min_price = ev->min_price_minor;
   e->mode = (int)ev->attendance_mode;
   e->len = marquee__catalog__v1__event__get_packed_size(ev);
-  e->packed = malloc(e->len ? e->len : 1);
-  if (!e->packed) abort();
+  e->packed = mq_xmalloc(e->len ? e->len : 1);
   marquee__catalog__v1__event__pack(ev, e->packed);
   order_insert(&d->by_start, false, e);
   order_insert(&d->by_published, true, e);
@@ -165,10 +163,8 @@ static void put(mq_discovery_t *d, const event_pb *ev) {
 }
 
 mq_discovery_t *mq_discovery_new(void) {
-  mq_discovery_t *d = calloc(1, sizeof *d);
-  if (!d) abort();
-  d->buckets = calloc(BUCKETS, sizeof *d->buckets);
-  if (!d->buckets) abort();
+  mq_discovery_t *d = mq_xcalloc(1, sizeof *d);
+  d->buckets = mq_xcalloc(BUCKETS, sizeof *d->buckets);
   pthread_rwlock_init(&d->lock, NULL);
   pthread_mutex_init(&d->mu, NULL);
   pthread_cond_init(&d->cv, NULL);
@@ -236,8 +232,7 @@ void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, c
    * the collection that can outlast the pool's 10 s socket timeout (measured
    * at 100,000 events), so loads get their own connection, allowed 10
    * minutes per reply. The URI's own socketTimeoutMS wins if it has one. */
-  char *bulk_uri = malloc(strlen(uri) + 40);
-  if (!bulk_uri) abort();
+  char *bulk_uri = mq_xmalloc(strlen(uri) + 40);
   const char *hosts = strstr(uri, "://");
   const char *sep = strchr(uri, '?') ? "&" : (hosts && strchr(hosts + 3, '/') ? "?" : "/?");
   sprintf(bulk_uri, "%s%ssocketTimeoutMS=600000", uri, sep);
@@ -250,7 +245,7 @@ void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, c
   d->store = store;
   d->gate = gate;
   d->gate_arg = arg;
-  if (pthread_create(&d->loader, NULL, loader_main, d) != 0) abort();
+  if (pthread_create(&d->loader, NULL, loader_main, d) != 0) mq_die("cannot start the discovery loader thread");
   pthread_setname_np(d->loader, "mq-discovery");
   d->loader_running = true;
 }

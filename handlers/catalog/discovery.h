@@ -23,9 +23,9 @@
 
 #include <stdbool.h>
 
-#include "events_store.h"
-#include "mq_arena.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/catalog/events_store.h"
+#include "store/mq_store.h"
 
 typedef struct mq_discovery mq_discovery_t;
 

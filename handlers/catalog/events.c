@@ -20,20 +20,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "categories_store.h"
-#include "discovery.h"
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
+#include "core/mq_tokens.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/catalog/discovery.h"
+#include "handlers/identity/identity.h"
+#include "handlers/mq_app.h"
+#include "lib/mq_validate.h"
 #include "marquee/catalog/v1/events.mq-server.h"
-#include "mq_app.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_tokens.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
-#include "venues_store.h"
+#include "store/catalog/categories_store.h"
+#include "store/catalog/events_store.h"
+#include "store/catalog/venues_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 #define MAX_TICKET_TYPES 50
 #define MAX_TAGS 10
@@ -329,7 +330,6 @@ static mq_code_t ev_create(mq_call_t *call, const Marquee__Catalog__V1__CreateEv
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_CREATED;
   ev.env.event_created = &pl;
   if ((rc = mq_events_insert(app->store, e, &ev, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   mq_app_event_changed(app, id);
   *resp = *mq_catalog_view(call, e, true);
   return MQ_OK;
@@ -345,7 +345,6 @@ static mq_code_t save_with(mq_call_t *call, event_pb *e, int64_t expected, const
   ev.env.event_updated = payload;
   mq_code_t rc = mq_events_save(app->store, e, expected, &ev, 1, err);
   mq_app_event_changed(app, e->event_id); /* even on failure: the write may have landed */
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 
@@ -665,7 +664,6 @@ static mq_code_t ev_delete(mq_call_t *call, const Marquee__Catalog__V1__DeleteEv
   ev.env.event_deleted = &pl;
   rc = mq_events_delete(app->store, e->event_id, mq_call_principal(call)->subject, &ev, err);
   mq_app_event_changed(app, e->event_id);
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 

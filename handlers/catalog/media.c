@@ -42,17 +42,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_ids.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/identity/identity.h"
+#include "handlers/mq_app.h"
+#include "lib/mq_image.h"
+#include "lib/mq_validate.h"
 #include "marquee/catalog/v1/media.mq-server.h"
-#include "media_store.h"
-#include "mq_app.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_image.h"
-#include "mq_log.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
+#include "store/catalog/events_store.h"
+#include "store/catalog/media_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 #define CHUNK_DATA_MAX (256 * 1024) /* per UploadImageChunk */
 #define SIDE_MAX 10000              /* pixels, width and height */
@@ -170,7 +173,6 @@ static mq_code_t edit_event(mq_call_t *call, const char *event_id, const char *o
     if (rc == MQ_ABORTED && attempt == 0) continue;
     if (rc != MQ_OK) return rc;
     *version = e->version;
-    mq_app_events_written(app);
     mq_app_event_changed(app, event_id);
     return MQ_OK;
   }
@@ -272,8 +274,7 @@ static mq_code_t upload_begin(mq_call_t *call, const Marquee__Catalog__V1__Uploa
       return mq_error_set(err, MQ_FAILED_PRECONDITION, "metadata.event_id", "the event has %d images already",
                           EVENT_IMAGES_MAX);
   }
-  upload_t *u = calloc(1, sizeof *u);
-  if (!u) abort();
+  upload_t *u = mq_xcalloc(1, sizeof *u);
   u->store = app->store;
   mq_uuid_v4(u->id);
   u->org = mq_arena_strdup(a, md->organization_id);
@@ -282,9 +283,10 @@ static mq_code_t upload_begin(mq_call_t *call, const Marquee__Catalog__V1__Uploa
   u->alt_text = mq_arena_strdup(a, md->alt_text ? md->alt_text : "");
   u->total = md->total_size;
   u->started_ms = mq_now_unix_ms();
+  mq_call_set_state(call, u, upload_release); /* from here the call frees u */
   u->sha = EVP_MD_CTX_new();
-  if (!u->sha || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1) abort();
-  mq_call_set_state(call, u, upload_release);
+  if (!u->sha || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the upload's SHA-256 digest (OpenSSL)");
   *out = u;
   return MQ_OK;
 }
@@ -316,8 +318,7 @@ static void upload_append(upload_t *u, const uint8_t *p, size_t n) {
   if (u->len + n > u->cap) {
     size_t cap = u->cap ? u->cap * 2 : 64 * 1024;
     while (cap < u->len + n) cap *= 2;
-    uint8_t *nb = realloc(u->buf, cap);
-    if (!nb) abort();
+    uint8_t *nb = mq_xrealloc(u->buf, cap);
     u->buf = nb;
     u->cap = cap;
   }
@@ -427,7 +428,8 @@ static mq_code_t upload_end(mq_call_t *call, Marquee__Catalog__V1__Image *resp, 
 
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
-  if (EVP_DigestFinal_ex(u->sha, md, &md_len) != 1 || md_len != 32) abort();
+  if (EVP_DigestFinal_ex(u->sha, md, &md_len) != 1 || md_len != 32)
+    return upload_fail(u, mq_error_set(err, MQ_INTERNAL, NULL, "cannot finish the image's SHA-256 digest (OpenSSL)"));
   char *hex = mq_arena_alloc(a, 65);
   for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
   const mq_principal_t *who = mq_call_principal(call);
@@ -460,7 +462,6 @@ static mq_code_t upload_end(mq_call_t *call, Marquee__Catalog__V1__Image *resp, 
   ev.env.image_uploaded = &pl;
   if ((rc = mq_media_commit(app->store, &img, &ev, err)) != MQ_OK) return upload_fail(u, rc);
   u->committed = true;
-  mq_app_events_written(app);
   if (u->event_id) {
     int64_t version;
     rc = edit_event(call, u->event_id, u->org, u->id, ATTACH, &version, err);
@@ -558,7 +559,6 @@ static mq_code_t image_delete(mq_call_t *call, const Marquee__Catalog__V1__Delet
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_IMAGE_DELETED;
   ev.env.image_deleted = &pl;
   rc = mq_media_delete(app->store, &m, mq_call_principal(call)->subject, &ev, err);
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 
@@ -695,8 +695,7 @@ static bool etag_listed(const char *header, const char *etag) {
 static void text_reply(mq_http_response_t *r, int status, const char *body) {
   r->status = status;
   r->content_type = "text/plain; charset=utf-8";
-  r->body = strdup(body);
-  if (!r->body) abort();
+  r->body = mq_xstrdup(body);
   r->body_len = strlen(body);
 }
 
@@ -727,12 +726,10 @@ static void media_http_get(void *arg, const char *method, const char *path, mq_h
     const char *inm = mq_http_request_header(r, "If-None-Match");
     if (inm && etag_listed(inm, r->etag)) {
       r->status = 304;
-      r->body = strdup("");
-      if (!r->body) abort();
+      r->body = mq_xstrdup("");
       r->body_len = 0;
     } else {
-      media_stream_t *s = calloc(1, sizeof *s);
-      if (!s) abort();
+      media_stream_t *s = mq_xcalloc(1, sizeof *s);
       s->store = app->store;
       snprintf(s->id, sizeof s->id, "%s", m.id);
       s->size = (uint64_t)m.size_bytes;

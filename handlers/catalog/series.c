@@ -12,7 +12,7 @@
  *
  * Times: the schedule is local wall time in the series' time zone; every
  * occurrence starts at the same local time of day across DST changes and
- * lasts duration_minutes of elapsed time (server/mq_recur.h resolves gaps
+ * lasts duration_minutes of elapsed time (lib/mq_recur.h resolves gaps
  * and overlaps).
  *
  * Crash consistency of the N inserts: store/catalog/series_store.h (plan
@@ -43,21 +43,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bookings.h"
-#include "catalog.h"
-#include "categories_store.h"
-#include "events_store.h"
-#include "identity.h"
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
+#include "core/mq_tokens.h"
+#include "handlers/bookings/bookings.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/identity/identity.h"
+#include "handlers/mq_app.h"
+#include "lib/mq_recur.h"
+#include "lib/mq_validate.h"
 #include "marquee/catalog/v1/series.mq-server.h"
-#include "mq_app.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_recur.h"
-#include "mq_tokens.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
-#include "series_store.h"
-#include "venues_store.h"
+#include "store/catalog/categories_store.h"
+#include "store/catalog/events_store.h"
+#include "store/catalog/series_store.h"
+#include "store/catalog/venues_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 #define MAX_OCC MQ_SERIES_MAX_OCCURRENCES
 #define MAX_TICKET_TYPES 50
@@ -405,7 +406,6 @@ static mq_code_t finish_creation(mq_call_t *call, mq_series_t *s, bool fresh, mq
       return rc;
     }
   }
-  mq_app_events_written(app);
 
   bool created = !strcmp(s->pending, "created");
   int64_t before = s->version;
@@ -454,7 +454,6 @@ static mq_code_t finish_creation(mq_call_t *call, mq_series_t *s, bool fresh, mq
     return MQ_OK;
   }
   if (rc != MQ_OK) return rc;
-  mq_app_events_written(app);
   done.version = before + 1;
   *s = done;
   return MQ_OK;
@@ -876,7 +875,6 @@ static void run_op(mq_call_t *call, const op_t *op, const mq_series_occ_t *o, ch
     rc = mq_events_save(app->store, e, before, &ev, 1, &err);
     mq_app_event_changed(app, e->event_id); /* even on failure: the write may have landed */
     if (rc == MQ_OK) {
-      mq_app_events_written(app);
       outcome(call, r, e, o->event_id, 0, RES(CHANGED), NULL, NULL);
       return;
     }
@@ -971,7 +969,6 @@ static mq_code_t se_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateSe
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_SERIES_UPDATED;
   ev.env.series_updated = &su;
   if ((rc = mq_series_save(app->store, &next, before, &ev, 1, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   next.version = before + 1;
 
   change_response(call, resp, &next);
@@ -1027,7 +1024,6 @@ static mq_code_t se_cancel(mq_call_t *call, const Marquee__Catalog__V1__CancelSe
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_SERIES_UPDATED;
     ev.env.series_updated = &su;
     if ((rc = mq_series_save(app->store, &next, before, &ev, 1, err)) != MQ_OK) return rc;
-    mq_app_events_written(app);
     next.version = before + 1;
     s = next;
   }

@@ -20,14 +20,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "identity.h"
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
+#include "handlers/catalog/catalog.h"
+#include "handlers/identity/identity.h"
+#include "handlers/mq_app.h"
+#include "lib/mq_validate.h"
 #include "marquee/catalog/v1/venues.mq-server.h"
-#include "mq_app.h"
-#include "mq_bson.h"
-#include "mq_ids.h"
-#include "mq_validate.h"
-#include "orgs_store.h"
-#include "venues_store.h"
+#include "store/catalog/venues_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/mq_bson.h"
 
 #define NAME_MAX_BYTES 120
 #define CAPACITY_MAX 10000000
@@ -177,7 +179,6 @@ static mq_code_t venue_create(mq_call_t *call, const Marquee__Catalog__V1__Creat
   mq_event_t ev;
   venue_event(&ev, &payload, call, &v, "created");
   if ((rc = mq_venues_create(app->store, &v, &ev, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   *resp = *venue_to_pb(call, &v);
   return MQ_OK;
 }
@@ -216,7 +217,6 @@ static mq_code_t venue_update(mq_call_t *call, const Marquee__Catalog__V1__Updat
   mq_event_t ev;
   venue_event(&ev, &payload, call, &cur, "updated");
   if ((rc = mq_venues_update(app->store, &next, bits, req->version, &ev, err)) != MQ_OK) return rc;
-  mq_app_events_written(app);
   /* the stored venue is `cur` (that version) with these fields set */
   next.version = req->version + 1;
   *resp = *venue_to_pb(call, &next);
@@ -234,7 +234,6 @@ static mq_code_t venue_delete(mq_call_t *call, const Marquee__Catalog__V1__Delet
   mq_event_t ev;
   venue_event(&ev, &payload, call, &cur, "deleted");
   rc = mq_venues_delete(app->store, &cur, mq_call_principal(call)->subject, &ev, err);
-  if (rc == MQ_OK) mq_app_events_written(app);
   return rc;
 }
 

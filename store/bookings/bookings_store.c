@@ -3,13 +3,14 @@
  * tickets.ticket_id, by (user_id, created_at, _id) and (event_id,
  * created_at, _id); check-ins by _id, (event_id, at, _id), booking_id.
  */
-#include "bookings_store.h"
+#include "store/bookings/bookings_store.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "mq_bson.h"
+#include "core/mq_time.h"
+#include "store/mq_bson.h"
 
 const mq_index_spec_t mq_bookings_indexes[] = {
     {MQ_BOOKINGS_COLLECTION, "user_created", "{\"user_id\": 1, \"created_at\": -1, \"_id\": -1}", false},

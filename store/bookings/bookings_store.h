@@ -35,10 +35,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "holds_store.h"
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/bookings/holds_store.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 #define MQ_BOOKINGS_COLLECTION "bookings"
 #define MQ_CHECKINS_COLLECTION "checkins"

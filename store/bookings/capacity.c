@@ -3,7 +3,7 @@
  * _id (insert, delete), by pool (refresh, count, reclaim: index pool_n), by
  * holder (release_holder: index hold); holds by _id (reclaim).
  */
-#include "capacity.h"
+#include "store/bookings/capacity.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -12,9 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "holds_store.h"
-#include "mq_bson.h"
-#include "mq_log.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "store/bookings/holds_store.h"
+#include "store/mq_bson.h"
 
 const mq_index_spec_t mq_capacity_indexes[] = {
     {MQ_SLOTS_COLLECTION, "pool_n", "{\"pool\": 1, \"n\": 1}", false},
@@ -48,12 +49,6 @@ struct mq_capacity {
   mq_capacity_owned_fn owned;
   void *owned_arg;
 };
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rnd(void) {
   static _Thread_local uint64_t x;
@@ -212,7 +207,7 @@ static mq_code_t refresh(mq_capacity_t *c, mq_store_t *s, pool_hint_t *p, int64_
   /* hearsay (bits from events, which may arrive after the units were
    * given back) is always checked once before a "sold out" */
   if (p->refreshed_ms >= asked_ms ||
-      (!p->heard && p->refreshed_ms && mono_ms() - p->refreshed_ms < MQ_SLOT_REFRESH_MIN_MS)) {
+      (!p->heard && p->refreshed_ms && mq_now_ms() - p->refreshed_ms < MQ_SLOT_REFRESH_MIN_MS)) {
     pthread_mutex_unlock(&p->mu);
     return MQ_OK;
   }
@@ -254,7 +249,7 @@ static mq_code_t refresh(mq_capacity_t *c, mq_store_t *s, pool_hint_t *p, int64_
   pthread_mutex_lock(&p->mu);
   if (rc == MQ_OK && p->capacity == cap) {
     memcpy(p->bits, fresh, words * sizeof *fresh);
-    p->refreshed_ms = mono_ms();
+    p->refreshed_ms = mq_now_ms();
     p->heard = false;
   }
   p->refreshing = false;
@@ -283,7 +278,7 @@ static mq_code_t take_pool(mq_capacity_t *c, mq_store_t *s, const mq_pool_want_t
                            int64_t until_ms, mq_arena_t *a, char **got, size_t *n_got, int64_t *left, mq_error_t *err) {
   pool_hint_t *p = hint_of(c, w->pool);
   if (!p) return mq_error_set(err, MQ_INTERNAL, NULL, "out of memory");
-  int64_t started = mono_ms();
+  int64_t started = mq_now_ms();
   pthread_mutex_lock(&p->mu);
   bool ok = fit(p, w->capacity);
   pthread_mutex_unlock(&p->mu);

@@ -58,8 +58,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/mq_store.h"
 
 #define MQ_SLOTS_COLLECTION "capacity_slots"
 #define MQ_POOL_ID_MAX 96

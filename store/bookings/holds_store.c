@@ -3,12 +3,13 @@
  * (state, expires_at) and (state, payment_deadline); decisions by _id and
  * unfinished ones by (done, at).
  */
-#include "holds_store.h"
+#include "store/bookings/holds_store.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "mq_bson.h"
+#include "core/mq_time.h"
+#include "store/mq_bson.h"
 
 const mq_index_spec_t mq_holds_indexes[] = {
     {MQ_HOLDS_COLLECTION, "state_expires", "{\"state\": 1, \"expires_at\": 1}", false},

@@ -42,9 +42,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 #define MQ_HOLDS_COLLECTION "holds"
 #define MQ_DECISIONS_COLLECTION "hold_decisions"

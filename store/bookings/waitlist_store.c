@@ -3,11 +3,11 @@
  * (state, joined_at, _id) for the line and the sweeper; by (ticket_type_id,
  * state, joined_at, _id) for positions.
  */
-#include "waitlist_store.h"
+#include "store/bookings/waitlist_store.h"
 
 #include <string.h>
 
-#include "mq_bson.h"
+#include "store/mq_bson.h"
 
 const mq_index_spec_t mq_waitlist_indexes[] = {
     {MQ_WAITLIST_COLLECTION, "state_joined", "{\"state\": 1, \"joined_at\": 1, \"_id\": 1}", false},

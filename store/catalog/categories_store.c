@@ -4,12 +4,13 @@
  * slug's uniqueness is decided by its unique index on insert; the lease by
  * _id.
  */
-#include "categories_store.h"
+#include "store/catalog/categories_store.h"
 
 #include <string.h>
 #include <time.h>
 
-#include "mq_bson.h"
+#include "core/mq_time.h"
+#include "store/mq_bson.h"
 
 #define CATEGORIES "categories"
 #define LOCKS "category_tree_lock"

@@ -30,9 +30,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 #define MQ_CATEGORIES_MAX 2000     /* categories in the whole tree, retired included */
 #define MQ_CATEGORY_MAX_DEPTH 4    /* a root has depth 1 */

@@ -3,13 +3,14 @@
  * (state, visibility, starts_at|published_at, _id); an organization's events
  * by (organization_id, starts_at, _id).
  */
-#include "events_store.h"
+#include "store/catalog/events_store.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "mq_bson.h"
-#include "mq_ids.h"
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
+#include "store/mq_bson.h"
 
 #define EVENTS "events"
 #define DELETIONS "event_deletions"

@@ -32,10 +32,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/mq_arena.h"
 #include "marquee/catalog/v1/events.pb-c.h"
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 extern const mq_index_spec_t mq_events_indexes[];
 extern const size_t mq_events_n_indexes;

@@ -4,14 +4,16 @@
  * newest first with a keyset cursor (indexes org_newest, org_event_newest);
  * chunks by (files_id, n) (the GridFS index); pending uploads by `at`.
  */
-#include "media_store.h"
+#include "store/catalog/media_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mq_bson.h"
-#include "mq_log.h"
+#include "core/mq_log.h"
+#include "core/mq_time.h"
+#include "core/mq_xmalloc.h"
+#include "store/mq_bson.h"
 
 #define FILES "media.files"
 #define CHUNKS "media.chunks"
@@ -258,8 +260,7 @@ mq_code_t mq_media_read_chunk(mq_store_t *s, const char *image_id, uint32_t n, v
   uint32_t blen = 0;
   bson_subtype_t sub;
   if (bson_iter_init_find(&it, &doc, "data") && BSON_ITER_HOLDS_BINARY(&it)) bson_iter_binary(&it, &sub, &blen, &bin);
-  *data = malloc(blen ? blen : 1);
-  if (!*data) abort();
+  *data = mq_xmalloc(blen ? blen : 1);
   if (blen) memcpy(*data, bin, blen);
   *len = blen;
   bson_destroy(&doc);

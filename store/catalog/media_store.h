@@ -45,9 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 /* The GridFS default chunk size (255 KiB): below MongoDB's 16 MiB document
  * limit with room to spare, and what drivers write. */

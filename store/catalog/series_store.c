@@ -3,13 +3,13 @@
  * occurrences in `events` by (series_id, starts_at, _id) with a keyset
  * cursor (index series_start).
  */
-#include "series_store.h"
+#include "store/catalog/series_store.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "marquee/catalog/v1/events.pb-c.h"
-#include "mq_bson.h"
+#include "store/mq_bson.h"
 
 #define SERIES "series"
 #define EVENTS "events"

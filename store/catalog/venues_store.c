@@ -3,12 +3,13 @@
  * organization_id ordered by (name, _id) with a keyset cursor (index
  * org_name); deletion records by _id.
  */
-#include "venues_store.h"
+#include "store/catalog/venues_store.h"
 
 #include <stddef.h>
 #include <string.h>
 
-#include "mq_bson.h"
+#include "core/mq_time.h"
+#include "store/mq_bson.h"
 
 #define VENUES "venues"
 #define DELETIONS "venue_deletions"

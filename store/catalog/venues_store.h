@@ -29,9 +29,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_arena.h"
-#include "mq_outbox.h"
-#include "mq_store.h"
+#include "core/mq_arena.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
 
 typedef struct mq_venue {
   const char *id, *organization_id, *name, *address_line1, *address_line2, *city, *region, *postal_code, *country,

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mq_client.h"
+#include "clients/mq_client.h"
 
 #define MQ_FX_MAX_TT 4
 

@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handlers/mq_call.h"
+#include "lib/mq_jwt.h"
 #include "marquee/events/v1/envelope.pb-c.h"
-#include "mq_call.h"
-#include "mq_jwt.h"
 
 extern char **environ;
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "mq_client.h"
+#include "clients/mq_client.h"
 
 #define MQ_TEST_JWT_KEYS "itest:integration-test-secret-0123456789abcdef"
 /* Ed25519 seed "0123456789abcdef0123456789abcdef", base64url: every test

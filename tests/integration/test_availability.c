@@ -18,10 +18,10 @@
 #include <string.h>
 
 #include "fixtures.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
-#include "mq_call.h"
 
 #define ORGANIZER "00000000-0000-4000-8000-0000000d0001"
 #define ALICE "00000000-0000-4000-8000-0000000d00a1"

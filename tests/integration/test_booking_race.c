@@ -31,9 +31,9 @@
 #include <unistd.h>
 
 #include "fixtures.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
-#include "mq_call.h"
 
 #define ORGANIZER "00000000-0000-4000-8000-0000000c0001"
 #define CLIENTS 400

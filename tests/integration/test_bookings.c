@@ -44,11 +44,11 @@
 #include <unistd.h>
 
 #include "fixtures.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/bookings/v1/tickets.mq-client.h"
 #include "marquee/catalog/v1/events.mq-client.h"
-#include "mq_call.h"
 
 #define ORGANIZER "00000000-0000-4000-8000-0000000b0001"
 #define ALICE "00000000-0000-4000-8000-0000000b00a1"

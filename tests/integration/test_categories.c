@@ -22,11 +22,11 @@
 
 #include <cmocka.h>
 
-#include "categories_store.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/catalog/v1/categories.mq-client.h"
-#include "mq_call.h"
-#include "mq_store.h"
+#include "store/catalog/categories_store.h"
+#include "store/mq_store.h"
 
 #define ADMIN_ID "00000000-0000-4000-8000-00000000ad01"
 #define UNKNOWN_ID "00000000-0000-4000-8000-0000000000ff"

@@ -20,11 +20,11 @@
 
 #include <cmocka.h>
 
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/catalog/v1/venues.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
 
 #define OWNER "00000000-0000-4000-8000-0000000d15c0"
 

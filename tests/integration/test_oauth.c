@@ -21,9 +21,9 @@
 
 #include <cmocka.h>
 
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
 
 #define REDIRECT "http://127.0.0.1:1/app/callback"
 #define PASSWORD "correct horse battery staple"

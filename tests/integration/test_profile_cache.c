@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
 
 static mq_test_proc_t a_srv, b_srv;
 static mq_client_t *a, *b;

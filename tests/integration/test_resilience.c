@@ -21,14 +21,15 @@
 
 #include <cmocka.h>
 
+#include "core/mq_ids.h"
+#include "core/mq_time.h"
 #include "grpc/health/v1/health.mq-client.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/system/v1/system.mq-client.h"
-#include "mq_bson.h"
-#include "mq_call.h"
-#include "mq_ids.h"
-#include "mq_outbox.h"
-#include "notes_store.h"
+#include "store/mq_bson.h"
+#include "store/mq_outbox.h"
+#include "store/system/notes_store.h"
 
 static mq_code_t record_note(mq_client_t *cl, const char *token, const char *text, int64_t deadline_ms, char *id_out) {
   Marquee__System__V1__RecordNoteRequest req = MARQUEE__SYSTEM__V1__RECORD_NOTE_REQUEST__INIT;

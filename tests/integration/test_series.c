@@ -23,14 +23,14 @@
 
 #include <cmocka.h>
 
+#include "handlers/mq_call.h"
 #include "harness.h"
+#include "lib/mq_recur.h"
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/catalog/v1/series.mq-client.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
-#include "mq_recur.h"
-#include "mq_store.h"
+#include "store/mq_store.h"
 
 #define BERLIN "Europe/Berlin"
 #define BULK_DEADLINE_MS 120000 /* calls on many occurrences: one store round trip or two each */

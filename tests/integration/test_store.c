@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "mq_store.h"
+#include "store/mq_store.h"
 
 #define KEYS 100
 #define THREADS 6

@@ -20,9 +20,9 @@
 #include <cmocka.h>
 
 #include "grpc/health/v1/health.mq-client.h"
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/system/v1/system.mq-client.h"
-#include "mq_call.h"
 
 static mq_test_proc_t srv;
 static mq_client_t *cl;

@@ -22,11 +22,11 @@
 
 #include <cmocka.h>
 
+#include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/catalog/v1/venues.mq-client.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/identity/v1/identity.mq-client.h"
-#include "mq_call.h"
 
 #define PASSWORD "correct horse battery staple"
 

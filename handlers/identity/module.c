@@ -1,0 +1,82 @@
+/*
+ * module.c — the identity module: accounts, the admin's user management,
+ * organizations and OAuth sign-in (one file per service beside this one),
+ * the repositories they own, and what identity does on its own: reading
+ * the sign-in providers at open, sweeping expired attempt counters and
+ * abandoned OAuth flows every minute, and dropping a cached profile when a
+ * user changes anywhere (marquee.users). See handlers/mq_module.h.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/mq_time.h"
+#include "handlers/identity/identity.h"
+#include "handlers/mq_module.h"
+#include "store/identity/account_tokens_store.h"
+#include "store/identity/auth_attempts_store.h"
+#include "store/identity/oauth_store.h"
+#include "store/identity/orgs_store.h"
+#include "store/identity/sessions_store.h"
+#include "store/identity/users_store.h"
+
+#define SWEEP_EVERY_MS 60000
+#define ATTEMPTS_KEPT_MS 86400000
+
+void mq_app_user_changed(mq_app_t *app, const char *user_id) {
+  if (!app->profiles || !user_id) return;
+  char key[80];
+  snprintf(key, sizeof key, "u:%s", user_id);
+  mq_cache_invalidate(app->profiles, key);
+}
+
+static mq_code_t identity_open(mq_app_t *app, mq_error_t *err) {
+  return mq_oauth_open(app->cfg, &app->oauth, err);
+}
+
+/* No TTL indexes (DESIGN.md §4): expire by sweeping. */
+static void identity_tick(mq_app_t *app) {
+  if (!mq_app_store_ready(app)) return;
+  int64_t now = mq_now_unix_ms();
+  if (now - app->identity_swept_ms <= SWEEP_EVERY_MS) return;
+  app->identity_swept_ms = now;
+  mq_error_t err;
+  mq_attempts_sweep(app->store, now - ATTEMPTS_KEPT_MS, &err);
+  mq_oauth_flows_sweep(app->store, now);
+}
+
+static void identity_on_event(mq_app_t *app, const char *topic, const Marquee__Events__V1__Envelope *ev) {
+  if (!strcmp(topic, "marquee.users")) mq_app_user_changed(app, ev->aggregate_id);
+}
+
+static void identity_close(mq_app_t *app) {
+  mq_oauth_free(app->oauth);
+  app->oauth = NULL;
+}
+
+static const mq_service_row_t services[] = {
+    {"marquee.identity.v1.AccountService", account_service_register, NULL},
+    {"marquee.identity.v1.AdminService", admin_service_register, NULL},
+    {"marquee.identity.v1.OrganizationService", organization_service_register, NULL},
+    {"marquee.identity.v1.OAuthService", oauth_service_register, NULL},
+};
+
+static const mq_index_set_t indexes[] = {
+    {mq_users_indexes, &mq_users_n_indexes},
+    {mq_sessions_indexes, &mq_sessions_n_indexes},
+    {mq_account_tokens_indexes, &mq_account_tokens_n_indexes},
+    {mq_attempts_indexes, &mq_attempts_n_indexes},
+    {mq_orgs_indexes, &mq_orgs_n_indexes},
+    {mq_oauth_indexes, &mq_oauth_n_indexes},
+};
+
+const mq_module_t mq_identity_module = {
+    .name = "identity",
+    .services = services,
+    .n_services = MQ_COUNT(services),
+    .indexes = indexes,
+    .n_indexes = MQ_COUNT(indexes),
+    .open = identity_open,
+    .tick = identity_tick,
+    .on_event = identity_on_event,
+    .close = identity_close,
+};
