@@ -526,27 +526,6 @@ static mq_code_t booking_change_tt(mq_call_t *call, const Marquee__Bookings__V1_
   return MQ_OK;
 }
 
-/* Reclaim's question (capacity.h): does confirmed booking `holder` still
- * refer to `slot_id`? A booking not written yet (confirmation finishing)
- * owns all its units. */
-static bool booking_owns(void *arg, mq_store_t *s, const char *holder, const char *slot_id) {
-  (void)arg;
-  mq_arena_t a;
-  mq_arena_init(&a);
-  mq_booking_t bk;
-  mq_error_t err = {0};
-  mq_code_t rc = mq_bookings_get(s, holder, &a, &bk, &err);
-  bool owned = rc != MQ_OK; /* absent or unreadable: keep */
-  if (rc == MQ_OK && !strcmp(bk.state, MQ_BOOKING_CONFIRMED))
-    for (size_t i = 0; i < bk.n_tickets && !owned; i++) owned = !strcmp(bk.tickets[i].slot, slot_id);
-  mq_arena_release(&a);
-  return owned;
-}
-
-void mq_bookings_install_owner_check(mq_bookings_t *b) {
-  mq_capacity_set_owner_check(b->capacity, booking_owns, b);
-}
-
 mq_code_t mq_booking_export_handler(mq_call_t *call, const Marquee__Bookings__V1__ExportEventBookingsRequest *req,
                                     mq_error_t *err) {
   return booking_export(call, req, err);

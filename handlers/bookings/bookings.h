@@ -111,8 +111,28 @@ void mq_bookings_event(mq_event_t *ev, const char *type, const char *aggregate_i
 /* The units of a hold's lines, for the events (in `a`). */
 Marquee__Events__V1__BookedUnits **mq_booked_units(mq_arena_t *a, const mq_hold_line_t *lines, size_t n);
 
-/* BookingService's booking methods (bookings.c), registered with the hold
- * methods by booking_service_register (holds.c). */
+/* BookingService's hold methods (holds.c). The service's one method table
+ * is booking_service.c. */
+mq_code_t mq_hold_create_handler(mq_call_t *call, const Marquee__Bookings__V1__CreateHoldRequest *req,
+                                 Marquee__Bookings__V1__Hold *resp, mq_error_t *err);
+mq_code_t mq_hold_get_handler(mq_call_t *call, const Marquee__Bookings__V1__GetHoldRequest *req,
+                              Marquee__Bookings__V1__Hold *resp, mq_error_t *err);
+mq_code_t mq_hold_release_handler(mq_call_t *call, const Marquee__Bookings__V1__ReleaseHoldRequest *req,
+                                  Marquee__Bookings__V1__Hold *resp, mq_error_t *err);
+mq_code_t mq_hold_confirm_handler(mq_call_t *call, const Marquee__Bookings__V1__ConfirmHoldRequest *req,
+                                  Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
+mq_code_t mq_hold_start_payment_handler(mq_call_t *call, const Marquee__Bookings__V1__StartHoldPaymentRequest *req,
+                                        Marquee__Bookings__V1__Hold *resp, mq_error_t *err);
+mq_code_t mq_hold_complete_payment_handler(mq_call_t *call,
+                                           const Marquee__Bookings__V1__CompleteHoldPaymentRequest *req,
+                                           Marquee__Bookings__V1__CompleteHoldPaymentResponse *resp, mq_error_t *err);
+/* Whoever finds a hold whose fate is decided finishes it (holds_store.h H3):
+ * holds.c's retries and sweeper.c. *out gets the booking when it was
+ * confirmed (out may be NULL). */
+mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decision_t *fate, mq_arena_t *a,
+                                     mq_booking_t *out, mq_error_t *err);
+
+/* BookingService's booking methods (bookings.c). */
 mq_code_t mq_booking_get_handler(mq_call_t *call, const Marquee__Bookings__V1__GetBookingRequest *req,
                                  Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
 mq_code_t mq_booking_list_mine_handler(mq_call_t *call, const Marquee__Bookings__V1__ListMyBookingsRequest *req,
@@ -125,8 +145,6 @@ mq_code_t mq_booking_export_handler(mq_call_t *call, const Marquee__Bookings__V1
                                     mq_error_t *err);
 mq_code_t mq_booking_change_tt_handler(mq_call_t *call, const Marquee__Bookings__V1__ChangeTicketTypeRequest *req,
                                        Marquee__Bookings__V1__Booking *resp, mq_error_t *err);
-/* Tells capacity reclaim which units a confirmed booking still owns. */
-void mq_bookings_install_owner_check(mq_bookings_t *b);
 /* The event, for a member of its organization with `role` or stronger;
  * NOT_FOUND "event_id" for anyone else (as for an unknown event). */
 mq_code_t mq_bookings_event_for_member(mq_call_t *call, const char *event_id, int role, Marquee__Catalog__V1__Event **e,

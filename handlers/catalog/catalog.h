@@ -38,6 +38,29 @@ Marquee__Catalog__V1__Event *mq_catalog_view(mq_call_t *call, const Marquee__Cat
 /* The caller belongs to the organization (platform admins do). */
 bool mq_catalog_is_member(mq_call_t *call, const char *org_id);
 
+/* ---- the event fields, shared by events.c and series.c (defined in events.c) ---- */
+#define MQ_CATALOG_MAX_IMAGES 20
+/* Validates the content fields of `in` named by `mask` (all when NULL) —
+ * title, description_md, category_id, tags, image_ids, cover_image_id,
+ * online_url, venue_id, language, visibility, age_policy, refund_policy,
+ * capacity and the cancellation policy — and copies them onto `e`. Not the
+ * schedule and not the currency: an event and a series template treat those
+ * differently. venue_id sets city and country from the venue (which must
+ * belong to e->organization_id) and *venue_tz (optional) to its zone.
+ * INVALID_ARGUMENT naming the first bad field; `e` may be partly changed
+ * then (callers work on a copy). */
+mq_code_t mq_catalog_apply_content(mq_call_t *call, Marquee__Catalog__V1__Event *e,
+                                   const Marquee__Catalog__V1__Event *in, const Google__Protobuf__FieldMask *mask,
+                                   const char **venue_tz, mq_error_t *err);
+/* Validates one ticket type's fields of `in` named by `mask` (all when
+ * NULL; unknown paths refused) and copies them onto `t`; prices must be in
+ * e->currency, sales must end by e->ends_at when the event has one.
+ * Violations name "<prefix>.<field>". The access code is stored as its
+ * SHA-256 only. */
+mq_code_t mq_catalog_apply_ticket_type(mq_call_t *call, const Marquee__Catalog__V1__Event *e,
+                                       Marquee__Catalog__V1__TicketType *t, const Marquee__Catalog__V1__TicketType *in,
+                                       const Google__Protobuf__FieldMask *mask, const char *prefix, mq_error_t *err);
+
 /* ---- the catalog module (module.c) ------------------------------------- */
 int venue_service_register(mq_app_t *app, mq_server_t *srv);
 int event_service_register(mq_app_t *app, mq_server_t *srv);

@@ -38,7 +38,6 @@
 
 #define MAX_TICKET_TYPES 50
 #define MAX_TAGS 10
-#define MAX_IMAGES 20
 #define ST(x) MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_##x
 
 typedef Marquee__Catalog__V1__Event event_pb;
@@ -136,10 +135,98 @@ mq_code_t mq_catalog_check_tags(char **tags, size_t n, mq_error_t *err) {
 
 /* The fields of `in` named by `mask` (all when NULL) are validated and
  * copied onto `e`. Venue and category are looked up. */
-static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, const Google__Protobuf__FieldMask *mask,
-                              mq_error_t *err) {
+/* Declared in catalog.h. The content fields an event and a series template
+ * share, in one place: events.c and series.c both call this. */
+mq_code_t mq_catalog_apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
+                                   const Google__Protobuf__FieldMask *mask, const char **venue_tz, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
+  mq_code_t rc = MQ_OK;
+  if (mq_catalog_has_path(mask, "title")) {
+    if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
+      return rc;
+    e->title = in->title;
+  }
+  if (mq_catalog_has_path(mask, "description_md")) {
+    if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
+                            MQ_TEXT_MULTILINE)) != MQ_OK)
+      return rc;
+    e->description_md = in->description_md;
+  }
+  if (mq_catalog_has_path(mask, "category_id")) {
+    if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
+      return rc;
+    e->category_id = in->category_id;
+  }
+  if (mq_catalog_has_path(mask, "tags")) {
+    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
+    e->tags = in->tags;
+    e->n_tags = in->n_tags;
+  }
+  if (mq_catalog_has_path(mask, "image_ids")) {
+    if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MQ_CATALOG_MAX_IMAGES)) != MQ_OK) return rc;
+    for (size_t i = 0; i < in->n_image_ids; i++)
+      if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
+    e->image_ids = in->image_ids;
+    e->n_image_ids = in->n_image_ids;
+  }
+  if (mq_catalog_has_path(mask, "cover_image_id")) {
+    if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
+      return rc;
+    e->cover_image_id = in->cover_image_id;
+  }
+  if (mq_catalog_has_path(mask, "online_url")) {
+    if (in->online_url && in->online_url[0] &&
+        (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
+      return rc;
+    e->online_url = in->online_url;
+  }
+  if (mq_catalog_has_path(mask, "venue_id")) {
+    e->venue_id = in->venue_id;
+    e->city = e->country = (char *)"";
+    if (in->venue_id && in->venue_id[0]) {
+      mq_venue_t v;
+      rc = mq_check_uuid(err, "venue_id", in->venue_id);
+      if (rc == MQ_OK) rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
+      if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(v.organization_id, e->organization_id)))
+        return mq_error_set(err, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
+      if (rc != MQ_OK) return rc;
+      e->city = (char *)v.city;
+      e->country = (char *)v.country;
+      if (venue_tz) *venue_tz = v.time_zone;
+    }
+  }
+  if (mq_catalog_has_path(mask, "language")) {
+    const char *l = in->language && in->language[0] ? in->language : "en";
+    if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
+    e->language = (char *)l;
+  }
+  if (mq_catalog_has_path(mask, "visibility")) {
+    if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
+                            true)) != MQ_OK)
+      return rc;
+    e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
+  }
+  if (mq_catalog_has_path(mask, "age_policy")) {
+    if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
+      return rc;
+    e->age_policy = in->age_policy;
+  }
+  if (mq_catalog_has_path(mask, "refund_policy")) {
+    if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
+                            MQ_TEXT_MULTILINE)))
+      return rc;
+    e->refund_policy = in->refund_policy;
+  }
+  if (mq_catalog_has_path(mask, "capacity")) {
+    if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
+    e->capacity = in->capacity;
+  }
+  return mq_catalog_apply_cancel_policy(e, in, mask, err);
+}
+
+static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, const Google__Protobuf__FieldMask *mask,
+                              mq_error_t *err) {
   static const char *const known[] = {"title",
                                       "description_md",
                                       "category_id",
@@ -167,64 +254,11 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
       if (!ok) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "unknown or read-only field");
     }
   }
-  mq_code_t rc = MQ_OK;
-  if (mq_catalog_has_path(mask, "title")) {
-    if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
-      return rc;
-    e->title = in->title;
-  }
-  if (mq_catalog_has_path(mask, "description_md")) {
-    if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
-                            MQ_TEXT_MULTILINE)) != MQ_OK)
-      return rc;
-    e->description_md = in->description_md;
-  }
-  if (mq_catalog_has_path(mask, "category_id")) {
-    if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
-      return rc;
-    e->category_id = in->category_id;
-  }
-  if (mq_catalog_has_path(mask, "tags")) {
-    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
-    e->tags = in->tags;
-    e->n_tags = in->n_tags;
-  }
-  if (mq_catalog_has_path(mask, "image_ids")) {
-    if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MAX_IMAGES)) != MQ_OK) return rc;
-    for (size_t i = 0; i < in->n_image_ids; i++)
-      if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
-    e->image_ids = in->image_ids;
-    e->n_image_ids = in->n_image_ids;
-  }
-  if (mq_catalog_has_path(mask, "cover_image_id")) {
-    if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
-      return rc;
-    e->cover_image_id = in->cover_image_id;
-  }
-  if (mq_catalog_has_path(mask, "online_url")) {
-    if (in->online_url && in->online_url[0] &&
-        (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
-      return rc;
-    e->online_url = in->online_url;
-  }
-  bool tz_given = mq_catalog_has_path(mask, "time_zone") && in->time_zone && in->time_zone[0];
   const char *venue_tz = NULL;
-  if (mq_catalog_has_path(mask, "venue_id")) {
-    e->venue_id = in->venue_id;
-    e->city = e->country = (char *)"";
-    if (in->venue_id && in->venue_id[0]) {
-      mq_venue_t v;
-      rc = mq_check_uuid(err, "venue_id", in->venue_id);
-      if (rc == MQ_OK) rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
-      if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(v.organization_id, e->organization_id)))
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
-      if (rc != MQ_OK) return rc;
-      e->city = (char *)v.city;
-      e->country = (char *)v.country;
-      venue_tz = v.time_zone;
-    }
-  }
-  if (tz_given) { /* an explicit zone wins; else the venue's; else UTC */
+  mq_code_t rc = mq_catalog_apply_content(call, e, in, mask, &venue_tz, err);
+  if (rc != MQ_OK) return rc;
+  /* the schedule: an explicit zone wins; else the venue's; else UTC */
+  if (mq_catalog_has_path(mask, "time_zone") && in->time_zone && in->time_zone[0]) {
     if ((rc = mq_check_timezone(err, "time_zone", in->time_zone)) != MQ_OK) return rc;
     e->time_zone = in->time_zone;
   } else if (venue_tz) {
@@ -234,11 +268,6 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
   }
   if (mq_catalog_has_path(mask, "starts_at")) e->starts_at = in->starts_at;
   if (mq_catalog_has_path(mask, "ends_at")) e->ends_at = in->ends_at;
-  if (mq_catalog_has_path(mask, "language")) {
-    const char *l = in->language && in->language[0] ? in->language : "en";
-    if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
-    e->language = (char *)l;
-  }
   if (mq_catalog_has_path(mask, "currency")) {
     if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc;
     if (e->n_ticket_types && e->currency && strcmp(e->currency, in->currency))
@@ -246,28 +275,6 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
                           "the event has ticket types priced in %s; change or delete them first", e->currency);
     e->currency = in->currency;
   }
-  if (mq_catalog_has_path(mask, "visibility")) {
-    if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
-                            true)) != MQ_OK)
-      return rc;
-    e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
-  }
-  if (mq_catalog_has_path(mask, "age_policy")) {
-    if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
-      return rc;
-    e->age_policy = in->age_policy;
-  }
-  if (mq_catalog_has_path(mask, "refund_policy")) {
-    if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
-                            MQ_TEXT_MULTILINE)))
-      return rc;
-    e->refund_policy = in->refund_policy;
-  }
-  if (mq_catalog_has_path(mask, "capacity")) {
-    if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
-    e->capacity = in->capacity;
-  }
-  if ((rc = mq_catalog_apply_cancel_policy(e, in, mask, err)) != MQ_OK) return rc;
   /* across fields */
   if (!e->starts_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "is required");
   if (!e->ends_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "is required");
@@ -669,8 +676,15 @@ static mq_code_t ev_delete(mq_call_t *call, const Marquee__Catalog__V1__DeleteEv
 
 /* ---- ticket types ------------------------------------------------------------------ */
 
-static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt_pb *in,
-                          const Google__Protobuf__FieldMask *mask, mq_error_t *err) {
+/* "<prefix>.<name>", the field a violation names. */
+static const char *fld(mq_arena_t *a, const char *prefix, const char *name) {
+  return mq_arena_sprintf(a, "%s.%s", prefix, name);
+}
+
+/* Declared in catalog.h. One ticket type's fields, for events (field names
+ * "ticket_type.*") and series templates ("ticket_types.*"). */
+mq_code_t mq_catalog_apply_ticket_type(mq_call_t *call, const event_pb *e, tt_pb *t, const tt_pb *in,
+                                       const Google__Protobuf__FieldMask *mask, const char *prefix, mq_error_t *err) {
   mq_arena_t *a = mq_call_arena(call);
   static const char *const known[] = {"name",        "description", "price",         "capacity",
                                       "sales_start", "sales_end",   "min_per_order", "max_per_order",
@@ -685,26 +699,26 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
   }
   mq_code_t rc;
   if (mq_catalog_has_path(mask, "name")) {
-    if ((rc = mq_check_text(err, "ticket_type.name", in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)))
+    if ((rc = mq_check_text(err, fld(a, prefix, "name"), in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)))
       return rc;
     t->name = in->name;
   }
   if (mq_catalog_has_path(mask, "description")) {
-    if ((rc = mq_check_text(err, "ticket_type.description", in->description ? in->description : "", 0, 1000,
+    if ((rc = mq_check_text(err, fld(a, prefix, "description"), in->description ? in->description : "", 0, 1000,
                             MQ_TEXT_MULTILINE)))
       return rc;
     t->description = in->description;
   }
   if (mq_catalog_has_path(mask, "price")) {
     const Marquee__Common__V1__Money *p = in->price;
-    if (!p) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.price", "is required (amount 0 for free)");
+    if (!p) return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price"), "is required (amount 0 for free)");
     if (p->amount_minor < 0 || p->amount_minor > 100000000000LL)
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.price.amount_minor", "must be 0..100,000,000,000");
+      return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.amount_minor"), "must be 0..100,000,000,000");
     if (!e->currency || !e->currency[0])
       return mq_error_set(err, MQ_FAILED_PRECONDITION, "currency", "set the event's currency first");
     if (!p->currency || strcmp(p->currency, e->currency))
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.price.currency", "must be the event's currency (%s)",
-                          e->currency);
+      return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.currency"),
+                          "must be the event's currency (%s)", e->currency);
     Marquee__Common__V1__Money *m = mq_arena_alloc(a, sizeof *m);
     marquee__common__v1__money__init(m);
     m->amount_minor = p->amount_minor;
@@ -712,7 +726,7 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
     t->price = m;
   }
   if (mq_catalog_has_path(mask, "capacity")) {
-    if ((rc = mq_check_range_i64(err, "ticket_type.capacity", in->capacity, 1, 1000000))) return rc;
+    if ((rc = mq_check_range_i64(err, fld(a, prefix, "capacity"), in->capacity, 1, 1000000))) return rc;
     t->capacity = in->capacity;
   }
   if (mq_catalog_has_path(mask, "sales_start")) t->sales_start = in->sales_start;
@@ -722,12 +736,13 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
   if (mq_catalog_has_path(mask, "hidden")) t->hidden = in->hidden;
   if (mq_catalog_has_path(mask, "sort_order")) t->sort_order = in->sort_order;
   if (mq_catalog_has_path(mask, "max_per_user")) {
-    if ((rc = mq_check_range_i64(err, "ticket_type.max_per_user", in->max_per_user, 0, 1000))) return rc;
+    if ((rc = mq_check_range_i64(err, fld(a, prefix, "max_per_user"), in->max_per_user, 0, 1000))) return rc;
     t->max_per_user = in->max_per_user;
   }
   if (mq_catalog_has_path(mask, "access_code")) {
     if (in->access_code && in->access_code[0]) {
-      if ((rc = mq_check_text(err, "ticket_type.access_code", in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE))) return rc;
+      if ((rc = mq_check_text(err, fld(a, prefix, "access_code"), in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE)))
+        return rc;
       char *h = mq_arena_alloc(a, 65);
       mq_token_hash(in->access_code, h); /* stored as SHA-256 only */
       t->access_code = h;
@@ -736,16 +751,16 @@ static mq_code_t apply_tt(mq_call_t *call, const event_pb *e, tt_pb *t, const tt
     }
   }
   if (t->max_per_order > 100 || t->min_per_order > t->max_per_order)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.max_per_order",
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "max_per_order"),
                         "must be at least min_per_order and at most 100");
   if ((int64_t)t->min_per_order > t->capacity)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.min_per_order", "must not exceed the capacity");
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "min_per_order"), "must not exceed the capacity");
   if (t->sales_start && t->sales_end && mq_pb_timestamp_ms(t->sales_end) <= mq_pb_timestamp_ms(t->sales_start))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.sales_end", "must be after sales_start");
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must be after sales_start");
   if (t->sales_end && e->ends_at && mq_pb_timestamp_ms(t->sales_end) > mq_pb_timestamp_ms(e->ends_at))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.sales_end", "must not be after the event ends");
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must not be after the event ends");
   if (t->hidden && !(t->access_code && t->access_code[0]))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_type.access_code",
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "access_code"),
                         "a hidden ticket type needs an access code");
   return MQ_OK;
 }
@@ -781,7 +796,7 @@ static mq_code_t tt_create(mq_call_t *call, const Marquee__Catalog__V1__CreateTi
   t->ticket_type_id = id;
   t->min_per_order = 1;
   t->max_per_order = 10;
-  if ((rc = apply_tt(call, e, t, req->ticket_type, NULL, err)) != MQ_OK) return rc;
+  if ((rc = mq_catalog_apply_ticket_type(call, e, t, req->ticket_type, NULL, "ticket_type", err)) != MQ_OK) return rc;
   tt_pb **all = mq_arena_alloc(a, (e->n_ticket_types + 1) * sizeof *all);
   memcpy(all, e->ticket_types, e->n_ticket_types * sizeof *all);
   all[e->n_ticket_types] = t;
@@ -815,7 +830,8 @@ static mq_code_t tt_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateTi
   if ((rc = find_tt(e, req->ticket_type->ticket_type_id, &i, err)) != MQ_OK) return rc;
   tt_pb *t = mq_arena_alloc(mq_call_arena(call), sizeof *t);
   *t = *e->ticket_types[i];
-  if ((rc = apply_tt(call, e, t, req->ticket_type, req->update_mask, err)) != MQ_OK) return rc;
+  if ((rc = mq_catalog_apply_ticket_type(call, e, t, req->ticket_type, req->update_mask, "ticket_type", err)) != MQ_OK)
+    return rc;
   e->ticket_types[i] = t;
   if ((rc = save_tt(call, e, t, "updated", err)) != MQ_OK) return rc;
   *resp = *t;
@@ -842,17 +858,6 @@ static mq_code_t tt_delete(mq_call_t *call, const Marquee__Catalog__V1__DeleteTi
 
 /* ---- registration -------------------------------------------------------------------- */
 
-/* Is a venue used by any event? (DeleteVenue refuses then.) */
-static mq_code_t venue_in_use(mq_store_t *s, const char *venue_id, bool *in_use, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, doc;
-  BSON_APPEND_UTF8(&filter, "venue_id", venue_id);
-  mq_code_t rc = mq_store_find_one(s, "events", &filter, NULL, &doc, err);
-  bson_destroy(&filter);
-  *in_use = rc == MQ_OK;
-  if (rc == MQ_OK) bson_destroy(&doc);
-  return rc == MQ_NOT_FOUND ? MQ_OK : rc;
-}
-
 static const marquee__catalog__v1__event_service_handlers_t handlers = {
     .create_event = {ev_create, MQ_POLICY_RESOURCE, 0},
     .update_event = {ev_update, MQ_POLICY_RESOURCE, 0},
@@ -870,6 +875,5 @@ static const marquee__catalog__v1__event_service_handlers_t handlers = {
 
 int event_service_register(mq_app_t *app, mq_server_t *srv) {
   (void)app;
-  mq_venues_set_in_use_check(venue_in_use);
   return marquee__catalog__v1__event_service__mq_register(srv, &handlers);
 }

@@ -34,9 +34,10 @@
  * series' value of the named ones (the later edit wins).
  *
  * Shared with events.c through handlers/catalog/catalog.h: the derived
- * fields, the public view, membership and tag rules. The validation of
- * template content fields and ticket types below is a variant of events.c's
- * (series field names, no schedule); each is marked "events.c: <name>".
+ * fields, the public view, membership and tag rules, and the validation of
+ * the template's content fields and ticket types (mq_catalog_apply_content,
+ * mq_catalog_apply_ticket_type): a template is an event without a schedule,
+ * so the schedule and the currency are checked here.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,7 +64,6 @@
 #define MAX_OCC MQ_SERIES_MAX_OCCURRENCES
 #define MAX_TICKET_TYPES 50
 #define MAX_TAGS 10
-#define MAX_IMAGES 20
 #define DURATION_MAX_MIN 527040      /* 366 days: an event lasts at most a year */
 #define MIN_START_MS 946684800000LL  /* 2000-01-01 */
 #define MAX_START_MS 4102444800000LL /* 2100-01-01 */
@@ -104,10 +104,10 @@ static const char *occurrence_id(mq_arena_t *a, const char *series_id, size_t in
   return id;
 }
 
-/* ---- local variants of events.c's validation (other field names, no schedule) ---- */
+/* ---- the template's fields (events.c validates them: catalog.h) ---- */
 
 /* The content fields a series template has (and UpdateSeries may change):
- * events.c's apply_fields without the schedule (starts_at, ends_at,
+ * mq_catalog_apply_content's, without the schedule (starts_at, ends_at,
  * time_zone: the series computes them) and, on update, without currency. */
 static const char *const series_paths[] = {"title",
                                            "description_md",
@@ -125,154 +125,16 @@ static const char *const series_paths[] = {"title",
                                            "attendee_cancel_cutoff_hours",
                                            "attendee_cancel_disabled"};
 
-/* events.c: apply_fields, minus the schedule. Validates the fields of `in`
- * named by `mask` (all, and currency, when NULL) and copies them onto `e`;
- * *venue_tz (optional) gets the venue's time zone when venue_id is set. */
-static mq_code_t apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
-                               const Google__Protobuf__FieldMask *mask, const char **venue_tz, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
-  mq_arena_t *a = mq_call_arena(call);
-  mq_code_t rc = MQ_OK;
-  if (mq_catalog_has_path(mask, "title")) {
-    if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
-      return rc;
-    e->title = in->title;
-  }
-  if (mq_catalog_has_path(mask, "description_md")) {
-    if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
-                            MQ_TEXT_MULTILINE)) != MQ_OK)
-      return rc;
-    e->description_md = in->description_md;
-  }
-  if (mq_catalog_has_path(mask, "category_id")) {
-    if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
-      return rc;
-    e->category_id = in->category_id;
-  }
-  if (mq_catalog_has_path(mask, "tags")) {
-    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
-    e->tags = in->tags;
-    e->n_tags = in->n_tags;
-  }
-  if (mq_catalog_has_path(mask, "image_ids")) {
-    if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MAX_IMAGES)) != MQ_OK) return rc;
-    for (size_t i = 0; i < in->n_image_ids; i++)
-      if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
-    e->image_ids = in->image_ids;
-    e->n_image_ids = in->n_image_ids;
-  }
-  if (mq_catalog_has_path(mask, "cover_image_id")) {
-    if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
-      return rc;
-    e->cover_image_id = in->cover_image_id;
-  }
-  if (mq_catalog_has_path(mask, "online_url")) {
-    if (in->online_url && in->online_url[0] &&
-        (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
-      return rc;
-    e->online_url = in->online_url;
-  }
-  if (mq_catalog_has_path(mask, "venue_id")) {
-    e->venue_id = in->venue_id;
-    e->city = e->country = (char *)"";
-    if (in->venue_id && in->venue_id[0]) {
-      mq_venue_t v;
-      rc = mq_check_uuid(err, "venue_id", in->venue_id);
-      if (rc == MQ_OK) rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
-      if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(v.organization_id, e->organization_id)))
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
-      if (rc != MQ_OK) return rc;
-      e->city = (char *)v.city;
-      e->country = (char *)v.country;
-      if (venue_tz) *venue_tz = v.time_zone;
-    }
-  }
-  if (mq_catalog_has_path(mask, "language")) {
-    const char *l = in->language && in->language[0] ? in->language : "en";
-    if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
-    e->language = (char *)l;
-  }
-  if (!mask) { /* currency: at creation only (the ticket types are priced in it) */
-    if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc;
-    e->currency = in->currency;
-  }
-  if (mq_catalog_has_path(mask, "visibility")) {
-    if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
-                            true)) != MQ_OK)
-      return rc;
-    e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
-  }
-  if (mq_catalog_has_path(mask, "age_policy")) {
-    if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
-      return rc;
-    e->age_policy = in->age_policy;
-  }
-  if (mq_catalog_has_path(mask, "refund_policy")) {
-    if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
-                            MQ_TEXT_MULTILINE)))
-      return rc;
-    e->refund_policy = in->refund_policy;
-  }
-  if (mq_catalog_has_path(mask, "capacity")) {
-    if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
-    e->capacity = in->capacity;
-  }
-  return mq_catalog_apply_cancel_policy(e, in, mask, err);
-}
-
-/* events.c: apply_tt for a new ticket type, with the request's field names
- * ("ticket_types.*"). Sales windows are absolute times, which mean nothing
- * for a template: they are set per occurrence (UpdateTicketType). */
-static mq_code_t apply_tt(mq_call_t *call, const char *currency, tt_pb *t, const tt_pb *in, mq_error_t *err) {
-  mq_arena_t *a = mq_call_arena(call);
-  mq_code_t rc;
-  if ((rc = mq_check_text(err, "ticket_types.name", in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)))
-    return rc;
-  t->name = in->name;
-  if ((rc = mq_check_text(err, "ticket_types.description", in->description ? in->description : "", 0, 1000,
-                          MQ_TEXT_MULTILINE)))
-    return rc;
-  t->description = in->description;
-  const Marquee__Common__V1__Money *p = in->price;
-  if (!p) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.price", "is required (amount 0 for free)");
-  if (p->amount_minor < 0 || p->amount_minor > 100000000000LL)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.price.amount_minor", "must be 0..100,000,000,000");
-  if (!p->currency || strcmp(p->currency, currency))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.price.currency", "must be the event's currency (%s)",
-                        currency);
-  Marquee__Common__V1__Money *m = mq_arena_alloc(a, sizeof *m);
-  marquee__common__v1__money__init(m);
-  m->amount_minor = p->amount_minor;
-  m->currency = p->currency;
-  t->price = m;
-  if ((rc = mq_check_range_i64(err, "ticket_types.capacity", in->capacity, 1, 1000000))) return rc;
-  t->capacity = in->capacity;
+/* A new template ticket type: events.c's validation with the request's
+ * field names ("ticket_types.*"). Sales windows are absolute times, which
+ * mean nothing for a template: they are set per occurrence
+ * (UpdateTicketType). */
+static mq_code_t apply_tt(mq_call_t *call, const event_pb *tmpl, tt_pb *t, const tt_pb *in, mq_error_t *err) {
   if (in->sales_start || in->sales_end)
     return mq_error_set(err, MQ_INVALID_ARGUMENT,
                         in->sales_start ? "ticket_types.sales_start" : "ticket_types.sales_end",
                         "sales windows are per occurrence: set them with UpdateTicketType");
-  t->min_per_order = in->min_per_order ? in->min_per_order : 1;
-  t->max_per_order = in->max_per_order ? in->max_per_order : 10;
-  t->hidden = in->hidden;
-  t->sort_order = in->sort_order;
-  if ((rc = mq_check_range_i64(err, "ticket_types.max_per_user", in->max_per_user, 0, 1000))) return rc;
-  t->max_per_user = in->max_per_user;
-  t->access_code = (char *)"";
-  if (in->access_code && in->access_code[0]) {
-    if ((rc = mq_check_text(err, "ticket_types.access_code", in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE))) return rc;
-    char *h = mq_arena_alloc(a, 65);
-    mq_token_hash(in->access_code, h); /* stored as SHA-256 only */
-    t->access_code = h;
-  }
-  if (t->max_per_order > 100 || t->min_per_order > t->max_per_order)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.max_per_order",
-                        "must be at least min_per_order and at most 100");
-  if ((int64_t)t->min_per_order > t->capacity)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.min_per_order", "must not exceed the capacity");
-  if (t->hidden && !t->access_code[0])
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ticket_types.access_code",
-                        "a hidden ticket type needs an access code");
-  return MQ_OK;
+  return mq_catalog_apply_ticket_type(call, tmpl, t, in, NULL, "ticket_types", err);
 }
 
 /* ---- the series ---------------------------------------------------------------------- */
@@ -572,13 +434,15 @@ static mq_code_t se_create(mq_call_t *call, const Marquee__Catalog__V1__CreateSe
   marquee__catalog__v1__event__init(t);
   t->organization_id = in->organization_id;
   const char *venue_tz = NULL;
-  if ((rc = apply_content(call, t, in, NULL, &venue_tz, err)) != MQ_OK) return rc;
+  if ((rc = mq_catalog_apply_content(call, t, in, NULL, &venue_tz, err)) != MQ_OK) return rc;
+  if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc; /* at creation only */
+  t->currency = in->currency;
   if ((rc = mq_check_count(err, "ticket_types", req->n_ticket_types, MAX_TICKET_TYPES)) != MQ_OK) return rc;
   t->ticket_types = mq_arena_alloc(a, (req->n_ticket_types ? req->n_ticket_types : 1) * sizeof *t->ticket_types);
   for (size_t i = 0; i < req->n_ticket_types; i++) {
     tt_pb *x = mq_arena_alloc(a, sizeof *x);
     marquee__catalog__v1__ticket_type__init(x);
-    if ((rc = apply_tt(call, t->currency, x, req->ticket_types[i], err)) != MQ_OK) return rc;
+    if ((rc = apply_tt(call, t, x, req->ticket_types[i], err)) != MQ_OK) return rc;
     t->ticket_types[t->n_ticket_types++] = x;
   }
 
@@ -947,7 +811,7 @@ static mq_code_t se_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateSe
   event_pb *tmpl;
   if ((rc = unpack_template(call, &s, &tmpl, err)) != MQ_OK) return rc;
   tmpl->organization_id = (char *)s.organization_id;
-  if ((rc = apply_content(call, tmpl, req->template_event, req->update_mask, NULL, err)) != MQ_OK) return rc;
+  if ((rc = mq_catalog_apply_content(call, tmpl, req->template_event, req->update_mask, NULL, err)) != MQ_OK) return rc;
 
   /* the series first (its version serialises series updates), then the occurrences */
   int64_t before = s.version;

@@ -27,6 +27,7 @@
 #include "handlers/mq_app.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/venues.mq-server.h"
+#include "store/catalog/events_store.h"
 #include "store/catalog/venues_store.h"
 #include "store/identity/orgs_store.h"
 #include "store/mq_bson.h"
@@ -230,6 +231,11 @@ static mq_code_t venue_delete(mq_call_t *call, const Marquee__Catalog__V1__Delet
   mq_venue_t cur;
   mq_code_t rc = load_authorized(call, req->venue_id, MQ_ORG_MANAGER, &cur, err);
   if (rc != MQ_OK) return rc;
+  bool used = false;
+  if ((rc = mq_events_any_at_venue(app->store, cur.id, &used, err)) != MQ_OK) return rc;
+  if (used)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "venue_id",
+                        "events refer to this venue; move or delete them first");
   Marquee__Events__V1__VenueChanged payload;
   mq_event_t ev;
   venue_event(&ev, &payload, call, &cur, "deleted");

@@ -418,3 +418,16 @@ mq_code_t mq_checkins_each(mq_store_t *s, const char *event_id, bool (*fn)(const
   bson_destroy(&opts);
   return rc;
 }
+
+bool mq_bookings_owns_slot(mq_store_t *s, const char *booking_id, const char *slot_id) {
+  mq_arena_t a;
+  mq_arena_init(&a);
+  mq_booking_t bk;
+  mq_error_t err = {0};
+  mq_code_t rc = mq_bookings_get(s, booking_id, &a, &bk, &err);
+  bool owned = rc != MQ_OK; /* absent (confirmation finishing) or unreadable: keep */
+  if (rc == MQ_OK && !strcmp(bk.state, MQ_BOOKING_CONFIRMED))
+    for (size_t i = 0; i < bk.n_tickets && !owned; i++) owned = !strcmp(bk.tickets[i].slot, slot_id);
+  mq_arena_release(&a);
+  return owned;
+}

@@ -111,4 +111,10 @@ mq_code_t mq_checkins_each(mq_store_t *s, const char *event_id, bool (*fn)(const
 mq_code_t mq_bookings_each(mq_store_t *s, const char *event_id, const char *state,
                            bool (*fn)(const mq_booking_t *b, void *arg), void *arg, mq_error_t *err);
 
+/* Capacity reclaim's question (capacity.h I3): does booking `booking_id`
+ * still refer to `slot_id`? A booking that is not written yet (its
+ * confirmation is finishing) or cannot be read owns all its units: true.
+ * A cancelled booking owns none. */
+bool mq_bookings_owns_slot(mq_store_t *s, const char *booking_id, const char *slot_id);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "core/mq_log.h"
 #include "core/mq_time.h"
+#include "store/bookings/bookings_store.h"
 #include "store/bookings/holds_store.h"
 #include "store/mq_bson.h"
 
@@ -46,8 +47,6 @@ struct mq_capacity {
   /* retired tables: freed with the whole object (a thread may still hold a
    * pointer into one; hints are small and a reset is rare) */
   pool_hint_t *retired;
-  mq_capacity_owned_fn owned;
-  void *owned_arg;
 };
 
 static uint64_t rnd(void) {
@@ -430,11 +429,6 @@ mq_code_t mq_capacity_mark_sold(mq_store_t *s, const char *holder, mq_error_t *e
   return rc;
 }
 
-void mq_capacity_set_owner_check(mq_capacity_t *c, mq_capacity_owned_fn fn, void *arg) {
-  c->owned = fn;
-  c->owned_arg = arg;
-}
-
 mq_code_t mq_capacity_set_until(mq_store_t *s, const char *slot_id, int64_t until_ms, mq_error_t *err) {
   bson_t update = BSON_INITIALIZER, set;
   BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -561,7 +555,7 @@ mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool,
     bool alive = false;
     for (size_t k = 0; k < live.n && !alive; k++)
       if (!strcmp(live.live[k], sus.holder[i]))
-        alive = !live.confirmed[k] || !c->owned || c->owned(c->owned_arg, s, sus.holder[i], sus.slot[i]);
+        alive = !live.confirmed[k] || mq_bookings_owns_slot(s, sus.holder[i], sus.slot[i]);
     if (alive) continue;
     if (mq_capacity_release(c, s, &sus.slot[i], 1, err) == MQ_OK) (*reclaimed)++;
   }

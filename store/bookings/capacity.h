@@ -32,7 +32,7 @@
  *     confirmed booking's records get `until` = MQ_SLOT_SOLD_UNTIL_MS
  *     (mq_capacity_mark_sold), so reclaim never even looks at sold units;
  *     a suspect whose holder is a confirmed booking is kept only while the
- *     booking's tickets refer to it (mq_capacity_set_owner_check).
+ *     booking's tickets refer to it (mq_bookings_owns_slot).
  *  I4 A record is deleted only by the path that returns its holder's units
  *     (release, expiry, failed payment, cancellation, reclaim), each decided
  *     once by a decision record in hold_decisions (holds_store.h).
@@ -108,11 +108,6 @@ mq_code_t mq_capacity_mark_sold(mq_store_t *s, const char *holder, mq_error_t *e
 /* Sets one record's `until` (a ticket move: the unit it leaves becomes a
  * reclaim suspect before the booking stops referring to it). */
 mq_code_t mq_capacity_set_until(mq_store_t *s, const char *slot_id, int64_t until_ms, mq_error_t *err);
-
-/* For reclaim: does the confirmed booking `holder` still own `slot_id`?
- * (bookings set it; without it a confirmed holder owns all its records). */
-typedef bool (*mq_capacity_owned_fn)(void *arg, mq_store_t *s, const char *holder, const char *slot_id);
-void mq_capacity_set_owner_check(mq_capacity_t *c, mq_capacity_owned_fn fn, void *arg);
 
 /* Units taken below `capacity` in `pool` (derived, I5). */
 mq_code_t mq_capacity_count(mq_store_t *s, const char *pool, int64_t capacity, int64_t *taken, mq_error_t *err);

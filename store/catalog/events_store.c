@@ -195,6 +195,20 @@ static void no_outbox(bson_t *opts) {
   bson_append_document_end(opts, &proj);
 }
 
+mq_code_t mq_events_any_at_venue(mq_store_t *s, const char *venue_id, bool *found, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, doc;
+  BSON_APPEND_UTF8(&filter, "venue_id", venue_id);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &doc);
+  BSON_APPEND_INT32(&doc, "_id", 1);
+  bson_append_document_end(&opts, &doc);
+  mq_code_t rc = mq_store_find_one(s, EVENTS, &filter, &opts, &doc, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  *found = rc == MQ_OK;
+  if (rc == MQ_OK) bson_destroy(&doc);
+  return rc == MQ_NOT_FOUND ? MQ_OK : rc;
+}
+
 mq_code_t mq_events_get(mq_store_t *s, const char *id, mq_arena_t *a, Marquee__Catalog__V1__Event **out,
                         mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, doc;

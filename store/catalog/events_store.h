@@ -88,4 +88,8 @@ mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *
 mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
                                 mq_error_t *err);
 
+/* *found = true when some event (any state) names `venue_id` (index
+ * "venue"). MQ_OK either way; a store failure is its code. */
+mq_code_t mq_events_any_at_venue(mq_store_t *s, const char *venue_id, bool *found, mq_error_t *err);
+
 #endif

@@ -21,12 +21,6 @@ const mq_index_spec_t mq_venues_indexes[] = {
 };
 const size_t mq_venues_n_indexes = sizeof mq_venues_indexes / sizeof mq_venues_indexes[0];
 
-static mq_venue_in_use_fn g_in_use; /* set at start-up only (see the header) */
-
-void mq_venues_set_in_use_check(mq_venue_in_use_fn fn) {
-  g_in_use = fn;
-}
-
 static bson_value_t id_value(const char *id) {
   bson_value_t v = {.value_type = BSON_TYPE_UTF8};
   v.value.v_utf8.str = (char *)id;
@@ -157,15 +151,6 @@ mq_code_t mq_venues_update(mq_store_t *s, const mq_venue_t *v, unsigned fields, 
 }
 
 mq_code_t mq_venues_delete(mq_store_t *s, const mq_venue_t *v, const char *by, const mq_event_t *ev, mq_error_t *err) {
-  mq_venue_in_use_fn in_use_check = g_in_use;
-  if (in_use_check) {
-    bool in_use = false;
-    mq_code_t rc = in_use_check(s, v->id, &in_use, err);
-    if (rc != MQ_OK) return rc;
-    if (in_use)
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "venue_id",
-                          "events refer to this venue; move or delete them first");
-  }
   bson_t rec = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&rec, "_id", v->id);
   BSON_APPEND_UTF8(&rec, "organization_id", v->organization_id);

@@ -76,17 +76,10 @@ mq_code_t mq_venues_get(mq_store_t *s, const char *venue_id, mq_arena_t *a, mq_v
 mq_code_t mq_venues_update(mq_store_t *s, const mq_venue_t *v, unsigned fields, int64_t expected_version,
                            const mq_event_t *ev, mq_error_t *err);
 
-/* The reference check DeleteVenue consults: *in_use = true while something
- * (an event) refers to the venue. Another domain installs it. */
-typedef mq_code_t (*mq_venue_in_use_fn)(mq_store_t *s, const char *venue_id, bool *in_use, mq_error_t *err);
-/* Installs the check (NULL: no venue is ever in use, the default). Call it
- * at start-up, before the server serves calls (e.g. from a service's
- * register function): it is read without a lock. */
-void mq_venues_set_in_use_check(mq_venue_in_use_fn fn);
-
-/* Deletes venue v->id of organization v->organization_id: FAILED_PRECONDITION (field
- * "venue_id") if the installed check says it is in use; else writes the
- * deletion record carrying `ev`, then deletes the venue. NOT_FOUND if it was
+/* Deletes venue v->id of organization v->organization_id: writes the
+ * deletion record carrying `ev`, then deletes the venue. Whether the venue
+ * may go (no event refers to it) is the caller's rule, checked before
+ * (handlers/catalog/venues.c). NOT_FOUND if it was
  * already deleted. If the second step fails (store down), the record (and
  * event) exists while the venue still does: a retry completes the deletion
  * without a second event. */
