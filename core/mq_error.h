@@ -18,6 +18,7 @@
 
 #include <grpc/status.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,13 +59,29 @@ typedef enum mq_code {
 
 #define MQ_ERROR_FIELD_MAX 64
 #define MQ_ERROR_MESSAGE_MAX 256
+#define MQ_ERROR_VIOLATIONS_MAX 8
+#define MQ_ERROR_VIOLATION_MAX 128
+
+/* One bad field of a request (sent as a google.rpc.BadRequest entry). */
+typedef struct mq_violation {
+  char field[MQ_ERROR_FIELD_MAX];
+  char description[MQ_ERROR_VIOLATION_MAX];
+} mq_violation_t;
 
 typedef struct mq_error {
   mq_code_t code;
   char field[MQ_ERROR_FIELD_MAX];     /* offending request field ("" if none) */
   char message[MQ_ERROR_MESSAGE_MAX]; /* for the client; never secrets or PII */
-  int64_t retry_after_ms;             /* > 0: sent as the `retry-after-ms` trailer */
+  int64_t retry_after_ms;             /* > 0: RetryInfo, and the `retry-after-ms` trailer */
+  /* Every bad field of the request (INVALID_ARGUMENT with a field): one
+   * unless the handler collected them (mq_error_collect). `more` counts
+   * those past MQ_ERROR_VIOLATIONS_MAX. */
+  unsigned n_violations, more_violations;
+  mq_violation_t violations[MQ_ERROR_VIOLATIONS_MAX];
+  uint32_t collecting; /* MQ_ERROR_COLLECTING between collect and collected */
 } mq_error_t;
+
+#define MQ_ERROR_COLLECTING 0x436f6c6cu
 
 /* "INVALID_ARGUMENT" */
 const char *mq_code_name(mq_code_t code);
@@ -72,6 +89,9 @@ const char *mq_code_name(mq_code_t code);
 const char *mq_code_message(mq_code_t code);
 /* The one mapping to gRPC status. Unknown codes map to INTERNAL. */
 grpc_status_code mq_code_to_grpc(mq_code_t code);
+/* The canonical name of a gRPC status ("RESOURCE_EXHAUSTED"), as logs and
+ * dashboards spell it; "UNKNOWN" for a value outside the 17. */
+const char *mq_grpc_status_name(grpc_status_code status);
 /* Inverse for clients: the generic code for a gRPC status. */
 mq_code_t mq_code_from_grpc(grpc_status_code status);
 
@@ -81,6 +101,28 @@ mq_code_t mq_error_set(mq_error_t *err, mq_code_t code, const char *field, const
     __attribute__((format(printf, 4, 5)));
 mq_code_t mq_error_setv(mq_error_t *err, mq_code_t code, const char *field, const char *fmt, va_list ap);
 void mq_error_clear(mq_error_t *err);
+
+/* Reporting every bad field of a request, not just the first (AIP-193):
+ *
+ *   mq_error_collect(err);
+ *   if (mq_check_text(err, "title", ...) == MQ_OK) e->title = in->title;
+ *   if (mq_check_url(err, "online_url", ...) == MQ_OK) ...;
+ *   if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
+ *
+ * Between the two, an INVALID_ARGUMENT naming a field adds a violation
+ * (err->field and err->message stay the first one's) and the validator
+ * goes on to the next field. Which error the call reports goes by kind,
+ * then by order: a failure of the system (the store is down, a deadline)
+ * wins over bad fields, which win over refusals (NOT_FOUND,
+ * FAILED_PRECONDITION, …) — so a lookup's NOT_FOUND that the validator
+ * turns into "venue_id: not a venue of this organization" reports the
+ * latter. mq_error_collected ends collecting and returns the reported
+ * code (MQ_OK when nothing was wrong).
+ * Outside collecting, each mq_error_set replaces the error (one violation). */
+void mq_error_collect(mq_error_t *err);
+mq_code_t mq_error_collected(mq_error_t *err);
+/* True for a code that names a bad request field (a BadRequest violation). */
+bool mq_code_is_violation(mq_code_t code);
 /* "email: must be ..." (field, colon, message) or just the message: the text
  * sent as grpc-message. */
 void mq_error_format(const mq_error_t *err, char *buf, size_t len);

@@ -6,11 +6,15 @@
 #include "core/mq_metrics.h"
 #include "core/mq_xmalloc.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define MAX_METHODS 512
 #define MAX_GAUGES 64
@@ -36,7 +40,7 @@ typedef struct {
 static gauge_t gauges[MAX_GAUGES];
 static size_t n_gauges;
 
-mq_method_stats_t *mq_metrics_method(const char *path) {
+mq_method_stats_t *mq_metrics_method(const char *path, int kind) {
   pthread_mutex_lock(&mu);
   mq_method_stats_t *s = NULL;
   for (size_t i = 0; i < n_methods && !s; i++)
@@ -45,6 +49,7 @@ mq_method_stats_t *mq_metrics_method(const char *path) {
     if (n_methods < MAX_METHODS - 1) {
       s = &methods[n_methods++];
       snprintf(s->path, sizeof s->path, "%s", path);
+      s->kind = kind;
     } else {
       s = &methods[MAX_METHODS - 1];
       snprintf(s->path, sizeof s->path, "%s", "other");
@@ -55,6 +60,7 @@ mq_method_stats_t *mq_metrics_method(const char *path) {
 }
 
 void mq_metrics_call_start(mq_method_stats_t *s) {
+  atomic_fetch_add_explicit(&s->started, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
 }
 
@@ -119,6 +125,137 @@ static size_t base_name_len(const char *name) {
   return brace ? (size_t)(brace - name) : strlen(name);
 }
 
+/* "/pkg.Svc/Method" -> service "pkg.Svc" (svc_len chars) and method. */
+static void split_path(const char *path, int *svc_len, const char **method) {
+  const char *p = path[0] == '/' ? path + 1 : path;
+  const char *slash = strchr(p, '/');
+  *svc_len = slash ? (int)(slash - p) : (int)strlen(p);
+  *method = slash ? slash + 1 : "";
+}
+
+static const char *const kind_names[] = {"unary", "server_stream", "client_stream", "bidi_stream"};
+
+/* The standard gRPC server families (the names and labels of the Go and
+ * Java gRPC Prometheus interceptors), so stock dashboards work. */
+static void render_grpc_families(buf_t *b) {
+  bp(b,
+     "# HELP grpc_server_started_total Total number of RPCs started on the server.\n"
+     "# TYPE grpc_server_started_total counter\n");
+  for (size_t i = 0; i < n_methods; i++) {
+    if (methods[i].path[0] != '/') continue; /* "unknown" and "other" are not methods */
+    int sl;
+    const char *m;
+    split_path(methods[i].path, &sl, &m);
+    bp(b, "grpc_server_started_total{grpc_service=\"%.*s\",grpc_method=\"%s\",grpc_type=\"%s\"} %llu\n", sl,
+       methods[i].path + 1, m, kind_names[methods[i].kind & 3],
+       (unsigned long long)atomic_load_explicit(&methods[i].started, memory_order_relaxed));
+  }
+  bp(b,
+     "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or "
+     "failure.\n# TYPE grpc_server_handled_total counter\n");
+  for (size_t i = 0; i < n_methods; i++) {
+    if (methods[i].path[0] != '/') continue;
+    int sl;
+    const char *m;
+    split_path(methods[i].path, &sl, &m);
+    for (int c = 0; c < 17; c++) {
+      uint64_t v = atomic_load_explicit(&methods[i].by_status[c], memory_order_relaxed);
+      if (v || c == 0)
+        bp(b,
+           "grpc_server_handled_total{grpc_service=\"%.*s\",grpc_method=\"%s\",grpc_type=\"%s\",grpc_code=\"%s\"} "
+           "%llu\n",
+           sl, methods[i].path + 1, m, kind_names[methods[i].kind & 3], status_names[c], (unsigned long long)v);
+    }
+  }
+  bp(b,
+     "# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC that had been "
+     "application-level handled by the server.\n# TYPE grpc_server_handling_seconds histogram\n");
+  for (size_t i = 0; i < n_methods; i++) {
+    if (methods[i].path[0] != '/') continue;
+    int sl;
+    const char *m;
+    split_path(methods[i].path, &sl, &m);
+    char labels[256];
+    snprintf(labels, sizeof labels, "grpc_service=\"%.*s\",grpc_method=\"%s\",grpc_type=\"%s\"", sl,
+             methods[i].path + 1, m, kind_names[methods[i].kind & 3]);
+    uint64_t cum = 0;
+    for (int k = 0; k <= MQ_METRICS_BUCKETS; k++) {
+      cum += atomic_load_explicit(&methods[i].bucket[k], memory_order_relaxed);
+      if (k < MQ_METRICS_BUCKETS)
+        bp(b, "grpc_server_handling_seconds_bucket{%s,le=\"%g\"} %llu\n", labels, bucket_le_s[k],
+           (unsigned long long)cum);
+      else
+        bp(b, "grpc_server_handling_seconds_bucket{%s,le=\"+Inf\"} %llu\n", labels, (unsigned long long)cum);
+    }
+    bp(b, "grpc_server_handling_seconds_sum{%s} %.6f\n", labels,
+       (double)atomic_load_explicit(&methods[i].sum_us, memory_order_relaxed) / 1e6);
+    bp(b, "grpc_server_handling_seconds_count{%s} %llu\n", labels, (unsigned long long)cum);
+  }
+}
+
+/* The standard process families (Prometheus client libraries' names), from
+ * /proc: CPU time, memory, file descriptors, start time; and the build. */
+static void render_process(buf_t *b) {
+  bp(b,
+     "# HELP marquee_build_info The running build: version and git commit (always 1).\n"
+     "# TYPE marquee_build_info gauge\nmarquee_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+     MQ_VERSION, MQ_GIT_COMMIT);
+  long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+  FILE *f = fopen("/proc/self/stat", "r");
+  char line[1024];
+  if (f && fgets(line, sizeof line, f) && tick > 0) {
+    const char *p = strrchr(line, ')'); /* the command name may hold spaces */
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+    long long rss = 0;
+    /* fields after ')': state(3) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24) */
+    if (p &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+               &utime, &stime, &start, &vsize, &rss) == 5) {
+      double boot = 0;
+      FILE *st = fopen("/proc/stat", "r");
+      char l2[256];
+      while (st && fgets(l2, sizeof l2, st))
+        if (!strncmp(l2, "btime ", 6)) boot = strtod(l2 + 6, NULL);
+      if (st) fclose(st);
+      bp(b,
+         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+         "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+         (double)(utime + stime) / (double)tick);
+      bp(b,
+         "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
+         rss * (long long)page);
+      bp(b,
+         "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+         "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+         vsize);
+      if (boot > 0)
+        bp(b,
+           "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+           "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+           boot + (double)start / (double)tick);
+    }
+  }
+  if (f) fclose(f);
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    long n = -1; /* the directory stream's own descriptor */
+    while (readdir(d)) n++;
+    closedir(d);
+    n -= 2; /* "." and ".." */
+    bp(b,
+       "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n"
+       "process_open_fds %ld\n",
+       n > 0 ? n : 0);
+  }
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    bp(b,
+       "# HELP process_max_fds Maximum number of open file descriptors.\n# TYPE process_max_fds gauge\n"
+       "process_max_fds %llu\n",
+       (unsigned long long)rl.rlim_cur);
+}
+
 char *mq_metrics_render(size_t *len) {
   buf_t b = {mq_xmalloc(16384), 0, 16384};
   b.p[0] = '\0';
@@ -159,17 +296,23 @@ char *mq_metrics_render(size_t *len) {
     if (v || atomic_load_explicit(&methods[i].count, memory_order_relaxed))
       bp(&b, "marquee_rpc_in_flight{method=\"%s\"} %lld\n", methods[i].path, (long long)v);
   }
-  const char *last = "";
-  size_t last_len = 0;
+  render_grpc_families(&b);
+  /* one HELP/TYPE per family, its samples together whatever order they
+   * were registered in; a family ending in _total is a counter */
   for (size_t i = 0; i < n_gauges; i++) {
     size_t bl = base_name_len(gauges[i].name);
-    if (bl != last_len || strncmp(last, gauges[i].name, bl) != 0) {
-      bp(&b, "# HELP %.*s %s\n# TYPE %.*s gauge\n", (int)bl, gauges[i].name, gauges[i].help, (int)bl, gauges[i].name);
-      last = gauges[i].name;
-      last_len = bl;
-    }
-    bp(&b, "%s %g\n", gauges[i].name, gauges[i].fn(gauges[i].arg));
+    bool seen = false;
+    for (size_t k = 0; k < i && !seen; k++)
+      seen = base_name_len(gauges[k].name) == bl && !strncmp(gauges[k].name, gauges[i].name, bl);
+    if (seen) continue;
+    bool counter = bl > 6 && !strncmp(gauges[i].name + bl - 6, "_total", 6);
+    bp(&b, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)bl, gauges[i].name, gauges[i].help, (int)bl, gauges[i].name,
+       counter ? "counter" : "gauge");
+    for (size_t k = i; k < n_gauges; k++)
+      if (base_name_len(gauges[k].name) == bl && !strncmp(gauges[k].name, gauges[i].name, bl))
+        bp(&b, "%s %.17g\n", gauges[k].name, gauges[k].fn(gauges[k].arg));
   }
+  render_process(&b);
   pthread_mutex_unlock(&mu);
   if (len) *len = b.len;
   return b.p;

@@ -7,7 +7,7 @@
 # Everything listens on 127.0.0.1 only and lives under one directory:
 #
 #   $MARQUEE_STACK_DIR (default: <repo>/.stack)
-#     bin/            marquee-ferretdb, grpcurl, ghz
+#     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz
 #     toolchain/      Go toolchain, only if the system Go is older than 1.24
 #     kafka/lib/      Kafka jars;  kafka/server.properties, kafka/log4j.properties
 #     data/ferretdb/  data/kafka/
@@ -15,9 +15,10 @@
 #     run/<part>.pid  run/<part>.port
 #
 # Subcommands (part = ferretdb | kafka | all; default all):
-#   install            apt packages (only if missing), marquee-ferretdb,
+#   install            apt packages (only if missing), marquee-ferretdb, marquee-promlint,
 #                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0,
-#                      oauth2-mock-server (npm). Idempotent.
+#                      oauth2-mock-server (npm), grpcio-status (PyPI, into
+#                      py/). Idempotent.
 #   start   [part]     start in the background unless running; wait until ready
 #                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s)
 #   stop    [part]     SIGTERM, up to 20 s, then SIGKILL (not running = fine)
@@ -282,6 +283,22 @@ install_ferretdb() {
   fi
 }
 
+# marquee-promlint (scripts/promlint): `promtool check metrics` in a small Go
+# program of ours on the Prometheus client library (strict text parser +
+# promlint), without building all of Prometheus.
+install_promlint() {
+  local bin="$STACK/bin/marquee-promlint" src="$REPO/scripts/promlint" t0=$SECONDS
+  if [[ -x $bin && -z $(find "$src" -maxdepth 1 -type f -newer "$bin" -print -quit) ]]; then
+    say "marquee-promlint: ok, already installed"
+    return
+  fi
+  say "marquee-promlint: installing… (go build)"
+  rm -f "$bin.tmp"
+  run_step promlint-build env -C "$src" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false "$GO" build -o "$bin.tmp" .
+  mv -f "$bin.tmp" "$bin"
+  say "marquee-promlint: done in $((SECONDS - t0))s"
+}
+
 install_kafka() {
   local lib="$STACK/kafka/lib" tmp="$STACK/kafka/lib.download" t0=$SECONDS
   if [[ -f $lib/$KAFKA_MARKER_JAR ]]; then
@@ -342,16 +359,51 @@ install_oidc_mock() {
   say "oauth2-mock-server: done in $((SECONDS - t0))s"
 }
 
+# Python's reader of the rich error model (grpc_status.rpc_status, with the
+# google.rpc messages of googleapis-common-protos), for the interop test: two
+# pure-Python packages from PyPI, pinned to match Debian's python3-grpcio
+# 1.51 and python3-protobuf, installed into $STACK/py (no virtualenv: Debian's
+# interpreter runs them with PYTHONPATH=$STACK/py).
+PY_STATUS_PKGS=(grpcio-status==1.51.1 googleapis-common-protos==1.59.1)
+install_py_status() {
+  local dir="$STACK/py" t0=$SECONDS stamp="$STACK/py/.installed"
+  if [[ -f $stamp && $(cat "$stamp") == "${PY_STATUS_PKGS[*]}" ]]; then
+    say "grpcio-status: ok, already installed"
+    return 0
+  fi
+  say "grpcio-status: installing… (pip, PyPI)"
+  local pip=(python3 -m pip) extra=()
+  if ! python3 -m pip --version >/dev/null 2>&1; then # no pip beside the machine's Python: Debian's
+    if ! pkg_installed python3-pip; then
+      local saved=("${APT_PACKAGES[@]}")
+      APT_PACKAGES=(python3-pip)
+      install_apt
+      APT_PACKAGES=("${saved[@]}")
+    fi
+    pip=(/usr/bin/python3 -m pip)
+    extra=(--break-system-packages) # only into $dir (--target), never the system
+  fi
+  rm -rf "$dir"
+  run_step py-status "${pip[@]}" install --quiet --disable-pip-version-check --no-deps "${extra[@]}" \
+    --target "$dir" "${PY_STATUS_PKGS[@]}"
+  PYTHONPATH="$dir" /usr/bin/python3 -c 'from grpc_status import rpc_status; from google.rpc import error_details_pb2' ||
+    fail_with_log "$STACK/logs/install-py-status.log" "grpc_status does not import with Debian's python3"
+  echo "${PY_STATUS_PKGS[*]}" >"$stamp"
+  say "grpcio-status: done in $((SECONDS - t0))s"
+}
+
 cmd_install() {
   local t0=$SECONDS
   make_dirs
   install_apt
   ensure_go
   install_ferretdb
+  install_promlint
   install_kafka
   install_go_tool grpcurl "$GRPCURL_MOD" "$GRPCURL_VERSION"
   install_go_tool ghz "$GHZ_MOD" "$GHZ_VERSION"
   install_oidc_mock
+  install_py_status
   say "install complete in $((SECONDS - t0))s; next: $0 start"
 }
 
@@ -625,6 +677,7 @@ cmd_env() {
   printf 'export MARQUEE_MONGO_URI=%q\n' "mongodb://127.0.0.1:$MONGO_PORT/"
   printf 'export MARQUEE_KAFKA_BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
   printf 'export MARQUEE_STACK_OIDC_MOCK_MODULE=%q\n' "$STACK/oidc-mock/node_modules/oauth2-mock-server/dist/index.mjs"
+  printf 'export MARQUEE_STACK_PYTHONPATH=%q\n' "$STACK/py"
   # shellcheck disable=SC2016  # $PATH is meant to expand where this is eval'd
   printf 'export PATH=%q:"$PATH"\n' "$STACK/bin"
 }

@@ -78,7 +78,9 @@ struct mq_call {
   char status_text[MQ_ERROR_MESSAGE_MAX + MQ_ERROR_FIELD_MAX + 8];
   grpc_slice status_slice;
   grpc_metadata init_md[2];
-  grpc_metadata trail_md[2];
+  grpc_metadata trail_md[3];
+  uint8_t *details_buf; /* the packed google.rpc.Status (malloc'ed; freed with the call) */
+  size_t details_len;
   char retry_after[24];
   ProtobufCMessage *req;
 

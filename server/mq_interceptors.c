@@ -131,20 +131,38 @@ mq_code_t mq_interceptors_before(mq_call_t *c, mq_error_t *err) {
   return mq_policy_check(b->policy, mq_call_principal(c), err);
 }
 
+int mq_access_log_level(mq_code_t code, grpc_status_code status) {
+  switch (status) {
+    case GRPC_STATUS_OK:
+    case GRPC_STATUS_CANCELLED:
+    case GRPC_STATUS_NOT_FOUND:
+    case GRPC_STATUS_ALREADY_EXISTS:
+    case GRPC_STATUS_FAILED_PRECONDITION:
+    case GRPC_STATUS_ABORTED:
+    case GRPC_STATUS_OUT_OF_RANGE:
+      return MQ_LOG_INFO;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: /* sold out is business; a rate limit is a signal */
+      return code == MQ_RATE_LIMITED ? MQ_LOG_WARN : MQ_LOG_INFO;
+    case GRPC_STATUS_INTERNAL:
+    case GRPC_STATUS_UNKNOWN:
+    case GRPC_STATUS_DATA_LOSS:
+      return MQ_LOG_ERROR;
+    default:
+      return MQ_LOG_WARN;
+  }
+}
+
 void mq_interceptors_after(mq_call_t *c, grpc_status_code status, int64_t duration_us) {
   mq_metrics_call_end(mq_call_stats(c), (int)status, duration_us);
   const char *mode = mq_server_config(c->srv)->access_log;
   if (mode[0] == 'o' || (mode[0] == 'e' && status == GRPC_STATUS_OK)) return;
-  mq_log_level_t lvl =
-      status == GRPC_STATUS_OK ? MQ_LOG_INFO
-      : (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNKNOWN || status == GRPC_STATUS_DATA_LOSS)
-          ? MQ_LOG_ERROR
-          : MQ_LOG_WARN;
   mq_logline_t l;
-  mq_log_begin(&l, lvl, "rpc");
+  mq_log_begin(&l, (mq_log_level_t)mq_access_log_level(c->final_code, status), "rpc");
   if (l.skip) return;
   mq_log_str(&l, "method", mq_call_method(c));
-  mq_log_str(&l, "code", mq_code_name(c->final_code));
+  mq_log_str(&l, "code", mq_grpc_status_name(status)); /* what the client got, by its gRPC name */
+  if (status != GRPC_STATUS_OK && c->final_code != MQ_OK && mq_code_to_grpc(c->final_code) == status)
+    mq_log_str(&l, "reason", mq_code_name(c->final_code)); /* ErrorInfo's reason (RATE_LIMITED, ...) */
   mq_log_int(&l, "grpc_status", status);
   mq_log_int(&l, "duration_us", duration_us);
   mq_log_str(&l, "request_id", c->request_id);

@@ -34,4 +34,13 @@ bool mq_md_parse_bearer(const char *v, size_t n, const char **tok, size_t *tok_l
  * MQ_UNAUTHENTICATED or MQ_PERMISSION_DENIED, with an actionable message. */
 mq_code_t mq_policy_check(mq_policy_t policy, const mq_principal_t *who, mq_error_t *err);
 
+/* The access-log level of a call that ended with `status` (what the client
+ * got) for application code `code`: info for success and for the refusals
+ * a working system gives every day (not found, already exists, sold out,
+ * a state or version conflict, a client that went away); warn for what a
+ * client or operator should look at (bad requests, authentication and
+ * permission refusals, rate limits, deadlines, unavailability); error for
+ * INTERNAL, UNKNOWN and DATA_LOSS. Values are mq_log_level_t. */
+int mq_access_log_level(mq_code_t code, grpc_status_code status);
+
 #endif

@@ -37,6 +37,7 @@
 #include "core/mq_time.h"
 #include "core/mq_xmalloc.h"
 #include "server/mq_call_internal.h"
+#include "server/mq_status.h"
 
 #define PREPOST_UNARY 32
 #define PREPOST_STREAM 4
@@ -119,6 +120,7 @@ static void call_free(mq_call_t *c) {
   }
   mq_arena_release(&c->arena);
   mq_arena_release(&c->msg_arena);
+  free(c->details_buf);
   free(c);
 }
 
@@ -140,7 +142,11 @@ static void call_end(mq_call_t *c) {
   mq_code_t code = c->final_code;
   if (!srv->opts.bare) {
     grpc_status_code st = mq_code_to_grpc(code);
-    if (c->close_cancelled && code == MQ_OK) st = GRPC_STATUS_CANCELLED;
+    /* a call cancelled under us ended with what the client saw: its
+     * deadline, or its own cancellation — not the handler's late answer */
+    if (c->close_cancelled)
+      st = c->deadline_ms != INT64_MAX && mq_now_ms() >= c->deadline_ms ? GRPC_STATUS_DEADLINE_EXCEEDED
+                                                                        : GRPC_STATUS_CANCELLED;
     mq_interceptors_after(c, st, (mq_now_ns() - c->start_ns) / 1000);
   }
   if (c->state_release) c->state_release(c->state, c->close_cancelled && code == MQ_OK ? MQ_CANCELLED : code);
@@ -188,7 +194,9 @@ static size_t prepare_init_md(mq_call_t *c) {
 }
 
 /* Records the final code and fills the status text, its slice and the
- * trailing metadata (x-error-field names the offending request field). */
+ * trailing metadata: grpc-status-details-bin (the google.rpc.Status,
+ * mq_status.h) on every refusal, and for older clients x-error-field (the
+ * offending request field) and retry-after-ms. */
 static void prepare_status(mq_call_t *c, mq_code_t code, size_t *n_trail) {
   c->final_code = code;
   c->err.code = code;
@@ -198,6 +206,23 @@ static void prepare_status(mq_call_t *c, mq_code_t code, size_t *n_trail) {
     mq_error_format(&c->err, c->status_text, sizeof c->status_text);
   c->status_slice = grpc_slice_from_static_string(c->status_text);
   *n_trail = 0;
+  if (code != MQ_OK && !c->details_buf) {
+    /* a scratch arena: the call's own may still be in use by a stream's
+     * other threads; the packed bytes live in the call until it is freed */
+    mq_arena_t scratch;
+    mq_arena_init(&scratch);
+    uint8_t *packed;
+    c->details_len =
+        mq_status_details_pack(&scratch, &c->err, mq_code_to_grpc(code), c->status_text, mq_call_method(c), &packed);
+    c->details_buf = mq_xmalloc(c->details_len);
+    memcpy(c->details_buf, packed, c->details_len);
+    mq_arena_release(&scratch);
+  }
+  if (code != MQ_OK) {
+    c->trail_md[*n_trail].key = grpc_slice_from_static_string("grpc-status-details-bin");
+    c->trail_md[*n_trail].value = grpc_slice_from_static_buffer(c->details_buf, c->details_len);
+    (*n_trail)++;
+  }
   if (code != MQ_OK && c->err.field[0]) {
     c->trail_md[*n_trail].key = grpc_slice_from_static_string("x-error-field");
     c->trail_md[*n_trail].value = grpc_slice_from_static_string(c->err.field);
@@ -969,7 +994,7 @@ mq_server_t *mq_server_create(const mq_server_opts_t *opts, mq_error_t *err) {
     mq_server_destroy(srv);
     return NULL;
   }
-  srv->unknown_stats = mq_metrics_method("unknown");
+  srv->unknown_stats = mq_metrics_method("unknown", MQ_KIND_UNARY);
   if (!opts->bare) {
     mq_metrics_gauge("marquee_worker_queue_depth", "Handler tasks waiting for a worker", gauge_queue, srv);
     mq_metrics_gauge("marquee_worker_busy", "Workers running a handler now", gauge_busy, srv);
@@ -1008,7 +1033,7 @@ int mq_server_add_service(mq_server_t *srv, const mq_service_desc_t *svc, const 
     }
     mq_reg_method_t *m = &srv->methods[srv->n_methods++];
     m->b = rows[i];
-    m->stats = mq_metrics_method(rows[i].method->path);
+    m->stats = mq_metrics_method(rows[i].method->path, rows[i].method->kind);
     bool payload = rows[i].method->kind == MQ_KIND_UNARY || rows[i].method->kind == MQ_KIND_SERVER_STREAMING;
     m->handle =
         grpc_server_register_method(srv->gsrv, rows[i].method->path, NULL,

@@ -47,11 +47,12 @@ bool mq_catalog_is_member(mq_call_t *call, const char *org_id);
  * schedule and not the currency: an event and a series template treat those
  * differently. venue_id sets city and country from the venue (which must
  * belong to e->organization_id) and *venue_tz (optional) to its zone.
- * INVALID_ARGUMENT naming the first bad field; `e` may be partly changed
- * then (callers work on a copy). */
-mq_code_t mq_catalog_apply_content(mq_call_t *call, Marquee__Catalog__V1__Event *e,
-                                   const Marquee__Catalog__V1__Event *in, const Google__Protobuf__FieldMask *mask,
-                                   const char **venue_tz, mq_error_t *err);
+ * Call it between mq_error_collect and mq_error_collected
+ * (core/mq_error.h): every bad field is recorded as a violation and the
+ * good ones are copied, so `e` may be partly changed (callers work on a
+ * copy); a store failure is kept as the error. */
+void mq_catalog_apply_content(mq_call_t *call, Marquee__Catalog__V1__Event *e, const Marquee__Catalog__V1__Event *in,
+                              const Google__Protobuf__FieldMask *mask, const char **venue_tz, mq_error_t *err);
 /* Validates one ticket type's fields of `in` named by `mask` (all when
  * NULL; unknown paths refused) and copies them onto `t`; prices must be in
  * e->currency, sales must end by e->ends_at when the event has one.

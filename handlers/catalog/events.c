@@ -133,98 +133,80 @@ mq_code_t mq_catalog_check_tags(char **tags, size_t n, mq_error_t *err) {
   return rc;
 }
 
-/* The fields of `in` named by `mask` (all when NULL) are validated and
- * copied onto `e`. Venue and category are looked up. */
 /* Declared in catalog.h. The content fields an event and a series template
  * share, in one place: events.c and series.c both call this. */
-mq_code_t mq_catalog_apply_content(mq_call_t *call, event_pb *e, const event_pb *in,
-                                   const Google__Protobuf__FieldMask *mask, const char **venue_tz, mq_error_t *err) {
+void mq_catalog_apply_content(mq_call_t *call, event_pb *e, const event_pb *in, const Google__Protobuf__FieldMask *mask,
+                              const char **venue_tz, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  mq_code_t rc = MQ_OK;
-  if (mq_catalog_has_path(mask, "title")) {
-    if ((rc = mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
-      return rc;
+  if (mq_catalog_has_path(mask, "title") &&
+      mq_check_text(err, "title", in->title, 1, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED) == MQ_OK)
     e->title = in->title;
-  }
-  if (mq_catalog_has_path(mask, "description_md")) {
-    if ((rc = mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000,
-                            MQ_TEXT_MULTILINE)) != MQ_OK)
-      return rc;
+  if (mq_catalog_has_path(mask, "description_md") &&
+      mq_check_text(err, "description_md", in->description_md ? in->description_md : "", 0, 20000, MQ_TEXT_MULTILINE) ==
+          MQ_OK)
     e->description_md = in->description_md;
-  }
-  if (mq_catalog_has_path(mask, "category_id")) {
-    if (in->category_id && in->category_id[0] && (rc = mq_categories_usable(app->store, in->category_id, err)) != MQ_OK)
-      return rc;
+  if (mq_catalog_has_path(mask, "category_id") &&
+      (!in->category_id || !in->category_id[0] || mq_categories_usable(app->store, in->category_id, err) == MQ_OK))
     e->category_id = in->category_id;
-  }
-  if (mq_catalog_has_path(mask, "tags")) {
-    if ((rc = mq_catalog_check_tags(in->tags, in->n_tags, err)) != MQ_OK) return rc;
+  if (mq_catalog_has_path(mask, "tags") && mq_catalog_check_tags(in->tags, in->n_tags, err) == MQ_OK) {
     e->tags = in->tags;
     e->n_tags = in->n_tags;
   }
   if (mq_catalog_has_path(mask, "image_ids")) {
-    if ((rc = mq_check_count(err, "image_ids", in->n_image_ids, MQ_CATALOG_MAX_IMAGES)) != MQ_OK) return rc;
-    for (size_t i = 0; i < in->n_image_ids; i++)
-      if ((rc = mq_check_id(err, "image_ids", in->image_ids[i])) != MQ_OK) return rc;
-    e->image_ids = in->image_ids;
-    e->n_image_ids = in->n_image_ids;
+    mq_code_t rc = mq_check_count(err, "image_ids", in->n_image_ids, MQ_CATALOG_MAX_IMAGES);
+    for (size_t i = 0; rc == MQ_OK && i < in->n_image_ids; i++) rc = mq_check_id(err, "image_ids", in->image_ids[i]);
+    if (rc == MQ_OK) {
+      e->image_ids = in->image_ids;
+      e->n_image_ids = in->n_image_ids;
+    }
   }
-  if (mq_catalog_has_path(mask, "cover_image_id")) {
-    if (in->cover_image_id && in->cover_image_id[0] && (rc = mq_check_id(err, "cover_image_id", in->cover_image_id)))
-      return rc;
+  if (mq_catalog_has_path(mask, "cover_image_id") && (!in->cover_image_id || !in->cover_image_id[0] ||
+                                                      mq_check_id(err, "cover_image_id", in->cover_image_id) == MQ_OK))
     e->cover_image_id = in->cover_image_id;
-  }
-  if (mq_catalog_has_path(mask, "online_url")) {
-    if (in->online_url && in->online_url[0] &&
-        (rc = mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY)) != MQ_OK)
-      return rc;
+  if (mq_catalog_has_path(mask, "online_url") &&
+      (!in->online_url || !in->online_url[0] ||
+       mq_check_url(err, "online_url", in->online_url, MQ_URL_HTTPS_ONLY) == MQ_OK))
     e->online_url = in->online_url;
-  }
   if (mq_catalog_has_path(mask, "venue_id")) {
-    e->venue_id = in->venue_id;
-    e->city = e->country = (char *)"";
-    if (in->venue_id && in->venue_id[0]) {
+    if (!in->venue_id || !in->venue_id[0]) {
+      e->venue_id = in->venue_id;
+      e->city = e->country = (char *)"";
+    } else if (mq_check_uuid(err, "venue_id", in->venue_id) == MQ_OK) {
       mq_venue_t v;
-      rc = mq_check_uuid(err, "venue_id", in->venue_id);
-      if (rc == MQ_OK) rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
-      if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(v.organization_id, e->organization_id)))
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
-      if (rc != MQ_OK) return rc;
-      e->city = (char *)v.city;
-      e->country = (char *)v.country;
-      if (venue_tz) *venue_tz = v.time_zone;
+      mq_code_t rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
+      if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(v.organization_id, e->organization_id))) {
+        mq_error_set(err, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
+      } else if (rc == MQ_OK) {
+        e->venue_id = in->venue_id;
+        e->city = (char *)v.city;
+        e->country = (char *)v.country;
+        if (venue_tz) *venue_tz = v.time_zone;
+      }
     }
   }
   if (mq_catalog_has_path(mask, "language")) {
     const char *l = in->language && in->language[0] ? in->language : "en";
-    if ((rc = mq_check_language(err, "language", l)) != MQ_OK) return rc;
-    e->language = (char *)l;
+    if (mq_check_language(err, "language", l) == MQ_OK) e->language = (char *)l;
   }
-  if (mq_catalog_has_path(mask, "visibility")) {
-    if ((rc = mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor,
-                            true)) != MQ_OK)
-      return rc;
+  if (mq_catalog_has_path(mask, "visibility") &&
+      mq_check_enum(err, "visibility", (int)in->visibility, &marquee__catalog__v1__visibility__descriptor, true) ==
+          MQ_OK)
     e->visibility = in->visibility ? in->visibility : MARQUEE__CATALOG__V1__VISIBILITY__VISIBILITY_PUBLIC;
-  }
-  if (mq_catalog_has_path(mask, "age_policy")) {
-    if ((rc = mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE)))
-      return rc;
+  if (mq_catalog_has_path(mask, "age_policy") &&
+      mq_check_text(err, "age_policy", in->age_policy ? in->age_policy : "", 0, 500, MQ_TEXT_MULTILINE) == MQ_OK)
     e->age_policy = in->age_policy;
-  }
-  if (mq_catalog_has_path(mask, "refund_policy")) {
-    if ((rc = mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000,
-                            MQ_TEXT_MULTILINE)))
-      return rc;
+  if (mq_catalog_has_path(mask, "refund_policy") &&
+      mq_check_text(err, "refund_policy", in->refund_policy ? in->refund_policy : "", 0, 2000, MQ_TEXT_MULTILINE) ==
+          MQ_OK)
     e->refund_policy = in->refund_policy;
-  }
-  if (mq_catalog_has_path(mask, "capacity")) {
-    if ((rc = mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000)) != MQ_OK) return rc;
+  if (mq_catalog_has_path(mask, "capacity") && mq_check_range_i64(err, "capacity", in->capacity, 0, 10000000) == MQ_OK)
     e->capacity = in->capacity;
-  }
-  return mq_catalog_apply_cancel_policy(e, in, mask, err);
+  mq_catalog_apply_cancel_policy(e, in, mask, err);
 }
 
+/* The fields of `in` named by `mask` (all when NULL) are validated and
+ * copied onto `e`, every bad field reported (mq_error_collect). */
 static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, const Google__Protobuf__FieldMask *mask,
                               mq_error_t *err) {
   static const char *const known[] = {"title",
@@ -254,13 +236,12 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
       if (!ok) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "unknown or read-only field");
     }
   }
+  mq_error_collect(err);
   const char *venue_tz = NULL;
-  mq_code_t rc = mq_catalog_apply_content(call, e, in, mask, &venue_tz, err);
-  if (rc != MQ_OK) return rc;
+  mq_catalog_apply_content(call, e, in, mask, &venue_tz, err);
   /* the schedule: an explicit zone wins; else the venue's; else UTC */
   if (mq_catalog_has_path(mask, "time_zone") && in->time_zone && in->time_zone[0]) {
-    if ((rc = mq_check_timezone(err, "time_zone", in->time_zone)) != MQ_OK) return rc;
-    e->time_zone = in->time_zone;
+    if (mq_check_timezone(err, "time_zone", in->time_zone) == MQ_OK) e->time_zone = in->time_zone;
   } else if (venue_tz) {
     e->time_zone = (char *)venue_tz;
   } else if (!e->time_zone || !e->time_zone[0]) {
@@ -268,23 +249,26 @@ static mq_code_t apply_fields(mq_call_t *call, event_pb *e, const event_pb *in, 
   }
   if (mq_catalog_has_path(mask, "starts_at")) e->starts_at = in->starts_at;
   if (mq_catalog_has_path(mask, "ends_at")) e->ends_at = in->ends_at;
-  if (mq_catalog_has_path(mask, "currency")) {
-    if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc;
+  if (mq_catalog_has_path(mask, "currency") && mq_check_currency(err, "currency", in->currency) == MQ_OK) {
     if (e->n_ticket_types && e->currency && strcmp(e->currency, in->currency))
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "currency",
-                          "the event has ticket types priced in %s; change or delete them first", e->currency);
-    e->currency = in->currency;
+      mq_error_set(err, MQ_FAILED_PRECONDITION, "currency",
+                   "the event has ticket types priced in %s; change or delete them first", e->currency);
+    else
+      e->currency = in->currency;
   }
   /* across fields */
-  if (!e->starts_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "is required");
-  if (!e->ends_at) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "is required");
-  int64_t s = mq_pb_timestamp_ms(e->starts_at), en = mq_pb_timestamp_ms(e->ends_at);
-  if (e->starts_at->nanos < 0 || e->starts_at->nanos > 999999999 || s < 946684800000LL || s > 4102444800000LL)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "must be a time between 2000 and 2100");
-  if (en <= s) return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "must be after starts_at");
-  if (en - s > 366LL * 86400000)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "an event lasts at most a year");
-  return MQ_OK;
+  if (!e->starts_at) mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "is required");
+  if (!e->ends_at) mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "is required");
+  if (e->starts_at && e->ends_at) {
+    int64_t s = mq_pb_timestamp_ms(e->starts_at), en = mq_pb_timestamp_ms(e->ends_at);
+    if (e->starts_at->nanos < 0 || e->starts_at->nanos > 999999999 || s < 946684800000LL || s > 4102444800000LL)
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_at", "must be a time between 2000 and 2100");
+    else if (en <= s)
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "must be after starts_at");
+    else if (en - s > 366LL * 86400000)
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "ends_at", "an event lasts at most a year");
+  }
+  return mq_error_collected(err);
 }
 
 /* Derived, read-only fields: how people attend, and the cheapest visible price. */

@@ -434,9 +434,10 @@ static mq_code_t se_create(mq_call_t *call, const Marquee__Catalog__V1__CreateSe
   marquee__catalog__v1__event__init(t);
   t->organization_id = in->organization_id;
   const char *venue_tz = NULL;
-  if ((rc = mq_catalog_apply_content(call, t, in, NULL, &venue_tz, err)) != MQ_OK) return rc;
-  if ((rc = mq_check_currency(err, "currency", in->currency)) != MQ_OK) return rc; /* at creation only */
-  t->currency = in->currency;
+  mq_error_collect(err);
+  mq_catalog_apply_content(call, t, in, NULL, &venue_tz, err);
+  if (mq_check_currency(err, "currency", in->currency) == MQ_OK) t->currency = in->currency; /* at creation only */
+  if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
   if ((rc = mq_check_count(err, "ticket_types", req->n_ticket_types, MAX_TICKET_TYPES)) != MQ_OK) return rc;
   t->ticket_types = mq_arena_alloc(a, (req->n_ticket_types ? req->n_ticket_types : 1) * sizeof *t->ticket_types);
   for (size_t i = 0; i < req->n_ticket_types; i++) {
@@ -811,7 +812,9 @@ static mq_code_t se_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateSe
   event_pb *tmpl;
   if ((rc = unpack_template(call, &s, &tmpl, err)) != MQ_OK) return rc;
   tmpl->organization_id = (char *)s.organization_id;
-  if ((rc = mq_catalog_apply_content(call, tmpl, req->template_event, req->update_mask, NULL, err)) != MQ_OK) return rc;
+  mq_error_collect(err);
+  mq_catalog_apply_content(call, tmpl, req->template_event, req->update_mask, NULL, err);
+  if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
 
   /* the series first (its version serialises series updates), then the occurrences */
   int64_t before = s.version;

@@ -216,12 +216,14 @@ static mq_code_t acct_sign_up(mq_call_t *call, const Marquee__Identity__V1__Sign
   u.locale = or_default(req->locale, "en");
   u.time_zone = or_default(req->time_zone, "UTC");
   u.currency = or_default(req->currency, "EUR");
-  mq_code_t rc = mq_check_email(err, "email", u.email);
-  if (rc == MQ_OK) rc = check_profile_field(err, "display_name", u.display_name);
-  if (rc == MQ_OK) rc = check_profile_field(err, "locale", u.locale);
-  if (rc == MQ_OK) rc = check_profile_field(err, "time_zone", u.time_zone);
-  if (rc == MQ_OK) rc = check_profile_field(err, "currency", u.currency);
-  if (rc == MQ_OK) rc = mq_password_check_policy(err, "password", req->password, u.email, u.display_name);
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_email(err, "email", u.email);
+  check_profile_field(err, "display_name", u.display_name);
+  check_profile_field(err, "locale", u.locale);
+  check_profile_field(err, "time_zone", u.time_zone);
+  check_profile_field(err, "currency", u.currency);
+  mq_password_check_policy(err, "password", req->password, u.email, u.display_name);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
 
   char *hash = mq_arena_alloc(a, MQ_PASSWORD_HASH_MAX);

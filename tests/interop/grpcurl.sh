@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # grpcurl.sh — interop with grpcurl, a client nobody here wrote, using only
-# server reflection (no .proto files): list, describe, unary calls, an error
-# status, health. Usage: grpcurl.sh BUILD_DIR
+# server reflection (no .proto files): list, describe (with the proto
+# comments), unary calls, an error status, health. Usage: grpcurl.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh"
 build=$1
 command -v grpcurl >/dev/null || { echo "grpcurl missing: run scripts/stack.sh install" >&2; exit 1; }
@@ -23,6 +23,8 @@ CHECK_WANT="rpc Ping ( .marquee.system.v1.PingRequest ) returns ( .marquee.syste
   check "describe service" "${G[@]}" "$MQ_ADDR" describe marquee.system.v1.SystemService
 CHECK_WANT="rpc EchoStream ( .marquee.system.v1.EchoRequest ) returns ( stream .marquee.system.v1.EchoResponse )" \
   check "describe shows streaming" "${G[@]}" "$MQ_ADDR" describe marquee.system.v1.DiagnosticsService
+CHECK_WANT="Public. Returns the payload unchanged; the cheapest full-chain call." \
+  check "describe shows the proto comments (source info)" "${G[@]}" "$MQ_ADDR" describe marquee.system.v1.SystemService.Ping
 CHECK_WANT="uint32 delay_ms = 2" check "describe message" "${G[@]}" "$MQ_ADDR" describe marquee.system.v1.EchoRequest
 CHECK_WANT='"payload": "aGVsbG8="' check "unary call via reflection" \
   "${G[@]}" -d '{"payload":"aGVsbG8="}' "$MQ_ADDR" marquee.system.v1.SystemService/Ping

@@ -23,7 +23,8 @@ mq_start_server() {
   for _ in $(seq 1 300); do
     if grep -q '^READY' "$MQ_TMP/out" 2>/dev/null; then
       MQ_ADDR=$(sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$MQ_TMP/out")
-      export MQ_ADDR
+      MQ_HTTP=$(sed -n 's/^READY .*http=\([^ ]*\).*/\1/p' "$MQ_TMP/out")
+      export MQ_ADDR MQ_HTTP
       return 0
     fi
     kill -0 "$MQ_PID" 2>/dev/null || break

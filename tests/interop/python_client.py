@@ -1,14 +1,21 @@
 """python_client.py — drives marquee-server from Python grpcio, a gRPC
 implementation nobody here wrote: unary, server-, client- and bidi-streaming
-calls, metadata echo, deadlines, error statuses and an unknown method.
+calls, metadata echo, deadlines, error statuses and an unknown method, and
+the rich error model: grpc_status.rpc_status.from_call must read every
+refusal's google.rpc.Status (it checks that code and message match the
+call's), with BadRequest listing every bad field.
 Usage: python_client.py HOST:PORT. Prints 'N passed, N failed'."""
 import sys
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from mqhealth import health_pb2, health_pb2_grpc
 from marquee.system.v1 import system_pb2 as pb
 from marquee.system.v1 import system_pb2_grpc as rpc
+from marquee.identity.v1 import identity_pb2 as idpb
+from marquee.identity.v1 import identity_pb2_grpc as idrpc
 
 addr = sys.argv[1]
 channel = grpc.insecure_channel(addr)
@@ -16,6 +23,7 @@ grpc.channel_ready_future(channel).result(timeout=10)
 system = rpc.SystemServiceStub(channel)
 diag = rpc.DiagnosticsServiceStub(channel)
 health = health_pb2_grpc.HealthStub(channel)
+accounts = idrpc.AccountServiceStub(channel)
 passed = failed = 0
 
 
@@ -79,6 +87,50 @@ def invalid_argument():
     assert trailers.get("x-error-field") == "delay_ms", trailers
 
 
+def details(e, kind):
+    """The details of type `kind` in the call's google.rpc.Status."""
+    status = rpc_status.from_call(e)
+    assert status is not None, "no grpc-status-details-bin trailer"
+    out = []
+    for d in status.details:
+        if d.Is(kind.DESCRIPTOR):
+            m = kind()
+            d.Unpack(m)
+            out.append(m)
+    return status, out
+
+
+def rich_invalid_argument():
+    e = expect_code(grpc.StatusCode.INVALID_ARGUMENT,
+                    lambda: diag.Echo(pb.EchoRequest(message="x", delay_ms=999999), timeout=5))
+    status, bad = details(e, error_details_pb2.BadRequest)
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], status
+    assert len(bad) == 1 and [v.field for v in bad[0].field_violations] == ["delay_ms"], bad
+    _, info = details(e, error_details_pb2.ErrorInfo)
+    assert info and info[0].reason == "INVALID_ARGUMENT" and info[0].domain == "marquee", info
+
+
+def rich_every_violation():
+    req = idpb.SignUpRequest(email="not-an-address", password="short", display_name="",
+                             time_zone="Mars/Olympus")
+    e = expect_code(grpc.StatusCode.INVALID_ARGUMENT, lambda: accounts.SignUp(req, timeout=10))
+    _, bad = details(e, error_details_pb2.BadRequest)
+    fields = [v.field for v in bad[0].field_violations]
+    assert fields == ["email", "display_name", "time_zone", "password"], fields
+    assert all(v.description for v in bad[0].field_violations), bad
+    assert e.details().startswith("email: "), e.details()
+
+
+def rich_not_found_has_error_info():
+    m = channel.unary_unary("/marquee.nothing.v1.Nope/Missing")
+    e = expect_code(grpc.StatusCode.UNIMPLEMENTED, lambda: m(b"", timeout=5))
+    _, info = details(e, error_details_pb2.ErrorInfo)
+    assert info and info[0].reason == "UNIMPLEMENTED", info
+    e = expect_code(grpc.StatusCode.UNAUTHENTICATED, lambda: diag.WhoAmI(pb.WhoAmIRequest(), timeout=5))
+    _, info = details(e, error_details_pb2.ErrorInfo)
+    assert info and info[0].reason == "UNAUTHENTICATED", info
+
+
 def unauthenticated():
     expect_code(grpc.StatusCode.UNAUTHENTICATED, lambda: diag.WhoAmI(pb.WhoAmIRequest(), timeout=5))
     expect_code(grpc.StatusCode.UNAUTHENTICATED,
@@ -98,7 +150,10 @@ def health_check():
 for name, fn in [("unary + metadata", unary), ("server info", server_info), ("server streaming", server_stream),
                  ("client streaming", client_stream), ("bidi streaming", bidi), ("deadline", deadline),
                  ("invalid argument + x-error-field", invalid_argument), ("unauthenticated", unauthenticated),
-                 ("unknown method", unknown_method), ("health", health_check)]:
+                 ("unknown method", unknown_method), ("health", health_check),
+                 ("rich errors: BadRequest + ErrorInfo", rich_invalid_argument),
+                 ("rich errors: every bad field of SignUp", rich_every_violation),
+                 ("rich errors: ErrorInfo on other refusals", rich_not_found_has_error_info)]:
     check(name, fn)
 channel.close()
 print(f"python grpcio: {passed} passed, {failed} failed")

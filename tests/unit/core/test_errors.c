@@ -10,7 +10,11 @@
  * each status); unknown codes map to INTERNAL; mq_error_set with and without
  * a field, with a NULL fmt (row default message) and with a NULL err;
  * silent truncation of long fields and messages; mq_error_format output
- * ("field: message", message only, default message for an empty error).
+ * ("field: message", message only, default message for an empty error);
+ * violations: one per set outside collecting, every bad field between
+ * mq_error_collect and mq_error_collected (first message kept, one entry
+ * per field, overflow counted, a non-violation failure wins and keeps
+ * winning), and an error that was never initialised.
  *
  * Invariant: pure functions, no network, no global state.
  * Read next: core/mq_error.h.
@@ -230,6 +234,119 @@ static void test_format_truncates_and_zero_len(void **state) {
   assert_string_equal(untouched, "xyz");
 }
 
+static void test_one_violation_outside_collecting(void **state) {
+  (void)state;
+  mq_error_t e;
+  memset(&e, 0xA5, sizeof e); /* never initialised: set must not trust it */
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "email", "bad");
+  assert_int_equal(e.n_violations, 1);
+  assert_string_equal(e.violations[0].field, "email");
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "password", "short");
+  assert_int_equal(e.n_violations, 1); /* replaced, not appended */
+  assert_string_equal(e.violations[0].field, "password");
+  mq_error_set(&e, MQ_NOT_FOUND, "user_id", "no such user");
+  assert_int_equal(e.n_violations, 0); /* not a bad field */
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, NULL, "no field");
+  assert_int_equal(e.n_violations, 0);
+}
+
+static void test_collect_every_violation(void **state) {
+  (void)state;
+  mq_error_t e;
+  memset(&e, 0x5A, sizeof e);
+  mq_error_collect(&e);
+  assert_int_equal(e.code, MQ_OK);
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "email", "must be a valid e-mail address");
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "password", "must be at least 10 characters");
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "email", "a second reason for the same field");
+  mq_error_set(&e, MQ_OUT_OF_RANGE, "capacity", "too large");
+  assert_int_equal(mq_error_collected(&e), MQ_INVALID_ARGUMENT);
+  assert_int_equal(e.n_violations, 3);
+  assert_string_equal(e.violations[0].field, "email");
+  assert_string_equal(e.violations[0].description, "must be a valid e-mail address");
+  assert_string_equal(e.violations[1].field, "password");
+  assert_string_equal(e.violations[2].field, "capacity");
+  assert_string_equal(e.field, "email"); /* the first one is the message */
+  char buf[512];
+  mq_error_format(&e, buf, sizeof buf);
+  assert_non_null(strstr(buf, "email: must be a valid e-mail address"));
+  assert_non_null(strstr(buf, "2 more invalid fields"));
+  /* collecting ended: the next set replaces again */
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "title", "is required");
+  assert_int_equal(e.n_violations, 1);
+}
+
+static void test_collect_nothing_wrong(void **state) {
+  (void)state;
+  mq_error_t e;
+  mq_error_collect(&e);
+  assert_int_equal(mq_error_collected(&e), MQ_OK);
+  assert_int_equal(e.n_violations, 0);
+}
+
+static void test_collect_failure_wins(void **state) {
+  (void)state;
+  mq_error_t e;
+  mq_error_collect(&e);
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "title", "is required");
+  mq_error_set(&e, MQ_STORE_UNAVAILABLE, NULL, "the database is down");
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "tags", "too many");
+  mq_error_set(&e, MQ_FAILED_PRECONDITION, "currency", "later failure does not replace the first");
+  assert_int_equal(mq_error_collected(&e), MQ_STORE_UNAVAILABLE);
+  assert_string_equal(e.message, "the database is down");
+  char buf[512];
+  mq_error_format(&e, buf, sizeof buf);
+  assert_null(strstr(buf, "more invalid"));
+}
+
+static void test_collect_translated_lookup(void **state) {
+  (void)state;
+  mq_error_t e;
+  mq_error_collect(&e);
+  mq_error_set(&e, MQ_NOT_FOUND, NULL, "not found"); /* deep inside a lookup */
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "venue_id", "not a venue of this organization");
+  mq_error_set(&e, MQ_FAILED_PRECONDITION, "currency", "a refusal after a bad field does not replace it");
+  assert_int_equal(mq_error_collected(&e), MQ_INVALID_ARGUMENT);
+  assert_string_equal(e.field, "venue_id");
+  assert_int_equal(e.n_violations, 1);
+  /* a refusal alone is reported */
+  mq_error_collect(&e);
+  mq_error_set(&e, MQ_FAILED_PRECONDITION, "currency", "priced in EUR");
+  assert_int_equal(mq_error_collected(&e), MQ_FAILED_PRECONDITION);
+  assert_string_equal(e.message, "priced in EUR");
+}
+
+static void test_collect_overflow_counted(void **state) {
+  (void)state;
+  mq_error_t e;
+  mq_error_collect(&e);
+  char f[16];
+  for (int i = 0; i < MQ_ERROR_VIOLATIONS_MAX + 3; i++) {
+    snprintf(f, sizeof f, "f%d", i);
+    mq_error_set(&e, MQ_INVALID_ARGUMENT, f, "bad");
+  }
+  assert_int_equal(mq_error_collected(&e), MQ_INVALID_ARGUMENT);
+  assert_int_equal(e.n_violations, MQ_ERROR_VIOLATIONS_MAX);
+  assert_int_equal(e.more_violations, 3);
+  char buf[512];
+  mq_error_format(&e, buf, sizeof buf);
+  snprintf(f, sizeof f, "%d more", MQ_ERROR_VIOLATIONS_MAX - 1 + 3);
+  assert_non_null(strstr(buf, f));
+}
+
+static void test_grpc_status_names(void **state) {
+  (void)state;
+  assert_string_equal(mq_grpc_status_name(GRPC_STATUS_OK), "OK");
+  assert_string_equal(mq_grpc_status_name(GRPC_STATUS_RESOURCE_EXHAUSTED), "RESOURCE_EXHAUSTED");
+  assert_string_equal(mq_grpc_status_name(GRPC_STATUS_DEADLINE_EXCEEDED), "DEADLINE_EXCEEDED");
+  assert_string_equal(mq_grpc_status_name(GRPC_STATUS_UNAUTHENTICATED), "UNAUTHENTICATED");
+  assert_string_equal(mq_grpc_status_name((grpc_status_code)99), "UNKNOWN");
+  /* every generic row's name is its status's name */
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+    if (mq_code_from_grpc(rows[i].grpc) == rows[i].code)
+      assert_string_equal(mq_grpc_status_name(rows[i].grpc), rows[i].name);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_row_maps_to_its_status),
@@ -244,6 +361,13 @@ int main(void) {
       cmocka_unit_test(test_clear),
       cmocka_unit_test(test_format),
       cmocka_unit_test(test_format_truncates_and_zero_len),
+      cmocka_unit_test(test_one_violation_outside_collecting),
+      cmocka_unit_test(test_collect_every_violation),
+      cmocka_unit_test(test_collect_nothing_wrong),
+      cmocka_unit_test(test_collect_failure_wins),
+      cmocka_unit_test(test_collect_overflow_counted),
+      cmocka_unit_test(test_collect_translated_lookup),
+      cmocka_unit_test(test_grpc_status_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mq_log.h"
 #include "server/mq_interceptors.h"
 
 /* Copies `s` to an exact-size heap buffer (no NUL) so ASan catches over-reads. */
@@ -242,12 +243,32 @@ static void test_policy_messages(void **state) {
   assert_int_equal(mq_policy_check(MQ_POLICY_ADMIN, NULL, NULL), MQ_UNAUTHENTICATED);
 }
 
+static void test_access_log_levels(void **state) {
+  (void)state;
+  assert_int_equal(mq_access_log_level(MQ_OK, GRPC_STATUS_OK), MQ_LOG_INFO);
+  /* business refusals a working system gives every day */
+  assert_int_equal(mq_access_log_level(MQ_NOT_FOUND, GRPC_STATUS_NOT_FOUND), MQ_LOG_INFO);
+  assert_int_equal(mq_access_log_level(MQ_RESOURCE_EXHAUSTED, GRPC_STATUS_RESOURCE_EXHAUSTED), MQ_LOG_INFO);
+  assert_int_equal(mq_access_log_level(MQ_FAILED_PRECONDITION, GRPC_STATUS_FAILED_PRECONDITION), MQ_LOG_INFO);
+  assert_int_equal(mq_access_log_level(MQ_ABORTED, GRPC_STATUS_ABORTED), MQ_LOG_INFO);
+  assert_int_equal(mq_access_log_level(MQ_OK, GRPC_STATUS_CANCELLED), MQ_LOG_INFO);
+  /* what someone should look at */
+  assert_int_equal(mq_access_log_level(MQ_RATE_LIMITED, GRPC_STATUS_RESOURCE_EXHAUSTED), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_INVALID_ARGUMENT, GRPC_STATUS_INVALID_ARGUMENT), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_UNAUTHENTICATED, GRPC_STATUS_UNAUTHENTICATED), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_PERMISSION_DENIED, GRPC_STATUS_PERMISSION_DENIED), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_OK, GRPC_STATUS_DEADLINE_EXCEEDED), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_STORE_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE), MQ_LOG_WARN);
+  assert_int_equal(mq_access_log_level(MQ_INTERNAL, GRPC_STATUS_INTERNAL), MQ_LOG_ERROR);
+  assert_int_equal(mq_access_log_level(MQ_DATA_LOSS, GRPC_STATUS_DATA_LOSS), MQ_LOG_ERROR);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_request_id),          cmocka_unit_test(test_traceparent_valid),
       cmocka_unit_test(test_traceparent_invalid), cmocka_unit_test(test_bearer_ok),
       cmocka_unit_test(test_bearer_refused),      cmocka_unit_test(test_policy_table),
-      cmocka_unit_test(test_policy_messages),
+      cmocka_unit_test(test_policy_messages),     cmocka_unit_test(test_access_log_levels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

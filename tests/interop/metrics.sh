@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# metrics.sh — the /metrics exposition is valid Prometheus text, checked the
+# way `promtool check metrics` checks it (marquee-promlint: strict parse +
+# the Prometheus client library's linter), after real calls; it carries the
+# standard gRPC server and process families and marquee_build_info; and the
+# checker itself refuses a broken exposition (duplicate TYPE, a counter
+# without _total). Usage: metrics.sh BUILD_DIR
+source "$(dirname "$0")/lib.sh"
+build=$1
+command -v marquee-promlint >/dev/null || { echo "marquee-promlint missing: run scripts/stack.sh install" >&2; exit 1; }
+command -v grpcurl >/dev/null || { echo "grpcurl missing: run scripts/stack.sh install" >&2; exit 1; }
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+# the checker is not a rubber stamp
+printf '# TYPE x_total counter\nx_total 1\n# TYPE x_total counter\nx_total 2\n' | marquee-promlint >/dev/null &&
+  bad "checker accepted a duplicate TYPE" || ok "checker refuses a duplicate TYPE"
+printf '# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n' | marquee-promlint >/dev/null &&
+  bad "checker accepted a counter without _total" || ok "checker refuses a counter without _total"
+
+mq_start_server "$build"
+trap 'mq_stop_server || true' EXIT
+G=(grpcurl -plaintext -max-time 10)
+"${G[@]}" -d '{"payload":"aGk="}' "$MQ_ADDR" marquee.system.v1.SystemService/Ping >/dev/null
+"${G[@]}" -d '{"message":"x","delay_ms":999999}' "$MQ_ADDR" marquee.system.v1.DiagnosticsService/Echo >/dev/null 2>&1 || true
+out=$(curl -sf "http://$MQ_HTTP/metrics")
+
+if lint=$(marquee-promlint <<<"$out"); then ok "promlint: $lint"; else bad "promlint found problems:"; echo "$lint"; fi
+want() { # name, fixed string expected in the exposition
+  if grep -qF -- "$2" <<<"$out"; then ok "$1"; else bad "$1: wanted '$2'"; fi
+}
+want "build info" 'marquee_build_info{version="'
+want "process CPU" '# TYPE process_cpu_seconds_total counter'
+want "process RSS" 'process_resident_memory_bytes '
+want "process fds" 'process_open_fds '
+want "process start time" 'process_start_time_seconds '
+want "grpc_server_started_total" 'grpc_server_started_total{grpc_service="marquee.system.v1.SystemService",grpc_method="Ping",grpc_type="unary"} 1'
+want "grpc_server_handled_total OK" 'grpc_server_handled_total{grpc_service="marquee.system.v1.SystemService",grpc_method="Ping",grpc_type="unary",grpc_code="OK"} 1'
+want "grpc_server_handled_total refusal" 'grpc_server_handled_total{grpc_service="marquee.system.v1.DiagnosticsService",grpc_method="Echo",grpc_type="unary",grpc_code="INVALID_ARGUMENT"} 1'
+want "grpc_server_handling_seconds" 'grpc_server_handling_seconds_count{grpc_service="marquee.system.v1.SystemService",grpc_method="Ping",grpc_type="unary"} 1'
+want "streaming type label" 'grpc_type="bidi_stream"'
+want "callback counters are counters" '# TYPE marquee_outbox_published_total counter'
+n=$(grep -c '^# TYPE marquee_cache_hits_total ' <<<"$out" || true)
+[[ $n == 1 ]] && ok "one TYPE line for a family with four series" || bad "marquee_cache_hits_total has $n TYPE lines"
+
+trap - EXIT
+mq_stop_server || fail=$((fail + 1))
+echo "metrics: $fail failed"
+exit $((fail > 0))
