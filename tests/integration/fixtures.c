@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "fixtures.h"
+#include "harness.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -95,4 +96,26 @@ void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx
   Marquee__Catalog__V1__Event *pub = NULL;
   assert_int_equal(marquee__catalog__v1__event_service__publish_event__call(c, &pq, &pub, &oo, &err), MQ_OK);
   marquee__catalog__v1__event__free_unpacked(pub, NULL);
+}
+
+void mq_fx_add_member(mq_client_t *c, const char *db, const char *inviter, const char *org, const char *email,
+                      Marquee__Identity__V1__MemberRole role, const char *invitee) {
+  Marquee__Identity__V1__InviteMemberRequest q = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
+  q.organization_id = (char *)org;
+  q.email = (char *)email;
+  q.role = role;
+  Marquee__Identity__V1__Invitation *inv = NULL;
+  mq_call_opts_t o = {.bearer_token = inviter};
+  mq_error_t err;
+  assert_int_equal(marquee__identity__v1__organization_service__invite_member__call(c, &q, &inv, &o, &err), MQ_OK);
+  char token[96];
+  bool found = mq_test_invitation_token(db, org, inv->invitation_id, token, sizeof token);
+  marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+  assert_true(found);
+  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  aq.token = token;
+  Marquee__Identity__V1__Member *m = NULL;
+  mq_call_opts_t io = {.bearer_token = invitee};
+  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(c, &aq, &m, &io, &err), MQ_OK);
+  marquee__identity__v1__member__free_unpacked(m, NULL);
 }

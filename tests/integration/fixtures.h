@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "clients/mq_client.h"
+#include "marquee/identity/v1/identity.pb-c.h"
 
 #define MQ_FX_MAX_TT 4
 
@@ -43,5 +44,11 @@ typedef struct mq_fx_event {
 void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char out[40]);
 /* An event of `org` (online), its ticket types, published unless draft. */
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out);
+
+/* Invites `email` into `org` with `role` as `inviter`, then accepts as
+ * `invitee` with the token the notifier would e-mail (read from the
+ * invitation's event in db's audit log); fails the test otherwise. */
+void mq_fx_add_member(mq_client_t *c, const char *db, const char *inviter, const char *org, const char *email,
+                      Marquee__Identity__V1__MemberRole role, const char *invitee);
 
 #endif

@@ -524,3 +524,39 @@ bool mq_test_invitation_token(const char *db, const char *org_id, const char *in
   }
   return token[0] != '\0';
 }
+
+char *mq_test_slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  size_t got = fread(buf, 1, (size_t)n, f);
+  buf[got] = '\0';
+  fclose(f);
+  return buf;
+}
+
+int mq_test_pair_start(mq_test_proc_t *a_srv, mq_test_proc_t *b_srv, mq_client_t **a, mq_client_t **b,
+                       const char *const *env) {
+  if (mq_test_server_start(a_srv, NULL, env) != 0) return -1;
+  if (mq_test_server_start(b_srv, a_srv->db, env) != 0) return -1;
+  *a = mq_test_client(a_srv);
+  *b = mq_test_client(b_srv);
+  /* caches stay off until an instance hears the others' writes (on a fresh
+   * Kafka the topics appear only when the first relay creates them) */
+  if (!mq_test_wait_metric(a_srv, "marquee_invalidator_live", 1, 20000) ||
+      !mq_test_wait_metric(b_srv, "marquee_invalidator_live", 1, 20000))
+    return -1;
+  return *a && *b ? 0 : -1;
+}
+
+int mq_test_pair_stop(mq_test_proc_t *a_srv, mq_test_proc_t *b_srv, mq_client_t *a, mq_client_t *b) {
+  mq_client_destroy(a);
+  mq_client_destroy(b);
+  int ra = mq_test_proc_stop(a_srv, SIGTERM, 20000);
+  int rb = mq_test_proc_stop(b_srv, SIGTERM, 20000);
+  mq_test_drop_db(NULL, a_srv->db);
+  return ra == 0 && rb == 0 ? 0 : -1;
+}

@@ -92,5 +92,15 @@ int64_t mq_test_now_ms(void);
  * (needs a marquee-audit on db; waits up to 60 s). */
 bool mq_test_invitation_token(const char *db, const char *org_id, const char *invitation_id, char *token, size_t n);
 void mq_test_sleep_ms(int ms);
+/* Two servers on one fresh database with `env`, a client to each, once both
+ * hear the other's writes (their caches are live). 0, or -1 when they do
+ * not start or do not go live within 20 s. */
+int mq_test_pair_start(mq_test_proc_t *a_srv, mq_test_proc_t *b_srv, mq_client_t **a, mq_client_t **b,
+                       const char *const *env);
+/* Closes both clients, stops both servers (SIGTERM, 20 s) and drops the
+ * database; 0 when both exited cleanly. */
+int mq_test_pair_stop(mq_test_proc_t *a_srv, mq_test_proc_t *b_srv, mq_client_t *a, mq_client_t *b);
+/* The whole file, NUL-terminated (caller frees), or NULL if unreadable. */
+char *mq_test_slurp(const char *path);
 
 #endif

@@ -28,26 +28,12 @@ static mq_client_t *a, *b;
 static int setup(void **state) {
   (void)state;
   const char *env[] = {"MARQUEE_CACHE_TTL_MS=60000", NULL};
-  if (mq_test_server_start(&a_srv, NULL, env) != 0) return -1;
-  if (mq_test_server_start(&b_srv, a_srv.db, env) != 0) return -1;
-  a = mq_test_client(&a_srv);
-  b = mq_test_client(&b_srv);
-  /* caches stay off until an instance hears the others' writes (on a fresh
-   * Kafka the topics appear only when the first relay creates them) */
-  if (!mq_test_wait_metric(&a_srv, "marquee_invalidator_live", 1, 20000) ||
-      !mq_test_wait_metric(&b_srv, "marquee_invalidator_live", 1, 20000))
-    return -1;
-  return a && b ? 0 : -1;
+  return mq_test_pair_start(&a_srv, &b_srv, &a, &b, env);
 }
 
 static int teardown(void **state) {
   (void)state;
-  mq_client_destroy(a);
-  mq_client_destroy(b);
-  int ra = mq_test_proc_stop(&a_srv, SIGTERM, 20000);
-  int rb = mq_test_proc_stop(&b_srv, SIGTERM, 20000);
-  mq_test_drop_db(NULL, a_srv.db);
-  return ra == 0 && rb == 0 ? 0 : -1;
+  return mq_test_pair_stop(&a_srv, &b_srv, a, b);
 }
 
 /* on a timeout, what both instances' caches and invalidators saw */

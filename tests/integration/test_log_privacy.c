@@ -18,19 +18,6 @@
 #include "harness.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  size_t got = fread(buf, 1, (size_t)n, f);
-  buf[got] = '\0';
-  fclose(f);
-  return buf;
-}
-
 static void test_no_secrets_in_logs(void **state) {
   (void)state;
   char log_path[96], log_kv[128];
@@ -88,7 +75,7 @@ static void test_no_secrets_in_logs(void **state) {
 
   mq_client_destroy(cl);
   assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0); /* flushes the log */
-  char *log = slurp(log_path);
+  char *log = mq_test_slurp(log_path);
   assert_non_null(log);
   /* the log is real: every call was logged */
   assert_non_null(strstr(log, "\"method\":\"/marquee.identity.v1.AccountService/SignIn\""));

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "fixtures.h"
 #include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/catalog/v1/venues.mq-client.h"
@@ -104,43 +105,10 @@ static void new_org(const char *organizer, const char *tag, char *oid, size_t n)
   marquee__identity__v1__organization__free_unpacked(org, NULL);
 }
 
-/* Invites `email` as `tok`, then accepts as `invitee` with the token the
- * notifier would e-mail (read from the event in the audit log). */
+/* Invites `email` as `tok`, then accepts as `invitee` (fixtures.h). */
 static void add_member(const char *tok, const char *org, const char *email, Marquee__Identity__V1__MemberRole role,
                        const char *invitee) {
-  Marquee__Identity__V1__InviteMemberRequest q = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
-  q.organization_id = (char *)org;
-  q.email = (char *)email;
-  q.role = role;
-  Marquee__Identity__V1__Invitation *inv = NULL;
-  mq_call_opts_t o = {.bearer_token = tok};
-  mq_error_t err;
-  assert_int_equal(marquee__identity__v1__organization_service__invite_member__call(cl, &q, &inv, &o, &err), MQ_OK);
-  char token[96] = "", filter[256];
-  snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"organizations.OrganizationMemberInvited\"}",
-           org);
-  int64_t until = mq_test_now_ms() + 60000;
-  while (!token[0] && mq_test_now_ms() < until) {
-    void *data = NULL;
-    size_t len = 0;
-    if (mq_test_find_binary(srv.db, "audit_log", filter, "envelope", &data, &len)) {
-      Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
-      if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
-          !strcmp(ev->organization_member_invited->invitation_id, inv->invitation_id))
-        snprintf(token, sizeof token, "%s", ev->organization_member_invited->token);
-      if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
-      free(data);
-    }
-    if (!token[0]) mq_test_sleep_ms(100);
-  }
-  marquee__identity__v1__invitation__free_unpacked(inv, NULL);
-  assert_true(token[0]);
-  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
-  aq.token = token;
-  Marquee__Identity__V1__Member *m = NULL;
-  mq_call_opts_t io = {.bearer_token = invitee};
-  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &m, &io, &err), MQ_OK);
-  marquee__identity__v1__member__free_unpacked(m, NULL);
+  mq_fx_add_member(cl, srv.db, tok, org, email, role, invitee);
 }
 
 static void world(void) {
