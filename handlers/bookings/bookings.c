@@ -28,6 +28,7 @@
 #include "handlers/bookings/bookings.h"
 #include "handlers/catalog/catalog.h"
 #include "handlers/identity/identity.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/bookings/v1/bookings.mq-server.h"
 #include "store/catalog/events_store.h"
@@ -139,7 +140,7 @@ mq_code_t mq_booking_get_handler(mq_call_t *call, const Marquee__Bookings__V1__G
   return MQ_OK;
 }
 
-static void reply_page(mq_call_t *call, mq_booking_t *v, size_t n, uint32_t limit,
+static void reply_page(mq_call_t *call, const ProtobufCMessage *req, mq_booking_t *v, size_t n, uint32_t limit,
                        Marquee__Bookings__V1__ListBookingsResponse *resp) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
@@ -149,14 +150,16 @@ static void reply_page(mq_call_t *call, mq_booking_t *v, size_t n, uint32_t limi
   resp->page = mq_arena_alloc(a, sizeof *resp->page);
   marquee__common__v1__page_info__init(resp->page);
   resp->page->next_page_token = (char *)"";
-  if (n == limit && n)
-    resp->page->next_page_token = mq_arena_sprintf(a, "%" PRId64 ".%s", v[n - 1].created_ms, v[n - 1].id);
+  if (n == limit && n) resp->page->next_page_token = mq_page_token_make_key(a, req, v[n - 1].created_ms, v[n - 1].id);
 }
 
-static mq_code_t page_of(const Marquee__Common__V1__PageRequest *pg, mq_bookings_query_t *q, mq_error_t *err) {
+/* page tokens (lib/mq_page.h): the cursor is "<created ms>.<booking id>" */
+static mq_code_t page_of(mq_call_t *call, const ProtobufCMessage *req, const Marquee__Common__V1__PageRequest *pg,
+                         mq_bookings_query_t *q, mq_error_t *err) {
   mq_code_t rc = mq_check_page_size(err, "page.page_size", pg ? pg->page_size : 0, PAGE_DEFAULT, PAGE_MAX, &q->limit);
-  if (rc == MQ_OK && pg)
-    rc = mq_check_page_token(err, "page.page_token", pg->page_token, &q->has_cursor, &q->after_ms, &q->after_id);
+  if (rc == MQ_OK)
+    rc = mq_page_token_read_key(mq_call_arena(call), req, "page.page_token", pg ? pg->page_token : NULL, &q->has_cursor,
+                                &q->after_ms, &q->after_id, err);
   return rc;
 }
 
@@ -164,12 +167,12 @@ mq_code_t mq_booking_list_mine_handler(mq_call_t *call, const Marquee__Bookings_
                                        Marquee__Bookings__V1__ListBookingsResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_bookings_query_t q = {.user_id = mq_call_principal(call)->subject};
-  mq_code_t rc = page_of(req->page, &q, err);
+  mq_code_t rc = page_of(call, &req->base, req->page, &q, err);
   mq_booking_t *v;
   size_t n = 0;
   if (rc == MQ_OK) rc = mq_bookings_list(app->store, &q, mq_call_arena(call), &v, &n, err);
   if (rc != MQ_OK) return rc;
-  reply_page(call, v, n, q.limit, resp);
+  reply_page(call, &req->base, v, n, q.limit, resp);
   return MQ_OK;
 }
 
@@ -198,7 +201,7 @@ mq_code_t mq_booking_list_event_handler(mq_call_t *call, const Marquee__Bookings
   mq_code_t rc = event_for_member(call, req->event_id, MQ_ORG_CHECKIN, &e, err);
   if (rc != MQ_OK) return rc;
   mq_bookings_query_t q = {.event_id = e->event_id};
-  if ((rc = page_of(req->page, &q, err)) != MQ_OK) return rc;
+  if ((rc = page_of(call, &req->base, req->page, &q, err)) != MQ_OK) return rc;
   if (req->state) {
     if ((rc = mq_check_enum(err, "state", (int)req->state, &marquee__bookings__v1__booking_state__descriptor, true)))
       return rc;
@@ -215,7 +218,7 @@ mq_code_t mq_booking_list_event_handler(mq_call_t *call, const Marquee__Bookings
   mq_booking_t *v;
   size_t n = 0;
   if ((rc = mq_bookings_list(app->store, &q, a, &v, &n, err)) != MQ_OK) return rc;
-  reply_page(call, v, n, q.limit, resp);
+  reply_page(call, &req->base, v, n, q.limit, resp);
   return MQ_OK;
 }
 

@@ -27,6 +27,7 @@
 #include "handlers/bookings/bookings.h"
 #include "handlers/identity/identity.h"
 #include "lib/mq_jwt.h"
+#include "lib/mq_page.h"
 #include "lib/mq_recur.h"
 #include "lib/mq_ticket_render.h"
 #include "lib/mq_validate.h"
@@ -388,8 +389,9 @@ static mq_code_t checkin_list(mq_call_t *call, const Marquee__Bookings__V1__List
   const char *after_id = NULL;
   if (rc == MQ_OK)
     rc = mq_check_page_size(err, "page.page_size", req->page ? req->page->page_size : 0, 50, 500, &limit);
-  if (rc == MQ_OK && req->page)
-    rc = mq_check_page_token(err, "page.page_token", req->page->page_token, &has, &after_ms, &after_id);
+  if (rc == MQ_OK) /* page tokens (lib/mq_page.h): "<checked-in ms>.<ticket id>" */
+    rc = mq_page_token_read_key(a, &req->base, "page.page_token", req->page ? req->page->page_token : NULL, &has,
+                                &after_ms, &after_id, err);
   mq_checkin_t *v = NULL;
   size_t n = 0;
   if (rc == MQ_OK) rc = mq_checkins_list(app->store, e->event_id, has, after_ms, after_id, limit, a, &v, &n, err);
@@ -400,7 +402,7 @@ static mq_code_t checkin_list(mq_call_t *call, const Marquee__Bookings__V1__List
   marquee__common__v1__page_info__init(resp->page);
   resp->page->next_page_token = (char *)"";
   if (n == limit && n)
-    resp->page->next_page_token = mq_arena_sprintf(a, "%" PRId64 ".%s", v[n - 1].at_ms, v[n - 1].ticket_id);
+    resp->page->next_page_token = mq_page_token_make_key(a, &req->base, v[n - 1].at_ms, v[n - 1].ticket_id);
   return MQ_OK;
 }
 

@@ -28,6 +28,7 @@
 #include "handlers/catalog/discovery.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/events.mq-server.h"
 #include "store/catalog/categories_store.h"
@@ -409,23 +410,14 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
   return MQ_OK;
 }
 
-/* page tokens: "<sort key ms>.<event id>" */
-static mq_code_t parse_token(const char *t, mq_events_query_t *q, mq_arena_t *a, mq_error_t *err) {
-  if (!t || !t[0]) return MQ_OK;
-  const char *dot = strchr(t, '.');
-  char *end = NULL;
-  long long ms = strtoll(t, &end, 10);
-  mq_error_t ignored;
-  if (!dot || end != dot || mq_check_uuid(&ignored, "page_token", dot + 1) != MQ_OK)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a token this method returned");
-  q->has_cursor = true;
-  q->after_ms = ms;
-  q->after_id = mq_arena_strdup(a, dot + 1);
-  return MQ_OK;
+/* page tokens (lib/mq_page.h): the cursor is "<sort key ms>.<event id>" */
+static mq_code_t parse_token(const ProtobufCMessage *req, const char *token, mq_events_query_t *q, mq_arena_t *a,
+                             mq_error_t *err) {
+  return mq_page_token_read_key(a, req, "page_token", token, &q->has_cursor, &q->after_ms, &q->after_id, err);
 }
 
-static void reply_page(mq_call_t *call, event_pb **evs, size_t n, bool more, bool newest, bool members,
-                       Marquee__Catalog__V1__ListEventsResponse *resp) {
+static void reply_page(mq_call_t *call, const ProtobufCMessage *req, event_pb **evs, size_t n, bool more, bool newest,
+                       bool members, Marquee__Catalog__V1__ListEventsResponse *resp) {
   mq_arena_t *a = mq_call_arena(call);
   resp->events = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->events);
   for (size_t i = 0; i < n; i++) resp->events[resp->n_events++] = mq_catalog_view(call, evs[i], members);
@@ -433,7 +425,7 @@ static void reply_page(mq_call_t *call, event_pb **evs, size_t n, bool more, boo
   if (more && n) {
     const event_pb *last = evs[n - 1];
     const Google__Protobuf__Timestamp *k = newest ? last->published_at : last->starts_at;
-    resp->next_page_token = mq_arena_sprintf(a, "%lld.%s", (long long)(k ? mq_pb_timestamp_ms(k) : 0), last->event_id);
+    resp->next_page_token = mq_page_token_make_key(a, req, k ? mq_pb_timestamp_ms(k) : 0, last->event_id);
   }
 }
 
@@ -489,7 +481,7 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
   q.starts_before_ms = req->starts_before ? mq_pb_timestamp_ms(req->starts_before) : 0;
   if (q.starts_before_ms && q.starts_before_ms <= q.starts_after_ms)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "starts_before", "must be after starts_after");
-  if ((rc = parse_token(req->page_token, &q, a, err)) != MQ_OK) return rc;
+  if ((rc = parse_token(&req->base, req->page_token, &q, a, err)) != MQ_OK) return rc;
   /* the page cache: keyed by the request as validated, with "upcoming" resolved */
   char *key = NULL;
   Marquee__Catalog__V1__ListEventsRequest kreq = *req;
@@ -521,7 +513,7 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
     if (mq_call_inline(call)) return MQ_PENDING;
     if ((rc = mq_events_list(app->store, &q, a, &evs, &n, err)) != MQ_OK) return rc;
   }
-  reply_page(call, evs, n > page ? page : n, n > page, q.newest, false, resp);
+  reply_page(call, &req->base, evs, n > page ? page : n, n > page, q.newest, false, resp);
   if (key) {
     size_t pn = marquee__catalog__v1__list_events_response__get_packed_size(resp);
     uint8_t *packed = mq_arena_alloc(a, pn ? pn : 1);
@@ -542,12 +534,12 @@ static mq_code_t ev_list_org(mq_call_t *call, const Marquee__Catalog__V1__ListOr
   if ((rc = mq_check_enum(err, "state", (int)req->state, &marquee__catalog__v1__event_state__descriptor, true)))
     return rc;
   mq_events_query_t q = {.organization_id = req->organization_id, .state = (int)req->state};
-  if ((rc = parse_token(req->page_token, &q, a, err)) != MQ_OK) return rc;
+  if ((rc = parse_token(&req->base, req->page_token, &q, a, err)) != MQ_OK) return rc;
   q.limit = page + 1;
   event_pb **evs;
   size_t n;
   if ((rc = mq_events_list(app->store, &q, a, &evs, &n, err)) != MQ_OK) return rc;
-  reply_page(call, evs, n > page ? page : n, n > page, false, true, resp);
+  reply_page(call, &req->base, evs, n > page ? page : n, n > page, false, true, resp);
   return MQ_OK;
 }
 

@@ -50,6 +50,7 @@
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
 #include "lib/mq_image.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/media.mq-server.h"
 #include "store/catalog/events_store.h"
@@ -500,19 +501,6 @@ static mq_code_t image_get(mq_call_t *call, const Marquee__Catalog__V1__GetImage
   return rc;
 }
 
-/* Page tokens: "<uploadDate ms>.<image id>" of the last image of the page. */
-static mq_code_t parse_page_token(mq_arena_t *a, const char *t, mq_media_query_t *q, mq_error_t *err) {
-  const char *dot = strchr(t, '.');
-  char *end = NULL;
-  long long ms = strtoll(t, &end, 10);
-  if (!dot || end != dot || end == t || mq_check_uuid(NULL, NULL, dot + 1) != MQ_OK)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "not a page token from this method");
-  q->has_cursor = true;
-  q->after_ms = ms;
-  q->after_id = mq_arena_strdup(a, dot + 1);
-  return MQ_OK;
-}
-
 static mq_code_t image_list(mq_call_t *call, const Marquee__Catalog__V1__ListImagesRequest *req,
                             Marquee__Catalog__V1__ListImagesResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -526,7 +514,10 @@ static mq_code_t image_list(mq_call_t *call, const Marquee__Catalog__V1__ListIma
     if ((rc = mq_check_uuid(err, "event_id", req->event_id)) != MQ_OK) return rc;
     q.event_id = req->event_id;
   }
-  if (req->page_token && req->page_token[0] && (rc = parse_page_token(a, req->page_token, &q, err)) != MQ_OK) return rc;
+  /* page tokens (lib/mq_page.h): the cursor is "<upload ms>.<image id>" of the page's last image */
+  if ((rc = mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &q.has_cursor, &q.after_ms,
+                                   &q.after_id, err)) != MQ_OK)
+    return rc;
   mq_image_t *ms = mq_arena_alloc(a, q.limit * sizeof *ms);
   size_t n = 0;
   if ((rc = mq_media_list(app->store, &q, a, ms, &n, err)) != MQ_OK) return rc;
@@ -534,8 +525,7 @@ static mq_code_t image_list(mq_call_t *call, const Marquee__Catalog__V1__ListIma
   if (more) n = limit;
   resp->images = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->images);
   for (size_t k = 0; k < n; k++) resp->images[resp->n_images++] = image_to_pb(call, &ms[k]);
-  resp->next_page_token =
-      more ? mq_arena_sprintf(a, "%lld.%s", (long long)ms[n - 1].created_ms, ms[n - 1].id) : (char *)"";
+  resp->next_page_token = more ? mq_page_token_make_key(a, &req->base, ms[n - 1].created_ms, ms[n - 1].id) : (char *)"";
   return MQ_OK;
 }
 

@@ -51,6 +51,7 @@
 #include "handlers/catalog/catalog.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_page.h"
 #include "lib/mq_recur.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/series.mq-server.h"
@@ -520,21 +521,6 @@ static mq_code_t se_get(mq_call_t *call, const Marquee__Catalog__V1__GetSeriesRe
 
 /* ---- ListSeriesOccurrences ---------------------------------------------------------------- */
 
-/* page tokens: "<starts_at ms>.<event id>" (as ListEvents) */
-static mq_code_t parse_token(const char *t, mq_series_occ_query_t *q, mq_arena_t *a, mq_error_t *err) {
-  if (!t || !t[0]) return MQ_OK;
-  const char *dot = strchr(t, '.');
-  char *end = NULL;
-  long long ms = strtoll(t, &end, 10);
-  mq_error_t ignored;
-  if (!dot || end != dot || mq_check_uuid(&ignored, "page_token", dot + 1) != MQ_OK)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a token this method returned");
-  q->has_cursor = true;
-  q->after_ms = ms;
-  q->after_id = mq_arena_strdup(a, dot + 1);
-  return MQ_OK;
-}
-
 static mq_code_t se_list(mq_call_t *call, const Marquee__Catalog__V1__ListSeriesOccurrencesRequest *req,
                          Marquee__Catalog__V1__ListEventsResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -547,7 +533,9 @@ static mq_code_t se_list(mq_call_t *call, const Marquee__Catalog__V1__ListSeries
   uint32_t page;
   if ((rc = mq_check_page_size(err, "page_size", req->page_size, 20, 100, &page)) != MQ_OK) return rc;
   mq_series_occ_query_t q = {.series_id = s.id, .published_only = !member, .limit = page + 1};
-  if ((rc = parse_token(req->page_token, &q, a, err)) != MQ_OK) return rc;
+  if ((rc = mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &q.has_cursor, &q.after_ms,
+                                   &q.after_id, err)) != MQ_OK)
+    return rc;
   mq_series_occ_t *found = mq_arena_alloc(a, q.limit * sizeof *found);
   size_t n;
   if ((rc = mq_series_occurrences(app->store, &q, a, found, &n, err)) != MQ_OK) return rc;
@@ -568,7 +556,7 @@ static mq_code_t se_list(mq_call_t *call, const Marquee__Catalog__V1__ListSeries
   }
   resp->next_page_token = (char *)"";
   if (more && n)
-    resp->next_page_token = mq_arena_sprintf(a, "%lld.%s", (long long)found[n - 1].starts_ms, found[n - 1].event_id);
+    resp->next_page_token = mq_page_token_make_key(a, &req->base, found[n - 1].starts_ms, found[n - 1].event_id);
   return MQ_OK;
 }
 

@@ -25,6 +25,7 @@
 #include "handlers/catalog/catalog.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/venues.mq-server.h"
 #include "store/catalog/events_store.h"
@@ -253,8 +254,9 @@ static mq_code_t venue_get(mq_call_t *call, const Marquee__Catalog__V1__GetVenue
   return rc;
 }
 
-/* Page tokens: unpadded base64url of "<venue id><name>" of the last venue of
- * the page (the id is always 36 bytes) — opaque to clients, checked strictly. */
+/* The page cursor: unpadded base64url of "<venue id><name>" of the last
+ * venue of the page (the id is always 36 bytes), inside a page token bound
+ * to the request (lib/mq_page.h). */
 #define TOKEN_RAW_MAX (36 + NAME_MAX_BYTES)
 
 static char *make_page_token(mq_arena_t *a, const mq_venue_t *last) {
@@ -292,9 +294,9 @@ static mq_code_t venue_list(mq_call_t *call, const Marquee__Catalog__V1__ListVen
   if ((rc = mq_check_page_size(err, "page_size", req->page_size, PAGE_DEFAULT, PAGE_MAX, &limit)) != MQ_OK) return rc;
   mq_venues_query_t q = {.organization_id = req->organization_id,
                          .limit = limit + 1}; /* one more: is there a next page? */
-  if (req->page_token && req->page_token[0] &&
-      (rc = parse_page_token(a, req->page_token, &q.after_name, &q.after_id, err)) != MQ_OK)
-    return rc;
+  const char *cursor;                         /* page tokens (lib/mq_page.h) around the cursor below */
+  if ((rc = mq_page_token_read(a, &req->base, "page_token", req->page_token, &cursor, err)) != MQ_OK) return rc;
+  if (cursor && (rc = parse_page_token(a, cursor, &q.after_name, &q.after_id, err)) != MQ_OK) return rc;
   mq_venue_t *vs = mq_arena_alloc(a, q.limit * sizeof *vs);
   size_t n = 0;
   if ((rc = mq_venues_list(app->store, &q, a, vs, &n, err)) != MQ_OK) return rc;
@@ -302,7 +304,7 @@ static mq_code_t venue_list(mq_call_t *call, const Marquee__Catalog__V1__ListVen
   if (more) n = limit;
   resp->venues = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->venues);
   for (size_t k = 0; k < n; k++) resp->venues[resp->n_venues++] = venue_to_pb(call, &vs[k]);
-  resp->next_page_token = more ? make_page_token(a, &vs[n - 1]) : (char *)"";
+  resp->next_page_token = more ? mq_page_token_make(a, &req->base, make_page_token(a, &vs[n - 1])) : (char *)"";
   return MQ_OK;
 }
 

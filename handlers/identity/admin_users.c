@@ -14,6 +14,7 @@
 #include "core/mq_time.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/identity/v1/identity.mq-server.h"
 #include "store/identity/users_store.h"
@@ -131,18 +132,6 @@ static mq_code_t admin_reinstate_user(mq_call_t *call, const Marquee__Identity__
   return reply(call, u.id, resp, err);
 }
 
-/* Page tokens: "<created_ms>.<user id>" of the last user of the page —
- * opaque to clients, checked strictly here. */
-static mq_code_t parse_page_token(const char *t, int64_t *created, const char **id, mq_error_t *err) {
-  char *end = NULL;
-  long long v = strtoll(t, &end, 10);
-  if (!end || end == t || *end != '.' || v < 0 || mq_check_uuid(NULL, NULL, end + 1) != MQ_OK)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "not a page token from this method");
-  *created = v;
-  *id = end + 1;
-  return MQ_OK;
-}
-
 static mq_code_t admin_list_users(mq_call_t *call, const Marquee__Identity__V1__ListUsersRequest *req,
                                   Marquee__Identity__V1__ListUsersResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
@@ -155,8 +144,10 @@ static mq_code_t admin_list_users(mq_call_t *call, const Marquee__Identity__V1__
     rc = mq_check_enum(err, "role", (int)req->role, &marquee__identity__v1__role__descriptor, true);
   if (rc == MQ_OK && req->status)
     rc = mq_check_enum(err, "status", (int)req->status, &marquee__identity__v1__user_status__descriptor, true);
-  if (rc == MQ_OK && req->page_token && req->page_token[0])
-    rc = parse_page_token(req->page_token, &q.after_created_ms, &q.after_id, err);
+  bool has_cursor; /* page tokens (lib/mq_page.h): "<created ms>.<user id>" of the page's last user */
+  if (rc == MQ_OK)
+    rc = mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &has_cursor, &q.after_created_ms,
+                                &q.after_id, err);
   if (rc != MQ_OK) return rc;
   if (req->email_prefix && req->email_prefix[0]) {
     char *key = mq_arena_alloc(a, strlen(req->email_prefix) + 1);
@@ -174,7 +165,7 @@ static mq_code_t admin_list_users(mq_call_t *call, const Marquee__Identity__V1__
   resp->users = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->users);
   for (size_t i = 0; i < n; i++) resp->users[resp->n_users++] = mq_identity_user_to_pb(call, &users[i]);
   resp->next_page_token =
-      n == q.limit ? mq_arena_sprintf(a, "%lld.%s", (long long)users[n - 1].created_ms, users[n - 1].id) : (char *)"";
+      n == q.limit ? mq_page_token_make_key(a, &req->base, users[n - 1].created_ms, users[n - 1].id) : (char *)"";
   return MQ_OK;
 }
 

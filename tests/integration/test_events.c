@@ -355,7 +355,7 @@ static void test_discovery_pages_and_filters(void **state) {
   char seen[40][64];
   int n_seen = 0;
   int64_t last_start = 0;
-  char token[128] = "";
+  char token[128] = "", first_token[128] = "";
   for (int page = 0; page < 5; page++) {
     q.page_token = token;
     Marquee__Catalog__V1__ListEventsResponse *r = NULL;
@@ -369,12 +369,28 @@ static void test_discovery_pages_and_filters(void **state) {
       assert_string_equal(r->events[i]->online_url, "");
     }
     snprintf(token, sizeof token, "%s", r->next_page_token);
+    if (page == 0) snprintf(first_token, sizeof first_token, "%s", token);
     marquee__catalog__v1__list_events_response__free_unpacked(r, NULL);
     if (page == 0) /* an event added meanwhile, earlier than the cursor, does not shift the pages */
       published(disc_org, "Early bird", base - 3600000LL, 500, id, sizeof id);
     if (!token[0]) break;
   }
   assert_int_equal(n_seen, 25);
+
+  /* a token belongs to its query (AIP-158): another page size is fine,
+   * other filters are refused instead of paging through something else */
+  q.page_token = first_token;
+  q.page_size = 7;
+  Marquee__Catalog__V1__ListEventsResponse *tr = NULL;
+  assert_int_equal(marquee__catalog__v1__event_service__list_events__call(cl, &q, &tr, NULL, &err), MQ_OK);
+  assert_int_equal(tr->n_events, 7);
+  marquee__catalog__v1__list_events_response__free_unpacked(tr, NULL);
+  q.city = (char *)"Montreal";
+  assert_int_equal(marquee__catalog__v1__event_service__list_events__call(cl, &q, &tr, NULL, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "page_token");
+  assert_non_null(strstr(err.message, "other filters"));
+  q.city = NULL;
 
   /* filters */
   q.page_size = 100;
