@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/mq_fault.h"
 #include "core/mq_log.h"
 #include "core/mq_time.h"
 #include "store/bookings/bookings_store.h"
@@ -260,6 +261,8 @@ static mq_code_t refresh(mq_capacity_t *c, mq_store_t *s, pool_hint_t *p, int64_
 
 static mq_code_t insert_slot(mq_store_t *s, const char *id, const char *pool, int64_t n, const char *holder,
                              int64_t until_ms, mq_error_t *err) {
+  if (MQ_FAULT("capacity.slot_insert")) /* the store fails this insert */
+    return mq_error_set(err, MQ_STORE_UNAVAILABLE, NULL, "fault injected: capacity.slot_insert");
   bson_t doc = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&doc, "_id", id);
   BSON_APPEND_UTF8(&doc, "pool", pool);
@@ -338,7 +341,9 @@ mq_code_t mq_capacity_take(mq_capacity_t *c, mq_store_t *s, const char *holder, 
   }
   if (rc != MQ_OK) {
     mq_error_t e2 = {0};
-    if (n_got && mq_capacity_release(c, s, got, n_got, &e2) != MQ_OK)
+    bool cleanup_fails = n_got && MQ_FAULT("capacity.cleanup"); /* the store fails the clean-up too */
+    if (cleanup_fails) mq_error_set(&e2, MQ_STORE_UNAVAILABLE, NULL, "fault injected: capacity.cleanup");
+    if (n_got && (cleanup_fails || mq_capacity_release(c, s, got, n_got, &e2) != MQ_OK))
       mq_log(MQ_LOG_WARN, "capacity.cleanup_failed", "%zu slots of %s left for reclaim: %s", n_got, holder, e2.message);
     return rc;
   }
