@@ -13,7 +13,8 @@
  * configuration key and no way to arm a point from outside the process.
  *
  * The points (grep MQ_FAULT): capacity.slot_insert, capacity.cleanup
- * (store/bookings/capacity.c).
+ * (store/bookings/capacity.c); relay.ledger_write (server/mq_relay.c: after
+ * Kafka acknowledged an event, before the ledger records it).
  *
  * Thread-safe; at most MQ_FAULT_MAX points armed at once.
  */

@@ -72,6 +72,9 @@ typedef struct mq_module {
 } mq_module_t;
 
 #define MQ_COUNT(a) (sizeof(a) / sizeof *(a))
+/* The designated initializers of a module's two tables, from two arrays. */
+#define MQ_MODULE_TABLES(services_, indexes_) \
+  .services = (services_), .n_services = MQ_COUNT(services_), .indexes = (indexes_), .n_indexes = MQ_COUNT(indexes_)
 
 /* The modules, one per domain folder (handlers/<domain>/module.c). */
 extern const mq_module_t mq_identity_module;

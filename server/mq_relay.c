@@ -48,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/mq_fault.h"
 #include "core/mq_log.h"
 #include "core/mq_metrics.h"
 #include "core/mq_time.h"
@@ -223,7 +224,13 @@ static void settle(mq_relay_t *r) {
   bson_error_t berr;
   /* duplicates (11000: sent before, by us or another relay) are fine */
   bool lane = mq_store_lane_enter(r->store, c);
-  bool ok = mongoc_collection_insert_many(ledger, (const bson_t **)docs, n, &opts, NULL, &berr) || berr.code == 11000;
+  bool ok;
+  if (MQ_FAULT("relay.ledger_write")) { /* the store refuses the ledger write after Kafka acknowledged */
+    ok = false;
+    bson_set_error(&berr, 0, 0, "fault injected: relay.ledger_write");
+  } else {
+    ok = mongoc_collection_insert_many(ledger, (const bson_t **)docs, n, &opts, NULL, &berr) || berr.code == 11000;
+  }
   mq_store_lane_leave(r->store, lane);
   if (ok && n_journaled) {
     mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);

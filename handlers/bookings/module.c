@@ -65,10 +65,7 @@ static const mq_index_set_t indexes[] = {
 
 const mq_module_t mq_bookings_module = {
     .name = "bookings",
-    .services = services,
-    .n_services = MQ_COUNT(services),
-    .indexes = indexes,
-    .n_indexes = MQ_COUNT(indexes),
+    MQ_MODULE_TABLES(services, indexes),
     .open = mq_bookings_open,
     .routes = tickets_http_register,
     .start = mq_bookings_start,

@@ -86,10 +86,7 @@ static const mq_index_set_t indexes[] = {
 
 const mq_module_t mq_catalog_module = {
     .name = "catalog",
-    .services = services,
-    .n_services = MQ_COUNT(services),
-    .indexes = indexes,
-    .n_indexes = MQ_COUNT(indexes),
+    MQ_MODULE_TABLES(services, indexes),
     .routes = media_http_register,
     .start = catalog_start,
     .tick = catalog_tick,

@@ -71,10 +71,7 @@ static const mq_index_set_t indexes[] = {
 
 const mq_module_t mq_identity_module = {
     .name = "identity",
-    .services = services,
-    .n_services = MQ_COUNT(services),
-    .indexes = indexes,
-    .n_indexes = MQ_COUNT(indexes),
+    MQ_MODULE_TABLES(services, indexes),
     .open = identity_open,
     .tick = identity_tick,
     .on_event = identity_on_event,

@@ -29,10 +29,7 @@ static const mq_index_set_t indexes[] = {
 
 const mq_module_t mq_system_module = {
     .name = "system",
-    .services = services,
-    .n_services = MQ_COUNT(services),
-    .indexes = indexes,
-    .n_indexes = MQ_COUNT(indexes),
+    MQ_MODULE_TABLES(services, indexes),
 };
 
 const mq_module_t mq_health_module = {

@@ -12,12 +12,29 @@
 #include "harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
+
+char *mq_fx_user(mq_client_t *c, const char *tag, const char *password, char *uid, size_t n, char *email, size_t en) {
+  static int k;
+  snprintf(email, en, "%s.%d.%d@example.com", tag, (int)getpid(), ++k);
+  Marquee__Identity__V1__SignUpRequest req = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  req.email = email;
+  req.password = (char *)password;
+  req.display_name = (char *)tag;
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  if (marquee__identity__v1__account_service__sign_up__call(c, &req, &r, NULL, &err) != MQ_OK) return NULL;
+  snprintf(uid, n, "%s", r->user->user_id);
+  char *tok = strdup(r->tokens->access_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  return tok;
+}
 
 void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char out[40]) {
   static int n;

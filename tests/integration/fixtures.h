@@ -40,6 +40,10 @@ typedef struct mq_fx_event {
   char tt[MQ_FX_MAX_TT][40];
 } mq_fx_event_t;
 
+/* Signs up a user named `tag` with a unique address (into email[en]) and
+ * `password`; its id into uid[n]. Returns its access token (caller frees),
+ * or NULL when SignUp fails. */
+char *mq_fx_user(mq_client_t *c, const char *tag, const char *password, char *uid, size_t n, char *email, size_t en);
 /* An organization owned by the token's subject; slug "<prefix>-<pid>-<n>". */
 void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char out[40]);
 /* An event of `org` (online), its ticket types, published unless draft. */

@@ -82,35 +82,16 @@ static int teardown(void **state) {
   return a == 0 && s == 0 ? 0 : -1;
 }
 
+/* Signs a user up; returns its access token (caller frees) (fixtures.h). */
 static char *new_user(const char *tag, char *uid, size_t n, char *email, size_t en) {
-  static int k;
-  snprintf(email, en, "%s.%d.%d@example.com", tag, (int)getpid(), ++k);
-  Marquee__Identity__V1__SignUpRequest req = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
-  req.email = email;
-  req.password = (char *)PASSWORD;
-  req.display_name = (char *)tag;
-  Marquee__Identity__V1__AuthResponse *r = NULL;
-  mq_error_t err;
-  if (marquee__identity__v1__account_service__sign_up__call(cl, &req, &r, NULL, &err) != MQ_OK) return NULL;
-  snprintf(uid, n, "%s", r->user->user_id);
-  char *tok = strdup(r->tokens->access_token);
-  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
-  return tok;
+  return mq_fx_user(cl, tag, PASSWORD, uid, n, email, en);
 }
 
+/* Creates an organization as `organizer` (a token with the organizer role). */
 static void new_org(const char *organizer, const char *tag, char *oid, size_t n) {
-  char slug[64];
-  snprintf(slug, sizeof slug, "%s-%d", tag, (int)getpid());
-  Marquee__Identity__V1__CreateOrganizationRequest q = MARQUEE__IDENTITY__V1__CREATE_ORGANIZATION_REQUEST__INIT;
-  q.name = (char *)tag;
-  q.slug = slug;
-  Marquee__Identity__V1__Organization *org = NULL;
-  mq_call_opts_t o = {.bearer_token = organizer};
-  mq_error_t err;
-  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &q, &org, &o, &err),
-                   MQ_OK);
-  snprintf(oid, n, "%s", org->organization_id);
-  marquee__identity__v1__organization__free_unpacked(org, NULL);
+  char out[40];
+  mq_fx_org(cl, organizer, tag, out);
+  snprintf(oid, n, "%s", out);
 }
 
 /* Invites `email` as `tok`, then accepts as `invitee` (fixtures.h). */
