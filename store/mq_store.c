@@ -607,3 +607,27 @@ mq_code_t mq_store_get_by_id(mq_store_t *s, const char *collection, const char *
   bson_destroy(&opts);
   return rc;
 }
+
+void mq_store_append_keyset(bson_t *filter, const char *key, const bson_value_t *v, const char *id, bool before) {
+  const char *op = before ? "$lt" : "$gt";
+  bson_t ors, o1, o2, c1, c2;
+  BSON_APPEND_ARRAY_BEGIN(filter, "$or", &ors);
+  BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &o1);
+  BSON_APPEND_DOCUMENT_BEGIN(&o1, key, &c1);
+  BSON_APPEND_VALUE(&c1, op, v);
+  bson_append_document_end(&o1, &c1);
+  bson_append_document_end(&ors, &o1);
+  BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &o2);
+  BSON_APPEND_VALUE(&o2, key, v);
+  BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &c2);
+  BSON_APPEND_UTF8(&c2, op, id);
+  bson_append_document_end(&o2, &c2);
+  bson_append_document_end(&ors, &o2);
+  bson_append_array_end(filter, &ors);
+}
+
+void mq_store_append_keyset_date(bson_t *filter, const char *key, int64_t at_ms, const char *id, bool before) {
+  bson_value_t v = {.value_type = BSON_TYPE_DATE_TIME};
+  v.value.v_datetime = at_ms;
+  mq_store_append_keyset(filter, key, &v, id, before);
+}

@@ -121,6 +121,16 @@ mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bso
 mq_code_t mq_store_find_each(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
                              bool (*each)(const bson_t *doc, void *arg), void *arg, mq_error_t *err);
 
+/* Keyset pagination, written once: appends to `filter`
+ *   {$or: [{key: {op: v}}, {key: v, _id: {op: id}}]}
+ * with op "$lt" when `before` (a descending sort: what comes after the
+ * cursor is smaller), else "$gt" — the items strictly past (v, id) in the
+ * order (key, _id). `v` is a value (a date or a string), never an operator
+ * from input. Also counts what lies ahead of an entry (a waitlist rank). */
+void mq_store_append_keyset(bson_t *filter, const char *key, const bson_value_t *v, const char *id, bool before);
+/* The same for a date key (unix ms), the common case. */
+void mq_store_append_keyset_date(bson_t *filter, const char *key, int64_t at_ms, const char *id, bool before);
+
 /* An arena array of rows read by mq_store_find_rows: `conv` fills one
  * elem_size-byte element from a document (strings in the arena). With a
  * limit, at most that many rows in all (several finds may append); with 0,

@@ -207,22 +207,8 @@ mq_code_t mq_bookings_list(mq_store_t *s, const mq_bookings_query_t *q, mq_arena
     BSON_APPEND_UTF8(&re, "$options", "i"); /* Unicode case folding (Å/å) on MongoDB and FerretDB */
     bson_append_document_end(&filter, &re);
   }
-  if (q->has_cursor) { /* (created_at, _id) < cursor, newest first */
-    bson_t or, c1, c2, lt1, lt2;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(&c1, "created_at", &lt1);
-    BSON_APPEND_DATE_TIME(&lt1, "$lt", q->after_ms);
-    bson_append_document_end(&c1, &lt1);
-    bson_append_document_end(& or, &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &c2);
-    BSON_APPEND_DATE_TIME(&c2, "created_at", q->after_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&c2, "_id", &lt2);
-    BSON_APPEND_UTF8(&lt2, "$lt", q->after_id);
-    bson_append_document_end(&c2, &lt2);
-    bson_append_document_end(& or, &c2);
-    bson_append_array_end(&filter, & or);
-  }
+  if (q->has_cursor) /* (created_at, _id) < cursor, newest first */
+    mq_store_append_keyset_date(&filter, "created_at", q->after_ms, q->after_id, true);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "created_at", -1);
   BSON_APPEND_INT32(&sort, "_id", -1);
@@ -359,22 +345,7 @@ mq_code_t mq_checkins_list(mq_store_t *s, const char *event_id, bool has_cursor,
                            uint32_t limit, mq_arena_t *a, mq_checkin_t **out, size_t *n, mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
   BSON_APPEND_UTF8(&filter, "event_id", event_id);
-  if (has_cursor) {
-    bson_t or, c1, c2, lt1, lt2;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(&c1, "at", &lt1);
-    BSON_APPEND_DATE_TIME(&lt1, "$lt", after_ms);
-    bson_append_document_end(&c1, &lt1);
-    bson_append_document_end(& or, &c1);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &c2);
-    BSON_APPEND_DATE_TIME(&c2, "at", after_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&c2, "_id", &lt2);
-    BSON_APPEND_UTF8(&lt2, "$lt", after_id);
-    bson_append_document_end(&c2, &lt2);
-    bson_append_document_end(& or, &c2);
-    bson_append_array_end(&filter, & or);
-  }
+  if (has_cursor) mq_store_append_keyset_date(&filter, "at", after_ms, after_id, true); /* newest first */
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "at", -1);
   BSON_APPEND_INT32(&sort, "_id", -1);

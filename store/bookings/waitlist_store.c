@@ -82,22 +82,10 @@ mq_code_t mq_waitlist_save(mq_store_t *s, mq_wait_entry_t *w, const mq_event_t *
 mq_code_t mq_waitlist_position(mq_store_t *s, const mq_wait_entry_t *w, int64_t *pos, mq_error_t *err) {
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, MQ_WAITLIST_COLLECTION);
-  bson_t filter = BSON_INITIALIZER, or, c1, c2, lt1, lt2;
+  bson_t filter = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "ticket_type_id", w->ticket_type_id);
   BSON_APPEND_UTF8(&filter, "state", "waiting");
-  BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-  BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &c1);
-  BSON_APPEND_DOCUMENT_BEGIN(&c1, "joined_at", &lt1);
-  BSON_APPEND_DATE_TIME(&lt1, "$lt", w->joined_ms);
-  bson_append_document_end(&c1, &lt1);
-  bson_append_document_end(& or, &c1);
-  BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &c2);
-  BSON_APPEND_DATE_TIME(&c2, "joined_at", w->joined_ms);
-  BSON_APPEND_DOCUMENT_BEGIN(&c2, "_id", &lt2);
-  BSON_APPEND_UTF8(&lt2, "$lt", w->id);
-  bson_append_document_end(&c2, &lt2);
-  bson_append_document_end(& or, &c2);
-  bson_append_array_end(&filter, & or);
+  mq_store_append_keyset_date(&filter, "joined_at", w->joined_ms, w->id, true); /* who joined before */
   bson_error_t berr;
   int64_t n = mongoc_collection_count_documents(coll, &filter, NULL, NULL, NULL, &berr);
   mq_code_t rc = n < 0 ? mq_store_error(&berr, "waitlist position", err) : MQ_OK;

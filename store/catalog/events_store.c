@@ -325,20 +325,7 @@ mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *
             q->starts_before_ms ? "$lt" : NULL, q->starts_before_ms);
   }
   /* the sort key: its range, and the cursor as (key > after) or (key == after and _id > after_id) */
-  bson_t ors, o1, o2, kr;
-  if (q->has_cursor) {
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &ors);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &o1);
-    range(&o1, key, q->newest ? "$lt" : "$gt", q->after_ms, NULL, 0);
-    bson_append_document_end(&ors, &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &o2);
-    BSON_APPEND_DATE_TIME(&o2, key, q->after_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &kr);
-    BSON_APPEND_UTF8(&kr, q->newest ? "$lt" : "$gt", q->after_id);
-    bson_append_document_end(&o2, &kr);
-    bson_append_document_end(&ors, &o2);
-    bson_append_array_end(&filter, &ors);
-  }
+  if (q->has_cursor) mq_store_append_keyset_date(&filter, key, q->after_ms, q->after_id, q->newest);
   if (!q->newest && (q->starts_after_ms || q->starts_before_ms))
     range(&filter, "starts_at", q->starts_after_ms ? "$gte" : NULL, q->starts_after_ms,
           q->starts_before_ms ? "$lt" : NULL, q->starts_before_ms);

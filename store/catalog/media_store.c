@@ -212,22 +212,8 @@ mq_code_t mq_media_list(mq_store_t *s, const mq_media_query_t *q, mq_arena_t *a,
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
   BSON_APPEND_UTF8(&filter, "organization_id", q->organization_id);
   if (q->event_id) BSON_APPEND_UTF8(&filter, "event_id", q->event_id);
-  if (q->has_cursor) { /* (uploadDate, _id) < cursor; values only, never operators */
-    bson_t any, o1, o2, c1, c2;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &any);
-    BSON_APPEND_DOCUMENT_BEGIN(&any, "0", &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&o1, "uploadDate", &c1);
-    BSON_APPEND_DATE_TIME(&c1, "$lt", q->after_ms);
-    bson_append_document_end(&o1, &c1);
-    bson_append_document_end(&any, &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&any, "1", &o2);
-    BSON_APPEND_DATE_TIME(&o2, "uploadDate", q->after_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &c2);
-    BSON_APPEND_UTF8(&c2, "$lt", q->after_id);
-    bson_append_document_end(&o2, &c2);
-    bson_append_document_end(&any, &o2);
-    bson_append_array_end(&filter, &any);
-  }
+  if (q->has_cursor) /* (uploadDate, _id) < cursor; values only, never operators */
+    mq_store_append_keyset_date(&filter, "uploadDate", q->after_ms, q->after_id, true);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "organization_id", 1);
   if (q->event_id) BSON_APPEND_INT32(&sort, "event_id", 1);

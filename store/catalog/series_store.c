@@ -218,22 +218,8 @@ mq_code_t mq_series_occurrences(mq_store_t *s, const mq_series_occ_query_t *q, m
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, proj;
   BSON_APPEND_UTF8(&filter, "series_id", q->series_id);
   if (q->published_only) BSON_APPEND_INT32(&filter, "state", MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_PUBLISHED);
-  if (q->has_cursor) { /* (starts_at > after) or (starts_at == after and _id > after_id) */
-    bson_t ors, o1, o2, r;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &ors);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "0", &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&o1, "starts_at", &r);
-    BSON_APPEND_DATE_TIME(&r, "$gt", q->after_ms);
-    bson_append_document_end(&o1, &r);
-    bson_append_document_end(&ors, &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&ors, "1", &o2);
-    BSON_APPEND_DATE_TIME(&o2, "starts_at", q->after_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &r);
-    BSON_APPEND_UTF8(&r, "$gt", q->after_id);
-    bson_append_document_end(&o2, &r);
-    bson_append_document_end(&ors, &o2);
-    bson_append_array_end(&filter, &ors);
-  }
+  if (q->has_cursor) /* (starts_at > after) or (starts_at == after and _id > after_id) */
+    mq_store_append_keyset_date(&filter, "starts_at", q->after_ms, q->after_id, false);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "starts_at", 1);
   BSON_APPEND_INT32(&sort, "_id", 1);

@@ -191,20 +191,8 @@ mq_code_t mq_venues_list(mq_store_t *s, const mq_venues_query_t *q, mq_arena_t *
   bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
   BSON_APPEND_UTF8(&filter, "organization_id", q->organization_id);
   if (q->after_name && q->after_id) { /* (name, _id) > cursor; values only, never operators */
-    bson_t any, o1, o2, c1, c2;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", &any);
-    BSON_APPEND_DOCUMENT_BEGIN(&any, "0", &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&o1, "name", &c1);
-    BSON_APPEND_UTF8(&c1, "$gt", q->after_name);
-    bson_append_document_end(&o1, &c1);
-    bson_append_document_end(&any, &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&any, "1", &o2);
-    BSON_APPEND_UTF8(&o2, "name", q->after_name);
-    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &c2);
-    BSON_APPEND_UTF8(&c2, "$gt", q->after_id);
-    bson_append_document_end(&o2, &c2);
-    bson_append_document_end(&any, &o2);
-    bson_append_array_end(&filter, &any);
+    bson_value_t name = mq_bson_str_value(q->after_name);
+    mq_store_append_keyset(&filter, "name", &name, q->after_id, false);
   }
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "organization_id", 1);

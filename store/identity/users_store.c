@@ -202,22 +202,8 @@ mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a,
     if (q->created_before_ms) BSON_APPEND_DATE_TIME(&sub, "$lt", q->created_before_ms);
     bson_append_document_end(&filter, &sub);
   }
-  if (q->after_id) { /* (created_at, _id) < cursor */
-    bson_t or, o1, o2, c1, c2;
-    BSON_APPEND_ARRAY_BEGIN(&filter, "$or", & or);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(&o1, "created_at", &c1);
-    BSON_APPEND_DATE_TIME(&c1, "$lt", q->after_created_ms);
-    bson_append_document_end(&o1, &c1);
-    bson_append_document_end(& or, &o1);
-    BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &o2);
-    BSON_APPEND_DATE_TIME(&o2, "created_at", q->after_created_ms);
-    BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &c2);
-    BSON_APPEND_UTF8(&c2, "$lt", q->after_id);
-    bson_append_document_end(&o2, &c2);
-    bson_append_document_end(& or, &o2);
-    bson_append_array_end(&filter, & or);
-  }
+  if (q->after_id) /* (created_at, _id) < cursor */
+    mq_store_append_keyset_date(&filter, "created_at", q->after_created_ms, q->after_id, true);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
   BSON_APPEND_INT32(&sort, "created_at", -1);
   BSON_APPEND_INT32(&sort, "_id", -1);
