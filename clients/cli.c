@@ -118,6 +118,9 @@ static int cli_fail(const mq_error_t *err) {
     fprintf(stderr, "marquee: %s: %s (field: %s)\n", mq_code_name(err->code), err->message, err->field);
   else
     fprintf(stderr, "marquee: %s: %s\n", mq_code_name(err->code), err->message);
+  if (err->n_violations > 1 && err->n_violations <= MQ_ERROR_VIOLATIONS_MAX) /* the server's BadRequest */
+    for (unsigned i = 0; i < err->n_violations; i++)
+      fprintf(stderr, "  %s: %s\n", err->violations[i].field, err->violations[i].description);
   return EXIT_CALL_FAILED;
 }
 

@@ -45,6 +45,8 @@
 #include <string.h>
 
 #include "clients/mq_client.h"
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 
 #define DEFAULT_DEADLINE_MS 10000
 #define DEFAULT_MAX_RECV_BYTES (16 * 1024 * 1024)
@@ -121,8 +123,37 @@ static void clear_out(char *buf, size_t len) {
   if (buf && len > 0) buf[0] = '\0';
 }
 
+/* The google.rpc.Status of grpc-status-details-bin into err: every
+ * BadRequest violation and RetryInfo's delay. The returned code stays the
+ * generic one of the status (callers compare against those); ErrorInfo's
+ * exact reason is not folded in. A trailer that does not parse is
+ * ignored. */
+static void rich_details(const grpc_slice *bin, mq_error_t *err) {
+  Google__Rpc__Status *st = google__rpc__status__unpack(NULL, GRPC_SLICE_LENGTH(*bin), GRPC_SLICE_START_PTR(*bin));
+  if (!st) return;
+  for (size_t i = 0; i < st->n_details; i++) {
+    const Google__Protobuf__Any *any = st->details[i];
+    const char *slash = any->type_url ? strrchr(any->type_url, '/') : NULL;
+    const char *type = slash ? slash + 1 : "";
+    if (!strcmp(type, "google.rpc.BadRequest")) {
+      Google__Rpc__BadRequest *br = google__rpc__bad_request__unpack(NULL, any->value.len, any->value.data);
+      if (br) err->n_violations = err->more_violations = 0; /* the list replaces the one from x-error-field */
+      for (size_t k = 0; br && k < br->n_field_violations; k++)
+        mq_error_add_violation(err, br->field_violations[k]->field, br->field_violations[k]->description);
+      if (br) google__rpc__bad_request__free_unpacked(br, NULL);
+    } else if (!strcmp(type, "google.rpc.RetryInfo")) {
+      Google__Rpc__RetryInfo *ri = google__rpc__retry_info__unpack(NULL, any->value.len, any->value.data);
+      if (ri && ri->retry_delay)
+        err->retry_after_ms = ri->retry_delay->seconds * 1000 + ri->retry_delay->nanos / 1000000;
+      if (ri) google__rpc__retry_info__free_unpacked(ri, NULL);
+    }
+  }
+  google__rpc__status__free_unpacked(st, NULL);
+}
+
 /* Turns a received status into a code and error (message = details, field =
- * the x-error-field trailer, retry_after_ms = the retry-after-ms trailer). */
+ * the x-error-field trailer, retry_after_ms = the retry-after-ms trailer),
+ * then the rich details when the server sent them (rich_details). */
 static mq_code_t status_to_error(grpc_status_code status, grpc_slice details, const grpc_metadata_array *trailers,
                                  mq_error_t *err) {
   if (status == GRPC_STATUS_OK) {
@@ -143,6 +174,8 @@ static mq_code_t status_to_error(grpc_status_code status, grpc_slice details, co
   else
     mq_error_set(err, code, field, "%s", msg);
   if (err && retry[0]) err->retry_after_ms = strtoll(retry, NULL, 10);
+  const grpc_slice *bin = trailers ? md_find(trailers, "grpc-status-details-bin") : NULL;
+  if (bin && err) rich_details(bin, err);
   return code;
 }
 

@@ -98,6 +98,10 @@ static void add_violation(mq_error_t *err, const char *field, const char *descri
   snprintf(v->description, sizeof v->description, "%s", description);
 }
 
+void mq_error_add_violation(mq_error_t *err, const char *field, const char *description) {
+  if (err && field && field[0]) add_violation(err, field, description ? description : "");
+}
+
 mq_code_t mq_error_setv(mq_error_t *err, mq_code_t code, const char *field, const char *fmt, va_list ap) {
   if (!err) return code;
   char message[MQ_ERROR_MESSAGE_MAX];

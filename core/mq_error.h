@@ -121,6 +121,9 @@ void mq_error_clear(mq_error_t *err);
  * Outside collecting, each mq_error_set replaces the error (one violation). */
 void mq_error_collect(mq_error_t *err);
 mq_code_t mq_error_collected(mq_error_t *err);
+/* Adds one bad field to err's list (one entry per field; overflow is
+ * counted): how a client copies a BadRequest it received. */
+void mq_error_add_violation(mq_error_t *err, const char *field, const char *description);
 /* True for a code that names a bad request field (a BadRequest violation). */
 bool mq_code_is_violation(mq_code_t code);
 /* "email: must be ..." (field, colon, message) or just the message: the text

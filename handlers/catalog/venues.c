@@ -99,27 +99,24 @@ static const char *pb_text(const Marquee__Catalog__V1__Venue *in, size_t off) {
   return s ? s : "";
 }
 
-/* Checks the fields of `in` named by `bits`; a refusal names "venue.<path>". */
+/* Checks the fields of `in` named by `bits`; each refusal names
+ * "venue.<path>", and every bad field is reported (mq_error_collect). */
 static mq_code_t check_fields(mq_error_t *err, const Marquee__Catalog__V1__Venue *in, unsigned bits) {
   const unsigned line = MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED;
-  mq_code_t rc = MQ_OK;
-  if (bits & MQ_VENUE_NAME) rc = mq_check_text(err, "venue.name", in->name, 1, NAME_MAX_BYTES, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_ADDRESS_LINE1))
-    rc = mq_check_text(err, "venue.address_line1", in->address_line1, 1, 200, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_ADDRESS_LINE2))
-    rc = mq_check_text(err, "venue.address_line2", in->address_line2, 0, 200, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_CITY)) rc = mq_check_text(err, "venue.city", in->city, 1, 100, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_REGION)) rc = mq_check_text(err, "venue.region", in->region, 0, 100, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_POSTAL_CODE))
-    rc = mq_check_text(err, "venue.postal_code", in->postal_code, 0, 20, line);
-  if (rc == MQ_OK && (bits & MQ_VENUE_COUNTRY)) rc = mq_check_country(err, "venue.country", in->country);
-  if (rc == MQ_OK && (bits & (MQ_VENUE_LATITUDE | MQ_VENUE_LONGITUDE)))
-    rc = mq_check_lat_lng(err, "venue.latitude", "venue.longitude", (bits & MQ_VENUE_LATITUDE) ? in->latitude : 0.0,
-                          (bits & MQ_VENUE_LONGITUDE) ? in->longitude : 0.0);
-  if (rc == MQ_OK && (bits & MQ_VENUE_TIME_ZONE)) rc = mq_check_timezone(err, "venue.time_zone", in->time_zone);
-  if (rc == MQ_OK && (bits & MQ_VENUE_CAPACITY))
-    rc = mq_check_range_i64(err, "venue.capacity", in->capacity, 0, CAPACITY_MAX);
-  return rc;
+  mq_error_collect(err);
+  if (bits & MQ_VENUE_NAME) mq_check_text(err, "venue.name", in->name, 1, NAME_MAX_BYTES, line);
+  if (bits & MQ_VENUE_ADDRESS_LINE1) mq_check_text(err, "venue.address_line1", in->address_line1, 1, 200, line);
+  if (bits & MQ_VENUE_ADDRESS_LINE2) mq_check_text(err, "venue.address_line2", in->address_line2, 0, 200, line);
+  if (bits & MQ_VENUE_CITY) mq_check_text(err, "venue.city", in->city, 1, 100, line);
+  if (bits & MQ_VENUE_REGION) mq_check_text(err, "venue.region", in->region, 0, 100, line);
+  if (bits & MQ_VENUE_POSTAL_CODE) mq_check_text(err, "venue.postal_code", in->postal_code, 0, 20, line);
+  if (bits & MQ_VENUE_COUNTRY) mq_check_country(err, "venue.country", in->country);
+  if (bits & (MQ_VENUE_LATITUDE | MQ_VENUE_LONGITUDE))
+    mq_check_lat_lng(err, "venue.latitude", "venue.longitude", (bits & MQ_VENUE_LATITUDE) ? in->latitude : 0.0,
+                     (bits & MQ_VENUE_LONGITUDE) ? in->longitude : 0.0);
+  if (bits & MQ_VENUE_TIME_ZONE) mq_check_timezone(err, "venue.time_zone", in->time_zone);
+  if (bits & MQ_VENUE_CAPACITY) mq_check_range_i64(err, "venue.capacity", in->capacity, 0, CAPACITY_MAX);
+  return mq_error_collected(err);
 }
 
 /* proto3 cannot tell an unset double from 0: exactly (0, 0) means unset. */

@@ -215,6 +215,22 @@ static void test_draft_validation(void **state) {
     assert_int_equal(create(owner, &d.ev, &e, &err), MQ_INVALID_ARGUMENT);
     assert_string_equal(err.field, cases[i].field);
   }
+  /* every bad field is reported at once (google.rpc.BadRequest), the
+   * first one in the message */
+  draft_init(&d, org_id, "Valid", start);
+  d.ev.title = (char *)"";
+  d.ev.online_url = (char *)"http://insecure.example.com/";
+  d.ev.capacity = -1;
+  d.ev.currency = (char *)"EURO";
+  assert_int_equal(create(owner, &d.ev, &e, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "title");
+  assert_int_equal(err.n_violations, 4);
+  const char *want[] = {"title", "online_url", "capacity", "currency"};
+  for (int i = 0; i < 4; i++) {
+    assert_string_equal(err.violations[i].field, want[i]);
+    assert_true(err.violations[i].description[0]);
+  }
+  assert_non_null(strstr(err.message, "3 more invalid fields"));
   /* who may create */
   draft_init(&d, org_id, "Valid", start);
   assert_int_equal(create(NULL, &d.ev, &e, &err), MQ_UNAUTHENTICATED);
