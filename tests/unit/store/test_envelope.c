@@ -24,6 +24,7 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,11 +302,57 @@ static void test_append_update_json_shape(void **state) {
   bson_destroy(&upd);
 }
 
+/* The test vector of docs/EVENTS.md: this envelope serializes to exactly
+ * these bytes (computed independently with Python's protobuf), and the
+ * bytes decode to it. A change of a field number or type breaks this. */
+static const char envelope_vector_hex[] =
+    "0a2437643361316332652d356234662d346536612d396338642d306631653264336334623561121373797374656d2e4e"
+    "6f74655265636f726465641a2462356530633164322d336134622d346335642d386536662d3730383139326133623463"
+    "3522060880f2d6ca062a07757365722d3432322030616637363531393136636434336464383434386562323131633830"
+    "333139633a057265712d314001a206310a2462356530633164322d336134622d346335642d386536662d373038313932"
+    "6133623463351207757365722d34321805";
+
+static void test_envelope_vector(void **state) {
+  (void)state;
+  Marquee__Events__V1__NoteRecorded note = MARQUEE__EVENTS__V1__NOTE_RECORDED__INIT;
+  note.note_id = (char *)"b5e0c1d2-3a4b-4c5d-8e6f-708192a3b4c5";
+  note.author = (char *)"user-42";
+  note.text_length = 5;
+  Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  at.seconds = 1767225600; /* 2026-01-01T00:00:00Z */
+  Marquee__Events__V1__Envelope env = MARQUEE__EVENTS__V1__ENVELOPE__INIT;
+  env.event_id = (char *)"7d3a1c2e-5b4f-4e6a-9c8d-0f1e2d3c4b5a";
+  env.type = (char *)"system.NoteRecorded";
+  env.aggregate_id = (char *)"b5e0c1d2-3a4b-4c5d-8e6f-708192a3b4c5";
+  env.occurred_at = &at;
+  env.actor = (char *)"user-42";
+  env.trace_id = (char *)"0af7651916cd43dd8448eb211c80319c";
+  env.request_id = (char *)"req-1";
+  env.schema_version = 1;
+  env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_NOTE_RECORDED;
+  env.note_recorded = &note;
+  size_t n = marquee__events__v1__envelope__get_packed_size(&env);
+  assert_int_equal(n, 209);
+  uint8_t buf[256];
+  marquee__events__v1__envelope__pack(&env, buf);
+  char hex[2 * 256 + 1];
+  for (size_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+  assert_string_equal(hex, envelope_vector_hex);
+  Marquee__Events__V1__Envelope *back = marquee__events__v1__envelope__unpack(NULL, n, buf);
+  assert_non_null(back);
+  assert_string_equal(back->event_id, env.event_id);
+  assert_int_equal(back->payload_case, MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_NOTE_RECORDED);
+  assert_int_equal(back->note_recorded->text_length, 5);
+  assert_int_equal(back->occurred_at->seconds, 1767225600);
+  marquee__events__v1__envelope__free_unpacked(back, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_event_init),    cmocka_unit_test(test_uuid_v4_many_distinct),
-      cmocka_unit_test(test_append_insert), cmocka_unit_test(test_append_insert_defaults_survive_encoding),
-      cmocka_unit_test(test_append_update), cmocka_unit_test(test_append_update_json_shape),
+      cmocka_unit_test(test_event_init),      cmocka_unit_test(test_uuid_v4_many_distinct),
+      cmocka_unit_test(test_append_insert),   cmocka_unit_test(test_append_insert_defaults_survive_encoding),
+      cmocka_unit_test(test_append_update),   cmocka_unit_test(test_append_update_json_shape),
+      cmocka_unit_test(test_envelope_vector),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
