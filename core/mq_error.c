@@ -98,6 +98,15 @@ static void add_violation(mq_error_t *err, const char *field, const char *descri
   snprintf(v->description, sizeof v->description, "%s", description);
 }
 
+void mq_error_rename_field(mq_error_t *err, const char *to) {
+  if (!err || !to) return;
+  if (err->n_violations <= MQ_ERROR_VIOLATIONS_MAX)
+    for (unsigned i = 0; i < err->n_violations; i++)
+      if (!strcmp(err->violations[i].field, err->field))
+        snprintf(err->violations[i].field, sizeof err->violations[i].field, "%s", to);
+  snprintf(err->field, sizeof err->field, "%s", to);
+}
+
 void mq_error_add_violation(mq_error_t *err, const char *field, const char *description) {
   if (err && field && field[0]) add_violation(err, field, description ? description : "");
 }

@@ -121,6 +121,9 @@ void mq_error_clear(mq_error_t *err);
  * Outside collecting, each mq_error_set replaces the error (one violation). */
 void mq_error_collect(mq_error_t *err);
 mq_code_t mq_error_collected(mq_error_t *err);
+/* Renames the error's field (a nested request's path, e.g. "venue.name" for
+ * what a shared check called "name"), in the violation list too. */
+void mq_error_rename_field(mq_error_t *err, const char *to);
 /* Adds one bad field to err's list (one entry per field; overflow is
  * counted): how a client copies a BadRequest it received. */
 void mq_error_add_violation(mq_error_t *err, const char *field, const char *description);

@@ -673,72 +673,73 @@ mq_code_t mq_catalog_apply_ticket_type(mq_call_t *call, const event_pb *e, tt_pb
       if (!ok) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "unknown or read-only field");
     }
   }
-  mq_code_t rc;
-  if (mq_catalog_has_path(mask, "name")) {
-    if ((rc = mq_check_text(err, fld(a, prefix, "name"), in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)))
-      return rc;
+  mq_error_collect(err); /* every bad field, not just the first */
+  if (mq_catalog_has_path(mask, "name") &&
+      mq_check_text(err, fld(a, prefix, "name"), in->name, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED) == MQ_OK)
     t->name = in->name;
-  }
-  if (mq_catalog_has_path(mask, "description")) {
-    if ((rc = mq_check_text(err, fld(a, prefix, "description"), in->description ? in->description : "", 0, 1000,
-                            MQ_TEXT_MULTILINE)))
-      return rc;
+  if (mq_catalog_has_path(mask, "description") &&
+      mq_check_text(err, fld(a, prefix, "description"), in->description ? in->description : "", 0, 1000,
+                    MQ_TEXT_MULTILINE) == MQ_OK)
     t->description = in->description;
-  }
   if (mq_catalog_has_path(mask, "price")) {
     const Marquee__Common__V1__Money *p = in->price;
-    if (!p) return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price"), "is required (amount 0 for free)");
-    if (p->amount_minor < 0 || p->amount_minor > 100000000000LL)
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.amount_minor"), "must be 0..100,000,000,000");
-    if (!e->currency || !e->currency[0])
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "currency", "set the event's currency first");
-    if (!p->currency || strcmp(p->currency, e->currency))
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.currency"),
-                          "must be the event's currency (%s)", e->currency);
-    Marquee__Common__V1__Money *m = mq_arena_alloc(a, sizeof *m);
-    marquee__common__v1__money__init(m);
-    m->amount_minor = p->amount_minor;
-    m->currency = p->currency;
-    t->price = m;
+    bool ok = p != NULL;
+    if (!p) mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price"), "is required (amount 0 for free)");
+    if (p && (p->amount_minor < 0 || p->amount_minor > 100000000000LL)) {
+      mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.amount_minor"), "must be 0..100,000,000,000");
+      ok = false;
+    }
+    if (p && (!e->currency || !e->currency[0])) {
+      mq_error_set(err, MQ_FAILED_PRECONDITION, "currency", "set the event's currency first");
+      ok = false;
+    } else if (p && (!p->currency || strcmp(p->currency, e->currency))) {
+      mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "price.currency"), "must be the event's currency (%s)",
+                   e->currency);
+      ok = false;
+    }
+    if (ok) {
+      Marquee__Common__V1__Money *m = mq_arena_alloc(a, sizeof *m);
+      marquee__common__v1__money__init(m);
+      m->amount_minor = p->amount_minor;
+      m->currency = p->currency;
+      t->price = m;
+    }
   }
-  if (mq_catalog_has_path(mask, "capacity")) {
-    if ((rc = mq_check_range_i64(err, fld(a, prefix, "capacity"), in->capacity, 1, 1000000))) return rc;
+  if (mq_catalog_has_path(mask, "capacity") &&
+      mq_check_range_i64(err, fld(a, prefix, "capacity"), in->capacity, 1, 1000000) == MQ_OK)
     t->capacity = in->capacity;
-  }
   if (mq_catalog_has_path(mask, "sales_start")) t->sales_start = in->sales_start;
   if (mq_catalog_has_path(mask, "sales_end")) t->sales_end = in->sales_end;
   if (mq_catalog_has_path(mask, "min_per_order")) t->min_per_order = in->min_per_order ? in->min_per_order : 1;
   if (mq_catalog_has_path(mask, "max_per_order")) t->max_per_order = in->max_per_order ? in->max_per_order : 10;
   if (mq_catalog_has_path(mask, "hidden")) t->hidden = in->hidden;
   if (mq_catalog_has_path(mask, "sort_order")) t->sort_order = in->sort_order;
-  if (mq_catalog_has_path(mask, "max_per_user")) {
-    if ((rc = mq_check_range_i64(err, fld(a, prefix, "max_per_user"), in->max_per_user, 0, 1000))) return rc;
+  if (mq_catalog_has_path(mask, "max_per_user") &&
+      mq_check_range_i64(err, fld(a, prefix, "max_per_user"), in->max_per_user, 0, 1000) == MQ_OK)
     t->max_per_user = in->max_per_user;
-  }
   if (mq_catalog_has_path(mask, "access_code")) {
-    if (in->access_code && in->access_code[0]) {
-      if ((rc = mq_check_text(err, fld(a, prefix, "access_code"), in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE)))
-        return rc;
+    if (!in->access_code || !in->access_code[0]) {
+      t->access_code = (char *)"";
+    } else if (mq_check_text(err, fld(a, prefix, "access_code"), in->access_code, 4, 64, MQ_TEXT_SINGLE_LINE) ==
+               MQ_OK) {
       char *h = mq_arena_alloc(a, 65);
       mq_token_hash(in->access_code, h); /* stored as SHA-256 only */
       t->access_code = h;
-    } else {
-      t->access_code = (char *)"";
     }
   }
+  if (err->code != MQ_OK) return mq_error_collected(err); /* the fields first, then how they fit together */
   if (t->max_per_order > 100 || t->min_per_order > t->max_per_order)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "max_per_order"),
-                        "must be at least min_per_order and at most 100");
+    mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "max_per_order"),
+                 "must be at least min_per_order and at most 100");
   if ((int64_t)t->min_per_order > t->capacity)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "min_per_order"), "must not exceed the capacity");
+    mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "min_per_order"), "must not exceed the capacity");
   if (t->sales_start && t->sales_end && mq_pb_timestamp_ms(t->sales_end) <= mq_pb_timestamp_ms(t->sales_start))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must be after sales_start");
-  if (t->sales_end && e->ends_at && mq_pb_timestamp_ms(t->sales_end) > mq_pb_timestamp_ms(e->ends_at))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must not be after the event ends");
+    mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must be after sales_start");
+  else if (t->sales_end && e->ends_at && mq_pb_timestamp_ms(t->sales_end) > mq_pb_timestamp_ms(e->ends_at))
+    mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "sales_end"), "must not be after the event ends");
   if (t->hidden && !(t->access_code && t->access_code[0]))
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "access_code"),
-                        "a hidden ticket type needs an access code");
-  return MQ_OK;
+    mq_error_set(err, MQ_INVALID_ARGUMENT, fld(a, prefix, "access_code"), "a hidden ticket type needs an access code");
+  return mq_error_collected(err);
 }
 
 static mq_code_t save_tt(mq_call_t *call, event_pb *e, const tt_pb *t, const char *change, mq_error_t *err) {

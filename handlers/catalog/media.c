@@ -247,7 +247,7 @@ static mq_code_t upload_begin(mq_call_t *call, const Marquee__Catalog__V1__Uploa
   if (!md) return mq_error_set(err, MQ_INVALID_ARGUMENT, "metadata", "the first chunk carries the metadata");
   mq_code_t rc = mq_org_require(call, md->organization_id, MQ_ORG_MANAGER, NULL, err);
   if (rc != MQ_OK) {
-    if (!strcmp(err->field, "organization_id")) snprintf(err->field, sizeof err->field, "metadata.organization_id");
+    if (!strcmp(err->field, "organization_id")) mq_error_rename_field(err, "metadata.organization_id");
     return rc;
   }
   const unsigned line = MQ_TEXT_SINGLE_LINE;
@@ -467,7 +467,7 @@ static mq_code_t upload_end(mq_call_t *call, Marquee__Catalog__V1__Image *resp, 
     int64_t version;
     rc = edit_event(call, u->event_id, u->org, u->id, ATTACH, &version, err);
     if (rc != MQ_OK) { /* the upload fails as a whole: the image goes again, visibly */
-      if (!strcmp(err->field, "event_id")) snprintf(err->field, sizeof err->field, "metadata.event_id");
+      if (!strcmp(err->field, "event_id")) mq_error_rename_field(err, "metadata.event_id");
       Marquee__Events__V1__ImageDeleted dl = MARQUEE__EVENTS__V1__IMAGE_DELETED__INIT;
       dl.event_id = (char *)img.event_id;
       dl.organization_id = (char *)img.organization_id;

@@ -337,7 +337,7 @@ static int cmp_i64(const void *x, const void *y) {
 /* mq_recur names a bad local time "local_time" / "start": give the request's field. */
 static mq_code_t rename_field(mq_code_t rc, mq_error_t *err, const char *field) {
   if (rc == MQ_INVALID_ARGUMENT && strcmp(err->field, "time_zone") && strcmp(err->field, "recurrence"))
-    snprintf(err->field, sizeof err->field, "%s", field);
+    mq_error_rename_field(err, field);
   return rc;
 }
 

@@ -164,7 +164,7 @@ static mq_code_t venue_create(mq_call_t *call, const Marquee__Catalog__V1__Creat
   if (!in) return mq_error_set(err, MQ_INVALID_ARGUMENT, "venue", "is required");
   mq_code_t rc = mq_org_require(call, in->organization_id, MQ_ORG_MANAGER, NULL, err);
   if (rc != MQ_OK) {
-    if (!strcmp(err->field, "organization_id")) snprintf(err->field, sizeof err->field, "venue.organization_id");
+    if (!strcmp(err->field, "organization_id")) mq_error_rename_field(err, "venue.organization_id");
     return rc;
   }
   if ((rc = check_fields(err, in, ALL_BITS)) != MQ_OK) return rc;

@@ -459,8 +459,8 @@ static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__Up
     const char *v = *(char *const *)(const void *)((const char *)in + fields[f].off);
     char field[32];
     snprintf(field, sizeof field, "user.%s", path);
-    if ((rc = check_profile_field(err, path, v)) != MQ_OK) {
-      snprintf(err->field, sizeof err->field, "%s", field);
+    if ((rc = check_profile_field(err, path, v)) != MQ_OK) { /* named as the request names it */
+      mq_error_rename_field(err, field);
       break;
     }
     BSON_APPEND_UTF8(&set, path, v ? v : ""); /* path is one of our constant names */

@@ -268,6 +268,12 @@ static void test_life_cycle_and_visibility(void **state) {
   assert_string_equal(err.field, "ticket_type.capacity");
   assert_int_equal(add_tt(owner, id, "VIP", 9900, "EUR", 10, true, NULL, &err), MQ_INVALID_ARGUMENT);
   assert_string_equal(err.field, "ticket_type.access_code");
+  /* every bad field of a ticket type at once, in order */
+  assert_int_equal(add_tt(owner, id, "", 2500, "USD", 0, false, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_int_equal(err.n_violations, 3);
+  assert_string_equal(err.violations[0].field, "ticket_type.name");
+  assert_string_equal(err.violations[1].field, "ticket_type.price.currency");
+  assert_string_equal(err.violations[2].field, "ticket_type.capacity");
   assert_int_equal(add_tt(stranger_owner, id, "Std", 2500, "EUR", 100, false, NULL, &err), MQ_NOT_FOUND);
   assert_int_equal(add_tt(owner, id, "Std", 2500, "EUR", 100, false, NULL, &err), MQ_OK);
   assert_int_equal(add_tt(owner, id, "VIP", 9900, "EUR", 10, true, "friends-only", &err), MQ_OK);

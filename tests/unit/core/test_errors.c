@@ -334,6 +334,20 @@ static void test_collect_overflow_counted(void **state) {
   assert_non_null(strstr(buf, f));
 }
 
+static void test_rename_field(void **state) {
+  (void)state;
+  mq_error_t e;
+  mq_error_set(&e, MQ_INVALID_ARGUMENT, "name", "is required");
+  mq_error_rename_field(&e, "venue.name");
+  assert_string_equal(e.field, "venue.name");
+  assert_int_equal(e.n_violations, 1);
+  assert_string_equal(e.violations[0].field, "venue.name"); /* the BadRequest says the same */
+  mq_error_set(&e, MQ_NOT_FOUND, "event_id", "no such event");
+  mq_error_rename_field(&e, "metadata.event_id");
+  assert_string_equal(e.field, "metadata.event_id");
+  assert_int_equal(e.n_violations, 0);
+}
+
 static void test_grpc_status_names(void **state) {
   (void)state;
   assert_string_equal(mq_grpc_status_name(GRPC_STATUS_OK), "OK");
@@ -368,6 +382,7 @@ int main(void) {
       cmocka_unit_test(test_collect_overflow_counted),
       cmocka_unit_test(test_collect_translated_lookup),
       cmocka_unit_test(test_grpc_status_names),
+      cmocka_unit_test(test_rename_field),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
