@@ -28,62 +28,21 @@ CONC=${CONCURRENCY:-64}
 CAPACITY=${CAPACITY:-10000}
 WATCHERS=${WATCHERS:-1000}
 build=${BUILD:-build-bench}
-keys="bench:benchmark-secret-0123456789abcdefghij"
 
-if ! out=$(cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF 2>&1 &&
-  ninja -C "$build" marquee-server marquee mq-loadgen mq-bench-bookings 2>&1); then
-  echo "$out" >&2
-  exit 1
-fi
-mkdir -p bench/results
-tmp=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build marquee-server marquee mq-loadgen mq-bench-bookings
+keys=$BENCH_KEYS
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 db="bench_bookings_${stamp}_$$"
-stack_started=()
-cleanup() {
-  set +e
-  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
-  for f in "$tmp"/*.pid; do
-    [ -f "$f" ] || continue
-    p=$(cat "$f")
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  if [ -n "${MARQUEE_MONGO_URI:-}" ] && python3 -c 'import pymongo' 2>/dev/null; then
-    python3 -c 'import pymongo, sys; pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=3000).drop_database(sys.argv[2])' \
-      "$MARQUEE_MONGO_URI" "$db" 2>/dev/null || echo "note: could not drop database $db" >&2
-  fi
-  if [ -n "${BENCH_STOP_STACK:-}" ]; then
-    for part in "${stack_started[@]}"; do bash scripts/stack.sh stop "$part" >/dev/null; done
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_DBS=("$db")
+bench_stack_up
 
-stack_status=$(bash scripts/stack.sh status)
-for part in ferretdb kafka; do
-  grep -q "^$part *running" <<<"$stack_status" || stack_started+=("$part")
-done
-for part in "${stack_started[@]}"; do bash scripts/stack.sh start "$part" >/dev/null; done
-eval "$(bash scripts/stack.sh env)"
-
-start() { # name -> prints the gRPC address
-  local name=$1
-  env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn MARQUEE_JWT_KEYS="$keys" \
-    MARQUEE_MONGO_DB="$db" MARQUEE_HOLD_TTL_S=86400 MARQUEE_TICKET_KEYS= \
-    "$build/marquee-server" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  echo $! >"$tmp/$name.pid"
-  for _ in $(seq 1 200); do
-    grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out"
-}
-a=$(start a)
-b=$(start b)
+BENCH_ENV=(MARQUEE_MONGO_DB="$db" MARQUEE_HOLD_TTL_S=86400 MARQUEE_TICKET_KEYS=)
+a=$(bench_start a "$build/marquee-server")
+b=$(bench_start b "$build/marquee-server")
 [ -n "$a" ] && [ -n "$b" ] || { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
-for _ in $(seq 1 150); do "$build/marquee" --target "$a" health >/dev/null 2>&1 && break; sleep 0.2; done
+bench_wait_serving "$a" "$b"
 sleep 2
 
 half=$((CONC / 2))
@@ -121,9 +80,7 @@ PY
 done
 watch=$("$build/mq-bench-bookings" watchers "$a" "$EVENT_ID" "$WATCHERS" "$(cat "$tmp/a.pid")")
 
-commit=$(git rev-parse --short HEAD)
-dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo " (uncommitted changes)" || true)
-python3 - "$stamp" "$commit$dirty" "$CONC" "$SECS" "$CAPACITY" "$slots" "$watch" \
+python3 - "$stamp" "$(bench_commit)" "$CONC" "$SECS" "$CAPACITY" "$slots" "$watch" \
   "bench/results/bookings-$stamp.json" "$tmp/runs.jsonl" <<'PY'
 import json, statistics, sys
 stamp, commit, conc, secs, cap, slots, watch, out, runs_file = sys.argv[1:10]

@@ -4,8 +4,8 @@
 # they are not running; left running afterwards, as bench/identity.sh does)
 # and two fresh databases seeded directly by mq-seed-events (EVENTS_SMALL and
 # EVENTS_LARGE published, public events; documents of exactly the shape
-# store/catalog/events_store.c writes — the seeder checks that against
-# mq_events_insert before writing), it measures:
+# store/catalog/events_store.c writes — the seeder builds them with the
+# store's own mq_events_doc), it measures:
 #   1. Anonymous GetEvent (a published event) and ListEvents (first page, 20
 #      per page) at 64 in flight against the bare transport's Ping
 #      (mq-bare-echo), RUNS alternating runs, medians and ratios to bare
@@ -17,9 +17,9 @@
 #      the EVENTS_SMALL database.
 #   2./3. ListEvents through the store path (MARQUEE_CACHE_TTL_MS=0) at 1 and
 #      CONCURRENCY in flight, for four requests — the first page; a deep page
-#      (the page_token the server returned for the first event starting at
-#      or after the middle of the seeded year, used with the default filters,
-#      i.e. the page halfway through the listing); a city filter (Berlin); a
+#      (page 2 of the events starting at or after the middle of the seeded
+#      year: a keyset page halfway through the listing; page tokens are bound
+#      to their filters, so it keeps starts_after); a city filter (Berlin); a
 #      price filter (EUR 10.00..50.00) — with EVENTS_SMALL and with
 #      EVENTS_LARGE events, one server per database, the two sizes
 #      alternating run by run; p50/p99 (target at 100,000: p99 < 10 ms) and
@@ -82,82 +82,25 @@ get=/$svc/GetEvent
 list=/$svc/ListEvents
 proto=marquee/catalog/v1/events.proto
 
-if ! out=$(cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF 2>&1 &&
-  ninja -C "$build" marquee-server mq-bare-echo mq-loadgen mq-seed-events marquee 2>&1); then
-  printf '%s\n' "$out" | tail -n 30 >&2
-  echo "build failed in $build" >&2
-  exit 1
-fi
-mkdir -p bench/results
-
-tmp=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build marquee-server mq-bare-echo mq-loadgen marquee
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 db="bench_catalog_$(date -u +%Y%m%d%H%M%S)_$$"
 db_small=${db}_s db_large=${db}_l
-stack_started=()
+BENCH_DBS=("$db_small" "$db_large")
 seeded=()
-# start() runs in a command substitution (a subshell), so pids go to files.
-cleanup() {
-  set +e
-  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
-  for f in "$tmp"/*.pid; do # wait up to 10 s each, then SIGKILL
-    [ -f "$f" ] || continue
-    p=$(cat "$f")
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  for d in "$db_small" "$db_large"; do
-    if [ -n "${BENCH_KEEP_DB:-}" ]; then
-      echo "database $d kept" >&2
-    elif [ -n "${MARQUEE_MONGO_URI:-}" ] && [ -x "$build/mq-seed-events" ]; then
-      MARQUEE_MONGO_DB=$d "$build/mq-seed-events" --drop || echo "note: could not drop database $d" >&2
-    fi
-  done
-  if [ -n "${BENCH_STOP_STACK:-}" ]; then
-    for part in "${stack_started[@]}"; do bash scripts/stack.sh stop "$part" >/dev/null; done
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# ---- the stack: reuse running parts, start the others (left running at exit
-# unless BENCH_STOP_STACK is set: other people's tests may be using it by then)
-stack_status=$(bash scripts/stack.sh status) # not piped into grep -q: SIGPIPE + pipefail
-for part in ferretdb kafka; do
-  grep -q "^$part *running" <<<"$stack_status" || stack_started+=("$part")
-done
-if [ ${#stack_started[@]} -gt 0 ]; then
-  echo "starting the stack: ${stack_started[*]}"
-  for part in "${stack_started[@]}"; do bash scripts/stack.sh start "$part" >/dev/null; done
-fi
-eval "$(bash scripts/stack.sh env)"
+bench_stack_up
 command -v grpcurl >/dev/null || { echo "grpcurl missing: run scripts/stack.sh install" >&2; exit 1; }
 
 # ---- configuration: the server's defaults unless the caller set the keys
-config_default() { # KEY -> the server's default value (from --config-help)
-  "$build/marquee-server" --config-help | sed -n "s/^| \`$1\` | \`\([^\`]*\)\` |.*/\1/p"
-}
-ttl=${CACHE_TTL_MS:-$(config_default MARQUEE_CACHE_TTL_MS)}
-workers=${MARQUEE_WORKERS:-$(config_default MARQUEE_WORKERS)}
+ttl=${CACHE_TTL_MS:-$(bench_config_default MARQUEE_CACHE_TTL_MS)}
+workers=${MARQUEE_WORKERS:-$(bench_config_default MARQUEE_WORKERS)}
 [ -n "$ttl" ] && [ -n "$workers" ] || { echo "cannot read the defaults from marquee-server --config-help" >&2; exit 1; }
 [ "$ttl" -gt 0 ] || { echo "CACHE_TTL_MS must be > 0 (the cached server)" >&2; exit 1; }
 
-start() { # name binary [VAR=value...] -> prints address
-  local name=$1 bin=$2
-  shift 2
-  env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn \
-    MARQUEE_JWT_KEYS="bench:benchmark-secret-0123456789abcdefghij" MARQUEE_WORKERS="$workers" \
-    MARQUEE_OUTBOX_POLL_MS="$POLL_MS" "$@" "$bin" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  echo $! >"$tmp/$name.pid"
-  for _ in $(seq 1 200); do
-    grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out"
-}
-
-bare=$(start bare "$build/mq-bare-echo")
+BENCH_ENV=(MARQUEE_WORKERS="$workers" MARQUEE_OUTBOX_POLL_MS="$POLL_MS")
+bare=$(bench_start bare "$build/mq-bare-echo")
 [ -n "$bare" ] || { echo "mq-bare-echo did not start" >&2; exit 1; }
 
 # ---- seeding (the seeder creates the indexes), then the servers: their
@@ -173,22 +116,15 @@ seed() { # database count
 seed "$db_small" "$SMALL"
 seed "$db_large" "$LARGE"
 
-cached=$(start cached "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS="$ttl" \
+cached=$(bench_start cached "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS="$ttl" \
   MARQUEE_HTTP_LISTEN=127.0.0.1:0)
-store_s=$(start store_s "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS=0 \
+store_s=$(bench_start store_s "$build/marquee-server" MARQUEE_MONGO_DB="$db_small" MARQUEE_CACHE_TTL_MS=0 \
   MARQUEE_DISCOVERY_INDEX="$DISCOVERY" MARQUEE_HTTP_LISTEN=127.0.0.1:0)
-store_l=$(start store_l "$build/marquee-server" MARQUEE_MONGO_DB="$db_large" MARQUEE_CACHE_TTL_MS=0 \
+store_l=$(bench_start store_l "$build/marquee-server" MARQUEE_MONGO_DB="$db_large" MARQUEE_CACHE_TTL_MS=0 \
   MARQUEE_DISCOVERY_INDEX="$DISCOVERY" MARQUEE_HTTP_LISTEN=127.0.0.1:0)
 [ -n "$cached" ] && [ -n "$store_s" ] && [ -n "$store_l" ] ||
   { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
-for addr in "$cached" "$store_s" "$store_l"; do # SERVING = MongoDB (indexes created) and Kafka reachable
-  ok=
-  for _ in $(seq 1 150); do
-    if "$build/marquee" --target "$addr" health >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.2
-  done
-  [ -n "$ok" ] || { echo "marquee-server at $addr did not become SERVING" >&2; tail -n 20 "$tmp"/*.err >&2; exit 1; }
-done
+bench_wait_serving "$cached" "$store_s" "$store_l" # SERVING = MongoDB (indexes created) and Kafka reachable
 declare -A index_load_s
 if [ "$DISCOVERY" = 1 ]; then # wait for the discovery indexes (loaded from the store at start)
   t0=$(date +%s%N) # load times count from the moment all servers answered SERVING
@@ -225,10 +161,12 @@ for size in small large; do
   [ $size = large ] && addr=$store_l
   first=$(grpc "$addr" ListEvents '{"pageSize": 20}')
   [ $size = small ] && event_id=$(json_get 'r["events"][0]["eventId"]' <<<"$first")
-  # the page halfway through: the token returned after the first event starting at/after the middle
-  token[$size]=$(grpc "$addr" ListEvents "{\"startsAfter\": \"$mid_iso\", \"pageSize\": 1}" | json_get 'r.get("nextPageToken", "")')
+  # a page from the middle of the year: page 2 of the events starting at/after the middle (a page
+  # token is bound to the filters of the first page, so the deep request keeps starts_after)
+  token[$size]=$(grpc "$addr" ListEvents "{\"startsAfter\": \"$mid_iso\", \"pageSize\": 20}" | json_get 'r.get("nextPageToken", "")')
   [ -n "${token[$size]}" ] || { echo "no page token from the $size database" >&2; exit 1; }
-  encode ListEventsRequest "page_size: 20 page_token: \"${token[$size]}\"" "$tmp/list-deep-$size.bin"
+  encode ListEventsRequest "page_size: 20 starts_after { seconds: $(date -u -d "$mid_iso" +%s) } page_token: \"${token[$size]}\"" \
+    "$tmp/list-deep-$size.bin"
 done
 encode GetEventRequest "event_id: \"$event_id\"" "$tmp/get.bin"
 encode ListEventsRequest 'page_size: 20' "$tmp/list-first.bin"
@@ -237,7 +175,7 @@ encode ListEventsRequest 'page_size: 20 currency: "EUR" min_price_minor: 1000 ma
 shape_json() { # shape size -> grpcurl JSON of the request
   case $1 in
     first) echo '{"pageSize": 20}' ;;
-    deep) echo "{\"pageSize\": 20, \"pageToken\": \"${token[$2]}\"}" ;;
+    deep) echo "{\"pageSize\": 20, \"startsAfter\": \"$mid_iso\", \"pageToken\": \"${token[$2]}\"}" ;;
     city) echo '{"pageSize": 20, "city": "Berlin"}' ;;
     price) echo '{"pageSize": 20, "currency": "EUR", "minPriceMinor": "1000", "maxPriceMinor": "5000"}' ;;
   esac
@@ -282,62 +220,7 @@ fill() { # the cached server's entry for this request, so a run starts warm
   grpc "$cached" "$1" "$2" >/dev/null
 }
 
-declare -A results
-record() { # key line
-  results[$1]+="$2"$'\n'
-}
-
-# CPU accounting (clock ticks): "uptime busy ours" — busy is every CPU's
-# non-idle time, ours the bench's processes (see the header).
-hz=$(getconf CLK_TCK)
-stack_run=${MARQUEE_STACK_DIR:-.stack}/run
-bench_pids="$(cat "$tmp"/*.pid "$stack_run/ferretdb.pid" "$stack_run/kafka.pid" 2>/dev/null | tr '\n' ' ')"
-proc_ticks() { # pid fields... -> sum of those /proc/<pid>/stat fields (numbered after "pid (comm) ")
-  local p=$1
-  shift
-  awk -v f="$*" '{sub(/^.*\) /, ""); n = split(f, a, " "); s = 0; for (i = 1; i <= n; i++) s += $(a[i] - 2); print s}' \
-    "/proc/$p/stat" 2>/dev/null || echo 0
-}
-snap() {
-  local up busy ours p
-  up=$(awk -v hz="$hz" '{printf "%d", $1 * hz}' /proc/uptime)
-  busy=$(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)
-  ours=$(proc_ticks $$ 14 15 16 17) # the shell and every child it waited for
-  for p in $bench_pids; do ours=$((ours + $(proc_ticks "$p" 14 15))); done
-  echo "$up $busy $ours"
-}
-# Other processes connected to FerretDB or Kafka right now (their work in
-# FerretDB counts as ours above): "pid:name" words.
-mongo_port=$(sed -n 's#^mongodb://[^/]*:\([0-9][0-9]*\)/.*#\1#p' <<<"$MARQUEE_MONGO_URI")
-kafka_port=${MARQUEE_KAFKA_BROKERS##*:}
-stack_clients() {
-  command -v ss >/dev/null || return 0
-  ss -Htnp state established "( dport = :${mongo_port:-27017} or dport = :${kafka_port:-9092} )" 2>/dev/null |
-    sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\2:\1/p' | sort -u |
-    while IFS=: read -r p name; do
-      case " $bench_pids " in *" $p "*) ;; *) echo "$p:$name" ;; esac
-    done | tr '\n' ' '
-}
-# measured KEY CMD... : run CMD, record its one JSON line with "other_cores"
-# (average cores used by other processes meanwhile) and "other_clients"
-# (other processes on the stack, sampled before and after) added, and leave it
-# in $line. Not in a command substitution: record must run in this shell.
-line=
-measured() {
-  local key=$1 s0 s1 other c0 c1 n
-  shift
-  c0=$(stack_clients)
-  s0=$(snap)
-  line=$("$@")
-  s1=$(snap)
-  c1=$(stack_clients)
-  other=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " ");
-    w = y[1] - x[1]; o = (y[2] - x[2]) - (y[3] - x[3]); printf "%.2f", (w > 0 ? o / w : 0) }') # parenthesised: mawk reads a bare > as a redirection
-  n=$(printf '%s\n' $c0 $c1 | sed '/^$/d' | sort -u | wc -l)
-  line="${line%\}},\"seconds\":$win,\"other_cores\":$other,\"other_clients\":$n,\"other_client_names\":\"$(printf '%s\n' $c0 $c1 |
-    sed -n 's/^[0-9]*://p' | sort -u | paste -sd' ' -)\"}"
-  record "$key" "$line"
-}
+bench_cpu_init
 win=$SECS # the measured window of the next run, recorded with it
 lg() { # address concurrency [loadgen flags...] (window: $win)
   local addr=$1 c=$2
@@ -387,13 +270,15 @@ if python3 -c 'import pymongo' 2>/dev/null; then
   explain=$(python3 - "$MARQUEE_MONGO_URI" "$db_large" "${token[large]}" "$event_id" <<'PY' || echo '{}'
 # Filters as store/catalog/events_store.c's mq_events_list / mq_events_get
 # build them (public discovery, sort starts_at asc, limit page + 1).
-import datetime, json, sys, time
+import base64, datetime, json, sys, time
 import pymongo
 uri, dbname, token, event_id = sys.argv[1:5]
 db = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000)[dbname]
 utc = datetime.timezone.utc
 minute = datetime.datetime.fromtimestamp(int(time.time()) // 60 * 60, utc)
-ms, tid = token.split(".", 1)
+# the token is base64url("1" + fingerprint + ":" + "<starts_at ms>.<event id>") (lib/mq_page.h)
+cursor = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split(":", 1)[1]
+ms, tid = cursor.split(".", 1)
 after = datetime.datetime.fromtimestamp(int(ms) / 1000, utc)
 base = {"state": 2, "visibility": 1}
 up = {"starts_at": {"$gte": minute}}
@@ -416,8 +301,7 @@ PY
   )
 fi
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit + uncommitted changes"
+commit=$(bench_commit)
 json="bench/results/catalog-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
   echo "{\"stamp\":\"$stamp\",\"commit\":\"$commit\",\"runs\":$RUNS,\"store_runs\":$STORE_RUNS,"
@@ -425,44 +309,26 @@ json="bench/results/catalog-$(date -u +%Y%m%dT%H%M%SZ).json"
   echo "\"cache_ttl_ms\":$ttl,\"workers\":$workers,\"outbox_poll_ms\":$POLL_MS,\"base_ms\":$base_ms,"
   echo "\"discovery_index\":$DISCOVERY,\"index_load_s\":{\"small\":${index_load_s[store_s]:-null},\"large\":${index_load_s[store_l]:-null}},"
   echo "\"event_id\":\"$event_id\",\"tokens\":{\"small\":\"${token[small]}\",\"large\":\"${token[large]}\"},"
-  echo "\"seeding\":[$(printf '%s\n' "${seeded[@]}" | paste -sd, -)],\"explain\":$explain,\"shapes\":{"
-  first=1
-  for k in "${!shape_info[@]}"; do
-    [ $first = 1 ] || echo ","
-    first=0
-    printf '"%s":%s' "$k" "${shape_info[$k]}"
-  done
-  echo "},\"results\":{"
-  first=1
-  for k in "${!results[@]}"; do
-    [ $first = 1 ] || echo ","
-    first=0
-    printf '"%s":[%s]' "$k" "$(printf '%s' "${results[$k]}" | paste -sd, -)"
-  done
-  echo "}}"
+  echo "\"seeding\":[$(printf '%s\n' "${seeded[@]}" | paste -sd, -)],\"explain\":$explain,"
+  echo "\"shapes\":$(bench_json_map shape_info one),\"results\":$(bench_json_map results)}"
 } >"$json"
 
 # medians and the markdown section
 section=$(/usr/bin/env python3 - "$json" <<'PY'
 import json, statistics, sys
+sys.path.insert(0, "bench")
+import report
 d = json.load(open(sys.argv[1]))
 res = d["results"]
 med = lambda key, f: statistics.median(f(x) for x in res[key])
 okqps = lambda x: x["ok"] / x["seconds"]
 other = lambda key: max(0.0, med(key, lambda x: x["other_cores"]))
-worst = max(max(x["other_cores"] for x in v) for v in res.values())
 clients = sorted({n for v in res.values() for x in v for n in x.get("other_client_names", "").split()})
 n_disturbed = sum(1 for v in res.values() for x in v if x.get("other_clients", 0))
 n_total = sum(len(v) for v in res.values())
 fmt_n = lambda n: f"{n:,}"
 small, large = fmt_n(d["small"]), fmt_n(d["large"])
-def errs(key):
-    codes = {}
-    for x in res[key]:
-        for c, n in x.get("codes", {}).items():
-            codes[c] = codes.get(c, 0) + n
-    total = sum(x["errors"] for x in res[key])
-    return str(total) + (" (" + ", ".join(f"{c} {n}" for c, n in sorted(codes.items())) + ")" if codes else "")
+errs = lambda key: report.errs(res, key)
 def lat(key, field, scale):  # median over the runs that completed calls; None if none did
     v = [x[field] / scale for x in res[key] if x["ok"]]
     return statistics.median(v) if v else None
@@ -475,7 +341,7 @@ out = [f"### Catalog: GetEvent/ListEvents read path, and ListEvents at {small} a
        "`bench/catalog.sh`: marquee-server on the local stack (FerretDB 1.24/SQLite + Kafka, same machine), each "
        f"database fresh and seeded directly by `mq-seed-events` ({small} and {large} published, public events over "
        "the next year, 100 organizations, 85% in person in 20 cities, 1–3 priced ticket types; the documents are "
-       "checked byte for byte against what `mq_events_insert` writes, without `_outbox`; seeding took "
+       "built by the store's own `mq_events_doc`, as `mq_events_insert` writes them without `_outbox`; seeding took "
        + ", ".join(f"{s['seconds']:.0f} s for {fmt_n(s['inserted'])}" for s in d["seeding"]) + "). "
        "Three servers: *cached* (MARQUEE_CACHE_TTL_MS="
        f"{d['cache_ttl_ms']}, the in-process caches on) and *store* (MARQUEE_CACHE_TTL_MS=0: no cache exists; "
@@ -492,9 +358,7 @@ out = [f"### Catalog: GetEvent/ListEvents read path, and ListEvents at {small} a
        f"{d['store_seconds']} s, 3 × one call × in flight / 2), at most {d['store_max_seconds']} s. \"Other "
        "cores\": average CPU used meanwhile by processes outside the benchmark (/proc/stat minus the servers, load "
        "generator, FerretDB and Kafka), median over the runs; ~0 means the machine was otherwise quiet.", ""]
-if worst > 0.15:
-    out += [f"**Warning: other processes used up to {worst:.2f} cores during some measurements of this run; "
-            "the figures below are disturbed by that load. Rerun on a quiet machine.**", ""]
+out += report.quiet_warning(res)
 if clients:
     out += [f"**Warning: other processes were connected to FerretDB/Kafka during {n_disturbed} of {n_total} "
             f"measurements ({', '.join(clients)}). FerretDB is shared: the queries it ran for them are counted as "
@@ -522,7 +386,7 @@ out += ["", f"Targets (catalog issue), cached path at 64 in flight: GetEvent/bar
         "which is inside these figures. The store rows are the same calls with no cache "
         f"({ratio['p1,get_store']:.2f} and {ratio['p1,list_store']:.2f} of bare).", ""]
 conc = str(d["concurrency"])
-desc = {"first": "first page", "deep": "deep page (token from the middle)", "city": "city = Berlin",
+desc = {"first": "first page", "deep": "deep page (page 2 from mid-year)", "city": "city = Berlin",
         "price": "EUR 10.00–50.00"}
 out += [f"ListEvents uncached (MARQUEE_CACHE_TTL_MS=0, "
         + ("from the discovery index" if d.get("discovery_index") else "through the store") + f"), 20 per page, {d['store_runs']} "
@@ -597,10 +461,4 @@ else:
 print("\n".join(out))
 PY
 )
-echo
-echo "$section"
-if [ ! -f docs/PERFORMANCE.md ]; then
-  printf '# Performance\n\nFigures are ratios against a baseline measured in the same run (see bench/). Newest first within each section.\n\n' >docs/PERFORMANCE.md
-fi
-printf '\n%s\n' "$section" >>docs/PERFORMANCE.md
-echo "appended to docs/PERFORMANCE.md; raw results in $json"
+bench_append_section "$section" "$json"

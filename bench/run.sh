@@ -15,35 +15,14 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 SECS=${SECONDS_PER_RUN:-5}
 build=${BUILD:-build-bench}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMQ_BUILD_TESTS=OFF >/dev/null
-ninja -C "$build" marquee-server mq-bare-echo mq-loadgen mq-jwt-bench >/dev/null
-mkdir -p bench/results
-tmp=$(mktemp -d)
-# start() runs in a command substitution (a subshell), so pids go to files.
-cleanup() {
-  for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
-  sleep 0.5
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build marquee-server mq-bare-echo mq-loadgen mq-jwt-bench
 
-start() { # name binary -> prints address
-  local name=$1 bin=$2
-  env MARQUEE_LISTEN=127.0.0.1:0 MARQUEE_HTTP_LISTEN= MARQUEE_LOG_LEVEL=warn \
-    MARQUEE_JWT_KEYS="bench:benchmark-secret-0123456789abcdefghij" "$bin" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  echo $! >"$tmp/$name.pid"
-  for _ in $(seq 1 200); do
-    grep -q '^READY' "$tmp/$name.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  sed -n 's/^READY grpc=\([^ ]*\).*/\1/p' "$tmp/$name.out"
-}
-
-bare=$(start bare "$build/mq-bare-echo")
-full=$(start marquee "$build/marquee-server")
+bare=$(bench_start bare "$build/mq-bare-echo")
+full=$(bench_start marquee "$build/marquee-server")
 [ -n "$bare" ] && [ -n "$full" ] || { echo "servers did not start" >&2; cat "$tmp"/*.err >&2; exit 1; }
 
-declare -A results
 for c in 1 64; do
   for r in $(seq 1 "$RUNS"); do
     for t in bare marquee; do
@@ -56,17 +35,11 @@ for c in 1 64; do
 done
 
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=$(bench_commit)
 json="bench/results/transport-$(date -u +%Y%m%dT%H%M%SZ).json"
 {
-  echo "{\"stamp\":\"$stamp\",\"commit\":\"$commit\",\"runs\":$RUNS,\"seconds\":$SECS,\"results\":{"
-  first=1
-  for k in "${!results[@]}"; do
-    [ $first = 1 ] || echo ","
-    first=0
-    printf '"%s":[%s]' "$k" "$(printf '%s' "${results[$k]}" | paste -sd, -)"
-  done
-  echo "}}"
+  echo "{\"stamp\":\"$stamp\",\"commit\":\"$commit\",\"runs\":$RUNS,\"seconds\":$SECS,"
+  echo "\"results\":$(bench_json_map results)}"
 } >"$json"
 
 jwt=$("$build/mq-jwt-bench" 200000)
@@ -107,10 +80,4 @@ out.append(f"Access-token verification (identity issue, target < 10 µs per call
 print("\n".join(out))
 PY
 )
-echo
-echo "$section"
-if [ ! -f docs/PERFORMANCE.md ]; then
-  printf '# Performance\n\nFigures are ratios against a baseline measured in the same run (see bench/). Newest first within each section.\n\n' >docs/PERFORMANCE.md
-fi
-printf '\n%s\n' "$section" >>docs/PERFORMANCE.md
-echo "appended to docs/PERFORMANCE.md; raw results in $json"
+bench_append_section "$section" "$json"

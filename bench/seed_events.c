@@ -4,15 +4,9 @@
  * here and written with insert_many in batches (default 1000), instead of
  * 100,000 CreateEvent + CreateTicketType + PublishEvent calls.
  *
- * The documents have exactly the shape store/catalog/events_store.c writes
- * (mq_events_insert: _id, organization_id, version, created_at, then every
- * field of append_mutable in its order and types), minus `_outbox` (no
- * event is pending). That is checked, not assumed: before seeding, a few
- * sample events are written both by mq_events_insert itself and by this
- * program into a scratch database (<db>_shape, dropped afterwards), read
- * back, and compared byte for byte without `_outbox`; any difference (a
- * field added to the store, a type changed) stops the program with both
- * documents printed, so the benchmark cannot silently measure stale data.
+ * The documents are built by the store itself (mq_events_doc, what
+ * mq_events_insert writes minus `_outbox`: no event is pending), so they
+ * cannot drift from what the server stores and reads.
  *
  * Content is deterministic in the event's index (ids included), so index
  * ranges can be added in several passes (--first) and two runs with the same
@@ -32,7 +26,7 @@
  *   MARQUEE_MONGO_URI (default mongodb://127.0.0.1:27017/) and
  *   MARQUEE_MONGO_DB (required) name the database, as for the server.
  * Output: one JSON line {"inserted":…,"first":…,"base_ms":…,"seconds":…,
- *   "docs_per_s":…,"shape":"identical"}.
+ *   "docs_per_s":…}.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,7 +37,6 @@
 #include "core/mq_time.h"
 #include "store/catalog/events_store.h"
 #include "store/mq_bson.h"
-#include "store/mq_outbox.h"
 #include "store/mq_store.h"
 
 #define MAX_TT 4
@@ -214,87 +207,6 @@ static void build_event(slot_t *s, uint64_t i, int64_t base_ms) {
   e->version = 2 + (int64_t)e->n_ticket_types; /* created, each ticket type added, published */
 }
 
-/* The document mq_events_insert writes, without _outbox. Keep in step with
- * events_store.c (the shape check below fails when it is not). */
-static void append_str_array(bson_t *doc, const char *key, char **v, size_t n) {
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
-  for (size_t i = 0; i < n; i++) {
-    char k[24];
-    snprintf(k, sizeof k, "%zu", i);
-    BSON_APPEND_UTF8(&arr, k, v[i] ? v[i] : "");
-  }
-  bson_append_array_end(doc, &arr);
-}
-
-static void append_ts(bson_t *doc, const char *key, const Google__Protobuf__Timestamp *ts) {
-  if (ts)
-    BSON_APPEND_DATE_TIME(doc, key, mq_pb_timestamp_ms(ts));
-  else
-    BSON_APPEND_NULL(doc, key);
-}
-
-static void event_doc(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
-  BSON_APPEND_UTF8(doc, "_id", e->event_id);
-  BSON_APPEND_UTF8(doc, "organization_id", e->organization_id);
-  BSON_APPEND_INT64(doc, "version", e->version);
-  append_ts(doc, "created_at", e->created_at);
-  BSON_APPEND_UTF8(doc, "title", e->title);
-  BSON_APPEND_UTF8(doc, "description_md", e->description_md);
-  BSON_APPEND_UTF8(doc, "category_id", e->category_id);
-  append_str_array(doc, "tags", e->tags, e->n_tags);
-  append_str_array(doc, "image_ids", e->image_ids, e->n_image_ids);
-  BSON_APPEND_UTF8(doc, "cover_image_id", e->cover_image_id);
-  BSON_APPEND_UTF8(doc, "venue_id", e->venue_id);
-  BSON_APPEND_UTF8(doc, "online_url", e->online_url);
-  append_ts(doc, "starts_at", e->starts_at);
-  append_ts(doc, "ends_at", e->ends_at);
-  BSON_APPEND_UTF8(doc, "time_zone", e->time_zone);
-  BSON_APPEND_UTF8(doc, "language", e->language);
-  BSON_APPEND_UTF8(doc, "currency", e->currency);
-  BSON_APPEND_INT32(doc, "visibility", (int32_t)e->visibility);
-  BSON_APPEND_UTF8(doc, "age_policy", e->age_policy);
-  BSON_APPEND_UTF8(doc, "refund_policy", e->refund_policy);
-  BSON_APPEND_INT64(doc, "capacity", e->capacity);
-  BSON_APPEND_INT32(doc, "state", (int32_t)e->state);
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(doc, "ticket_types", &arr);
-  for (size_t i = 0; i < e->n_ticket_types; i++) {
-    const Marquee__Catalog__V1__TicketType *t = e->ticket_types[i];
-    char k[24];
-    snprintf(k, sizeof k, "%zu", i);
-    bson_t d;
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &d);
-    BSON_APPEND_UTF8(&d, "ticket_type_id", t->ticket_type_id);
-    BSON_APPEND_UTF8(&d, "name", t->name);
-    BSON_APPEND_UTF8(&d, "description", t->description);
-    mq_bson_append_money(&d, "price", t->price);
-    BSON_APPEND_INT64(&d, "capacity", t->capacity);
-    append_ts(&d, "sales_start", t->sales_start);
-    append_ts(&d, "sales_end", t->sales_end);
-    BSON_APPEND_INT32(&d, "min_per_order", (int32_t)t->min_per_order);
-    BSON_APPEND_INT32(&d, "max_per_order", (int32_t)t->max_per_order);
-    BSON_APPEND_BOOL(&d, "hidden", t->hidden);
-    BSON_APPEND_UTF8(&d, "access_code_hash", t->access_code);
-    BSON_APPEND_INT32(&d, "sort_order", t->sort_order);
-    bson_append_document_end(&arr, &d);
-  }
-  bson_append_array_end(doc, &arr);
-  BSON_APPEND_UTF8(doc, "city", e->city);
-  char key[128];
-  size_t n = 0;
-  for (const char *p = e->city; *p && n + 1 < sizeof key; p++) key[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-  key[n] = '\0';
-  BSON_APPEND_UTF8(doc, "city_key", key);
-  BSON_APPEND_UTF8(doc, "country", e->country);
-  BSON_APPEND_INT32(doc, "attendance_mode", (int32_t)e->attendance_mode);
-  BSON_APPEND_INT64(doc, "min_price_minor", e->min_price_minor);
-  BSON_APPEND_UTF8(doc, "cancel_reason", e->cancel_reason);
-  BSON_APPEND_UTF8(doc, "series_id", e->series_id);
-  append_ts(doc, "updated_at", e->updated_at);
-  append_ts(doc, "published_at", e->published_at);
-}
-
 static int fail_store(const char *what, const mq_error_t *err) {
   fprintf(stderr, "mq-seed-events: %s: %s %s\n", what, mq_code_name(err->code), err->message);
   return 1;
@@ -303,83 +215,6 @@ static int fail_store(const char *what, const mq_error_t *err) {
 static int fail_mongo(const char *what, const bson_error_t *e) {
   fprintf(stderr, "mq-seed-events: %s: %s\n", what, e->message);
   return 1;
-}
-
-/* Reads {_id: id} from db.coll on a fresh find; true if found. */
-static bool read_back(mongoc_client_t *cl, const char *db, const char *coll, const char *id, bson_t *out) {
-  mongoc_collection_t *c = mongoc_client_get_collection(cl, db, coll);
-  bson_t filter = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "_id", id);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &filter, NULL, NULL);
-  const bson_t *doc;
-  bool found = mongoc_cursor_next(cur, &doc);
-  if (found) bson_copy_to(doc, out);
-  mongoc_cursor_destroy(cur);
-  bson_destroy(&filter);
-  mongoc_collection_destroy(c);
-  return found;
-}
-
-/* Writes sample events through mq_events_insert and through event_doc into
- * <db>_shape, reads both back and compares them without _outbox. */
-static int check_shape(const char *uri, const char *db, int64_t base_ms) {
-  char scratch[160];
-  snprintf(scratch, sizeof scratch, "%s_shape", db);
-  mq_store_t *s;
-  mq_error_t err;
-  if (mq_store_open(uri, scratch, 2, &s, &err) != MQ_OK) return fail_store("open", &err);
-  int rc = 0;
-  mongoc_client_t *cl = mq_store_acquire(s);
-  for (uint64_t i = 0; i < 40 && rc == 0; i++) { /* 40 samples: online, in person, free, hidden ticket types */
-    slot_t slot;
-    build_event(&slot, i, base_ms);
-    mq_event_t ev;
-    mq_event_init(&ev, "marquee.events", "catalog.EventCreated", slot.id, "bench", NULL, NULL);
-    if (mq_events_insert(s, &slot.e, &ev, &err) != MQ_OK) {
-      rc = fail_store("mq_events_insert (shape check)", &err);
-      break;
-    }
-    bson_t mine = BSON_INITIALIZER;
-    event_doc(&mine, &slot.e);
-    mongoc_collection_t *c = mongoc_client_get_collection(cl, scratch, "seeded");
-    bson_error_t be;
-    if (!mongoc_collection_insert_one(c, &mine, NULL, NULL, &be)) rc = fail_mongo("insert (shape check)", &be);
-    mongoc_collection_destroy(c);
-    bson_destroy(&mine);
-    bson_t ref, got, ref_no_outbox;
-    if (rc == 0 && !(read_back(cl, scratch, "events", slot.id, &ref))) {
-      fprintf(stderr, "mq-seed-events: shape check: the reference event was not found\n");
-      rc = 1;
-    } else if (rc == 0) {
-      if (!read_back(cl, scratch, "seeded", slot.id, &got)) {
-        fprintf(stderr, "mq-seed-events: shape check: the seeded event was not found\n");
-        rc = 1;
-      } else {
-        bson_init(&ref_no_outbox);
-        bson_copy_to_excluding_noinit(&ref, &ref_no_outbox, MQ_OUTBOX_FIELD, NULL);
-        if (!bson_equal(&ref_no_outbox, &got)) {
-          char *a = bson_as_relaxed_extended_json(&ref_no_outbox, NULL), *b = bson_as_relaxed_extended_json(&got, NULL);
-          fprintf(stderr,
-                  "mq-seed-events: the seeded document differs from what mq_events_insert writes "
-                  "(update bench/seed_events.c):\n  store:  %s\n  seeder: %s\n",
-                  a, b);
-          bson_free(a);
-          bson_free(b);
-          rc = 1;
-        }
-        bson_destroy(&ref_no_outbox);
-        bson_destroy(&got);
-      }
-      bson_destroy(&ref);
-    }
-  }
-  mongoc_database_t *d = mongoc_client_get_database(cl, scratch);
-  bson_error_t be;
-  if (!mongoc_database_drop(d, &be)) fprintf(stderr, "mq-seed-events: note: cannot drop %s: %s\n", scratch, be.message);
-  mongoc_database_destroy(d);
-  mq_store_release(s, cl);
-  mq_store_close(s);
-  return rc;
 }
 
 static double now_s(void) {
@@ -448,7 +283,6 @@ int main(int argc, char **argv) {
             "       MARQUEE_MONGO_DB=name mq-seed-events --drop\n");
     return 2;
   }
-  if (check_shape(uri, db, base_ms) != 0) return 1;
 
   mq_store_t *s;
   mq_error_t err;
@@ -471,7 +305,7 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < n; k++) {
       build_event(slot, (uint64_t)(first + done) + k, base_ms);
       bson_init(&docs[k]);
-      event_doc(&docs[k], &slot->e);
+      mq_events_doc(&docs[k], &slot->e);
       ptrs[k] = &docs[k];
     }
     bson_error_t be;
@@ -481,9 +315,8 @@ int main(int argc, char **argv) {
   }
   double secs = now_s() - t0;
   if (rc == 0)
-    printf("{\"inserted\":%lld,\"first\":%lld,\"base_ms\":%" PRId64
-           ",\"seconds\":%.2f,\"docs_per_s\":%.0f,\"shape\":\"identical\"}\n",
-           done, first, base_ms, secs, secs > 0 ? (double)done / secs : 0.0);
+    printf("{\"inserted\":%lld,\"first\":%lld,\"base_ms\":%" PRId64 ",\"seconds\":%.2f,\"docs_per_s\":%.0f}\n", done,
+           first, base_ms, secs, secs > 0 ? (double)done / secs : 0.0);
   free(slot);
   free(ptrs);
   free(docs);

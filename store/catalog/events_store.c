@@ -95,13 +95,17 @@ static void append_mutable(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
   append_ts(doc, "published_at", e->published_at);
 }
 
+void mq_events_doc(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
+  BSON_APPEND_UTF8(doc, "_id", e->event_id);
+  BSON_APPEND_UTF8(doc, "organization_id", e->organization_id);
+  BSON_APPEND_INT64(doc, "version", e->version);
+  append_ts(doc, "created_at", e->created_at);
+  append_mutable(doc, e);
+}
+
 mq_code_t mq_events_insert(mq_store_t *s, const Marquee__Catalog__V1__Event *e, const mq_event_t *ev, mq_error_t *err) {
   bson_t doc = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&doc, "_id", e->event_id);
-  BSON_APPEND_UTF8(&doc, "organization_id", e->organization_id);
-  BSON_APPEND_INT64(&doc, "version", e->version);
-  append_ts(&doc, "created_at", e->created_at);
-  append_mutable(&doc, e);
+  mq_events_doc(&doc, e);
   mq_outbox_append_insert(&doc, ev, 1);
   mq_code_t rc = mq_store_insert_decision(s, EVENTS, &doc, err);
   bson_destroy(&doc);
@@ -160,22 +164,10 @@ static Marquee__Catalog__V1__Event *read_event(const bson_t *doc, mq_arena_t *a)
   e->attendee_cancel_disabled = mq_bson_get_bool(doc, "attendee_cancel_disabled", false);
   e->state = (Marquee__Catalog__V1__EventState)mq_bson_get_i64(doc, "state", 1);
   e->version = mq_bson_get_i64(doc, "version", 1);
-  bson_iter_t it, ai;
-  if (bson_iter_init_find(&it, doc, "ticket_types") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ai)) {
-    size_t cap = 0;
-    bson_iter_t count = ai;
-    while (bson_iter_next(&count)) cap++;
-    e->ticket_types = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *e->ticket_types);
-    while (bson_iter_next(&ai)) {
-      if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document(&ai, &len, &data);
-      bson_t d;
-      bson_init_static(&d, data, len);
-      e->ticket_types[e->n_ticket_types++] = read_ticket_type(&d, a);
-    }
-  }
+  size_t n_tt;
+  bson_t *tt = mq_bson_get_doc_array(doc, "ticket_types", a, &n_tt);
+  e->ticket_types = mq_arena_alloc(a, (n_tt ? n_tt : 1) * sizeof *e->ticket_types);
+  for (size_t i = 0; i < n_tt; i++) e->ticket_types[e->n_ticket_types++] = read_ticket_type(&tt[i], a);
   e->city = mq_bson_get_str(doc, "city", a);
   e->country = mq_bson_get_str(doc, "country", a);
   e->attendance_mode = (Marquee__Catalog__V1__AttendanceMode)mq_bson_get_i64(doc, "attendance_mode", 0);

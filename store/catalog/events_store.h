@@ -42,6 +42,9 @@ extern const size_t mq_events_n_indexes;
 
 /* In the stored form a ticket type's access_code holds the SHA-256 hex of
  * the code (the handler hashes before saving and blanks it before replying). */
+/* The stored document of `e` (appended to `doc`), without the outbox: what
+ * mq_events_insert writes, and what bench/seed_events.c bulk-loads. */
+void mq_events_doc(bson_t *doc, const Marquee__Catalog__V1__Event *e);
 mq_code_t mq_events_insert(mq_store_t *s, const Marquee__Catalog__V1__Event *e, const mq_event_t *ev, mq_error_t *err);
 /* The event built in `a`. NOT_FOUND if absent. */
 mq_code_t mq_events_get(mq_store_t *s, const char *id, mq_arena_t *a, Marquee__Catalog__V1__Event **out,
