@@ -6,6 +6,7 @@
  * threads. Every refusal is UNAUTHENTICATED with a fixed message.
  */
 #include "lib/mq_jwks.h"
+#include "core/mq_ids.h"
 #include "core/mq_xmalloc.h"
 
 #include <bson/bson.h>
@@ -60,41 +61,16 @@ struct mq_jwks {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static int b64v(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
 /* Decodes unpadded, canonical base64url into a fresh buffer (caller frees);
  * NULL on bad input. */
 static unsigned char *b64url_decode(const char *in, size_t n, size_t *out_len) {
-  if (n % 4 == 1) return NULL;
   unsigned char *out = mq_xmalloc(n / 4 * 3 + 3);
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    int v = b64v((unsigned char)in[i]);
-    if (v < 0) {
-      free(out);
-      return NULL;
-    }
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (unsigned char)(acc >> bits);
-    }
-  }
-  if (bits && (acc & ((1u << bits) - 1))) { /* non-canonical trailing bits */
+  long got = mq_base64url_decode(in, n, out, n / 4 * 3 + 3);
+  if (got < 0) {
     free(out);
     return NULL;
   }
-  *out_len = o;
+  *out_len = (size_t)got;
   return out;
 }
 

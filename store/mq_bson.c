@@ -91,6 +91,24 @@ void mq_bson_append_str_array(bson_t *doc, const char *key, const char *const *v
   bson_append_array_end(doc, &arr);
 }
 
+bson_t *mq_bson_get_doc_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
+  bson_iter_t it, ai;
+  *n = 0;
+  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return NULL;
+  size_t cap = 0;
+  bson_iter_t count = ai;
+  while (bson_iter_next(&count)) cap++;
+  bson_t *out = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *out);
+  while (bson_iter_next(&ai)) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&ai, &len, &data);
+    if (bson_init_static(&out[*n], data, len)) (*n)++;
+  }
+  return out;
+}
+
 char **mq_bson_get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
   bson_iter_t it, ai;
   *n = 0;

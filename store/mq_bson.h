@@ -44,6 +44,9 @@ void mq_bson_append_str_array(bson_t *doc, const char *key, const char *const *v
 /* The strings of an array field, copied into `a` (non-strings skipped);
  * NULL and *n = 0 when absent. */
 char **mq_bson_get_str_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n);
+/* The sub-documents of array `key` (other elements skipped), as read-only
+ * views into `doc` (valid while it lives) in an arena array of *n. */
+bson_t *mq_bson_get_doc_array(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n);
 
 void mq_bson_append_money(bson_t *doc, const char *key, const Marquee__Common__V1__Money *m);
 Marquee__Common__V1__Money *mq_bson_get_money(const bson_t *doc, const char *key, mq_arena_t *a);

@@ -631,3 +631,26 @@ void mq_store_append_keyset_date(bson_t *filter, const char *key, int64_t at_ms,
   v.value.v_datetime = at_ms;
   mq_store_append_keyset(filter, key, &v, id, before);
 }
+
+void mq_store_page_apply(bson_t *filter, bson_t *opts, const mq_store_page_t *pg) {
+  if (pg->has_cursor) mq_store_append_keyset_date(filter, pg->key, pg->after_ms, pg->after_id, pg->desc);
+  bson_t sort;
+  BSON_APPEND_DOCUMENT_BEGIN(opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, pg->key, pg->desc ? -1 : 1);
+  BSON_APPEND_INT32(&sort, "_id", pg->desc ? -1 : 1);
+  bson_append_document_end(opts, &sort);
+  BSON_APPEND_INT64(opts, "limit", (int64_t)pg->limit);
+  mq_outbox_exclude(opts);
+}
+
+mq_code_t mq_store_count(mq_store_t *s, const char *collection, const bson_t *filter, int64_t *n, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
+  bson_error_t berr;
+  int64_t got = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &berr);
+  mq_code_t rc = got < 0 ? mq_store_error(&berr, collection, err) : MQ_OK;
+  if (rc == MQ_OK) *n = got;
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}

@@ -131,6 +131,20 @@ void mq_store_append_keyset(bson_t *filter, const char *key, const bson_value_t 
 /* The same for a date key (unix ms), the common case. */
 void mq_store_append_keyset_date(bson_t *filter, const char *key, int64_t at_ms, const char *id, bool before);
 
+/* One page of a list ordered by a date key then _id (the shape of most List
+ * methods): strictly past the cursor when has_cursor, at most `limit` rows
+ * (0: none are read), without the embedded outbox. */
+typedef struct mq_store_page {
+  const char *key; /* the date field sorted on */
+  bool desc;       /* newest first */
+  uint32_t limit;
+  bool has_cursor;
+  int64_t after_ms;
+  const char *after_id;
+} mq_store_page_t;
+/* Appends the cursor to `filter` and sort/limit/projection to `opts`. */
+void mq_store_page_apply(bson_t *filter, bson_t *opts, const mq_store_page_t *pg);
+
 /* An arena array of rows read by mq_store_find_rows: `conv` fills one
  * elem_size-byte element from a document (strings in the arena). With a
  * limit, at most that many rows in all (several finds may append); with 0,
@@ -148,6 +162,9 @@ void mq_store_rows_init(mq_store_rows_t *r, mq_arena_t *a, size_t elem_size, mq_
 /* Appends what find(filter, opts) returns to `rows` (mq_store_find_each). */
 mq_code_t mq_store_find_rows(mq_store_t *s, const char *collection, const bson_t *filter, const bson_t *opts,
                              mq_store_rows_t *rows, mq_error_t *err);
+
+/* countDocuments(filter) into *n. */
+mq_code_t mq_store_count(mq_store_t *s, const char *collection, const bson_t *filter, int64_t *n, mq_error_t *err);
 
 /* Finds one document; MQ_NOT_FOUND if none. On MQ_OK *out is initialised and
  * owned by the caller (bson_destroy). `opts` may carry a projection. */

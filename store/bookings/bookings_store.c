@@ -81,26 +81,17 @@ static void from_bson(const bson_t *doc, mq_arena_t *a, mq_booking_t *b) {
   b->cancelled_ms = mq_bson_get_date_ms(doc, "cancelled_at", 0);
   b->version = mq_bson_get_i64(doc, "version", 1);
   b->lines = mq_hold_lines_read(doc, a, &b->n_lines);
-  bson_iter_t it, ai;
-  if (bson_iter_init_find(&it, doc, "tickets") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ai)) {
-    size_t cap = 0;
-    bson_iter_t cnt = ai;
-    while (bson_iter_next(&cnt)) cap++;
-    b->tickets = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *b->tickets);
-    while (bson_iter_next(&ai)) {
-      if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document(&ai, &len, &data);
-      bson_t d;
-      if (!bson_init_static(&d, data, len)) continue;
-      mq_ticket_t *t = &b->tickets[b->n_tickets++];
-      t->id = mq_bson_get_str(&d, "ticket_id", a);
-      t->ticket_type_id = mq_bson_get_str(&d, "ticket_type_id", a);
-      t->ticket_type_name = mq_bson_get_str(&d, "ticket_type_name", a);
-      t->attendee_name = mq_bson_get_str(&d, "attendee_name", a);
-      t->slot = mq_bson_get_str(&d, "slot", a);
-    }
+  size_t n;
+  bson_t *tickets = mq_bson_get_doc_array(doc, "tickets", a, &n);
+  b->tickets = mq_arena_alloc(a, (n ? n : 1) * sizeof *b->tickets);
+  for (size_t i = 0; i < n; i++) {
+    const bson_t *d = &tickets[i];
+    mq_ticket_t *t = &b->tickets[b->n_tickets++];
+    t->id = mq_bson_get_str(d, "ticket_id", a);
+    t->ticket_type_id = mq_bson_get_str(d, "ticket_type_id", a);
+    t->ticket_type_name = mq_bson_get_str(d, "ticket_type_name", a);
+    t->attendee_name = mq_bson_get_str(d, "attendee_name", a);
+    t->slot = mq_bson_get_str(d, "slot", a);
   }
 }
 

@@ -446,20 +446,13 @@ mq_code_t mq_capacity_set_until(mq_store_t *s, const char *slot_id, int64_t unti
 }
 
 mq_code_t mq_capacity_count(mq_store_t *s, const char *pool, int64_t capacity, int64_t *taken, mq_error_t *err) {
-  mongoc_client_t *cl = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, cl, MQ_SLOTS_COLLECTION);
   bson_t filter = BSON_INITIALIZER, lt;
   BSON_APPEND_UTF8(&filter, "pool", pool);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, "n", &lt);
   BSON_APPEND_INT64(&lt, "$lt", capacity);
   bson_append_document_end(&filter, &lt);
-  bson_error_t berr;
-  int64_t n = mongoc_collection_count_documents(coll, &filter, NULL, NULL, NULL, &berr);
-  mq_code_t rc = n < 0 ? mq_store_error(&berr, "capacity count", err) : MQ_OK;
-  if (rc == MQ_OK) *taken = n;
+  mq_code_t rc = mq_store_count(s, MQ_SLOTS_COLLECTION, &filter, taken, err);
   bson_destroy(&filter);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, cl);
   return rc;
 }
 

@@ -43,26 +43,17 @@ void mq_hold_lines_append(bson_t *doc, const mq_hold_line_t *lines, size_t n) {
 }
 
 mq_hold_line_t *mq_hold_lines_read(const bson_t *doc, mq_arena_t *a, size_t *n) {
-  *n = 0;
-  bson_iter_t it, ai;
-  if (!bson_iter_init_find(&it, doc, "lines") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai))
-    return NULL;
-  size_t cap = 0;
-  bson_iter_t cnt = ai;
-  while (bson_iter_next(&cnt)) cap++;
-  mq_hold_line_t *lines = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *lines);
-  while (bson_iter_next(&ai)) {
-    if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
-    uint32_t len;
-    const uint8_t *data;
-    bson_iter_document(&ai, &len, &data);
-    bson_t d;
-    if (!bson_init_static(&d, data, len)) continue;
-    mq_hold_line_t *l = &lines[(*n)++];
-    l->ticket_type_id = mq_bson_get_str(&d, "ticket_type_id", a);
-    l->name = mq_bson_get_str(&d, "name", a);
-    l->quantity = (uint32_t)mq_bson_get_i64(&d, "quantity", 0);
-    l->unit_minor = mq_bson_get_i64(&d, "unit_minor", 0);
+  size_t count;
+  bson_t *docs = mq_bson_get_doc_array(doc, "lines", a, &count);
+  *n = count;
+  if (!docs) return NULL;
+  mq_hold_line_t *lines = mq_arena_alloc(a, (count ? count : 1) * sizeof *lines);
+  for (size_t i = 0; i < count; i++) {
+    mq_hold_line_t *l = &lines[i];
+    l->ticket_type_id = mq_bson_get_str(&docs[i], "ticket_type_id", a);
+    l->name = mq_bson_get_str(&docs[i], "name", a);
+    l->quantity = (uint32_t)mq_bson_get_i64(&docs[i], "quantity", 0);
+    l->unit_minor = mq_bson_get_i64(&docs[i], "unit_minor", 0);
   }
   return lines;
 }

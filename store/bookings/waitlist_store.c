@@ -80,19 +80,14 @@ mq_code_t mq_waitlist_save(mq_store_t *s, mq_wait_entry_t *w, const mq_event_t *
 }
 
 mq_code_t mq_waitlist_position(mq_store_t *s, const mq_wait_entry_t *w, int64_t *pos, mq_error_t *err) {
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_WAITLIST_COLLECTION);
   bson_t filter = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&filter, "ticket_type_id", w->ticket_type_id);
   BSON_APPEND_UTF8(&filter, "state", "waiting");
   mq_store_append_keyset_date(&filter, "joined_at", w->joined_ms, w->id, true); /* who joined before */
-  bson_error_t berr;
-  int64_t n = mongoc_collection_count_documents(coll, &filter, NULL, NULL, NULL, &berr);
-  mq_code_t rc = n < 0 ? mq_store_error(&berr, "waitlist position", err) : MQ_OK;
+  int64_t n = 0;
+  mq_code_t rc = mq_store_count(s, MQ_WAITLIST_COLLECTION, &filter, &n, err);
   if (rc == MQ_OK) *pos = n + 1;
   bson_destroy(&filter);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
   return rc;
 }
 

@@ -28,17 +28,6 @@ static bson_value_t id_value(const char *id) {
   return v;
 }
 
-static void append_strs(bson_t *doc, const char *key, const char *const *v, size_t n) {
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
-  for (size_t i = 0; i < n; i++) {
-    char k[24];
-    snprintf(k, sizeof k, "%zu", i);
-    BSON_APPEND_UTF8(&arr, k, v[i] ? v[i] : "");
-  }
-  bson_append_array_end(doc, &arr);
-}
-
 /* Every field a save rewrites. */
 static void append_mutable(bson_t *doc, const mq_series_t *v) {
   BSON_APPEND_INT32(doc, "state", v->state);
@@ -47,7 +36,7 @@ static void append_mutable(bson_t *doc, const mq_series_t *v) {
   BSON_APPEND_UTF8(doc, "time_zone", v->time_zone ? v->time_zone : "");
   BSON_APPEND_UTF8(doc, "first_start_local", v->first_start_local ? v->first_start_local : "");
   BSON_APPEND_INT32(doc, "duration_minutes", (int32_t)v->duration_minutes);
-  append_strs(doc, "explicit_starts_local", v->explicit_starts, v->n_explicit);
+  mq_bson_append_str_array(doc, "explicit_starts_local", v->explicit_starts, v->n_explicit);
   bson_t arr;
   BSON_APPEND_ARRAY_BEGIN(doc, "occurrences", &arr);
   for (size_t i = 0; i < v->n_occ; i++) {
@@ -63,7 +52,7 @@ static void append_mutable(bson_t *doc, const mq_series_t *v) {
   bson_append_array_end(doc, &arr);
   BSON_APPEND_BINARY(doc, "template", BSON_SUBTYPE_BINARY, v->template_pb, (uint32_t)v->template_len);
   BSON_APPEND_UTF8(doc, "pending", v->pending ? v->pending : "");
-  append_strs(doc, "pending_event_ids", v->pending_ids, v->n_pending);
+  mq_bson_append_str_array(doc, "pending_event_ids", v->pending_ids, v->n_pending);
   BSON_APPEND_UTF8(doc, "cancel_reason", v->cancel_reason ? v->cancel_reason : "");
   BSON_APPEND_DATE_TIME(doc, "updated_at", v->updated_ms);
 }
@@ -82,19 +71,6 @@ mq_code_t mq_series_insert(mq_store_t *s, const mq_series_t *v, mq_error_t *err)
   return rc;
 }
 
-static const char **get_strs(const bson_t *doc, const char *key, mq_arena_t *a, size_t *n) {
-  bson_iter_t it, ai;
-  *n = 0;
-  if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &ai)) return NULL;
-  size_t cap = 0;
-  bson_iter_t count = ai;
-  while (bson_iter_next(&count)) cap++;
-  const char **out = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *out);
-  while (bson_iter_next(&ai))
-    if (BSON_ITER_HOLDS_UTF8(&ai)) out[(*n)++] = mq_arena_strdup(a, bson_iter_utf8(&ai, NULL));
-  return out;
-}
-
 static void read_series(const bson_t *doc, mq_arena_t *a, mq_series_t *v) {
   memset(v, 0, sizeof *v);
   v->id = mq_bson_get_str(doc, "_id", a);
@@ -106,26 +82,17 @@ static void read_series(const bson_t *doc, mq_arena_t *a, mq_series_t *v) {
   v->time_zone = mq_bson_get_str(doc, "time_zone", a);
   v->first_start_local = mq_bson_get_str(doc, "first_start_local", a);
   v->duration_minutes = (uint32_t)mq_bson_get_i64(doc, "duration_minutes", 0);
-  v->explicit_starts = get_strs(doc, "explicit_starts_local", a, &v->n_explicit);
-  bson_iter_t it, ai;
-  if (bson_iter_init_find(&it, doc, "occurrences") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ai)) {
-    size_t cap = 0;
-    bson_iter_t count = ai;
-    while (bson_iter_next(&count)) cap++;
-    v->occ = mq_arena_alloc(a, (cap ? cap : 1) * sizeof *v->occ);
-    while (bson_iter_next(&ai)) {
-      if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) continue;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document(&ai, &len, &data);
-      bson_t d;
-      bson_init_static(&d, data, len);
-      mq_series_occ_t *o = &v->occ[v->n_occ++];
-      o->event_id = mq_bson_get_str(&d, "event_id", a);
-      o->starts_ms = mq_bson_get_date_ms(&d, "starts_at", 0);
-      o->ends_ms = mq_bson_get_date_ms(&d, "ends_at", 0);
-    }
+  v->explicit_starts = (const char **)mq_bson_get_str_array(doc, "explicit_starts_local", a, &v->n_explicit);
+  size_t n_occ;
+  bson_t *occ = mq_bson_get_doc_array(doc, "occurrences", a, &n_occ);
+  v->occ = mq_arena_alloc(a, (n_occ ? n_occ : 1) * sizeof *v->occ);
+  for (size_t i = 0; i < n_occ; i++) {
+    mq_series_occ_t *o = &v->occ[v->n_occ++];
+    o->event_id = mq_bson_get_str(&occ[i], "event_id", a);
+    o->starts_ms = mq_bson_get_date_ms(&occ[i], "starts_at", 0);
+    o->ends_ms = mq_bson_get_date_ms(&occ[i], "ends_at", 0);
   }
+  bson_iter_t it;
   if (bson_iter_init_find(&it, doc, "template") && BSON_ITER_HOLDS_BINARY(&it)) {
     bson_subtype_t st;
     uint32_t len;
@@ -137,7 +104,7 @@ static void read_series(const bson_t *doc, mq_arena_t *a, mq_series_t *v) {
     v->template_len = len;
   }
   v->pending = mq_bson_get_str(doc, "pending", a);
-  v->pending_ids = get_strs(doc, "pending_event_ids", a, &v->n_pending);
+  v->pending_ids = (const char **)mq_bson_get_str_array(doc, "pending_event_ids", a, &v->n_pending);
   v->fingerprint = mq_bson_get_str(doc, "fingerprint", a);
   v->cancel_reason = mq_bson_get_str(doc, "cancel_reason", a);
   v->created_by = mq_bson_get_str(doc, "created_by", a);

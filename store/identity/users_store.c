@@ -222,14 +222,7 @@ mq_code_t mq_users_list(mq_store_t *s, const mq_users_query_t *q, mq_arena_t *a,
 }
 
 mq_code_t mq_users_count(mq_store_t *s, const bson_t *filter, int64_t *n, mq_error_t *err) {
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_USERS_COLLECTION);
-  bson_error_t berr;
-  *n = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &berr);
-  mq_code_t rc = *n < 0 ? mq_store_error(&berr, MQ_USERS_COLLECTION, err) : MQ_OK;
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
-  return rc;
+  return mq_store_count(s, MQ_USERS_COLLECTION, filter, n, err);
 }
 
 mq_code_t mq_users_created_since(mq_store_t *s, int64_t since_ms, void (*each)(int64_t created_ms, void *arg),
