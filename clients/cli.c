@@ -796,7 +796,7 @@ static int cmd_bookings(cli_t *c, int argc, char **argv) {
     }
     if (rc != MQ_OK) return cli_fail(&err);
     for (size_t i = 0; i < r->n_bookings; i++) print_booking(r->bookings[i]);
-    if (r->page && r->page->next_page_token[0]) printf("(more)\n");
+    if (r->next_page_token[0]) printf("(more)\n");
     marquee__bookings__v1__list_bookings_response__free_unpacked(r, NULL);
     return 0;
   }

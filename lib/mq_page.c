@@ -18,7 +18,7 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
 }
 
 static bool is_paging_field(const char *name) {
-  return !strcmp(name, "page_size") || !strcmp(name, "page_token") || !strcmp(name, "page");
+  return !strcmp(name, "page_size") || !strcmp(name, "page_token");
 }
 
 uint64_t mq_page_fingerprint(const ProtobufCMessage *req) {

@@ -6,7 +6,7 @@
  * fingerprint of the request that produced it, and the method's own cursor
  * (e.g. "<sort key ms>.<id>"; the method parses it). The fingerprint is a
  * 64-bit FNV-1a hash of the request message's type name and its serialized
- * form with page_size, page_token and a nested `page` cleared: every
+ * form with page_size and page_token cleared: every
  * filter counts, the page size may change between pages (AIP-158 allows
  * it). A token sent with other filters is refused with INVALID_ARGUMENT
  * naming the token field, and a string that is not a token of this method

@@ -147,19 +147,17 @@ static void reply_page(mq_call_t *call, const ProtobufCMessage *req, mq_booking_
   resp->bookings = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->bookings);
   for (size_t i = 0; i < n; i++)
     resp->bookings[resp->n_bookings++] = mq_booking_view(call, app->bookings, &v[i], NULL, 0, false);
-  resp->page = mq_arena_alloc(a, sizeof *resp->page);
-  marquee__common__v1__page_info__init(resp->page);
-  resp->page->next_page_token = (char *)"";
-  if (n == limit && n) resp->page->next_page_token = mq_page_token_make_key(a, req, v[n - 1].created_ms, v[n - 1].id);
+  resp->next_page_token = (char *)"";
+  if (n == limit && n) resp->next_page_token = mq_page_token_make_key(a, req, v[n - 1].created_ms, v[n - 1].id);
 }
 
 /* page tokens (lib/mq_page.h): the cursor is "<created ms>.<booking id>" */
-static mq_code_t page_of(mq_call_t *call, const ProtobufCMessage *req, const Marquee__Common__V1__PageRequest *pg,
+static mq_code_t page_of(mq_call_t *call, const ProtobufCMessage *req, uint32_t page_size, const char *page_token,
                          mq_bookings_query_t *q, mq_error_t *err) {
-  mq_code_t rc = mq_check_page_size(err, "page.page_size", pg ? pg->page_size : 0, PAGE_DEFAULT, PAGE_MAX, &q->limit);
+  mq_code_t rc = mq_check_page_size(err, "page_size", page_size, PAGE_DEFAULT, PAGE_MAX, &q->limit);
   if (rc == MQ_OK)
-    rc = mq_page_token_read_key(mq_call_arena(call), req, "page.page_token", pg ? pg->page_token : NULL, &q->has_cursor,
-                                &q->after_ms, &q->after_id, err);
+    rc = mq_page_token_read_key(mq_call_arena(call), req, "page_token", page_token, &q->has_cursor, &q->after_ms,
+                                &q->after_id, err);
   return rc;
 }
 
@@ -167,7 +165,7 @@ mq_code_t mq_booking_list_mine_handler(mq_call_t *call, const Marquee__Bookings_
                                        Marquee__Bookings__V1__ListBookingsResponse *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_bookings_query_t q = {.user_id = mq_call_principal(call)->subject};
-  mq_code_t rc = page_of(call, &req->base, req->page, &q, err);
+  mq_code_t rc = page_of(call, &req->base, req->page_size, req->page_token, &q, err);
   mq_booking_t *v;
   size_t n = 0;
   if (rc == MQ_OK) rc = mq_bookings_list(app->store, &q, mq_call_arena(call), &v, &n, err);
@@ -201,7 +199,7 @@ mq_code_t mq_booking_list_event_handler(mq_call_t *call, const Marquee__Bookings
   mq_code_t rc = event_for_member(call, req->event_id, MQ_ORG_CHECKIN, &e, err);
   if (rc != MQ_OK) return rc;
   mq_bookings_query_t q = {.event_id = e->event_id};
-  if ((rc = page_of(call, &req->base, req->page, &q, err)) != MQ_OK) return rc;
+  if ((rc = page_of(call, &req->base, req->page_size, req->page_token, &q, err)) != MQ_OK) return rc;
   if (req->state) {
     if ((rc = mq_check_enum(err, "state", (int)req->state, &marquee__bookings__v1__booking_state__descriptor, true)))
       return rc;

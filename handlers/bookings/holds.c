@@ -263,34 +263,35 @@ void mq_bookings_derived_id(const char *user, const char *key, char out[37]) {
   snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-static mq_code_t check_items(const Marquee__Bookings__V1__CreateHoldRequest *req, mq_error_t *err) {
-  if (req->n_items == 0) return mq_error_set(err, MQ_INVALID_ARGUMENT, "items", "name at least one ticket type");
+/* The request's own fields, every bad one reported (the caller collects). */
+static void check_items(const Marquee__Bookings__V1__CreateHoldRequest *req, mq_error_t *err) {
+  if (req->n_items == 0) mq_error_set(err, MQ_INVALID_ARGUMENT, "items", "name at least one ticket type");
   if (req->n_items > MAX_ITEMS)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "items", "at most %d ticket types per hold", MAX_ITEMS);
-  for (size_t i = 0; i < req->n_items; i++) {
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "items", "at most %d ticket types per hold", MAX_ITEMS);
+  for (size_t i = 0; i < req->n_items && i < MAX_ITEMS; i++) {
     const Marquee__Bookings__V1__HoldItem *it = req->items[i];
     char field[48];
     snprintf(field, sizeof field, "items[%zu].ticket_type_id", i);
-    mq_code_t rc = mq_check_uuid(err, field, it->ticket_type_id);
-    if (rc != MQ_OK) return rc;
-    if (it->quantity == 0) {
-      snprintf(field, sizeof field, "items[%zu].quantity", i);
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, field, "must be at least 1");
-    }
-    for (size_t k = 0; k < i; k++)
-      if (!strcasecmp(req->items[k]->ticket_type_id, it->ticket_type_id))
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, field, "names the same ticket type as items[%zu]", k);
+    if (mq_check_uuid(err, field, it->ticket_type_id) == MQ_OK)
+      for (size_t k = 0; k < i; k++)
+        if (!strcasecmp(req->items[k]->ticket_type_id, it->ticket_type_id)) {
+          mq_error_set(err, MQ_INVALID_ARGUMENT, field, "names the same ticket type as items[%zu]", k);
+          break;
+        }
+    snprintf(field, sizeof field, "items[%zu].quantity", i);
+    if (it->quantity == 0) mq_error_set(err, MQ_INVALID_ARGUMENT, field, "must be at least 1");
   }
   if (req->access_code && strlen(req->access_code) > 64)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "access_code", "at most 64 bytes");
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "access_code", "at most 64 bytes");
   if (req->idempotency_key && req->idempotency_key[0]) {
     size_t n = strlen(req->idempotency_key);
-    if (n > 128) return mq_error_set(err, MQ_INVALID_ARGUMENT, "idempotency_key", "at most 128 characters");
-    for (size_t i = 0; i < n; i++)
-      if (req->idempotency_key[i] < 0x21 || req->idempotency_key[i] > 0x7e)
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, "idempotency_key", "printable ASCII without spaces only");
+    bool printable = true;
+    for (size_t i = 0; i < n; i++) printable &= req->idempotency_key[i] >= 0x21 && req->idempotency_key[i] <= 0x7e;
+    if (n > 128)
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "idempotency_key", "at most 128 characters");
+    else if (!printable)
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "idempotency_key", "printable ASCII without spaces only");
   }
-  return MQ_OK;
 }
 
 void mq_bookings_iso_time(int64_t ms, char out[32]) {
@@ -442,8 +443,10 @@ mq_code_t mq_hold_create_handler(mq_call_t *call, const Marquee__Bookings__V1__C
   mq_bookings_t *b = app->bookings;
   mq_arena_t *a = mq_call_arena(call);
   const char *user = actor_of(call);
-  mq_code_t rc = mq_check_uuid(err, "event_id", req->event_id);
-  if (rc == MQ_OK) rc = check_items(req, err);
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_uuid(err, "event_id", req->event_id);
+  check_items(req, err);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
   Marquee__Catalog__V1__Event *e;
   rc = sale_event(app, req->event_id, a, &e, err);

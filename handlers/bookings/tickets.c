@@ -387,22 +387,18 @@ static mq_code_t checkin_list(mq_call_t *call, const Marquee__Bookings__V1__List
   bool has = false;
   int64_t after_ms = 0;
   const char *after_id = NULL;
-  if (rc == MQ_OK)
-    rc = mq_check_page_size(err, "page.page_size", req->page ? req->page->page_size : 0, 50, 500, &limit);
+  if (rc == MQ_OK) rc = mq_check_page_size(err, "page_size", req->page_size, 50, 500, &limit);
   if (rc == MQ_OK) /* page tokens (lib/mq_page.h): "<checked-in ms>.<ticket id>" */
-    rc = mq_page_token_read_key(a, &req->base, "page.page_token", req->page ? req->page->page_token : NULL, &has,
-                                &after_ms, &after_id, err);
+    rc = mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &has, &after_ms, &after_id, err);
   mq_checkin_t *v = NULL;
   size_t n = 0;
   if (rc == MQ_OK) rc = mq_checkins_list(app->store, e->event_id, has, after_ms, after_id, limit, a, &v, &n, err);
   if (rc != MQ_OK) return rc;
   resp->check_ins = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->check_ins);
   for (size_t i = 0; i < n; i++) resp->check_ins[resp->n_check_ins++] = checkin_view(a, &v[i]);
-  resp->page = mq_arena_alloc(a, sizeof *resp->page);
-  marquee__common__v1__page_info__init(resp->page);
-  resp->page->next_page_token = (char *)"";
+  resp->next_page_token = (char *)"";
   if (n == limit && n)
-    resp->page->next_page_token = mq_page_token_make_key(a, &req->base, v[n - 1].at_ms, v[n - 1].ticket_id);
+    resp->next_page_token = mq_page_token_make_key(a, &req->base, v[n - 1].at_ms, v[n - 1].ticket_id);
   return MQ_OK;
 }
 

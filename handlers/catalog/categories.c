@@ -60,7 +60,8 @@ static mq_code_t check_slug(const char *slug, mq_error_t *err) {
             : mq_error_set(err, MQ_INVALID_ARGUMENT, "slug", "must be 2-60 of a-z, 0-9 and '-', not at the ends");
 }
 
-/* Validates the requested names and copies them into an arena array. */
+/* Validates the requested names and copies them into an arena array; every
+ * bad entry is reported (callers collect, core/mq_error.h). */
 static mq_code_t check_names(mq_arena_t *a, name_pb_t *const *names, size_t n, mq_category_name_t **out,
                              mq_error_t *err) {
   if (n == 0) return mq_error_set(err, MQ_INVALID_ARGUMENT, "names", "at least an \"en\" name is required");
@@ -71,21 +72,22 @@ static mq_code_t check_names(mq_arena_t *a, name_pb_t *const *names, size_t n, m
   char field[48];
   for (size_t i = 0; i < n; i++) {
     const char *locale = names[i] ? names[i]->locale : "", *name = names[i] ? names[i]->name : "";
-    snprintf(field, sizeof field, "names[%zu].locale", i);
-    if ((rc = mq_check_language(err, field, locale)) != MQ_OK) return rc;
-    for (size_t k = 0; k < i; k++)
-      if (!strcmp(v[k].locale, locale))
-        return mq_error_set(err, MQ_INVALID_ARGUMENT, field, "this locale already has a name");
-    snprintf(field, sizeof field, "names[%zu].name", i);
-    if ((rc = mq_check_text(err, field, name, 1, NAME_MAX_BYTES, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED)) != MQ_OK)
-      return rc;
     v[i].locale = locale;
     v[i].name = name;
+    snprintf(field, sizeof field, "names[%zu].locale", i);
+    mq_code_t one = mq_check_language(err, field, locale);
+    for (size_t k = 0; one == MQ_OK && k < i; k++)
+      if (!strcmp(v[k].locale, locale))
+        one = mq_error_set(err, MQ_INVALID_ARGUMENT, field, "this locale already has a name");
+    snprintf(field, sizeof field, "names[%zu].name", i);
+    if (mq_check_text(err, field, name, 1, NAME_MAX_BYTES, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED) != MQ_OK)
+      one = MQ_INVALID_ARGUMENT;
+    if (one != MQ_OK && rc == MQ_OK) rc = one;
     has_en |= !strcmp(locale, "en");
   }
-  if (!has_en) return mq_error_set(err, MQ_INVALID_ARGUMENT, "names", "an \"en\" name is required");
-  *out = v;
-  return MQ_OK;
+  if (!has_en && rc == MQ_OK) rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "names", "an \"en\" name is required");
+  if (rc == MQ_OK) *out = v;
+  return rc;
 }
 
 static mq_code_t check_optional_uuid(mq_error_t *err, const char *field, const char *v) {
@@ -282,9 +284,11 @@ static mq_code_t cat_create(mq_call_t *call, const Marquee__Catalog__V1__CreateC
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   mq_category_name_t *names = NULL;
-  mq_code_t rc = check_slug(req->slug, err);
-  if (rc == MQ_OK) rc = check_optional_uuid(err, "parent_id", req->parent_id);
-  if (rc == MQ_OK) rc = check_names(a, req->names, req->n_names, &names, err);
+  mq_error_collect(err); /* every bad field, not just the first */
+  check_slug(req->slug, err);
+  check_optional_uuid(err, "parent_id", req->parent_id);
+  check_names(a, req->names, req->n_names, &names, err);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
   char holder[37];
   if ((rc = lease_take(call, holder, err)) != MQ_OK) return rc;
@@ -333,8 +337,10 @@ static mq_code_t cat_rename(mq_call_t *call, const Marquee__Catalog__V1__RenameC
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   mq_category_name_t *names = NULL;
-  mq_code_t rc = mq_check_uuid(err, "category_id", req->category_id);
-  if (rc == MQ_OK) rc = check_names(a, req->names, req->n_names, &names, err);
+  mq_error_collect(err);
+  mq_check_uuid(err, "category_id", req->category_id);
+  check_names(a, req->names, req->n_names, &names, err);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
   mq_category_t c;
   rc = mq_categories_get(app->store, req->category_id, a, &c, err);
@@ -358,8 +364,10 @@ static mq_code_t cat_move(mq_call_t *call, const Marquee__Catalog__V1__MoveCateg
                           mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  mq_code_t rc = mq_check_uuid(err, "category_id", req->category_id);
-  if (rc == MQ_OK) rc = check_optional_uuid(err, "parent_id", req->parent_id);
+  mq_error_collect(err);
+  mq_check_uuid(err, "category_id", req->category_id);
+  check_optional_uuid(err, "parent_id", req->parent_id);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
   char holder[37];
   if ((rc = lease_take(call, holder, err)) != MQ_OK) return rc;

@@ -251,17 +251,18 @@ static mq_code_t upload_begin(mq_call_t *call, const Marquee__Catalog__V1__Uploa
     return rc;
   }
   const unsigned line = MQ_TEXT_SINGLE_LINE;
-  if ((rc = mq_check_text(err, "metadata.filename", md->filename, 0, FILENAME_MAX_BYTES, line)) != MQ_OK ||
-      (rc = mq_check_text(err, "metadata.alt_text", md->alt_text, 0, ALT_TEXT_MAX, line)) != MQ_OK)
-    return rc;
-  if (md->total_size <= 0)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "metadata.total_size", "is required: the size of the file in bytes");
-  if (md->total_size > app->cfg->media_max_bytes)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "metadata.total_size", "must be at most %lld bytes",
-                        (long long)app->cfg->media_max_bytes);
   const char *event_id = md->event_id && md->event_id[0] ? md->event_id : NULL;
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_text(err, "metadata.filename", md->filename, 0, FILENAME_MAX_BYTES, line);
+  mq_check_text(err, "metadata.alt_text", md->alt_text, 0, ALT_TEXT_MAX, line);
+  if (md->total_size <= 0)
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "metadata.total_size", "is required: the size of the file in bytes");
+  else if (md->total_size > app->cfg->media_max_bytes)
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "metadata.total_size", "must be at most %lld bytes",
+                 (long long)app->cfg->media_max_bytes);
+  if (event_id) mq_check_uuid(err, "metadata.event_id", event_id);
+  if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
   if (event_id) {
-    if ((rc = mq_check_uuid(err, "metadata.event_id", event_id)) != MQ_OK) return rc;
     event_pb *e;
     rc = mq_events_get(app->store, event_id, a, &e, err);
     if (rc == MQ_OK && strcmp(e->organization_id, md->organization_id)) rc = MQ_NOT_FOUND;
@@ -507,17 +508,16 @@ static mq_code_t image_list(mq_call_t *call, const Marquee__Catalog__V1__ListIma
   mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_CHECKIN, NULL, err);
   if (rc != MQ_OK) return rc;
-  uint32_t limit;
-  if ((rc = mq_check_page_size(err, "page_size", req->page_size, PAGE_DEFAULT, PAGE_MAX, &limit)) != MQ_OK) return rc;
-  mq_media_query_t q = {.organization_id = req->organization_id, .limit = limit + 1}; /* one more: a next page? */
-  if (req->event_id && req->event_id[0]) {
-    if ((rc = mq_check_uuid(err, "event_id", req->event_id)) != MQ_OK) return rc;
+  uint32_t limit = PAGE_DEFAULT;
+  mq_media_query_t q = {.organization_id = req->organization_id};
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_page_size(err, "page_size", req->page_size, PAGE_DEFAULT, PAGE_MAX, &limit);
+  if (req->event_id && req->event_id[0] && mq_check_uuid(err, "event_id", req->event_id) == MQ_OK)
     q.event_id = req->event_id;
-  }
   /* page tokens (lib/mq_page.h): the cursor is "<upload ms>.<image id>" of the page's last image */
-  if ((rc = mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &q.has_cursor, &q.after_ms,
-                                   &q.after_id, err)) != MQ_OK)
-    return rc;
+  mq_page_token_read_key(a, &req->base, "page_token", req->page_token, &q.has_cursor, &q.after_ms, &q.after_id, err);
+  if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
+  q.limit = limit + 1; /* one more: a next page? */
   mq_image_t *ms = mq_arena_alloc(a, q.limit * sizeof *ms);
   size_t n = 0;
   if ((rc = mq_media_list(app->store, &q, a, ms, &n, err)) != MQ_OK) return rc;

@@ -180,21 +180,26 @@ void mq_identity_count_attempt(mq_call_t *call, const char *key) {
 
 /* ---- SignUp / SignIn ---------------------------------------------------------- */
 
-static mq_code_t check_profile_field(mq_error_t *err, const char *field, const char *v) {
-  if (!strcmp(field, "display_name"))
-    return mq_check_text(err, field, v, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED);
-  if (!strcmp(field, "locale")) return mq_check_language(err, field, v);
-  if (!strcmp(field, "time_zone")) return mq_check_timezone(err, field, v);
-  if (!strcmp(field, "currency")) return mq_check_currency(err, field, v);
-  if (!strcmp(field, "phone")) {
+/* Checks profile attribute `name` (display_name, locale, ...) with value v;
+ * a refusal names `field`, the request's path to it. */
+static mq_code_t check_profile_attr(mq_error_t *err, const char *name, const char *field, const char *v) {
+  if (!strcmp(name, "display_name")) return mq_check_text(err, field, v, 1, 100, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED);
+  if (!strcmp(name, "locale")) return mq_check_language(err, field, v);
+  if (!strcmp(name, "time_zone")) return mq_check_timezone(err, field, v);
+  if (!strcmp(name, "currency")) return mq_check_currency(err, field, v);
+  if (!strcmp(name, "phone")) {
     if (!v || !v[0]) return MQ_OK; /* empty clears it */
     size_t n = strlen(v);
     bool ok = v[0] == '+' && n >= 9 && n <= 16 && v[1] != '0';
     for (size_t i = 1; ok && i < n; i++) ok = v[i] >= '0' && v[i] <= '9';
     return ok ? MQ_OK : mq_error_set(err, MQ_INVALID_ARGUMENT, field, "must be an E.164 number such as +33612345678");
   }
-  if (!strcmp(field, "avatar_ref")) return v && v[0] ? mq_check_id(err, field, v) : MQ_OK;
+  if (!strcmp(name, "avatar_ref")) return v && v[0] ? mq_check_id(err, field, v) : MQ_OK;
   return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "unknown field");
+}
+
+static mq_code_t check_profile_field(mq_error_t *err, const char *field, const char *v) {
+  return check_profile_attr(err, field, field, v);
 }
 
 static const char *or_default(const char *v, const char *def) {
@@ -423,13 +428,15 @@ static mq_code_t acct_get_me(mq_call_t *call, const Marquee__Identity__V1__GetMe
 static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__UpdateMeRequest *req,
                                 Marquee__Identity__V1__User *resp, mq_error_t *err) {
   const Marquee__Identity__V1__User *in = req->user;
-  if (!req->update_mask || req->update_mask->n_paths == 0)
-    return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "name at least one field to update");
-  if (!in) return mq_error_set(err, MQ_INVALID_ARGUMENT, "user", "is required with the new values");
-  if (req->update_mask->n_paths > 7) return mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "too many paths");
+  size_t n_paths = req->update_mask ? req->update_mask->n_paths : 0;
+  mq_error_collect(err); /* every bad field, not just the first */
+  if (n_paths == 0)
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "name at least one field to update");
+  else if (n_paths > 7)
+    mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "too many paths");
+  if (!in) mq_error_set(err, MQ_INVALID_ARGUMENT, "user", "is required with the new values");
   bson_t set = BSON_INITIALIZER;
-  mq_code_t rc = MQ_OK;
-  for (size_t i = 0; i < req->update_mask->n_paths && rc == MQ_OK; i++) {
+  for (size_t i = 0; in && n_paths <= 7 && i < n_paths; i++) {
     const char *path = req->update_mask->paths[i];
     if (!strcmp(path, "notifications")) {
       const Marquee__Identity__V1__NotificationPreferences *np = in->notifications;
@@ -453,18 +460,16 @@ static mq_code_t acct_update_me(mq_call_t *call, const Marquee__Identity__V1__Up
     size_t f = 0;
     while (f < sizeof fields / sizeof *fields && strcmp(fields[f].path, path)) f++;
     if (f == sizeof fields / sizeof *fields) {
-      rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "cannot update '%.40s'", path);
-      break;
+      mq_error_set(err, MQ_INVALID_ARGUMENT, "update_mask", "cannot update '%.40s'", path);
+      continue;
     }
     const char *v = *(char *const *)(const void *)((const char *)in + fields[f].off);
     char field[32];
-    snprintf(field, sizeof field, "user.%s", path);
-    if ((rc = check_profile_field(err, path, v)) != MQ_OK) { /* named as the request names it */
-      mq_error_rename_field(err, field);
-      break;
-    }
-    BSON_APPEND_UTF8(&set, path, v ? v : ""); /* path is one of our constant names */
+    snprintf(field, sizeof field, "user.%s", path); /* named as the request names it */
+    if (check_profile_attr(err, path, field, v) == MQ_OK)
+      BSON_APPEND_UTF8(&set, path, v ? v : ""); /* path is one of our constant names */
   }
+  mq_code_t rc = mq_error_collected(err);
   if (rc == MQ_OK) {
     const char *uid = mq_call_principal(call)->subject;
     Marquee__Events__V1__UserProfileUpdated payload = MARQUEE__EVENTS__V1__USER_PROFILE_UPDATED__INIT;

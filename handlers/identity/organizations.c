@@ -9,6 +9,7 @@
  * invite or remove an owner, and the last owner stays. Invitations go to an
  * e-mail address whether or not it has an account (no enumeration); whoever
  * holds the link's single-use token and is signed in joins.
+ * The three lists page (AIP-158) in the order rows were added.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,10 +19,13 @@
 #include "core/mq_tokens.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/identity/v1/identity.mq-server.h"
 #include "store/identity/orgs_store.h"
 #include "store/mq_bson.h"
+
+enum { ORG_PAGE_DEFAULT = 50, ORG_PAGE_MAX = 200 };
 
 static const char *const role_names[] = {"", "owner", "manager", "checkin_staff"};
 
@@ -78,8 +82,10 @@ static mq_code_t org_create(mq_call_t *call, const Marquee__Identity__V1__Create
                             Marquee__Identity__V1__Organization *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  mq_code_t rc = mq_check_text(err, "name", req->name, 1, 120, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED);
-  if (rc == MQ_OK) rc = check_slug(req->slug, err);
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_text(err, "name", req->name, 1, 120, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED);
+  check_slug(req->slug, err);
+  mq_code_t rc = mq_error_collected(err);
   if (rc != MQ_OK) return rc;
   char *id = mq_arena_alloc(a, 37);
   mq_uuid_v4(id);
@@ -117,14 +123,35 @@ static mq_code_t org_get(mq_call_t *call, const Marquee__Identity__V1__GetOrgani
   return rc;
 }
 
+/* Page size and token of an organization list (lib/mq_page.h); the cursor is
+ * "<added or created ms>.<id>" of the page's last row. */
+static mq_code_t org_page(mq_call_t *call, const ProtobufCMessage *req, uint32_t page_size, const char *page_token,
+                          mq_orgs_page_t *pg, mq_error_t *err) {
+  mq_code_t rc = mq_check_page_size(err, "page_size", page_size, ORG_PAGE_DEFAULT, ORG_PAGE_MAX, &pg->limit);
+  bool has = false;
+  if (rc == MQ_OK)
+    rc = mq_page_token_read_key(mq_call_arena(call), req, "page_token", page_token, &has, &pg->after_ms, &pg->after_id,
+                                err);
+  if (!has) pg->after_id = NULL;
+  return rc;
+}
+
+static char *org_next_token(mq_call_t *call, const ProtobufCMessage *req, const mq_orgs_page_t *pg, size_t n,
+                            int64_t last_ms, const char *last_id) {
+  if (n < pg->limit || !n) return (char *)"";
+  return mq_page_token_make_key(mq_call_arena(call), req, last_ms, last_id);
+}
+
 static mq_code_t org_list_mine(mq_call_t *call, const Marquee__Identity__V1__ListMyOrganizationsRequest *req,
                                Marquee__Identity__V1__ListMyOrganizationsResponse *resp, mq_error_t *err) {
-  (void)req;
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  mq_membership_t *ms;
-  size_t n;
-  mq_code_t rc = mq_orgs_list_memberships(app->store, NULL, mq_call_principal(call)->subject, a, &ms, &n, err);
+  mq_orgs_page_t pg = {0};
+  mq_membership_t *ms = NULL;
+  size_t n = 0;
+  mq_code_t rc = org_page(call, &req->base, req->page_size, req->page_token, &pg, err);
+  if (rc == MQ_OK)
+    rc = mq_orgs_list_memberships(app->store, NULL, mq_call_principal(call)->subject, &pg, a, &ms, &n, err);
   if (rc != MQ_OK) return rc;
   resp->organizations = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->organizations);
   for (size_t i = 0; i < n; i++) {
@@ -132,6 +159,7 @@ static mq_code_t org_list_mine(mq_call_t *call, const Marquee__Identity__V1__Lis
     if (mq_orgs_get(app->store, ms[i].org_id, a, &org, err) != MQ_OK) continue; /* removed meanwhile */
     resp->organizations[resp->n_organizations++] = org_to_pb(call, &org, ms[i].role);
   }
+  resp->next_page_token = n ? org_next_token(call, &req->base, &pg, n, ms[n - 1].added_ms, ms[n - 1].org_id) : "";
   return MQ_OK;
 }
 
@@ -157,12 +185,12 @@ static mq_code_t org_invite(mq_call_t *call, const Marquee__Identity__V1__Invite
   int my_role;
   mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, &my_role, err);
   if (rc != MQ_OK) return rc;
-  if ((rc = mq_check_enum(err, "role", (int)req->role, &marquee__identity__v1__member_role__descriptor, false)) !=
-      MQ_OK)
-    return rc;
+  mq_error_collect(err); /* every bad field, not just the first */
+  mq_check_enum(err, "role", (int)req->role, &marquee__identity__v1__member_role__descriptor, false);
+  mq_check_email(err, "email", req->email);
+  if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
   if (req->role == MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_OWNER && my_role != MQ_ORG_OWNER)
     return mq_error_set(err, MQ_PERMISSION_DENIED, "role", "only an owner may invite an owner");
-  if ((rc = mq_check_email(err, "email", req->email)) != MQ_OK) return rc;
   mq_org_t org;
   if ((rc = mq_orgs_get(app->store, req->organization_id, a, &org, err)) != MQ_OK) return rc;
   char *key = mq_arena_alloc(a, strlen(req->email) + 1), *id = mq_arena_alloc(a, 37),
@@ -243,11 +271,14 @@ static mq_code_t org_list_invitations(mq_call_t *call, const Marquee__Identity__
   mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_MANAGER, NULL, err);
   if (rc != MQ_OK) return rc;
-  mq_invitation_t *invs;
-  size_t n;
-  if ((rc = mq_orgs_list_invitations(app->store, req->organization_id, a, &invs, &n, err)) != MQ_OK) return rc;
+  mq_orgs_page_t pg = {0};
+  mq_invitation_t *invs = NULL;
+  size_t n = 0;
+  if ((rc = org_page(call, &req->base, req->page_size, req->page_token, &pg, err)) != MQ_OK) return rc;
+  if ((rc = mq_orgs_list_invitations(app->store, req->organization_id, &pg, a, &invs, &n, err)) != MQ_OK) return rc;
   resp->invitations = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->invitations);
   for (size_t i = 0; i < n; i++) resp->invitations[resp->n_invitations++] = invitation_to_pb(call, &invs[i]);
+  resp->next_page_token = n ? org_next_token(call, &req->base, &pg, n, invs[n - 1].created_ms, invs[n - 1].id) : "";
   return MQ_OK;
 }
 
@@ -275,12 +306,8 @@ static mq_code_t org_remove_member(mq_call_t *call, const Marquee__Identity__V1_
   if (their_role == MQ_ORG_OWNER) {
     if (my_role != MQ_ORG_OWNER)
       return mq_error_set(err, MQ_PERMISSION_DENIED, "user_id", "only an owner may remove an owner");
-    mq_membership_t *ms;
-    size_t n, owners = 0;
-    if ((rc = mq_orgs_list_memberships(app->store, req->organization_id, NULL, mq_call_arena(call), &ms, &n, err)) !=
-        MQ_OK)
-      return rc;
-    for (size_t i = 0; i < n; i++) owners += ms[i].role == MQ_ORG_OWNER;
+    int64_t owners = 0;
+    if ((rc = mq_orgs_count_role(app->store, req->organization_id, MQ_ORG_OWNER, &owners, err)) != MQ_OK) return rc;
     if (owners <= 1)
       return mq_error_set(err, MQ_FAILED_PRECONDITION, "user_id",
                           "the last owner cannot be removed; add another first");
@@ -303,9 +330,11 @@ static mq_code_t org_list_members(mq_call_t *call, const Marquee__Identity__V1__
   mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = mq_org_require(call, req->organization_id, MQ_ORG_CHECKIN, NULL, err);
   if (rc != MQ_OK) return rc;
-  mq_membership_t *ms;
-  size_t n;
-  if ((rc = mq_orgs_list_memberships(app->store, req->organization_id, NULL, a, &ms, &n, err)) != MQ_OK) return rc;
+  mq_orgs_page_t pg = {0};
+  mq_membership_t *ms = NULL;
+  size_t n = 0;
+  if ((rc = org_page(call, &req->base, req->page_size, req->page_token, &pg, err)) != MQ_OK) return rc;
+  if ((rc = mq_orgs_list_memberships(app->store, req->organization_id, NULL, &pg, a, &ms, &n, err)) != MQ_OK) return rc;
   resp->members = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->members);
   for (size_t i = 0; i < n; i++) {
     Marquee__Identity__V1__Member *m = mq_arena_alloc(a, sizeof *m);
@@ -320,6 +349,7 @@ static mq_code_t org_list_members(mq_call_t *call, const Marquee__Identity__V1__
     m->added_at = mq_pb_timestamp(a, ms[i].added_ms);
     resp->members[resp->n_members++] = m;
   }
+  resp->next_page_token = n ? org_next_token(call, &req->base, &pg, n, ms[n - 1].added_ms, ms[n - 1].user_id) : "";
   return MQ_OK;
 }
 

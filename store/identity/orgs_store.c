@@ -15,7 +15,6 @@
 #define MEMBERS "memberships"
 #define REMOVALS "membership_removals"
 #define INVITES "org_invitations"
-#define MAX_LIST 1000
 
 const mq_index_spec_t mq_orgs_indexes[] = {
     {ORGS, "slug_unique", "{\"slug\": 1}", true},
@@ -140,40 +139,55 @@ mq_code_t mq_orgs_remove_member(mq_store_t *s, const char *org_id, const char *u
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_membership_t *out;
-  size_t *n;
-} members_ctx_t;
-
-static bool collect_member(const bson_t *doc, void *arg) {
-  members_ctx_t *c = arg;
-  mq_membership_t *m = &c->out[(*c->n)++];
-  m->org_id = mq_bson_get_str(doc, "org_id", c->a);
-  m->user_id = mq_bson_get_str(doc, "user_id", c->a);
-  m->added_by = mq_bson_get_str(doc, "added_by", c->a);
+static void member_row(const bson_t *doc, mq_arena_t *a, void *elem) {
+  mq_membership_t *m = elem;
+  m->org_id = mq_bson_get_str(doc, "org_id", a);
+  m->user_id = mq_bson_get_str(doc, "user_id", a);
+  m->added_by = mq_bson_get_str(doc, "added_by", a);
   m->role = (int)mq_bson_get_i64(doc, "role", MQ_ORG_CHECKIN);
   m->added_ms = mq_bson_get_date_ms(doc, "added_at", 0);
-  return *c->n < MAX_LIST;
 }
 
-mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, mq_arena_t *a,
-                                   mq_membership_t **out, size_t *n, mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj;
-  if (org_id)
-    BSON_APPEND_UTF8(&filter, "org_id", org_id);
-  else
-    BSON_APPEND_UTF8(&filter, "user_id", user_id);
-  BSON_APPEND_INT64(&opts, "limit", MAX_LIST);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
-  *out = mq_arena_alloc(a, MAX_LIST * sizeof **out);
-  *n = 0;
-  members_ctx_t ctx = {a, *out, n};
-  mq_code_t rc = mq_store_find_each(s, MEMBERS, &filter, &opts, collect_member, &ctx, err);
-  bson_destroy(&filter);
+/* One page of find(filter) in `order`, into *out (the filter is consumed). */
+static mq_code_t list_page(mq_store_t *s, const char *collection, bson_t *filter, mq_store_page_t *order,
+                           const mq_orgs_page_t *pg, size_t elem_size, mq_store_conv_fn conv, mq_arena_t *a, void **out,
+                           size_t *n, mq_error_t *err) {
+  bson_t opts = BSON_INITIALIZER;
+  order->limit = pg->limit;
+  order->has_cursor = pg->after_id != NULL;
+  order->after_ms = pg->after_ms;
+  mq_store_page_apply(filter, &opts, order);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, elem_size, conv, pg->limit);
+  mq_code_t rc = pg->limit ? mq_store_find_rows(s, collection, filter, &opts, &rows, err) : MQ_OK;
+  bson_destroy(filter);
   bson_destroy(&opts);
+  *out = rows.v;
+  *n = rows.n;
+  return rc;
+}
+
+mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, const mq_orgs_page_t *pg,
+                                   mq_arena_t *a, mq_membership_t **out, size_t *n, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER;
+  char after[100] = "";
+  if (org_id) {
+    BSON_APPEND_UTF8(&filter, "org_id", org_id);
+    if (pg->after_id) member_id(after, sizeof after, org_id, pg->after_id);
+  } else {
+    BSON_APPEND_UTF8(&filter, "user_id", user_id);
+    if (pg->after_id) member_id(after, sizeof after, pg->after_id, user_id);
+  }
+  mq_store_page_t order = {.key = "added_at", .after_id = after};
+  return list_page(s, MEMBERS, &filter, &order, pg, sizeof **out, member_row, a, (void **)out, n, err);
+}
+
+mq_code_t mq_orgs_count_role(mq_store_t *s, const char *org_id, int role, int64_t *count, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&filter, "org_id", org_id);
+  BSON_APPEND_INT32(&filter, "role", role);
+  mq_code_t rc = mq_store_count(s, MEMBERS, &filter, count, err);
+  bson_destroy(&filter);
   return rc;
 }
 
@@ -255,36 +269,19 @@ mq_code_t mq_orgs_restore_invitation(mq_store_t *s, const mq_invitation_t *inv, 
   return rc;
 }
 
-typedef struct {
-  mq_arena_t *a;
-  mq_invitation_t *out;
-  size_t *n;
-} invites_ctx_t;
-
-static bool collect_invitation(const bson_t *doc, void *arg) {
-  invites_ctx_t *c = arg;
-  read_invitation(doc, c->a, &c->out[(*c->n)++]);
-  return *c->n < MAX_LIST;
+static void invitation_row(const bson_t *doc, mq_arena_t *a, void *elem) {
+  read_invitation(doc, a, elem);
 }
 
-mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_invitation_t **out, size_t *n,
-                                   mq_error_t *err) {
-  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, proj, gt;
+mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, const mq_orgs_page_t *pg, mq_arena_t *a,
+                                   mq_invitation_t **out, size_t *n, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, gt;
   BSON_APPEND_UTF8(&filter, "org_id", org_id);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, "expires_at", &gt);
   BSON_APPEND_DATE_TIME(&gt, "$gt", mq_now_unix_ms());
   bson_append_document_end(&filter, &gt);
-  BSON_APPEND_INT64(&opts, "limit", MAX_LIST);
-  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-  BSON_APPEND_INT32(&proj, MQ_OUTBOX_FIELD, 0);
-  bson_append_document_end(&opts, &proj);
-  *out = mq_arena_alloc(a, MAX_LIST * sizeof **out);
-  *n = 0;
-  invites_ctx_t ctx = {a, *out, n};
-  mq_code_t rc = mq_store_find_each(s, INVITES, &filter, &opts, collect_invitation, &ctx, err);
-  bson_destroy(&filter);
-  bson_destroy(&opts);
-  return rc;
+  mq_store_page_t order = {.key = "created_at", .after_id = pg->after_id};
+  return list_page(s, INVITES, &filter, &order, pg, sizeof **out, invitation_row, a, (void **)out, n, err);
 }
 
 mq_code_t mq_orgs_revoke_invitation(mq_store_t *s, const char *org_id, const char *id, mq_error_t *err) {

@@ -55,9 +55,22 @@ mq_code_t mq_orgs_role(mq_store_t *s, const char *org_id, const char *user_id, i
 mq_code_t mq_orgs_add_member(mq_store_t *s, const mq_membership_t *m, const mq_event_t *ev, mq_error_t *err);
 mq_code_t mq_orgs_remove_member(mq_store_t *s, const char *org_id, const char *user_id, const char *by,
                                 const mq_event_t *ev, mq_error_t *err);
-/* Memberships of an organization, or of a user (org_id NULL), into a[]. */
-mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, mq_arena_t *a,
-                                   mq_membership_t **out, size_t *n, mq_error_t *err);
+/* A page of a list: at most `limit` rows (0: none), oldest first, strictly
+ * after (after_ms, after_id) when after_id is set. after_id is the other
+ * side of the membership (the user for an organization's members, the
+ * organization for a user's), or the invitation id. */
+typedef struct mq_orgs_page {
+  uint32_t limit;
+  int64_t after_ms;
+  const char *after_id;
+} mq_orgs_page_t;
+
+/* Memberships of an organization, or of a user (org_id NULL), into a[],
+ * in the order they were added. */
+mq_code_t mq_orgs_list_memberships(mq_store_t *s, const char *org_id, const char *user_id, const mq_orgs_page_t *pg,
+                                   mq_arena_t *a, mq_membership_t **out, size_t *n, mq_error_t *err);
+/* How many members of the organization hold exactly `role`. */
+mq_code_t mq_orgs_count_role(mq_store_t *s, const char *org_id, int role, int64_t *count, mq_error_t *err);
 
 typedef struct mq_invitation {
   const char *id, *org_id, *email, *email_key, *token_hash, *invited_by;
@@ -74,8 +87,9 @@ mq_code_t mq_orgs_take_invitation(mq_store_t *s, const char *token_hash, mq_aren
                                   mq_error_t *err);
 /* Puts a taken invitation back (the acceptance failed for a transient reason). */
 mq_code_t mq_orgs_restore_invitation(mq_store_t *s, const mq_invitation_t *inv, mq_error_t *err);
-mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_invitation_t **out, size_t *n,
-                                   mq_error_t *err);
+/* Pending (unexpired) invitations, oldest first. */
+mq_code_t mq_orgs_list_invitations(mq_store_t *s, const char *org_id, const mq_orgs_page_t *pg, mq_arena_t *a,
+                                   mq_invitation_t **out, size_t *n, mq_error_t *err);
 /* NOT_FOUND if no such invitation in this organization. */
 mq_code_t mq_orgs_revoke_invitation(mq_store_t *s, const char *org_id, const char *id, mq_error_t *err);
 

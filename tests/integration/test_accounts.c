@@ -321,6 +321,22 @@ static void test_update_me_and_change_password(void **state) {
   assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
                    MQ_INVALID_ARGUMENT);
   assert_string_equal(err.field, "user.time_zone");
+  /* every bad field at once, each named as the request names it; nothing is written */
+  char *three[] = {(char *)"time_zone", (char *)"phone", (char *)"email"};
+  mask.paths = three;
+  mask.n_paths = 3;
+  u.phone = (char *)"0612";
+  assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_int_equal(err.n_violations, 3);
+  assert_string_equal(err.violations[0].field, "user.time_zone");
+  assert_string_equal(err.violations[1].field, "user.phone");
+  assert_string_equal(err.violations[2].field, "update_mask");
+  Marquee__Identity__V1__GetMeRequest gm = MARQUEE__IDENTITY__V1__GET_ME_REQUEST__INIT;
+  assert_int_equal(marquee__identity__v1__account_service__get_me__call(cl, &gm, &me, &o, &err), MQ_OK);
+  assert_string_equal(me->phone, "+5511912345678");
+  marquee__identity__v1__user__free_unpacked(me, NULL);
+  mask.paths = tz_path;
   mask.n_paths = 0;
   assert_int_equal(marquee__identity__v1__account_service__update_me__call(cl, &ur, &me, &o, &err),
                    MQ_INVALID_ARGUMENT);
@@ -689,6 +705,13 @@ static void test_organizations_and_member_roles(void **state) {
   cq.slug = (char *)"Not A Slug!";
   assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &oa, &err),
                    MQ_INVALID_ARGUMENT);
+  cq.name = (char *)"";
+  assert_int_equal(marquee__identity__v1__organization_service__create_organization__call(cl, &cq, &org, &oa, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_int_equal(err.n_violations, 2); /* both bad fields in one answer */
+  assert_string_equal(err.violations[0].field, "name");
+  assert_string_equal(err.violations[1].field, "slug");
+  cq.name = (char *)"Acme Events";
 
   int role = 0;
   assert_int_equal(get_org(bob, oid, &role, &err), MQ_NOT_FOUND); /* outsiders do not learn it exists */
@@ -749,7 +772,35 @@ static void test_organizations_and_member_roles(void **state) {
   mq_call_opts_t oc = {.bearer_token = carol};
   assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err), MQ_OK);
   assert_int_equal(lr->n_members, 3);
+  assert_string_equal(lr->next_page_token, "");
   marquee__identity__v1__list_members_response__free_unpacked(lr, NULL);
+  /* pages of 2, in the order members were added: alice, bob | carol */
+  lq.page_size = 2;
+  assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err), MQ_OK);
+  assert_int_equal(lr->n_members, 2);
+  assert_string_equal(lr->members[0]->user_id, a_id);
+  assert_string_equal(lr->members[1]->user_id, b_id);
+  char mtok[200];
+  snprintf(mtok, sizeof mtok, "%s", lr->next_page_token);
+  assert_true(mtok[0] != 0);
+  marquee__identity__v1__list_members_response__free_unpacked(lr, NULL);
+  lq.page_token = mtok;
+  assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err), MQ_OK);
+  assert_int_equal(lr->n_members, 1);
+  assert_string_equal(lr->members[0]->user_id, c_id);
+  assert_string_equal(lr->next_page_token, "");
+  marquee__identity__v1__list_members_response__free_unpacked(lr, NULL);
+  /* a token is bound to its organization */
+  lq.organization_id = (char *)"00000000-0000-4000-8000-00000000abcd";
+  assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err),
+                   MQ_NOT_FOUND); /* not a member there: refused before the token is read */
+  lq.organization_id = oid;
+  lq.page_token = (char *)"not-a-token";
+  assert_int_equal(marquee__identity__v1__organization_service__list_members__call(cl, &lq, &lr, &oc, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "page_token");
+  lq.page_token = (char *)"";
+  lq.page_size = 0;
 
   assert_int_equal(remove_member(bob, oid, a_id, &err), MQ_PERMISSION_DENIED);     /* manager vs owner */
   assert_int_equal(remove_member(alice, oid, a_id, &err), MQ_FAILED_PRECONDITION); /* the last owner */
@@ -762,6 +813,7 @@ static void test_organizations_and_member_roles(void **state) {
                    MQ_OK);
   assert_int_equal(mr->n_organizations, 1);
   assert_int_equal(mr->organizations[0]->my_role, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER);
+  assert_string_equal(mr->next_page_token, "");
   marquee__identity__v1__list_my_organizations_response__free_unpacked(mr, NULL);
   free(a_att);
   free(alice);

@@ -271,12 +271,10 @@ static void test_free_hold_confirm_and_visibility(void **state) {
   assert_int_equal(lr->n_bookings, 0);
   marquee__bookings__v1__list_bookings_response__free_unpacked(lr, NULL);
   eq.state = 0;
-  Marquee__Common__V1__PageRequest pg = MARQUEE__COMMON__V1__PAGE_REQUEST__INIT;
-  pg.page_token = (char *)"12.not-a-uuid";
-  eq.page = &pg;
+  eq.page_token = (char *)"12.not-a-uuid";
   assert_int_equal(marquee__bookings__v1__booking_service__list_event_bookings__call(c, &eq, &lr, &as_org, &err),
                    MQ_INVALID_ARGUMENT);
-  assert_string_equal(err.field, "page.page_token");
+  assert_string_equal(err.field, "page_token");
 }
 
 static void test_idempotent_retry(void **state) {
@@ -339,6 +337,19 @@ static void test_bad_input(void **state) {
   q.n_items = 2;
   expect(marquee__bookings__v1__booking_service__create_hold__call(c, &q, &h, &oo, &err), MQ_INVALID_ARGUMENT, &err,
          "items[1].ticket_type_id");
+  /* every bad field in one answer */
+  i2.quantity = 0;
+  q.event_id = (char *)"not-an-id";
+  q.idempotency_key = (char *)"has spaces";
+  expect(marquee__bookings__v1__booking_service__create_hold__call(c, &q, &h, &oo, &err), MQ_INVALID_ARGUMENT, &err,
+         "event_id");
+  assert_int_equal(err.n_violations, 4);
+  assert_string_equal(err.violations[1].field, "items[1].ticket_type_id");
+  assert_string_equal(err.violations[2].field, "items[1].quantity");
+  assert_string_equal(err.violations[3].field, "idempotency_key");
+  q.event_id = ev.event_id;
+  q.idempotency_key = (char *)"";
+  i2.quantity = 1;
 
   expect(create_hold(alice, ev.event_id, ev.tt[0], 0, NULL, NULL, NULL, &err), MQ_INVALID_ARGUMENT, &err,
          "items[0].quantity");
@@ -783,16 +794,14 @@ static void test_check_in(void **state) {
   marquee__bookings__v1__check_in_stats__free_unpacked(st, NULL);
   Marquee__Bookings__V1__ListCheckInsRequest lq = MARQUEE__BOOKINGS__V1__LIST_CHECK_INS_REQUEST__INIT;
   lq.event_id = ev.event_id;
-  Marquee__Common__V1__PageRequest pg = MARQUEE__COMMON__V1__PAGE_REQUEST__INIT;
-  pg.page_size = 2;
-  lq.page = &pg;
+  lq.page_size = 2;
   Marquee__Bookings__V1__ListCheckInsResponse *lr = NULL;
   assert_int_equal(marquee__bookings__v1__check_in_service__list_check_ins__call(c, &lq, &lr, &as_org, &err), MQ_OK);
   assert_int_equal(lr->n_check_ins, 2);
   char token[200];
-  snprintf(token, sizeof token, "%s", lr->page->next_page_token);
+  snprintf(token, sizeof token, "%s", lr->next_page_token);
   marquee__bookings__v1__list_check_ins_response__free_unpacked(lr, NULL);
-  pg.page_token = token;
+  lq.page_token = token;
   assert_int_equal(marquee__bookings__v1__check_in_service__list_check_ins__call(c, &lq, &lr, &as_org, &err), MQ_OK);
   assert_int_equal(lr->n_check_ins, 1);
   marquee__bookings__v1__list_check_ins_response__free_unpacked(lr, NULL);

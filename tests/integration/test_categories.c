@@ -305,6 +305,14 @@ static void test_locale_fallback_and_rename(void **state) {
   assert_string_equal(err.field, "names");
   assert_int_equal(rename_as(admin, id, (const char *const[]){"en", "Two\nlines", NULL}, &err), MQ_INVALID_ARGUMENT);
   assert_string_equal(err.field, "names[0].name");
+  /* every bad entry at once */
+  assert_int_equal(
+      rename_as(admin, id, (const char *const[]){"en", "Two\nlines", "EN!", "x", "en", "Again", NULL}, &err),
+      MQ_INVALID_ARGUMENT);
+  assert_int_equal(err.n_violations, 3);
+  assert_string_equal(err.violations[0].field, "names[0].name");
+  assert_string_equal(err.violations[1].field, "names[1].locale");
+  assert_string_equal(err.violations[2].field, "names[2].locale"); /* "en" twice */
   assert_int_equal(rename_as(admin, UNKNOWN_ID, EN_ONLY, &err), MQ_NOT_FOUND);
   assert_string_equal(err.field, "category_id");
 }

@@ -694,6 +694,14 @@ static void test_bad_input_leaves_nothing(void **state) {
   refused(&long_alt, PNG_1X1, sizeof PNG_1X1, "metadata.alt_text", NULL);
   up_t zero = {.tok = w.alice, .org = w.org_a, .declared = -1};
   refused(&zero, PNG_1X1, sizeof PNG_1X1, "metadata.total_size", NULL);
+  up_t three = {.tok = w.alice, .org = w.org_a, .alt_text = alt, .declared = -1, .event_id = "not-an-id"};
+  mq_error_t e3;
+  memset(&e3, 0, sizeof e3);
+  assert_int_equal(upload_with(&three, PNG_1X1, sizeof PNG_1X1, NULL, &e3), MQ_INVALID_ARGUMENT);
+  assert_int_equal(e3.n_violations, 3); /* every bad metadata field in one answer */
+  assert_string_equal(e3.violations[0].field, "metadata.alt_text");
+  assert_string_equal(e3.violations[1].field, "metadata.total_size");
+  assert_string_equal(e3.violations[2].field, "metadata.event_id");
 
   /* no metadata on the first chunk; metadata on a later one; no chunk at all */
   before = stored();

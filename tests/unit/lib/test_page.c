@@ -93,29 +93,25 @@ static void test_nested_page_and_key_cursor(void **state) {
   Marquee__Bookings__V1__ListEventBookingsRequest q = MARQUEE__BOOKINGS__V1__LIST_EVENT_BOOKINGS_REQUEST__INIT;
   q.event_id = (char *)UUID;
   uint64_t bare = mq_page_fingerprint(&q.base);
-  Marquee__Common__V1__PageRequest pg = MARQUEE__COMMON__V1__PAGE_REQUEST__INIT;
-  pg.page_size = 30;
-  pg.page_token = (char *)"x";
-  q.page = &pg;
+  q.page_size = 30;
+  q.page_token = (char *)"x";
   assert_int_equal(mq_page_fingerprint(&q.base), bare); /* paging fields do not count */
   char *tok = mq_page_token_make_key(&a, &q.base, 1700000000000LL, UUID);
   bool has;
   int64_t ms;
   const char *id;
-  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page.page_token", tok, &has, &ms, &id, &err), MQ_OK);
+  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page_token", tok, &has, &ms, &id, &err), MQ_OK);
   assert_true(has);
   assert_int_equal(ms, 1700000000000LL);
   assert_string_equal(id, UUID);
-  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page.page_token", NULL, &has, &ms, &id, &err), MQ_OK);
+  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page_token", NULL, &has, &ms, &id, &err), MQ_OK);
   assert_false(has);
   /* a cursor that is not "<ms>.<uuid>" inside a well-bound token */
   char *odd = mq_page_token_make(&a, &q.base, "not-a-cursor");
-  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page.page_token", odd, &has, &ms, &id, &err),
-                   MQ_INVALID_ARGUMENT);
-  assert_string_equal(err.field, "page.page_token");
+  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page_token", odd, &has, &ms, &id, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "page_token");
   q.event_id = (char *)"7f1c1b7e-8a55-4d6a-9a55-0a1e5a1e5a1e"; /* another event's bookings */
-  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page.page_token", tok, &has, &ms, &id, &err),
-                   MQ_INVALID_ARGUMENT);
+  assert_int_equal(mq_page_token_read_key(&a, &q.base, "page_token", tok, &has, &ms, &id, &err), MQ_INVALID_ARGUMENT);
   mq_arena_release(&a);
 }
 
