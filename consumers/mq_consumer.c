@@ -2,18 +2,26 @@
  * mq_consumer.c — see mq_consumer.h. One thread: poll, handle, store
  * offset. The dead-letter producer is idempotent and each dead-lettered
  * message is flushed before its offset is stored, so a message is never
- * both lost from the source and missing from the DLQ.
+ * both lost from the source and missing from the DLQ. The HTTP thread
+ * reads the metrics: counters are relaxed atomics; the table of next
+ * offsets per partition is guarded by its mutex, and librdkafka's calls
+ * (assignment, watermarks, committed offsets) are thread-safe.
  */
 #include "consumers/mq_consumer.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "core/mq_xmalloc.h"
+#include "lib/mq_http.h"
 #include "lib/mq_kafka.h"
 
 #define PROCESSED_COLLECTION "consumer_processed"
@@ -89,6 +97,118 @@ static bool dead_letter(rd_kafka_t *dlq, const char *dlq_topic, const char *grou
   return false;
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+enum { OUT_HANDLED, OUT_SKIPPED, OUT_DUPLICATE, OUT_DEAD_LETTERED, OUT_N };
+static const char *const outcome_names[OUT_N] = {"handled", "skipped", "duplicate", "dead_lettered"};
+static atomic_uint_fast64_t g_outcomes[OUT_N], g_retries;
+
+#define LAG_MAX_PARTS 1024
+typedef struct {
+  char topic[160];
+  int32_t partition;
+  int64_t next; /* the next offset to handle */
+} lag_part_t;
+static struct {
+  pthread_mutex_t mu;
+  rd_kafka_t *rk;
+  lag_part_t parts[LAG_MAX_PARTS];
+  size_t n;
+} g_lag = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void count(int outcome) {
+  atomic_fetch_add_explicit(&g_outcomes[outcome], 1, memory_order_relaxed);
+}
+
+static void lag_note(const char *topic, int32_t partition, int64_t next) {
+  pthread_mutex_lock(&g_lag.mu);
+  size_t i = 0;
+  while (i < g_lag.n && (g_lag.parts[i].partition != partition || strcmp(g_lag.parts[i].topic, topic))) i++;
+  if (i == g_lag.n && g_lag.n < LAG_MAX_PARTS) {
+    snprintf(g_lag.parts[i].topic, sizeof g_lag.parts[i].topic, "%s", topic);
+    g_lag.parts[i].partition = partition;
+    g_lag.n++;
+  }
+  if (i < g_lag.n) g_lag.parts[i].next = next;
+  pthread_mutex_unlock(&g_lag.mu);
+}
+
+/* The next offset to handle on (topic, partition), or -1 if none handled yet. */
+static int64_t lag_next(const char *topic, int32_t partition) {
+  int64_t next = -1;
+  pthread_mutex_lock(&g_lag.mu);
+  for (size_t i = 0; i < g_lag.n; i++)
+    if (g_lag.parts[i].partition == partition && !strcmp(g_lag.parts[i].topic, topic)) next = g_lag.parts[i].next;
+  pthread_mutex_unlock(&g_lag.mu);
+  return next;
+}
+
+static double gauge_outcome(void *arg) {
+  return (double)atomic_load_explicit((atomic_uint_fast64_t *)arg, memory_order_relaxed);
+}
+
+/* marquee_consumer_lag for the topic named by arg: over the partitions of it
+ * assigned to this process, high watermark minus the next offset to handle
+ * (for a partition not handled yet: minus its committed offset, or minus
+ * the low watermark when the group has none). Runs on the HTTP thread. */
+static double gauge_lag(void *arg) {
+  const char *topic = arg;
+  rd_kafka_t *rk = g_lag.rk;
+  rd_kafka_topic_partition_list_t *asg = NULL;
+  if (!rk || rd_kafka_assignment(rk, &asg) != RD_KAFKA_RESP_ERR_NO_ERROR || !asg) return 0;
+  double lag = 0;
+  for (int i = 0; i < asg->cnt; i++) {
+    const rd_kafka_topic_partition_t *tp = &asg->elems[i];
+    if (strcmp(tp->topic, topic)) continue;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(rk, topic, tp->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+      if (rd_kafka_query_watermark_offsets(rk, topic, tp->partition, &lo, &hi, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        continue;
+    int64_t next = lag_next(topic, tp->partition);
+    if (next < 0) {
+      rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(one, topic, tp->partition);
+      if (rd_kafka_committed(rk, one, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) next = one->elems[0].offset;
+      rd_kafka_topic_partition_list_destroy(one);
+      if (next < 0) next = lo; /* nothing committed: auto.offset.reset=earliest reads it all */
+    }
+    if (hi > next) lag += (double)(hi - next);
+  }
+  rd_kafka_topic_partition_list_destroy(asg);
+  return lag;
+}
+
+/* Registers the families; returns the topic names the lag gauges point at
+ * (freed by metrics_stop). */
+static char **metrics_start(const char *name, const char *const *topics, size_t nt) {
+  char family[320];
+  for (int i = 0; i < OUT_N; i++) {
+    snprintf(family, sizeof family, "marquee_consumer_events_total{consumer=\"%s\",outcome=\"%s\"}", name,
+             outcome_names[i]);
+    mq_metrics_gauge(family, "Events this consumer process finished with, by outcome", gauge_outcome, &g_outcomes[i]);
+  }
+  snprintf(family, sizeof family, "marquee_consumer_retries_total{consumer=\"%s\"}", name);
+  mq_metrics_gauge(family, "Handler attempts that failed and were retried", gauge_outcome, &g_retries);
+  char **args = mq_xcalloc(nt + 1, sizeof *args);
+  for (size_t i = 0; i < nt; i++) {
+    args[i] = mq_xstrdup(topics[i]);
+    snprintf(family, sizeof family, "marquee_consumer_lag{consumer=\"%s\",topic=\"%s\"}", name, topics[i]);
+    mq_metrics_gauge(family, "Messages on the assigned partitions not yet handled by this consumer", gauge_lag,
+                     args[i]);
+  }
+  return args;
+}
+
+static void metrics_stop(char **args) {
+  for (size_t i = 0; args && args[i]; i++) {
+    mq_metrics_gauge_remove(args[i]);
+    free(args[i]);
+  }
+  free(args);
+  for (int i = 0; i < OUT_N; i++) mq_metrics_gauge_remove(&g_outcomes[i]);
+  mq_metrics_gauge_remove(&g_retries);
+}
+
 static volatile int g_dlq_failed;
 static void dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk, (void)opaque;
@@ -137,6 +257,7 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
     return 1;
   }
   rd_kafka_poll_set_consumer(rk);
+  g_lag.rk = rk;
 
   /* The topics must exist before subscribing (auto-creation is off). */
   size_t nt = 0;
@@ -151,6 +272,21 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
     sleep_ms(1000);
   }
   free(all);
+  char **lag_args = metrics_start(o->name, o->topics, nt);
+  mq_http_t *http = NULL;
+  char http_ep[96] = "";
+  if (o->cfg->consumer_http_listen[0]) {
+    mq_error_t err;
+    http = mq_http_create(NULL);
+    if (mq_http_start(http, o->cfg->consumer_http_listen, &err) != MQ_OK) {
+      mq_log(MQ_LOG_ERROR, "consumer.http", "%s: %s", err.field, err.message);
+      g_stop = 1;
+    } else {
+      const char *colon = strrchr(o->cfg->consumer_http_listen, ':');
+      int hl = colon ? (int)(colon - o->cfg->consumer_http_listen) : 0;
+      snprintf(http_ep, sizeof http_ep, "%.*s:%d", hl, o->cfg->consumer_http_listen, mq_http_port(http));
+    }
+  }
   rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)nt);
   for (size_t i = 0; i < nt; i++) rd_kafka_topic_partition_list_add(subs, o->topics[i], RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, subs);
@@ -159,7 +295,10 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
     mq_log(MQ_LOG_ERROR, "consumer.subscribe", "%s", rd_kafka_err2str(serr));
     g_stop = 1;
   } else {
-    mq_log(MQ_LOG_INFO, "consumer.ready", "group %s consuming %zu topics", group, nt);
+    mq_log(MQ_LOG_INFO, "consumer.ready", "group %s consuming %zu topics; HTTP on %s", group, nt,
+           http_ep[0] ? http_ep : "(none)");
+    printf("READY consumer=%s http=%s\n", o->name, http_ep);
+    fflush(stdout);
   }
 
   int max_attempts = (int)o->cfg->consumer_max_attempts;
@@ -181,16 +320,22 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
     bool done = false;
     if (skip) { /* older than this consumer cares about (tests on shared topics) */
       done = true;
+      count(OUT_SKIPPED);
     } else if (!ev || !ev->event_id || !ev->event_id[0]) {
       mq_log(MQ_LOG_ERROR, "consumer.poison", "%s[%d]@%lld is not an event envelope: dead-lettered", cm.topic,
              (int)cm.partition, (long long)cm.offset);
       done = dead_letter(dlq, dlq_topic, group, m, "undecodable envelope");
+      if (done) count(OUT_DEAD_LETTERED);
     } else {
       const mq_event_route_t *route = mq_consumer_route(o->routes, o->n_routes, ev->type ? ev->type : "");
       char key[200];
       snprintf(key, sizeof key, "%s/%s", group, ev->event_id);
-      if (!route || (o->dedupe && already_processed(o->store, key))) {
+      if (!route) {
         done = true;
+        count(OUT_SKIPPED);
+      } else if (o->dedupe && already_processed(o->store, key)) {
+        done = true;
+        count(OUT_DUPLICATE);
       } else {
         int attempts = 0;
         int64_t backoff = 100;
@@ -201,6 +346,7 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
           if (rc == MQ_OK && o->dedupe) rc = mark_processed(o->store, key, &err);
           if (rc == MQ_OK) {
             done = true;
+            count(OUT_HANDLED);
             break;
           }
           if (!mq_consumer_is_transient(rc) && ++attempts >= max_attempts) {
@@ -209,8 +355,10 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
             mq_log(MQ_LOG_ERROR, "consumer.dead_letter", "event %s (%s) failed %d times: %s", ev->event_id,
                    ev->type ? ev->type : "", attempts, reason);
             done = dead_letter(dlq, dlq_topic, group, m, reason);
+            if (done) count(OUT_DEAD_LETTERED);
             break;
           }
+          atomic_fetch_add_explicit(&g_retries, 1, memory_order_relaxed);
           mq_log(MQ_LOG_WARN, "consumer.retry", "event %s: %s (%s); retrying in %lld ms", ev->event_id,
                  mq_code_name(rc), err.message, (long long)backoff);
           sleep_ms(backoff);
@@ -223,11 +371,15 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
       rd_kafka_topic_partition_list_add(off, cm.topic, cm.partition)->offset = cm.offset + 1;
       rd_kafka_offsets_store(rk, off);
       rd_kafka_topic_partition_list_destroy(off);
+      lag_note(cm.topic, cm.partition, cm.offset + 1);
     }
     if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
     rd_kafka_message_destroy(m);
   }
   mq_log(MQ_LOG_INFO, "consumer.stop", "committing offsets and leaving the group");
+  mq_http_destroy(http); /* no scrape runs past here: the lag gauges use rk */
+  metrics_stop(lag_args);
+  g_lag.rk = NULL;
   rd_kafka_commit(rk, NULL, 0);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);

@@ -20,6 +20,18 @@
  *      shutdown stored offsets are committed before exit.
  * A crash between handler success and commit redelivers the event: handlers
  * must be idempotent or rely on dedupe (at least once, effectively once).
+ *
+ * Each consumer process serves /metrics and /healthz on its own HTTP port
+ * (MARQUEE_CONSUMER_HTTP_LISTEN; lib/mq_http.h) and prints
+ * "READY consumer=<name> http=<host:port>" once subscribed:
+ *   marquee_consumer_lag{consumer,topic}  messages on the topic's assigned
+ *       partitions not yet handled (high watermark minus the next offset to
+ *       handle; the committed offset for a partition not yet read);
+ *   marquee_consumer_events_total{consumer,outcome}  outcome = handled,
+ *       skipped (no route, or older than SKIP_BEFORE), duplicate (dedupe),
+ *       dead_lettered;
+ *   marquee_consumer_retries_total{consumer}  handler attempts that failed
+ *       and were retried.
  */
 #ifndef MQ_CONSUMER_H
 #define MQ_CONSUMER_H

@@ -113,7 +113,9 @@
      "consumer: attempts for a failing (non-transient) event before it goes to the dead-letter topic")                 \
   XX(STR, consumer_group, "MARQUEE_CONSUMER_GROUP", "", 0, 0, "consumer: Kafka group id (default marquee-<consumer>)") \
   XX(INT, consumer_skip_before_ms, "MARQUEE_CONSUMER_SKIP_BEFORE_MS", "0", 0, 4102444800000LL,                         \
-     "consumer: pass over messages produced before this unix time (ms) without handling them; 0: handle all")
+     "consumer: pass over messages produced before this unix time (ms) without handling them; 0: handle all")          \
+  XX(STR, consumer_http_listen, "MARQUEE_CONSUMER_HTTP_LISTEN", "127.0.0.1:0", 0, 0,                                   \
+     "consumer: its HTTP port (/metrics with the lag, /healthz); port 0 picks one (on the READY line); empty: none")
 
 typedef struct mq_config {
 #define MQ_XX_FIELD_STR(f) char *f;

@@ -74,7 +74,8 @@ if ! alive marquee-server; then
   echo $! >"$run/marquee-server.pid"
 fi
 if ! alive marquee-audit; then
-  nohup setsid build/marquee-audit >/dev/null 2>"$logs/marquee-audit.log" </dev/null &
+  MARQUEE_CONSUMER_HTTP_LISTEN=${MARQUEE_CONSUMER_HTTP_LISTEN:-127.0.0.1:9465} \
+    nohup setsid build/marquee-audit >/dev/null 2>"$logs/marquee-audit.log" </dev/null &
   echo $! >"$run/marquee-audit.pid"
 fi
 

@@ -25,7 +25,7 @@
 #include "core/mq_config.h"
 #include "core/mq_error.h"
 #include "handlers/mq_app.h"
-#include "server/mq_http.h"
+#include "lib/mq_http.h"
 #include "server/mq_server.h"
 
 mq_code_t mq_app_open(const mq_config_t *cfg, mq_app_t **out, mq_error_t *err);

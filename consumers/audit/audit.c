@@ -78,9 +78,7 @@ int main(int argc, char **argv) {
                           .ctx = store,
                           .store = store,
                           .dedupe = false};
-  printf("READY consumer=audit\n");
-  fflush(stdout);
-  rc = mq_consumer_run(&o);
+  rc = mq_consumer_run(&o); /* prints READY once subscribed */
 cleanup:
   mq_store_close(store);
   mq_config_free(&cfg);

@@ -264,6 +264,47 @@ static void test_each_server_publishes_its_own_events(void **state) {
   mq_test_drop_db(NULL, db);
 }
 
+/* A consumer that cannot write shows it on its own /metrics: the lag of the
+ * topic grows and retries count up while its store is down; a second
+ * consumer of the same group then handles everything and the lag falls to
+ * 0. */
+static void test_consumer_metrics_show_lag(void **state) {
+  (void)state;
+  char db[64];
+  mq_test_new_db(db);
+  mq_test_proc_t srv, stuck, audit;
+  assert_int_equal(mq_test_server_start(&srv, db, NULL), 0);
+  const char *dead_store[] = {"MARQUEE_MONGO_URI=mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300", NULL};
+  assert_int_equal(mq_test_audit_start(&stuck, db, dead_store), 0);
+  assert_true(stuck.http[0] != 0); /* READY names its HTTP port */
+  mq_client_t *cl = mq_test_client(&srv);
+  char *tok = mq_test_token("user-consumer-lag", MQ_ROLE_ATTENDEE);
+  assert_true(wait_health(cl, 1, 10000));
+  char ids[3][40], filter[512], agg[512];
+  for (int i = 0; i < 3; i++) assert_int_equal(record_note(cl, tok, "lag", 5000, ids[i]), MQ_OK);
+  const char *lag = "marquee_consumer_lag{consumer=\"audit\",topic=\"marquee.system\"}";
+  const char *retries = "marquee_consumer_retries_total{consumer=\"audit\"}";
+  /* the first note is retried (the store is down), the three wait */
+  assert_true(mq_test_wait_metric(&stuck, retries, 1, 30000));
+  assert_true(mq_test_wait_metric(&stuck, lag, 3, 30000));
+  assert_true(mq_test_metric(&stuck, "marquee_consumer_events_total{consumer=\"audit\",outcome=\"handled\"}") == 0);
+  assert_int_equal(mq_test_proc_stop(&stuck, SIGTERM, 20000), 0);
+
+  assert_int_equal(mq_test_audit_start(&audit, db, NULL), 0);
+  in_filter(filter, sizeof filter, ids, 3);
+  snprintf(agg, sizeof agg, "{\"aggregate_id\": %s", strchr(filter, '{') + 7);
+  assert_true(wait_count(db, "audit_log", agg, 3, 60000));
+  assert_true(mq_test_metric(&audit, "marquee_consumer_events_total{consumer=\"audit\",outcome=\"handled\"}") >= 3);
+  int64_t until = mq_test_now_ms() + 30000; /* caught up: nothing left behind on the topic */
+  while (mq_test_metric(&audit, lag) != 0 && mq_test_now_ms() < until) mq_test_sleep_ms(200);
+  assert_true(mq_test_metric(&audit, lag) == 0);
+  mq_client_destroy(cl);
+  free(tok);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
+  mq_test_drop_db(NULL, db);
+}
+
 /* Runs `cmd` and returns true if its output contains `needle`. */
 static bool output_contains(const char *cmd, const char *needle) {
   FILE *f = popen(cmd, "r");
@@ -403,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_kafka_outage_nothing_lost_nothing_twice),
       cmocka_unit_test(test_each_server_publishes_its_own_events),
       cmocka_unit_test(test_poison_message_dead_lettered),
+      cmocka_unit_test(test_consumer_metrics_show_lag),
       cmocka_unit_test(test_sweeper_recovers_unjournaled_events),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

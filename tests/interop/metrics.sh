@@ -44,6 +44,33 @@ want "callback counters are counters" '# TYPE marquee_outbox_published_total cou
 n=$(grep -c '^# TYPE marquee_cache_hits_total ' <<<"$out" || true)
 [[ $n == 1 ]] && ok "one TYPE line for a family with four series" || bad "marquee_cache_hits_total has $n TYPE lines"
 
+# a consumer process serves its own exposition, with its lag per topic
+(env -u MARQUEE_CONFIG MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:0 MARQUEE_MONGO_DB="$MQ_DB" \
+  MARQUEE_MONGO_URI="${MARQUEE_TEST_MONGO_URI:-mongodb://127.0.0.1:27017/}" \
+  MARQUEE_KAFKA_BROKERS="${MARQUEE_TEST_KAFKA_BROKERS:-127.0.0.1:9092}" MARQUEE_LOG_LEVEL=warn \
+  MARQUEE_CONSUMER_GROUP="marquee-audit-$MQ_DB" MARQUEE_CONSUMER_SKIP_BEFORE_MS="$(($(date +%s) * 1000))" \
+  "$build/marquee-audit" >"$MQ_TMP/audit.out" 2>"$MQ_TMP/audit.err") &
+audit_pid=$!
+trap 'kill -TERM $audit_pid 2>/dev/null; mq_stop_server || true' EXIT
+audit_http=
+for _ in $(seq 1 300); do
+  audit_http=$(sed -n 's/^READY consumer=audit http=\([^ ]*\).*/\1/p' "$MQ_TMP/audit.out" 2>/dev/null)
+  [ -n "$audit_http" ] && break
+  sleep 0.1
+done
+if [ -z "$audit_http" ]; then
+  bad "marquee-audit printed no READY line with its HTTP port"
+  cat "$MQ_TMP/audit.err"
+else
+  out=$(curl -sf "http://$audit_http/metrics")
+  if lint=$(marquee-promlint <<<"$out"); then ok "consumer promlint: $lint"; else bad "consumer promlint found problems:"; echo "$lint"; fi
+  want "consumer lag per topic" 'marquee_consumer_lag{consumer="audit",topic="marquee.bookings"} '
+  want "consumer outcomes are counters" '# TYPE marquee_consumer_events_total counter'
+  want "consumer build info" 'marquee_build_info{version="'
+fi
+kill -TERM $audit_pid 2>/dev/null
+wait $audit_pid 2>/dev/null || true
+
 trap - EXIT
 mq_stop_server || fail=$((fail + 1))
 echo "metrics: $fail failed"

@@ -3,7 +3,7 @@
  * route table is fixed before start, so lookups take no lock. Only GET and
  * HEAD are served by the built-in routes; anything else gets 405.
  */
-#include "server/mq_http.h"
+#include "lib/mq_http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -71,7 +71,7 @@ mq_http_t *mq_http_create(mq_health_t *health) {
   h->health = health;
   mq_http_route(h, "/metrics", route_metrics, NULL);
   mq_http_route(h, "/healthz", route_healthz, NULL);
-  mq_http_route(h, "/readyz", route_readyz, health);
+  if (health) mq_http_route(h, "/readyz", route_readyz, health);
   return h;
 }
 
