@@ -16,8 +16,8 @@
 
 #include "core/mq_config.h"
 #include "core/mq_log.h"
-#include "server/mq_app.h"
 #include "lib/mq_http.h"
+#include "server/mq_app.h"
 #include "server/mq_server.h"
 
 extern char **environ;
