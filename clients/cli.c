@@ -34,6 +34,7 @@
 
 #include "clients/mq_client.h"
 #include "grpc/health/v1/health.mq-client.h"
+#include "lib/mq_seal.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/bookings/v1/tickets.mq-client.h"
@@ -866,6 +867,24 @@ static int cmd_ticket(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+static int cmd_keygen(cli_t *c, int argc, char **argv) {
+  (void)c;
+  if (argc < 1 || argc > 2 || strcmp(argv[0], "notify"))
+    return cli_usage_error("keygen: notify [KID] (the key id, default n1)");
+  const char *kid = argc == 2 ? argv[1] : "n1";
+  size_t n = strlen(kid);
+  bool ok = n >= 1 && n <= 32;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (kid[i] >= 'a' && kid[i] <= 'z') || (kid[i] >= 'A' && kid[i] <= 'Z') || (kid[i] >= '0' && kid[i] <= '9') ||
+         kid[i] == '-' || kid[i] == '_';
+  if (!ok) return cli_usage_error("keygen: KID is 1-32 of A-Z a-z 0-9 - _");
+  char pub[128], sec[128];
+  mq_seal_keygen(kid, pub, sizeof pub, sec, sizeof sec);
+  printf("MARQUEE_NOTIFY_KEYS=%s\nMARQUEE_NOTIFY_SECRET_KEYS=%s\n", pub, sec);
+  explicit_bzero(sec, sizeof sec);
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -896,6 +915,9 @@ static const cli_cmd_t commands[] = {
      "your bookings (with EVENT_ID: the event's, for its organizers); export prints CSV", true, cmd_bookings},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
+    {"keygen", "notify [KID]",
+     "a new notifier key pair: MARQUEE_NOTIFY_KEYS for the server, MARQUEE_NOTIFY_SECRET_KEYS for the notifier", false,
+     cmd_keygen},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

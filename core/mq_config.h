@@ -104,6 +104,11 @@
      "how often expired holds are ended and unfinished booking decisions completed")                                   \
   XX(INT, payment_window_s, "MARQUEE_PAYMENT_WINDOW_S", "1800", 10, 86400,                                             \
      "how long a hold in payment may wait for the payment's outcome before it is released")                            \
+  XX(STR, notify_keys, "MARQUEE_NOTIFY_KEYS", "", 0, 0,                                                                \
+     "the notifier's public keys kid:key,... (X25519, base64url; the first seals link tokens in events; marquee "      \
+     "keygen notify); empty: events carry no link token")                                                              \
+  XX(SECRET, notify_secret_keys, "MARQUEE_NOTIFY_SECRET_KEYS", "", 0, 0,                                               \
+     "notifier: its secret keys kid:key,... (X25519, base64url), which open the link tokens sealed in events")         \
   XX(SECRET, ticket_keys, "MARQUEE_TICKET_KEYS", "", 0, 0,                                                             \
      "ticket-code signing keys kid:seed,... (Ed25519 seed, base64url; first signs); empty: a per-process key")         \
   XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \

@@ -31,6 +31,7 @@
 #include "lib/mq_cache.h"
 #include "lib/mq_health.h"
 #include "lib/mq_jwt.h"
+#include "lib/mq_seal.h"
 #include "store/mq_store.h"
 
 typedef struct mq_health_service mq_health_service_t;
@@ -42,6 +43,7 @@ typedef struct mq_app {
   mq_health_t *health;
   mq_jwt_keys_t *jwt;             /* NULL when MARQUEE_JWT_KEYS is empty */
   mq_oauth_t *oauth;              /* identity module; never NULL once open (may hold no providers) */
+  mq_seal_keys_t *notify_keys;    /* identity module: seals link tokens in events; NULL if none configured */
   mq_cache_t *profiles;           /* packed User messages by "u:<id>"; NULL if MARQUEE_CACHE_TTL_MS=0 */
   mq_cache_t *events;             /* public views of events by "e:<id>"; NULL if caching is off */
   mq_cache_t *event_pages;        /* public ListEvents pages by request; emptied by any catalog change */

@@ -68,6 +68,15 @@ if [ -z "${MARQUEE_TICKET_KEYS:-}" ]; then
   MARQUEE_TICKET_KEYS=$(cat "$stack/dev-ticket-keys")
   export MARQUEE_TICKET_KEYS
 fi
+# The notifier's development key pair: the server seals link tokens in events to
+# its public half; the secret half (for the notifier) stays in this file.
+if [ -z "${MARQUEE_NOTIFY_KEYS:-}" ]; then
+  if [ ! -f "$stack/dev-notify-keys" ]; then
+    (umask 077 && build/marquee keygen notify dev >"$stack/dev-notify-keys")
+  fi
+  MARQUEE_NOTIFY_KEYS=$(sed -n 's/^MARQUEE_NOTIFY_KEYS=//p' "$stack/dev-notify-keys")
+  export MARQUEE_NOTIFY_KEYS
+fi
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &

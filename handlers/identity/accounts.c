@@ -532,7 +532,7 @@ static void fill_verify(mq_event_t *ev, const char *token, int64_t expires_ms, v
   marquee__events__v1__email_verification_requested__init(&t->verify);
   t->verify.user_id = (char *)t->u->id;
   t->verify.email = (char *)t->u->email;
-  t->verify.token = (char *)token;
+  t->verify.sealed_token = mq_identity_seal(t->call, token);
   t->verify.expires_at = mq_pb_timestamp(mq_call_arena(t->call), expires_ms);
   t->verify.locale = (char *)t->u->locale;
   ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED;
@@ -544,7 +544,7 @@ static void fill_reset(mq_event_t *ev, const char *token, int64_t expires_ms, vo
   marquee__events__v1__password_reset_requested__init(&t->reset);
   t->reset.user_id = (char *)t->u->id;
   t->reset.email = (char *)t->u->email;
-  t->reset.token = (char *)token;
+  t->reset.sealed_token = mq_identity_seal(t->call, token);
   t->reset.expires_at = mq_pb_timestamp(mq_call_arena(t->call), expires_ms);
   t->reset.locale = (char *)t->u->locale;
   ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED;

@@ -8,6 +8,7 @@
 
 #include "handlers/mq_app.h"
 #include "handlers/mq_call.h"
+#include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/identity/v1/identity.pb-c.h"
 #include "store/identity/sessions_store.h"
 #include "store/identity/users_store.h"
@@ -51,5 +52,9 @@ void mq_oauth_free(mq_oauth_t *o);
 /* After a change of a user document (here, or heard from another instance):
  * drops the cached profile. */
 void mq_app_user_changed(mq_app_t *app, const char *user_id);
+/* `token` sealed to the notifier (lib/mq_seal.h) for an event, in the call's
+ * arena; NULL when no MARQUEE_NOTIFY_KEYS is configured (or, logged, if
+ * sealing failed). A link token goes on the bus this way or not at all. */
+Marquee__Events__V1__SealedSecret *mq_identity_seal(mq_call_t *call, const char *token);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/mq_log.h"
 #include "core/mq_time.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_module.h"
@@ -30,6 +31,14 @@ void mq_app_user_changed(mq_app_t *app, const char *user_id) {
 }
 
 static mq_code_t identity_open(mq_app_t *app, mq_error_t *err) {
+  if (app->cfg->notify_keys[0]) {
+    mq_code_t rc = mq_seal_keys_parse(app->cfg->notify_keys, false, "MARQUEE_NOTIFY_KEYS", &app->notify_keys, err);
+    if (rc != MQ_OK) return rc;
+  } else {
+    mq_log(MQ_LOG_WARN, "identity.no_notify_key",
+           "MARQUEE_NOTIFY_KEYS is empty: verification, password-reset and invitation events carry no link token, "
+           "so no link can be delivered");
+  }
   return mq_oauth_open(app->cfg, &app->oauth, err);
 }
 
@@ -51,6 +60,22 @@ static void identity_on_event(mq_app_t *app, const char *topic, const Marquee__E
 static void identity_close(mq_app_t *app) {
   mq_oauth_free(app->oauth);
   app->oauth = NULL;
+  mq_seal_keys_free(app->notify_keys);
+  app->notify_keys = NULL;
+}
+
+Marquee__Events__V1__SealedSecret *mq_identity_seal(mq_call_t *call, const char *token) {
+  mq_app_t *app = mq_call_app(call);
+  if (!app->notify_keys) return NULL;
+  mq_arena_t *a = mq_call_arena(call);
+  Marquee__Events__V1__SealedSecret *s = mq_arena_alloc(a, sizeof *s);
+  marquee__events__v1__sealed_secret__init(s);
+  mq_error_t err;
+  if (mq_seal(app->notify_keys, token, a, &s->key_id, &s->box.data, &s->box.len, &err) != MQ_OK) {
+    mq_log(MQ_LOG_ERROR, "identity.seal_failed", "%s: the event goes out without its link token", err.message);
+    return NULL;
+  }
+  return s;
 }
 
 static const mq_service_row_t services[] = {

@@ -215,7 +215,7 @@ static mq_code_t org_invite(mq_call_t *call, const Marquee__Identity__V1__Invite
   pl.invitation_id = id;
   pl.email = req->email;
   pl.role = (char *)role_names[inv.role];
-  pl.token = token;
+  pl.sealed_token = mq_identity_seal(call, token);
   pl.expires_at = mq_pb_timestamp(a, inv.expires_ms);
   pl.invited_by = (char *)inv.invited_by;
   mq_event_t ev;

@@ -23,6 +23,7 @@
 
 #include "handlers/mq_call.h"
 #include "lib/mq_jwt.h"
+#include "lib/mq_seal.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 
 extern char **environ;
@@ -184,6 +185,30 @@ static int start_child(mq_test_proc_t *p, const char *binary, const char *const 
   return 0;
 }
 
+/* "MARQUEE_NOTIFY_KEYS=<the public half of MQ_TEST_NOTIFY_SECRET_KEYS>". */
+static const char *notify_keys(void) {
+  static char kv[200];
+  if (!kv[0]) {
+    mq_seal_keys_t *k = NULL;
+    mq_error_t err;
+    if (mq_seal_keys_parse(MQ_TEST_NOTIFY_SECRET_KEYS, true, "test key", &k, &err) != MQ_OK) abort();
+    char pub[160];
+    mq_seal_public_spec(k, pub, sizeof pub);
+    snprintf(kv, sizeof kv, "MARQUEE_NOTIFY_KEYS=%s", pub);
+    mq_seal_keys_free(k);
+  }
+  return kv;
+}
+
+bool mq_test_unseal(const char *key_id, const void *box, size_t len, char *token, size_t n) {
+  mq_seal_keys_t *k = NULL;
+  mq_error_t err;
+  if (mq_seal_keys_parse(MQ_TEST_NOTIFY_SECRET_KEYS, true, "test key", &k, &err) != MQ_OK) return false;
+  bool ok = mq_seal_open(k, key_id, box, len, token, n);
+  mq_seal_keys_free(k);
+  return ok;
+}
+
 int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env) {
   memset(p, 0, sizeof *p);
   if (db)
@@ -199,6 +224,7 @@ int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *e
                             "MARQUEE_DIAGNOSTICS=1",
                             "MARQUEE_JWT_KEYS=" MQ_TEST_JWT_KEYS,
                             "MARQUEE_TICKET_KEYS=" MQ_TEST_TICKET_KEYS,
+                            notify_keys(),
                             "MARQUEE_LOG_LEVEL=warn",
                             "MARQUEE_ACCESS_LOG=errors",
                             "MARQUEE_HEALTH_INTERVAL_MS=300",
@@ -515,8 +541,11 @@ bool mq_test_invitation_token(const char *db, const char *org_id, const char *in
     if (mq_test_find_binary(db, "audit_log", filter, "envelope", &data, &len)) {
       Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
       if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
-          !strcmp(ev->organization_member_invited->invitation_id, invitation_id))
-        snprintf(token, n, "%s", ev->organization_member_invited->token);
+          !strcmp(ev->organization_member_invited->invitation_id, invitation_id) &&
+          ev->organization_member_invited->sealed_token) {
+        const Marquee__Events__V1__SealedSecret *st = ev->organization_member_invited->sealed_token;
+        mq_test_unseal(st->key_id, st->box.data, st->box.len, token, n);
+      }
       if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
       free(data);
     }

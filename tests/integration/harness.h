@@ -25,6 +25,10 @@
 /* Ed25519 seed "0123456789abcdef0123456789abcdef", base64url: every test
  * server signs ticket codes with it, so two servers accept each other's. */
 #define MQ_TEST_TICKET_KEYS "itest:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
+/* The notifier's test key (lib/mq_seal.h): servers started here get its
+ * public half as MARQUEE_NOTIFY_KEYS; tests open link tokens with it, as the
+ * notifier will ("test-notifier-secret-key-0123456"). */
+#define MQ_TEST_NOTIFY_SECRET_KEYS "itest:dGVzdC1ub3RpZmllci1zZWNyZXQta2V5LTAxMjM0NTY"
 
 typedef struct mq_test_proc {
   pid_t pid;
@@ -87,6 +91,9 @@ double mq_test_metric(const mq_test_proc_t *p, const char *name);
 bool mq_test_wait_metric(const mq_test_proc_t *p, const char *name, double at_least, int timeout_ms);
 
 int64_t mq_test_now_ms(void);
+/* The link token sealed in an event (key id + box), opened with the test
+ * notifier key into token[n]; false if there is none or it does not open. */
+bool mq_test_unseal(const char *key_id, const void *box, size_t len, char *token, size_t n);
 /* The token of invitation `invitation_id` into `org_id`, read as the
  * notifier will: from its OrganizationMemberInvited event in db's audit log
  * (needs a marquee-audit on db; waits up to 60 s). */

@@ -380,9 +380,9 @@ static void test_protected_methods_refuse_bad_tokens(void **state) {
   free(tok);
 }
 
-/* The token inside the newest event of `type` about `uid`, read as the
+/* The token sealed in the newest event of `type` about `uid`, opened as the
  * notifier will: from the event that went through Kafka (here via the audit
- * log, which keeps each event's envelope). */
+ * log, which keeps each event's envelope), with the notifier's key. */
 static bool token_from_event(const char *uid, const char *type, char *token, size_t n) {
   char filter[256];
   snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"%s\"}", uid, type);
@@ -395,12 +395,14 @@ static bool token_from_event(const char *uid, const char *type, char *token, siz
   Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
   free(data);
   if (!ev) return false;
-  const char *t = ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED
-                      ? ev->email_verification_requested->token
-                  : ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED
-                      ? ev->password_reset_requested->token
-                      : "";
-  snprintf(token, n, "%s", t);
+  const Marquee__Events__V1__SealedSecret *st =
+      ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED
+          ? ev->email_verification_requested->sealed_token
+      : ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED
+          ? ev->password_reset_requested->sealed_token
+          : NULL;
+  token[0] = '\0';
+  if (st) mq_test_unseal(st->key_id, st->box.data, st->box.len, token, n); /* as the notifier will */
   marquee__events__v1__envelope__free_unpacked(ev, NULL);
   return token[0] != '\0';
 }

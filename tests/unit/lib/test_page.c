@@ -3,7 +3,7 @@
  * query (AIP-158), on real generated request messages.
  *
  * Covers: a token round-trips its cursor; the fingerprint ignores
- * page_size, page_token and a nested `page`, and changes with any filter
+ * page_size and page_token, and changes with any filter
  * and with the request type; a token sent with other filters, one of
  * another method, a truncated or non-base64url string, and an empty
  * cursor are refused with INVALID_ARGUMENT naming the field; the common
