@@ -5,6 +5,7 @@
 #include "core/mq_ids.h"
 #include "core/mq_xmalloc.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,7 @@ void mq_uuid_v4(char out[37]) {
            b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out) {
-  static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static size_t b64_encode(const char *tb, bool pad, const unsigned char *in, size_t n, char *out) {
   size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
@@ -66,8 +66,17 @@ size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out) {
     }
   }
   if (bits) out[o++] = tb[(acc << (6 - bits)) & 63];
+  while (pad && o % 4) out[o++] = '=';
   out[o] = '\0';
   return o;
+}
+
+size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out) {
+  return b64_encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false, in, n, out);
+}
+
+size_t mq_base64_encode(const unsigned char *in, size_t n, char *out) {
+  return b64_encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true, in, n, out);
 }
 
 static int b64url_value(unsigned char c) {

@@ -17,6 +17,9 @@ void mq_uuid_v4(char out[37]);
 /* Unpadded base64url of in[0..n) into out (room for 4*ceil(n/3)+1 bytes),
  * NUL-terminated; returns the characters written. */
 size_t mq_base64url_encode(const unsigned char *in, size_t n, char *out);
+/* Padded standard base64 (RFC 4648 §4: + and /), e.g. for MIME; out has room
+ * for 4*ceil(n/3)+1 bytes. */
+size_t mq_base64_encode(const unsigned char *in, size_t n, char *out);
 
 /* Decodes unpadded base64url of in[0..n) into out[0..cap); returns the bytes
  * written, or -1 on a bad character, non-canonical trailing bits or overflow. */

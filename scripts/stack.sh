@@ -7,20 +7,22 @@
 # Everything listens on 127.0.0.1 only and lives under one directory:
 #
 #   $MARQUEE_STACK_DIR (default: <repo>/.stack)
-#     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz
+#     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz, mailpit
 #     toolchain/      Go toolchain, only if the system Go is older than 1.24
 #     kafka/lib/      Kafka jars;  kafka/server.properties, kafka/log4j.properties
-#     data/ferretdb/  data/kafka/
+#     data/ferretdb/  data/kafka/  data/mailpit/
 #     logs/<part>.log (previous run in <part>.log.1; install-*.log per step)
 #     run/<part>.pid  run/<part>.port
 #
-# Subcommands (part = ferretdb | kafka | all; default all):
+# Subcommands (part = ferretdb | kafka | mailpit | all; default all):
 #   install            apt packages (only if missing), marquee-ferretdb, marquee-promlint,
-#                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0,
+#                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0, mailpit v1.33.1
+#                      (the SMTP server mail goes to, with an HTTP API to read it),
 #                      oauth2-mock-server (npm), grpcio-status (PyPI, into
 #                      py/). Idempotent.
 #   start   [part]     start in the background unless running; wait until ready
-#                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s)
+#                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s;
+#                      mailpit: its API answers, 30 s)
 #   stop    [part]     SIGTERM, up to 20 s, then SIGKILL (not running = fine)
 #   restart [part]     stop, then start
 #   status             one line per part: running (pid) / stopped, and the port
@@ -34,6 +36,8 @@
 #   MARQUEE_STACK_MONGO_PORT             FerretDB port          (default 27017)
 #   MARQUEE_STACK_KAFKA_PORT             Kafka PLAINTEXT port   (default 9092)
 #   MARQUEE_STACK_KAFKA_CONTROLLER_PORT  KRaft controller port  (default 9093)
+#   MARQUEE_STACK_SMTP_PORT              mailpit's SMTP port    (default 1025)
+#   MARQUEE_STACK_MAILPIT_PORT           mailpit's HTTP API/UI  (default 8025)
 #   MARQUEE_STACK_GO_TOOLCHAIN           Go fetched from the Go module proxy when
 #                                        the system Go is < 1.24 (default go1.24.13)
 #
@@ -48,6 +52,8 @@ STACK=${MARQUEE_STACK_DIR:-$REPO/.stack}
 MONGO_PORT=${MARQUEE_STACK_MONGO_PORT:-27017}
 KAFKA_PORT=${MARQUEE_STACK_KAFKA_PORT:-9092}
 CTRL_PORT=${MARQUEE_STACK_KAFKA_CONTROLLER_PORT:-9093}
+SMTP_PORT=${MARQUEE_STACK_SMTP_PORT:-1025}
+MAILPIT_PORT=${MARQUEE_STACK_MAILPIT_PORT:-8025}
 GO_TOOLCHAIN_VERSION=${MARQUEE_STACK_GO_TOOLCHAIN:-go1.24.13}
 
 KAFKA_VERSION=3.9.1
@@ -56,12 +62,15 @@ GRPCURL_MOD=github.com/fullstorydev/grpcurl
 GRPCURL_VERSION=v1.9.1
 GHZ_MOD=github.com/bojand/ghz
 GHZ_VERSION=v0.120.0
+MAILPIT_MOD=github.com/axllent/mailpit
+MAILPIT_VERSION=v1.33.1
 GO_MIN_MINOR=24   # scripts/ferretdb/go.mod says "go 1.24"
 
 FERRETDB_TIMEOUT=60
 KAFKA_TIMEOUT=120
+MAILPIT_TIMEOUT=30
 STOP_TIMEOUT=20
-ALL_PARTS=(ferretdb kafka)
+ALL_PARTS=(ferretdb kafka mailpit)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
@@ -108,6 +117,8 @@ validate_config() {
   check_port MARQUEE_STACK_MONGO_PORT "$MONGO_PORT"
   check_port MARQUEE_STACK_KAFKA_PORT "$KAFKA_PORT"
   check_port MARQUEE_STACK_KAFKA_CONTROLLER_PORT "$CTRL_PORT"
+  check_port MARQUEE_STACK_SMTP_PORT "$SMTP_PORT"
+  check_port MARQUEE_STACK_MAILPIT_PORT "$MAILPIT_PORT"
   if [[ $MONGO_PORT == "$KAFKA_PORT" || $MONGO_PORT == "$CTRL_PORT" || $KAFKA_PORT == "$CTRL_PORT" ]]; then
     die "ports must differ: mongo=$MONGO_PORT kafka=$KAFKA_PORT controller=$CTRL_PORT"
   fi
@@ -116,7 +127,7 @@ validate_config() {
 }
 
 make_dirs() {
-  mkdir -p "$STACK"/{bin,kafka/lib,data/ferretdb,data/kafka,logs,run}
+  mkdir -p "$STACK"/{bin,kafka/lib,data/ferretdb,data/kafka,data/mailpit,logs,run}
 }
 
 # Serialise mutating subcommands. fd 9 must not leak into daemons (see launch).
@@ -134,15 +145,16 @@ parts_from_arg() { # sets PARTS
     all) PARTS=("${ALL_PARTS[@]}") ;;
     ferretdb|mongo|mongodb) PARTS=(ferretdb) ;;
     kafka) PARTS=(kafka) ;;
-    *) die "unknown part '$1' (expected: ferretdb, kafka or all)" ;;
+    mailpit|smtp) PARTS=(mailpit) ;;
+    *) die "unknown part '$1' (expected: ferretdb, kafka, mailpit or all)" ;;
   esac
 }
 
 pid_file()  { printf '%s/run/%s.pid' "$STACK" "$1"; }
 port_file() { printf '%s/run/%s.port' "$STACK" "$1"; }
 log_file()  { printf '%s/logs/%s.log' "$STACK" "$1"; }
-cmd_marker() { case $1 in ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; esac; }
-part_port() { case $1 in ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; esac; }
+cmd_marker() { case $1 in ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; mailpit) echo "$STACK/bin/mailpit" ;; esac; }
+part_port() { case $1 in ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; mailpit) echo "$SMTP_PORT" ;; esac; }
 
 # running_pid PART: print the pid and succeed if the part's process is alive.
 # The command line must match too, so a recycled pid or a zombie never counts.
@@ -317,10 +329,11 @@ install_kafka() {
   say "kafka $KAFKA_VERSION jars: done in $((SECONDS - t0))s ($(find "$lib" -name '*.jar' | wc -l) jars)"
 }
 
-# install_go_tool NAME MODULE VERSION: go install MODULE/cmd/NAME@VERSION.
+# install_go_tool NAME MODULE VERSION [PACKAGE]: go install MODULE/cmd/NAME@VERSION
+# (or MODULE/PACKAGE@VERSION; "." for the module's root package).
 # Reinstalls when the binary's recorded module version differs.
 install_go_tool() {
-  local name=$1 mod=$2 ver=$3 bin="$STACK/bin/$1" have t0=$SECONDS
+  local name=$1 mod=$2 ver=$3 pkg=${4-cmd/$1} bin="$STACK/bin/$1" have t0=$SECONDS
   if [[ -x $bin ]]; then
     have=$(go_env "$GO" version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3; exit }' || true)
     if [[ -z $have || $have == "$ver" ]]; then
@@ -332,7 +345,7 @@ install_go_tool() {
     say "$name $ver: installing… (go install)"
   fi
   run_step "$name" env -C "$STACK" GOBIN="$STACK/bin" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
-    "$GO" install "$mod/cmd/$name@$ver"
+    "$GO" install "$mod${pkg:+/$pkg}@$ver"
   [[ -x $bin ]] || fail_with_log "$STACK/logs/install-$name.log" "go install did not produce $bin"
   say "$name $ver: done in $((SECONDS - t0))s"
 }
@@ -402,6 +415,7 @@ cmd_install() {
   install_kafka
   install_go_tool grpcurl "$GRPCURL_MOD" "$GRPCURL_VERSION"
   install_go_tool ghz "$GHZ_MOD" "$GHZ_VERSION"
+  install_go_tool mailpit "$MAILPIT_MOD" "$MAILPIT_VERSION" ""
   install_oidc_mock
   install_py_status
   say "install complete in $((SECONDS - t0))s; next: $0 start"
@@ -553,6 +567,24 @@ launch_kafka() {
     -cp "$STACK/kafka/lib/*" kafka.Kafka "$STACK/kafka/server.properties"
 }
 
+launch_mailpit() {
+  local bin="$STACK/bin/mailpit" pid
+  if pid=$(running_pid mailpit); then
+    say "mailpit: already running (pid $pid)"
+    return 1
+  fi
+  rm -f "$(pid_file mailpit)"
+  [[ -x $bin ]] || die "mailpit: $bin missing; run: $0 install"
+  ensure_port_free mailpit "$SMTP_PORT" "$MAILPIT_PORT"
+  mkdir -p "$STACK/data/mailpit"
+  new_log mailpit
+  # no release check, no outbound connections; messages kept in its SQLite file
+  launch mailpit "$bin" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
+    --database "$STACK/data/mailpit/mailpit.db" --max 10000 --disable-version-check --smtp-disable-rdns
+}
+
+mailpit_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$MAILPIT_PORT/api/v1/info" 2>/dev/null; }
+
 # wait_ready PART TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early
 # if the process exits, or after TIMEOUT seconds.
 wait_ready() {
@@ -590,6 +622,7 @@ start_parts() {
     case $part in
       ferretdb) launch_ferretdb || check_running_port ferretdb ;;
       kafka) launch_kafka || check_running_port kafka ;;
+      mailpit) launch_mailpit || check_running_port mailpit ;;
     esac
   done
   say "waiting for readiness…"
@@ -597,6 +630,7 @@ start_parts() {
     case $part in
       ferretdb) wait_ready ferretdb "$FERRETDB_TIMEOUT" tcp_open "$MONGO_PORT" ;;
       kafka) wait_ready kafka "$KAFKA_TIMEOUT" kafka_ready "$KAFKA_PORT" ;;
+      mailpit) wait_ready mailpit "$MAILPIT_TIMEOUT" mailpit_ready ;;
     esac
   done
   say "started ${PARTS[*]} in $((SECONDS - t0))s"
@@ -646,6 +680,7 @@ cmd_status() {
     port=$(part_port "$part")
     extra=""
     [[ $part == kafka ]] && extra=" (controller 127.0.0.1:$CTRL_PORT)"
+    [[ $part == mailpit ]] && extra=" (SMTP; API and UI http://127.0.0.1:$MAILPIT_PORT)"
     if pid=$(running_pid "$part"); then
       have=$(cat "$(port_file "$part")" 2>/dev/null || true)
       [[ -n $have && $have != "$port" ]] && extra+=" [configured port is $port; restart to apply]"
@@ -676,6 +711,8 @@ cmd_reset() {
 cmd_env() {
   printf 'export MARQUEE_MONGO_URI=%q\n' "mongodb://127.0.0.1:$MONGO_PORT/"
   printf 'export MARQUEE_KAFKA_BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
+  printf 'export MARQUEE_SMTP_URL=%q\n' "smtp://127.0.0.1:$SMTP_PORT"
+  printf 'export MARQUEE_STACK_MAILPIT=%q\n' "127.0.0.1:$MAILPIT_PORT"
   printf 'export MARQUEE_STACK_OIDC_MOCK_MODULE=%q\n' "$STACK/oidc-mock/node_modules/oauth2-mock-server/dist/index.mjs"
   printf 'export MARQUEE_STACK_PYTHONPATH=%q\n' "$STACK/py"
   # shellcheck disable=SC2016  # $PATH is meant to expand where this is eval'd
