@@ -109,6 +109,17 @@
      "keygen notify); empty: events carry no link token")                                                              \
   XX(SECRET, notify_secret_keys, "MARQUEE_NOTIFY_SECRET_KEYS", "", 0, 0,                                               \
      "notifier: its secret keys kid:key,... (X25519, base64url), which open the link tokens sealed in events")         \
+  XX(STR, smtp_url, "MARQUEE_SMTP_URL", "smtp://127.0.0.1:1025", 0, 0,                                                 \
+     "notifier: the SMTP server, smtp://host:port (STARTTLS when offered) or smtps://host:port")                       \
+  XX(STR, smtp_user, "MARQUEE_SMTP_USER", "", 0, 0, "notifier: SMTP AUTH user (with MARQUEE_SMTP_PASSWORD)")           \
+  XX(SECRET, smtp_password, "MARQUEE_SMTP_PASSWORD", "", 0, 0, "notifier: SMTP AUTH password")                         \
+  XX(BOOL, smtp_require_tls, "MARQUEE_SMTP_REQUIRE_TLS", "0", 0, 1,                                                    \
+     "notifier: refuse to send mail over a connection without TLS")                                                    \
+  XX(STR, mail_from_address, "MARQUEE_MAIL_FROM_ADDRESS", "no-reply@marquee.localhost", 0, 0,                          \
+     "notifier: the address mail comes from")                                                                          \
+  XX(STR, mail_from_name, "MARQUEE_MAIL_FROM_NAME", "Marquee", 0, 0, "notifier: the name mail comes from")             \
+  XX(STR, link_base_url, "MARQUEE_LINK_BASE_URL", "http://127.0.0.1:5173", 0, 0,                                       \
+     "notifier: where links in messages point (the web app): <base>/verify-email?token=…")                             \
   XX(SECRET, ticket_keys, "MARQUEE_TICKET_KEYS", "", 0, 0,                                                             \
      "ticket-code signing keys kid:seed,... (Ed25519 seed, base64url; first signs); empty: a per-process key")         \
   XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — THE run command (README): installs everything on a fresh machine,
-# builds Marquee (build/, optimised), starts the local stack (FerretDB +
-# Kafka on loopback), then marquee-server and the marquee-audit consumer in
-# the background, waits until the server reports SERVING, and prints the
+# builds Marquee (build/, optimised), starts the local stack (FerretDB,
+# Kafka and mailpit on loopback), then marquee-server and the marquee-audit
+# and marquee-notifier consumers in the background, waits until the server reports SERVING, and prints the
 # endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
 # once domain services exist (none before the catalog issue).
 #   scripts/run.sh          start (idempotent)
@@ -33,11 +33,12 @@ stop_proc() {
 
 case "${1:-start}" in
   stop)
+    stop_proc marquee-notifier
     stop_proc marquee-audit
     stop_proc marquee-server
     exit 0 ;;
   status)
-    for p in marquee-server marquee-audit; do
+    for p in marquee-server marquee-audit marquee-notifier; do
       if alive "$p"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; fi
     done
     bash scripts/stack.sh status
@@ -50,7 +51,7 @@ bash scripts/stack.sh install
 eval "$(bash scripts/stack.sh env)"
 echo "== build (build/, release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build marquee-server marquee-audit marquee
+ninja -C build marquee-server marquee-audit marquee-notifier marquee
 bash scripts/stack.sh start
 
 export MARQUEE_LISTEN=${MARQUEE_LISTEN:-127.0.0.1:50051}
@@ -87,6 +88,13 @@ if ! alive marquee-audit; then
     nohup setsid build/marquee-audit >/dev/null 2>"$logs/marquee-audit.log" </dev/null &
   echo $! >"$run/marquee-audit.pid"
 fi
+if ! alive marquee-notifier; then
+  # the secret half of the dev notifier key opens the link tokens sealed in events
+  secret=${MARQUEE_NOTIFY_SECRET_KEYS:-$(sed -n 's/^MARQUEE_NOTIFY_SECRET_KEYS=//p' "$stack/dev-notify-keys" 2>/dev/null)}
+  MARQUEE_NOTIFY_SECRET_KEYS=$secret MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9466 \
+    nohup setsid build/marquee-notifier >/dev/null 2>"$logs/marquee-notifier.log" </dev/null &
+  echo $! >"$run/marquee-notifier.pid"
+fi
 
 echo "== waiting for marquee-server to report SERVING"
 export MARQUEE_CLI_TARGET=$MARQUEE_LISTEN
@@ -110,6 +118,7 @@ Marquee is running.
   HTTP        http://$MARQUEE_HTTP_LISTEN/metrics  /healthz  /readyz
   MongoDB     $MARQUEE_MONGO_URI  (FerretDB)
   Kafka       $MARQUEE_KAFKA_BROKERS
+  Mail        http://$MARQUEE_STACK_MAILPIT   (mailpit: every message Marquee sends, via $MARQUEE_SMTP_URL)
   Logs        $logs/
 
 Try:
@@ -118,5 +127,5 @@ Try:
   build/marquee version
   build/marquee health
 
-Stop: scripts/run.sh stop   (and scripts/stack.sh stop for FerretDB and Kafka)
+Stop: scripts/run.sh stop   (and scripts/stack.sh stop for FerretDB, Kafka and mailpit)
 TXT

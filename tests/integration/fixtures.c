@@ -115,8 +115,8 @@ void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx
   marquee__catalog__v1__event__free_unpacked(pub, NULL);
 }
 
-void mq_fx_add_member(mq_client_t *c, const char *db, const char *inviter, const char *org, const char *email,
-                      Marquee__Identity__V1__MemberRole role, const char *invitee) {
+void mq_fx_invite(mq_client_t *c, const char *inviter, const char *org, const char *email,
+                  Marquee__Identity__V1__MemberRole role, char invitation_id[40]) {
   Marquee__Identity__V1__InviteMemberRequest q = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
   q.organization_id = (char *)org;
   q.email = (char *)email;
@@ -125,9 +125,16 @@ void mq_fx_add_member(mq_client_t *c, const char *db, const char *inviter, const
   mq_call_opts_t o = {.bearer_token = inviter};
   mq_error_t err;
   assert_int_equal(marquee__identity__v1__organization_service__invite_member__call(c, &q, &inv, &o, &err), MQ_OK);
-  char token[96];
-  bool found = mq_test_invitation_token(db, org, inv->invitation_id, token, sizeof token);
+  snprintf(invitation_id, 40, "%s", inv->invitation_id);
   marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+}
+
+void mq_fx_add_member(mq_client_t *c, const char *db, const char *inviter, const char *org, const char *email,
+                      Marquee__Identity__V1__MemberRole role, const char *invitee) {
+  char invitation[40], token[96];
+  mq_error_t err;
+  mq_fx_invite(c, inviter, org, email, role, invitation);
+  bool found = mq_test_invitation_token(db, org, invitation, token, sizeof token);
   assert_true(found);
   Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
   aq.token = token;

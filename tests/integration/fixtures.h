@@ -49,6 +49,10 @@ void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char 
 /* An event of `org` (online), its ticket types, published unless draft. */
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out);
 
+/* `inviter` invites `email` into `org` as `role`; the invitation's id into
+ * invitation_id. Fails the test otherwise. */
+void mq_fx_invite(mq_client_t *c, const char *inviter, const char *org, const char *email,
+                  Marquee__Identity__V1__MemberRole role, char invitation_id[40]);
 /* Invites `email` into `org` with `role` as `inviter`, then accepts as
  * `invitee` with the token the notifier would e-mail (read from the
  * invitation's event in db's audit log); fails the test otherwise. */

@@ -255,6 +255,102 @@ int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *en
   return start_child(p, "marquee-audit", defaults, env);
 }
 
+const char *mq_test_mailpit(void) {
+  const char *v = getenv("MARQUEE_STACK_MAILPIT");
+  return v && v[0] ? v : "127.0.0.1:8025";
+}
+
+const char *mq_test_smtp_url(void) {
+  const char *v = getenv("MARQUEE_SMTP_URL");
+  return v && v[0] ? v : "smtp://127.0.0.1:1025";
+}
+
+int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->db, sizeof p->db, "%s", db);
+  char uri[512], kafka[256], dbkv[96], group[128], smtp[256], skip[80];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-notifier-%s", db);
+  snprintf(smtp, sizeof smtp, "MARQUEE_SMTP_URL=%s", mq_test_smtp_url());
+  /* as for marquee-audit: what other tests produced before this one is not ours to mail */
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", (long long)time(NULL) * 1000 - 60000);
+  const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn",
+                            "MARQUEE_NOTIFY_SECRET_KEYS=" MQ_TEST_NOTIFY_SECRET_KEYS,
+                            "MARQUEE_LINK_BASE_URL=https://tickets.test",
+                            uri,
+                            kafka,
+                            dbkv,
+                            group,
+                            smtp,
+                            skip,
+                            NULL};
+  return start_child(p, "marquee-notifier", defaults, env);
+}
+
+/* "to:\"<addr>\"" percent-encoded for mailpit's search. */
+static void mail_query(const char *to, char *out, size_t n) {
+  size_t o = (size_t)snprintf(out, n, "/api/v1/search?query=to%%3A%%22");
+  for (const char *p = to; *p && o + 4 < n; p++) {
+    unsigned char c = (unsigned char)*p;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, n - o, "%%%02X", c);
+  }
+  snprintf(out + o, n - o, "%%22");
+}
+
+static char *json_str(const bson_t *doc, const char *key) {
+  bson_iter_t it;
+  return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? strdup(bson_iter_utf8(&it, NULL)) : NULL;
+}
+
+int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html) {
+  char path[512];
+  mail_query(to, path, sizeof path);
+  int64_t until = mq_test_now_ms() + timeout_ms;
+  int count = -1;
+  char id[64] = "";
+  for (;;) {
+    int status = 0;
+    char *body = mq_test_http_get(mq_test_mailpit(), path, &status);
+    bson_t doc;
+    bson_error_t be;
+    if (body && status == 200 && bson_init_from_json(&doc, body, -1, &be)) {
+      bson_iter_t it, arr, m;
+      count = 0;
+      if (bson_iter_init_find(&it, &doc, "messages") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+        while (bson_iter_next(&arr)) {
+          if (!count && BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &m) && bson_iter_find(&m, "ID") &&
+              BSON_ITER_HOLDS_UTF8(&m))
+            snprintf(id, sizeof id, "%s", bson_iter_utf8(&m, NULL)); /* newest first */
+          count++;
+        }
+      bson_destroy(&doc);
+    }
+    free(body);
+    if (count >= at_least || mq_test_now_ms() >= until) break;
+    mq_test_sleep_ms(200);
+  }
+  if (count > 0 && id[0] && (subject || text || html)) {
+    snprintf(path, sizeof path, "/api/v1/message/%s", id);
+    int status = 0;
+    char *body = mq_test_http_get(mq_test_mailpit(), path, &status);
+    bson_t doc;
+    bson_error_t be;
+    if (body && status == 200 && bson_init_from_json(&doc, body, -1, &be)) {
+      if (subject) *subject = json_str(&doc, "Subject");
+      if (text) *text = json_str(&doc, "Text");
+      if (html) *html = json_str(&doc, "HTML");
+      bson_destroy(&doc);
+    }
+    free(body);
+  }
+  return count;
+}
+
 int mq_test_proc_stop(mq_test_proc_t *p, int sig, int timeout_ms) {
   if (p->pid <= 0) return -1;
   kill(p->pid, sig);

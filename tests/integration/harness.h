@@ -50,6 +50,18 @@ void mq_test_new_db(char out[64]);
  * MARQUEE_TEST_STDERR=<file> sends the child's logs to that file. Waits up to 30 s for
  * READY. Returns 0 or -1 (child killed). */
 int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *env);
+/* Starts marquee-notifier on database `db` (its own consumer group),
+ * sending mail to the stack's mailpit and opening link tokens with the test
+ * notifier key. */
+int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const *env);
+/* The stack's mailpit: its HTTP API host:port (MARQUEE_STACK_MAILPIT, default
+ * 127.0.0.1:8025) and its SMTP URL (MARQUEE_SMTP_URL, default smtp://127.0.0.1:1025). */
+const char *mq_test_mailpit(void);
+const char *mq_test_smtp_url(void);
+/* Waits up to timeout_ms until mailpit holds at least `at_least` messages to
+ * `to`; returns how many it holds (-1: mailpit did not answer) and, when
+ * asked, the newest one's subject, text and HTML (malloc'ed; caller frees). */
+int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html);
 /* Starts marquee-audit on database `db`. */
 int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *env);
 /* Sends `sig`, waits up to timeout_ms, then SIGKILL. Returns the exit code,

@@ -204,14 +204,8 @@ static void test_identity_journey_leaves_no_token_on_the_bus(void **state) {
   char *organizer = mq_test_token(uid, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
   char org[40];
   mq_fx_org(cl, organizer, "bus", org);
-  Marquee__Identity__V1__InviteMemberRequest iq = MARQUEE__IDENTITY__V1__INVITE_MEMBER_REQUEST__INIT;
-  iq.organization_id = org;
-  iq.email = bob_mail;
-  iq.role = MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER;
-  Marquee__Identity__V1__Invitation *inv = NULL;
-  mq_call_opts_t oo = {.bearer_token = organizer};
-  assert_int_equal(marquee__identity__v1__organization_service__invite_member__call(cl, &iq, &inv, &oo, &err), MQ_OK);
-  marquee__identity__v1__invitation__free_unpacked(inv, NULL);
+  char invitation[40];
+  mq_fx_invite(cl, organizer, org, bob_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, invitation);
 
   /* the events are recorded: their sealed tokens open with the notifier's key */
   char verify[96], reset[96], invite[96];

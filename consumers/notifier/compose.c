@@ -1,0 +1,169 @@
+/*
+ * compose.c — see compose.h.
+ */
+#include "consumers/notifier/compose.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mq_time.h"
+
+static const char *const vars_welcome[] = {"name", "app_url", NULL};
+static const char *const vars_link[] = {"link", "expires", NULL};
+static const char *const vars_invitation[] = {"organization", "role", "link", "expires", NULL};
+
+static const struct {
+  const char *name;
+  const char *const *vars;
+} messages[] = {
+    {"welcome", vars_welcome},
+    {"verify_email", vars_link},
+    {"reset_password", vars_link},
+    {"invitation", vars_invitation},
+};
+
+const char *const *mq_notice_vars(const char *name) {
+  for (size_t i = 0; i < sizeof messages / sizeof *messages; i++)
+    if (!strcmp(messages[i].name, name)) return messages[i].vars;
+  return NULL;
+}
+
+static const char *find(const char *name, const char *locale) {
+  for (size_t i = 0; i < mq_notifier_n_templates; i++)
+    if (!strcmp(mq_notifier_templates[i].name, name) && !strcasecmp(mq_notifier_templates[i].locale, locale))
+      return mq_notifier_templates[i].text;
+  return NULL;
+}
+
+const char *mq_notice_template(const char *name, const char *locale, const char **used) {
+  const char *t = NULL;
+  if (locale && locale[0] && (t = find(name, locale))) {
+    *used = locale;
+    return t;
+  }
+  char lang[16];
+  size_t n = locale ? strcspn(locale, "-_") : 0;
+  if (n > 0 && n < sizeof lang) {
+    memcpy(lang, locale, n);
+    lang[n] = '\0';
+    for (size_t i = 0; i < mq_notifier_n_templates; i++) /* the language's own file, with its spelling */
+      if (!strcmp(mq_notifier_templates[i].name, name) && !strcasecmp(mq_notifier_templates[i].locale, lang)) {
+        *used = mq_notifier_templates[i].locale;
+        return mq_notifier_templates[i].text;
+      }
+  }
+  *used = "en";
+  return find(name, "en");
+}
+
+static void add(mq_notice_t *n, const char *name, const char *value) {
+  if (n->n_vars < MQ_NOTICE_MAX_VARS) n->vars[n->n_vars++] = (mq_tvar_t){name, value ? value : ""};
+}
+
+/* "2026-12-04 16:00 UTC" (the reader's time zone and language: later, with ICU). */
+static char *when(mq_arena_t *a, const Google__Protobuf__Timestamp *ts) {
+  if (!ts) return mq_arena_strdup(a, "");
+  time_t t = (time_t)ts->seconds;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char *out = mq_arena_alloc(a, 32);
+  strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm);
+  return out;
+}
+
+/* The sealed token opened, as a link "<base><path>?token=<token>". */
+static mq_code_t link_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__SealedSecret *s, const char *path,
+                          mq_arena_t *a, const char **out, mq_error_t *err) {
+  char token[128];
+  if (!s) return mq_error_set(err, MQ_FAILED_PRECONDITION, "sealed_token", "the event carries no link token");
+  if (!c->secret_keys || !mq_seal_open(c->secret_keys, s->key_id, s->box.data, s->box.len, token, sizeof token))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "sealed_token",
+                        "no key of MARQUEE_NOTIFY_SECRET_KEYS opens the link token (key id \"%.32s\")",
+                        s->key_id ? s->key_id : "");
+  size_t bl = strlen(c->link_base);
+  while (bl && c->link_base[bl - 1] == '/') bl--;
+  *out = mq_arena_sprintf(a, "%.*s%s?token=%s", (int)bl, c->link_base, path, token); /* token: base64url, URL-safe */
+  explicit_bzero(token, sizeof token);
+  return MQ_OK;
+}
+
+static const char *role_label(const char *role) {
+  if (!strcmp(role, "owner")) return "owner";
+  if (!strcmp(role, "manager")) return "manager";
+  if (!strcmp(role, "checkin_staff")) return "check-in staff";
+  return role;
+}
+
+mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, mq_arena_t *a,
+                        mq_notice_t *n, bool *none, mq_error_t *err) {
+  memset(n, 0, sizeof *n);
+  *none = false;
+  const char *link = NULL;
+  mq_code_t rc = MQ_OK;
+  switch (ev->payload_case) {
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_USER_REGISTERED: {
+      const Marquee__Events__V1__UserRegistered *p = ev->user_registered;
+      *n = (mq_notice_t){
+          .template_name = "welcome", .locale = p->locale, .to_addr = p->email, .to_name = p->display_name};
+      add(n, "name", p->display_name);
+      add(n, "app_url", c->link_base);
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED: {
+      const Marquee__Events__V1__EmailVerificationRequested *p = ev->email_verification_requested;
+      *n = (mq_notice_t){.template_name = "verify_email", .locale = p->locale, .to_addr = p->email};
+      if ((rc = link_for(c, p->sealed_token, "/verify-email", a, &link, err)) != MQ_OK) return rc;
+      add(n, "link", link);
+      add(n, "expires", when(a, p->expires_at));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED: {
+      const Marquee__Events__V1__PasswordResetRequested *p = ev->password_reset_requested;
+      *n = (mq_notice_t){.template_name = "reset_password", .locale = p->locale, .to_addr = p->email};
+      if ((rc = link_for(c, p->sealed_token, "/reset-password", a, &link, err)) != MQ_OK) return rc;
+      add(n, "link", link);
+      add(n, "expires", when(a, p->expires_at));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED: {
+      const Marquee__Events__V1__OrganizationMemberInvited *p = ev->organization_member_invited;
+      *n = (mq_notice_t){.template_name = "invitation", .locale = "en", .to_addr = p->email};
+      if ((rc = link_for(c, p->sealed_token, "/invitations/accept", a, &link, err)) != MQ_OK) return rc;
+      add(n, "organization", p->organization_name);
+      add(n, "role", role_label(p->role ? p->role : ""));
+      add(n, "link", link);
+      add(n, "expires", when(a, p->expires_at));
+      break;
+    }
+    default:
+      *none = true;
+      return MQ_OK;
+  }
+  if (!n->to_addr || !n->to_addr[0])
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "email", "the event names no recipient");
+  return MQ_OK;
+}
+
+mq_code_t mq_notice_mail(const mq_notifier_cfg_t *c, const mq_notice_t *n, const char *message_id, int64_t now_ms,
+                         mq_arena_t *a, mq_mail_t *mail, const char **locale_used, mq_error_t *err) {
+  const char *file = mq_notice_template(n->template_name, n->locale, locale_used);
+  if (!file) return mq_error_set(err, MQ_INVALID_ARGUMENT, "template", "no template \"%s\"", n->template_name);
+  mq_template_t t;
+  mq_code_t rc = mq_template_parse(file, a, &t, err);
+  char *subject = NULL, *text = NULL, *html = NULL;
+  if (rc == MQ_OK) rc = mq_template_render(t.subject, n->vars, n->n_vars, false, a, &subject, err);
+  if (rc == MQ_OK) rc = mq_template_render(t.text, n->vars, n->n_vars, false, a, &text, err);
+  if (rc == MQ_OK) rc = mq_template_render(t.html, n->vars, n->n_vars, true, a, &html, err);
+  if (rc != MQ_OK) return rc;
+  *mail = (mq_mail_t){.from_name = c->from_name,
+                      .from_addr = c->from_addr,
+                      .to_name = n->to_name,
+                      .to_addr = n->to_addr,
+                      .subject = subject,
+                      .text = text,
+                      .html = html,
+                      .message_id = message_id,
+                      .date_ms = now_ms};
+  return MQ_OK;
+}

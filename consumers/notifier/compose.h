@@ -1,0 +1,75 @@
+/*
+ * compose.h — what the notifier sends for a domain event: the recipient,
+ * the message template and its variables (a notice), then the e-mail
+ * rendered from the templates embedded at build time
+ * (consumers/notifier/templates/<message>.<locale>.tmpl).
+ *
+ * Messages and their variables (the test renders every template with
+ * these; a template using any other fails it):
+ *   welcome          users.UserRegistered                 name, app_url
+ *   verify_email     users.EmailVerificationRequested     link, expires
+ *   reset_password   users.PasswordResetRequested         link, expires
+ *   invitation       organizations.OrganizationMemberInvited
+ *                                                         organization, role, link, expires
+ *
+ * Invariants:
+ *   1. Pure: no store, no network. A link token is opened here, from the
+ *      event's sealed box (lib/mq_seal.h), and exists only in the arena.
+ *   2. Locale: the recipient's exact locale, else its language ("fr" for
+ *      "fr-CA"), else "en" — every message has an "en" template.
+ */
+#ifndef MQ_NOTIFIER_COMPOSE_H
+#define MQ_NOTIFIER_COMPOSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/mq_arena.h"
+#include "core/mq_error.h"
+#include "lib/mq_mail.h"
+#include "lib/mq_seal.h"
+#include "lib/mq_template.h"
+#include "marquee/events/v1/envelope.pb-c.h"
+
+typedef struct mq_embedded_template {
+  const char *name, *locale, *text;
+} mq_embedded_template_t;
+
+extern const mq_embedded_template_t mq_notifier_templates[];
+extern const size_t mq_notifier_n_templates;
+
+typedef struct mq_notifier_cfg {
+  const mq_seal_keys_t *secret_keys; /* opens link tokens; NULL: link messages cannot be composed */
+  const char *link_base;             /* the web app, e.g. "https://tickets.example" */
+  const char *from_name, *from_addr;
+} mq_notifier_cfg_t;
+
+#define MQ_NOTICE_MAX_VARS 8
+
+typedef struct mq_notice {
+  const char *template_name, *locale;
+  const char *to_addr, *to_name;
+  mq_tvar_t vars[MQ_NOTICE_MAX_VARS];
+  size_t n_vars;
+} mq_notice_t;
+
+/* The notice for `ev`. *none true: the event sends nothing. FAILED_PRECONDITION
+ * when it cannot be composed (no key opens its token, no recipient). */
+mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, mq_arena_t *a,
+                        mq_notice_t *n, bool *none, mq_error_t *err);
+
+/* The template text of message `name` for `locale` (with the fallbacks
+ * above), and the locale it is in; NULL if the message has none. */
+const char *mq_notice_template(const char *name, const char *locale, const char **used);
+
+/* The variables message `name` is rendered with (NULL-terminated), or NULL. */
+const char *const *mq_notice_vars(const char *name);
+
+/* The e-mail for notice `n`: its template rendered (HTML-escaped in the HTML
+ * part), from c->from_*, with Message-ID `message_id`. INVALID_ARGUMENT
+ * (field "template") when the template does not render. */
+mq_code_t mq_notice_mail(const mq_notifier_cfg_t *c, const mq_notice_t *n, const char *message_id, int64_t now_ms,
+                         mq_arena_t *a, mq_mail_t *mail, const char **locale_used, mq_error_t *err);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * test_notifier.c — marquee-notifier against the real stack: events from a
+ * real server through Kafka, mail through SMTP into mailpit, read back
+ * through mailpit's API (the receiving system).
+ *
+ *  - Links work end to end: the welcome mail arrives; the verification,
+ *    password-reset and invitation mails carry a link whose token verifies
+ *    the address, resets the password and joins the organization; a French
+ *    speaker gets the French template.
+ *  - Values are inert in HTML: a display name "<script>…" arrives escaped.
+ *  - Once: a second notifier of another consumer group on the same database
+ *    replays the same events and sends nothing again (the delivery records).
+ *  - SMTP away: with mailpit stopped the mail waits (the delivery is retried,
+ *    the lag shows it) and arrives once when mailpit returns.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/mq_principal.h"
+#include "fixtures.h"
+#include "harness.h"
+#include "marquee/identity/v1/identity.mq-client.h"
+
+#define PASSWORD "correct horse battery staple"
+
+static mq_test_proc_t srv, notifier;
+static mq_client_t *cl;
+
+static int setup(void **state) {
+  (void)state;
+  if (mq_test_server_start(&srv, NULL, NULL) != 0) return -1;
+  if (mq_test_notifier_start(&notifier, srv.db, NULL) != 0) return -1;
+  cl = mq_test_client(&srv);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  mq_client_destroy(cl);
+  mq_test_proc_stop(&notifier, SIGTERM, 20000);
+  mq_test_proc_stop(&srv, SIGTERM, 20000);
+  mq_test_drop_db(NULL, srv.db);
+  return 0;
+}
+
+/* The token of the link "…?token=<token>" in text, into out[n]. */
+static bool link_token(const char *text, char *out, size_t n) {
+  const char *p = text ? strstr(text, "?token=") : NULL;
+  if (!p) return false;
+  p += 7;
+  size_t len = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+  if (len == 0 || len >= n) return false;
+  memcpy(out, p, len);
+  out[len] = '\0';
+  return true;
+}
+
+static char *sign_up(const char *tag, const char *name, const char *locale, char *uid, size_t un, char *email,
+                     size_t en) {
+  static int seq;
+  snprintf(email, en, "%s.%d.%d@notify.example", tag, (int)getpid(), ++seq);
+  Marquee__Identity__V1__SignUpRequest q = MARQUEE__IDENTITY__V1__SIGN_UP_REQUEST__INIT;
+  q.email = email;
+  q.password = (char *)PASSWORD;
+  q.display_name = (char *)name;
+  q.locale = (char *)locale;
+  Marquee__Identity__V1__AuthResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__identity__v1__account_service__sign_up__call(cl, &q, &r, NULL, &err), MQ_OK);
+  snprintf(uid, un, "%s", r->user->user_id);
+  char *tok = strdup(r->tokens->access_token);
+  marquee__identity__v1__auth_response__free_unpacked(r, NULL);
+  return tok;
+}
+
+static void request_reset(const char *email) {
+  Marquee__Identity__V1__RequestPasswordResetRequest q = MARQUEE__IDENTITY__V1__REQUEST_PASSWORD_RESET_REQUEST__INIT;
+  q.email = (char *)email;
+  Marquee__Identity__V1__RequestPasswordResetResponse *r = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__identity__v1__account_service__request_password_reset__call(cl, &q, &r, NULL, &err), MQ_OK);
+  marquee__identity__v1__request_password_reset_response__free_unpacked(r, NULL);
+}
+
+static void test_links_arrive_and_work(void **state) {
+  (void)state;
+  char uid[64], email[128], bob_id[64], bob_mail[128];
+  char *tok = sign_up("ada", "Ada Lovelace", "fr-CA", uid, sizeof uid, email, sizeof email);
+  char *bob = sign_up("bob", "Bob", "en", bob_id, sizeof bob_id, bob_mail, sizeof bob_mail);
+  char *subject = NULL, *text = NULL, *html = NULL;
+
+  /* welcome, in French (fr-CA falls back to fr) */
+  assert_int_equal(mq_test_mail_wait(email, 1, 60000, &subject, &text, NULL), 1);
+  assert_string_equal(subject, "Bienvenue sur Marquee, Ada Lovelace");
+  assert_non_null(strstr(text, "https://tickets.test"));
+  free(subject);
+  free(text);
+
+  /* e-mail verification: the link's token verifies the address */
+  mq_call_opts_t o = {.bearer_token = tok};
+  mq_error_t err;
+  Marquee__Identity__V1__RequestEmailVerificationRequest vq =
+      MARQUEE__IDENTITY__V1__REQUEST_EMAIL_VERIFICATION_REQUEST__INIT;
+  Marquee__Identity__V1__RequestEmailVerificationResponse *vr = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__request_email_verification__call(cl, &vq, &vr, &o, &err),
+                   MQ_OK);
+  marquee__identity__v1__request_email_verification_response__free_unpacked(vr, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 2, 60000, &subject, &text, NULL), 2);
+  assert_string_equal(subject, "Confirmez votre adresse e-mail");
+  assert_non_null(strstr(text, "https://tickets.test/verify-email?token=mqv_"));
+  char token[128];
+  assert_true(link_token(text, token, sizeof token));
+  free(subject);
+  free(text);
+  Marquee__Identity__V1__VerifyEmailRequest ve = MARQUEE__IDENTITY__V1__VERIFY_EMAIL_REQUEST__INIT;
+  ve.token = token;
+  Marquee__Identity__V1__VerifyEmailResponse *ver = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__verify_email__call(cl, &ve, &ver, NULL, &err), MQ_OK);
+  assert_true(ver->user->email_verified);
+  marquee__identity__v1__verify_email_response__free_unpacked(ver, NULL);
+
+  /* password reset: the link's token sets a new password */
+  request_reset(email);
+  assert_int_equal(mq_test_mail_wait(email, 3, 60000, &subject, &text, &html), 3);
+  assert_string_equal(subject, "Réinitialisez votre mot de passe Marquee");
+  assert_true(link_token(text, token, sizeof token));
+  assert_non_null(strstr(html, "reset-password?token="));
+  free(subject);
+  free(text);
+  free(html);
+  Marquee__Identity__V1__ResetPasswordRequest rp = MARQUEE__IDENTITY__V1__RESET_PASSWORD_REQUEST__INIT;
+  rp.token = token;
+  rp.new_password = (char *)"a completely new passphrase";
+  Marquee__Identity__V1__ResetPasswordResponse *rpr = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__reset_password__call(cl, &rp, &rpr, NULL, &err), MQ_OK);
+  marquee__identity__v1__reset_password_response__free_unpacked(rpr, NULL);
+
+  /* an invitation: the link's token joins the organization */
+  char *organizer = mq_test_token(uid, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
+  char org[40];
+  mq_fx_org(cl, organizer, "mail", org);
+  char invitation[40];
+  mq_fx_invite(cl, organizer, org, bob_mail, MARQUEE__IDENTITY__V1__MEMBER_ROLE__MEMBER_ROLE_MANAGER, invitation);
+  assert_int_equal(mq_test_mail_wait(bob_mail, 2, 60000, &subject, &text, NULL), 2); /* welcome + invitation */
+  assert_non_null(strstr(subject, "You are invited to join"));
+  assert_non_null(strstr(text, "as manager"));
+  assert_true(link_token(text, token, sizeof token));
+  free(subject);
+  free(text);
+  Marquee__Identity__V1__AcceptInvitationRequest aq = MARQUEE__IDENTITY__V1__ACCEPT_INVITATION_REQUEST__INIT;
+  aq.token = token;
+  Marquee__Identity__V1__Member *m = NULL;
+  mq_call_opts_t ob = {.bearer_token = bob};
+  assert_int_equal(marquee__identity__v1__organization_service__accept_invitation__call(cl, &aq, &m, &ob, &err), MQ_OK);
+  assert_string_equal(m->organization_id, org);
+  marquee__identity__v1__member__free_unpacked(m, NULL);
+
+  /* once: another group replays every event of this database, and sends nothing again */
+  mq_test_proc_t again;
+  char group[160];
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-notifier-replay-%s", srv.db);
+  const char *env[] = {group, NULL};
+  assert_int_equal(mq_test_notifier_start(&again, srv.db, env), 0);
+  const char *lag = "marquee_consumer_lag{consumer=\"notifier\",topic=\"marquee.users\"}";
+  int64_t until = mq_test_now_ms() + 60000;
+  const char *handled = "marquee_consumer_events_total{consumer=\"notifier\",outcome=\"handled\"}";
+  while ((mq_test_metric(&again, lag) != 0 || mq_test_metric(&again, handled) < 5) && mq_test_now_ms() < until)
+    mq_test_sleep_ms(200);
+  assert_true(mq_test_metric(&again, handled) >= 5); /* 2 welcomes, verification, reset, invitation */
+  assert_int_equal(mq_test_proc_stop(&again, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_mail_wait(email, 4, 1000, NULL, NULL, NULL), 3);
+  assert_int_equal(mq_test_mail_wait(bob_mail, 3, 1000, NULL, NULL, NULL), 2);
+  free(tok);
+  free(bob);
+  free(organizer);
+}
+
+static void test_values_are_inert_in_html(void **state) {
+  (void)state;
+  char uid[64], email[128];
+  char *tok = sign_up("xss", "<script>alert(1)</script>", "en", uid, sizeof uid, email, sizeof email);
+  char *subject = NULL, *html = NULL;
+  assert_int_equal(mq_test_mail_wait(email, 1, 60000, &subject, NULL, &html), 1);
+  assert_string_equal(subject, "Welcome to Marquee, <script>alert(1)</script>"); /* a subject is text */
+  assert_null(strstr(html, "<script>"));
+  assert_non_null(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+  free(subject);
+  free(html);
+  free(tok);
+}
+
+static void test_mail_waits_while_smtp_is_away(void **state) {
+  (void)state;
+  char uid[64], email[128];
+  char *tok = sign_up("away", "Away", "en", uid, sizeof uid, email, sizeof email);
+  assert_int_equal(mq_test_mail_wait(email, 1, 60000, NULL, NULL, NULL), 1);
+  assert_int_equal(mq_test_stack("stop", "mailpit"), 0);
+  double retries = mq_test_metric(&notifier, "marquee_consumer_retries_total{consumer=\"notifier\"}");
+  request_reset(email);
+  /* the delivery is retried while the SMTP server is away, and the event waits */
+  bool retried =
+      mq_test_wait_metric(&notifier, "marquee_consumer_retries_total{consumer=\"notifier\"}", retries + 2, 30000);
+  char filter[256];
+  snprintf(filter, sizeof filter, /* "waiting" between attempts, "sending" during one */
+           "{\"to\": \"%s\", \"template\": \"reset_password\", \"state\": {\"$in\": [\"waiting\", \"sending\"]}}",
+           email);
+  int64_t waiting = mq_test_count(NULL, srv.db, "deliveries", filter);
+  int start_rc = mq_test_stack("start", "mailpit"); /* back before any assertion: other tests need it */
+  assert_true(retried);
+  assert_int_equal(waiting, 1);
+  assert_int_equal(start_rc, 0);
+  char *subject = NULL;
+  assert_int_equal(mq_test_mail_wait(email, 2, 60000, &subject, NULL, NULL), 2);
+  assert_string_equal(subject, "Reset your Marquee password");
+  free(subject);
+  snprintf(filter, sizeof filter, "{\"to\": \"%s\", \"template\": \"reset_password\", \"state\": \"sent\"}", email);
+  int64_t until = mq_test_now_ms() + 10000;
+  while (mq_test_count(NULL, srv.db, "deliveries", filter) != 1 && mq_test_now_ms() < until) mq_test_sleep_ms(100);
+  assert_int_equal(mq_test_count(NULL, srv.db, "deliveries", filter), 1);
+  mq_test_sleep_ms(1000);
+  assert_int_equal(mq_test_mail_wait(email, 3, 500, NULL, NULL, NULL), 2); /* once */
+  free(tok);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_links_arrive_and_work),
+      cmocka_unit_test(test_values_are_inert_in_html),
+      cmocka_unit_test(test_mail_waits_while_smtp_is_away),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
