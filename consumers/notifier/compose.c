@@ -95,10 +95,39 @@ static const char *role_label(const char *role) {
   return role;
 }
 
-mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, mq_arena_t *a,
-                        mq_notice_t *n, bool *none, mq_error_t *err) {
+#define WELCOME_FRESH_MS (24 * 3600 * 1000LL)
+
+static int64_t ts_ms(const Google__Protobuf__Timestamp *ts) {
+  return ts->seconds * 1000 + ts->nanos / 1000000;
+}
+
+static bool expired(const Google__Protobuf__Timestamp *ts, int64_t now_ms) {
+  return ts && ts_ms(ts) <= now_ms;
+}
+
+mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, int64_t now_ms,
+                        mq_arena_t *a, mq_notice_t *n, bool *none, mq_error_t *err) {
   memset(n, 0, sizeof *n);
   *none = false;
+  const Google__Protobuf__Timestamp *until = NULL; /* the message is stale from then on */
+  switch (ev->payload_case) {
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFICATION_REQUESTED:
+      until = ev->email_verification_requested->expires_at;
+      break;
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED:
+      until = ev->password_reset_requested->expires_at;
+      break;
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED:
+      until = ev->organization_member_invited->expires_at;
+      break;
+    default:
+      break;
+  }
+  if (expired(until, now_ms) || (ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_USER_REGISTERED &&
+                                 ev->occurred_at && ts_ms(ev->occurred_at) + WELCOME_FRESH_MS <= now_ms)) {
+    *none = true;
+    return MQ_OK;
+  }
   const char *link = NULL;
   mq_code_t rc = MQ_OK;
   switch (ev->payload_case) {

@@ -54,10 +54,14 @@ typedef struct mq_notice {
   size_t n_vars;
 } mq_notice_t;
 
-/* The notice for `ev`. *none true: the event sends nothing. FAILED_PRECONDITION
- * when it cannot be composed (no key opens its token, no recipient). */
-mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, mq_arena_t *a,
-                        mq_notice_t *n, bool *none, mq_error_t *err);
+/* The notice for `ev` at now_ms. *none true: the event sends nothing — an
+ * event of another kind, or one whose message is stale (a link past its
+ * expiry; a welcome more than a day old: a notifier deployed onto a long
+ * log, or catching up after a long outage, does not mail the past).
+ * FAILED_PRECONDITION when it cannot be composed (no key opens its token,
+ * no recipient). */
+mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, int64_t now_ms,
+                        mq_arena_t *a, mq_notice_t *n, bool *none, mq_error_t *err);
 
 /* The template text of message `name` for `locale` (with the fallbacks
  * above), and the locale it is in; NULL if the message has none. */

@@ -49,7 +49,7 @@ static mq_code_t notify(void *ctx, const Marquee__Events__V1__Envelope *ev, cons
   mq_arena_init(&a);
   mq_notice_t notice;
   bool none = false;
-  mq_code_t rc = mq_notice_for(&n->compose, ev, &a, &notice, &none, err);
+  mq_code_t rc = mq_notice_for(&n->compose, ev, mq_now_unix_ms(), &a, &notice, &none, err);
   char id[200], message_id[240];
   mq_mail_t mail;
   const char *locale = "en";

@@ -93,7 +93,7 @@ static void test_sealed_link(void **state) {
       .secret_keys = sk, .link_base = "https://t.example/", .from_name = "M", .from_addr = "n@x.example"};
   mq_notice_t n;
   bool none;
-  assert_int_equal(mq_notice_for(&c, &ev, &a, &n, &none, &err), MQ_OK);
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
   assert_false(none);
   assert_string_equal(n.template_name, "reset_password");
   assert_string_equal(n.to_addr, "r@example.com");
@@ -105,14 +105,23 @@ static void test_sealed_link(void **state) {
   assert_non_null(strstr(m.text, "https://t.example/reset-password?token=mqp_TOKEN"));
   /* another key, or none: refused, not sent without its link */
   c.secret_keys = wrong;
-  assert_int_equal(mq_notice_for(&c, &ev, &a, &n, &none, &err), MQ_FAILED_PRECONDITION);
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_FAILED_PRECONDITION);
   c.secret_keys = NULL;
-  assert_int_equal(mq_notice_for(&c, &ev, &a, &n, &none, &err), MQ_FAILED_PRECONDITION);
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_FAILED_PRECONDITION);
+  /* a link past its expiry sends nothing (a notifier catching up does not mail the past) */
+  Google__Protobuf__Timestamp exp = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  exp.seconds = 100;
+  p.expires_at = &exp;
+  c.secret_keys = sk;
+  assert_int_equal(mq_notice_for(&c, &ev, 99 * 1000, &a, &n, &none, &err), MQ_OK);
+  assert_false(none);
+  assert_int_equal(mq_notice_for(&c, &ev, 100 * 1000, &a, &n, &none, &err), MQ_OK);
+  assert_true(none);
   /* an event that sends nothing */
   ev.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EMAIL_VERIFIED;
   Marquee__Events__V1__EmailVerified v = MARQUEE__EVENTS__V1__EMAIL_VERIFIED__INIT;
   ev.email_verified = &v;
-  assert_int_equal(mq_notice_for(&c, &ev, &a, &n, &none, &err), MQ_OK);
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
   assert_true(none);
   mq_arena_release(&a);
   mq_seal_keys_free(pk);
