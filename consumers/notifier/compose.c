@@ -8,10 +8,15 @@
 #include <time.h>
 
 #include "core/mq_time.h"
+#include "lib/mq_validate.h"
 
 static const char *const vars_welcome[] = {"name", "app_url", NULL};
 static const char *const vars_link[] = {"link", "expires", NULL};
 static const char *const vars_invitation[] = {"organization", "role", "link", "expires", NULL};
+static const char *const vars_password_changed[] = {"name", "when", NULL};
+static const char *const vars_booking_confirmed[] = {"name",    "event", "starts", "where",
+                                                     "tickets", "total", "link",   NULL};
+static const char *const vars_booking_cancelled[] = {"name", "event", "starts", "total", "reason", "link", NULL};
 
 static const struct {
   const char *name;
@@ -21,6 +26,9 @@ static const struct {
     {"verify_email", vars_link},
     {"reset_password", vars_link},
     {"invitation", vars_invitation},
+    {"password_changed", vars_password_changed},
+    {"booking_confirmed", vars_booking_confirmed},
+    {"booking_cancelled", vars_booking_cancelled},
 };
 
 const char *const *mq_notice_vars(const char *name) {
@@ -86,6 +94,30 @@ static mq_code_t link_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1_
   *out = mq_arena_sprintf(a, "%.*s%s?token=%s", (int)bl, c->link_base, path, token); /* token: base64url, URL-safe */
   explicit_bzero(token, sizeof token);
   return MQ_OK;
+}
+
+/* "EUR 12.50", "JPY 1500" (the reader's locale: later, with ICU). */
+static char *money(mq_arena_t *a, int64_t minor, const char *currency) {
+  int exp = mq_currency_minor_units(currency);
+  if (exp <= 0) return mq_arena_sprintf(a, "%s %lld", currency ? currency : "", (long long)minor);
+  int64_t div = 1;
+  for (int i = 0; i < exp; i++) div *= 10;
+  int64_t whole = minor / div, frac = minor % div;
+  if (frac < 0) frac = -frac;
+  return mq_arena_sprintf(a, "%s %lld.%0*lld", currency, (long long)whole, exp, (long long)frac);
+}
+
+void mq_notice_resolve_user(mq_notice_t *n, const char *email, const char *display_name, const char *locale) {
+  n->to_addr = email;
+  n->to_name = display_name;
+  if (locale && locale[0]) n->locale = locale;
+  add(n, "name", display_name);
+}
+
+void mq_notice_resolve_event(mq_notice_t *n, mq_arena_t *a, const Marquee__Catalog__V1__Event *e) {
+  add(n, "event", e->title);
+  add(n, "starts", when(a, e->starts_at));
+  add(n, "where", e->city && e->city[0] ? e->city : "online");
 }
 
 static const char *role_label(const char *role) {
@@ -165,9 +197,38 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       add(n, "expires", when(a, p->expires_at));
       break;
     }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_CHANGED: {
+      *n = (mq_notice_t){.template_name = "password_changed", .locale = "en", .user_id = ev->password_changed->user_id};
+      add(n, "when", when(a, ev->occurred_at));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CONFIRMED: {
+      const Marquee__Events__V1__BookingConfirmed *p = ev->booking_confirmed;
+      *n = (mq_notice_t){
+          .template_name = "booking_confirmed", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
+      uint64_t tickets = 0;
+      for (size_t i = 0; i < p->n_units; i++) tickets += p->units[i]->quantity;
+      add(n, "tickets", mq_arena_sprintf(a, "%llu", (unsigned long long)tickets));
+      add(n, "total", p->total_minor ? money(a, p->total_minor, p->currency) : "free");
+      add(n, "link", mq_arena_sprintf(a, "%s/bookings/%s", c->link_base, p->booking_id));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CANCELLED: {
+      const Marquee__Events__V1__BookingCancelled *p = ev->booking_cancelled;
+      *n = (mq_notice_t){
+          .template_name = "booking_cancelled", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
+      add(n, "total", p->total_minor ? money(a, p->total_minor, p->currency) : "free");
+      add(n, "reason", p->reason && p->reason[0] ? p->reason : "-");
+      add(n, "link", mq_arena_sprintf(a, "%s/bookings/%s", c->link_base, p->booking_id));
+      break;
+    }
     default:
       *none = true;
       return MQ_OK;
+  }
+  if (n->user_id) {
+    if (!n->user_id[0]) return mq_error_set(err, MQ_FAILED_PRECONDITION, "user_id", "the event names no recipient");
+    return MQ_OK; /* the caller resolves the account */
   }
   if (!n->to_addr || !n->to_addr[0])
     return mq_error_set(err, MQ_FAILED_PRECONDITION, "email", "the event names no recipient");

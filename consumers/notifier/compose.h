@@ -6,11 +6,21 @@
  *
  * Messages and their variables (the test renders every template with
  * these; a template using any other fails it):
- *   welcome          users.UserRegistered                 name, app_url
- *   verify_email     users.EmailVerificationRequested     link, expires
- *   reset_password   users.PasswordResetRequested         link, expires
- *   invitation       organizations.OrganizationMemberInvited
+ *   welcome            users.UserRegistered               name, app_url
+ *   verify_email       users.EmailVerificationRequested   link, expires
+ *   reset_password     users.PasswordResetRequested       link, expires
+ *   password_changed   users.PasswordChanged              name, when
+ *   invitation         organizations.OrganizationMemberInvited
  *                                                         organization, role, link, expires
+ *   booking_confirmed  bookings.BookingConfirmed          name, event, starts, where, tickets, total, link
+ *   booking_cancelled  bookings.BookingCancelled          name, event, starts, total, reason, link
+ *
+ * Events that name their reader by id only (a password change, a booking)
+ * leave the notice's user_id (and event_id) to the caller, which reads the
+ * account and the event from the store and hands them to
+ * mq_notice_resolve_user / _event: the address is the one current at
+ * sending time (an erased account gets nothing), and events carry no more
+ * personal data than they need.
  *
  * Invariants:
  *   1. Pure: no store, no network. A link token is opened here, from the
@@ -30,6 +40,7 @@
 #include "lib/mq_mail.h"
 #include "lib/mq_seal.h"
 #include "lib/mq_template.h"
+#include "marquee/catalog/v1/events.pb-c.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 
 typedef struct mq_embedded_template {
@@ -45,11 +56,13 @@ typedef struct mq_notifier_cfg {
   const char *from_name, *from_addr;
 } mq_notifier_cfg_t;
 
-#define MQ_NOTICE_MAX_VARS 8
+#define MQ_NOTICE_MAX_VARS 10
 
 typedef struct mq_notice {
   const char *template_name, *locale;
   const char *to_addr, *to_name;
+  const char *user_id;  /* set: the recipient is this account (resolve it) */
+  const char *event_id; /* set: the message names this catalog event (resolve it) */
   mq_tvar_t vars[MQ_NOTICE_MAX_VARS];
   size_t n_vars;
 } mq_notice_t;
@@ -62,6 +75,11 @@ typedef struct mq_notice {
  * no recipient). */
 mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, int64_t now_ms,
                         mq_arena_t *a, mq_notice_t *n, bool *none, mq_error_t *err);
+
+/* The account the notice goes to: address, display name (var "name"), locale. */
+void mq_notice_resolve_user(mq_notice_t *n, const char *email, const char *display_name, const char *locale);
+/* The event it names: vars "event" (title), "starts" and "where". */
+void mq_notice_resolve_event(mq_notice_t *n, mq_arena_t *a, const Marquee__Catalog__V1__Event *e);
 
 /* The template text of message `name` for `locale` (with the fallbacks
  * above), and the locale it is in; NULL if the message has none. */

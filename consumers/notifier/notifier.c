@@ -1,11 +1,15 @@
 /*
  * notifier.c — marquee-notifier, the consumer that e-mails people what
- * happened: welcome, e-mail verification, password reset and organization
- * invitations (compose.h says which event sends which message).
+ * happened: welcome, e-mail verification, password reset and change,
+ * organization invitations, booking confirmations and cancellations
+ * (compose.h says which event sends which message).
  *
- * Per event (consumer group marquee-notifier, topic marquee.users):
- *   1. compose the notice and render the mail (pure; a template that does
- *      not render is a permanent failure: dead-lettered, visible);
+ * Per event (consumer group marquee-notifier, topics marquee.users and
+ * marquee.bookings):
+ *   1. compose the notice (pure), read the account and catalog event it
+ *      names by id (users_store, events_store: the address current now),
+ *      render the mail (a template that does not render is a permanent
+ *      failure: dead-lettered, visible);
  *   2. begin the delivery record (store/notifications/deliveries_store.h):
  *      an event already delivered, or refused for good, sends nothing;
  *   3. send over SMTP. Accepted: the record says "sent". Refused for good
@@ -30,6 +34,8 @@
 #include "core/mq_log.h"
 #include "core/mq_time.h"
 #include "lib/mq_kafka.h"
+#include "store/catalog/events_store.h"
+#include "store/identity/users_store.h"
 #include "store/notifications/deliveries_store.h"
 
 extern char **environ;
@@ -41,6 +47,34 @@ typedef struct {
   mq_smtp_opts_t smtp;
 } notifier_t;
 
+/* The account and the catalog event a notice names by id, read now: an
+ * account that is gone (or suspended) or an event that is gone sends
+ * nothing. A store outage is transient: the event is retried. */
+static mq_code_t resolve(notifier_t *n, mq_notice_t *notice, mq_arena_t *a, bool *none, mq_error_t *err) {
+  mq_code_t rc = MQ_OK;
+  if (notice->user_id) {
+    mq_user_t u;
+    rc = mq_users_get(n->store, notice->user_id, a, &u, err);
+    if (rc == MQ_NOT_FOUND || (rc == MQ_OK && u.status != MQ_USER_ACTIVE)) {
+      *none = true;
+      return MQ_OK;
+    }
+    if (rc != MQ_OK) return rc;
+    mq_notice_resolve_user(notice, u.email, u.display_name, u.locale);
+  }
+  if (notice->event_id) {
+    Marquee__Catalog__V1__Event *e = NULL;
+    rc = mq_events_get(n->store, notice->event_id, a, &e, err);
+    if (rc == MQ_NOT_FOUND) {
+      *none = true;
+      return MQ_OK;
+    }
+    if (rc != MQ_OK) return rc;
+    mq_notice_resolve_event(notice, a, e);
+  }
+  return MQ_OK;
+}
+
 static mq_code_t notify(void *ctx, const Marquee__Events__V1__Envelope *ev, const mq_consumer_msg_t *msg,
                         mq_error_t *err) {
   (void)msg;
@@ -50,6 +84,7 @@ static mq_code_t notify(void *ctx, const Marquee__Events__V1__Envelope *ev, cons
   mq_notice_t notice;
   bool none = false;
   mq_code_t rc = mq_notice_for(&n->compose, ev, mq_now_unix_ms(), &a, &notice, &none, err);
+  if (rc == MQ_OK && !none) rc = resolve(n, &notice, &a, &none, err);
   char id[200], message_id[240];
   mq_mail_t mail;
   const char *locale = "en";
@@ -108,10 +143,13 @@ static const mq_event_route_t routes[] = {
     {"users.UserRegistered", notify},
     {"users.EmailVerificationRequested", notify},
     {"users.PasswordResetRequested", notify},
+    {"users.PasswordChanged", notify},
     {"organizations.OrganizationMemberInvited", notify},
+    {"bookings.BookingConfirmed", notify},
+    {"bookings.BookingCancelled", notify},
 };
 
-static const char *const topics[] = {"marquee.users", NULL};
+static const char *const topics[] = {"marquee.users", "marquee.bookings", NULL};
 
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--version")) {

@@ -12,6 +12,9 @@
  *    replays the same events and sends nothing again (the delivery records).
  *  - SMTP away: with mailpit stopped the mail waits (the delivery is retried,
  *    the lag shows it) and arrives once when mailpit returns.
+ *  - Events that name their reader by id: a password change, and a booking
+ *    confirmed then cancelled, reach the account's address with the
+ *    event's title, in the account's language.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -26,6 +29,7 @@
 #include "core/mq_principal.h"
 #include "fixtures.h"
 #include "harness.h"
+#include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 
 #define PASSWORD "correct horse battery staple"
@@ -141,6 +145,9 @@ static void test_links_arrive_and_work(void **state) {
   Marquee__Identity__V1__ResetPasswordResponse *rpr = NULL;
   assert_int_equal(marquee__identity__v1__account_service__reset_password__call(cl, &rp, &rpr, NULL, &err), MQ_OK);
   marquee__identity__v1__reset_password_response__free_unpacked(rpr, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 4, 60000, &subject, NULL, NULL), 4); /* and the change is notified */
+  assert_string_equal(subject, "Le mot de passe de votre compte Marquee a été changé");
+  free(subject);
 
   /* an invitation: the link's token joins the organization */
   char *organizer = mq_test_token(uid, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
@@ -171,11 +178,11 @@ static void test_links_arrive_and_work(void **state) {
   const char *lag = "marquee_consumer_lag{consumer=\"notifier\",topic=\"marquee.users\"}";
   int64_t until = mq_test_now_ms() + 60000;
   const char *handled = "marquee_consumer_events_total{consumer=\"notifier\",outcome=\"handled\"}";
-  while ((mq_test_metric(&again, lag) != 0 || mq_test_metric(&again, handled) < 5) && mq_test_now_ms() < until)
+  while ((mq_test_metric(&again, lag) != 0 || mq_test_metric(&again, handled) < 6) && mq_test_now_ms() < until)
     mq_test_sleep_ms(200);
-  assert_true(mq_test_metric(&again, handled) >= 5); /* 2 welcomes, verification, reset, invitation */
+  assert_true(mq_test_metric(&again, handled) >= 6); /* 2 welcomes, verification, reset, change, invitation */
   assert_int_equal(mq_test_proc_stop(&again, SIGTERM, 20000), 0);
-  assert_int_equal(mq_test_mail_wait(email, 4, 1000, NULL, NULL, NULL), 3);
+  assert_int_equal(mq_test_mail_wait(email, 5, 1000, NULL, NULL, NULL), 4);
   assert_int_equal(mq_test_mail_wait(bob_mail, 3, 1000, NULL, NULL, NULL), 2);
   free(tok);
   free(bob);
@@ -229,11 +236,82 @@ static void test_mail_waits_while_smtp_is_away(void **state) {
   free(tok);
 }
 
+static void test_password_change_and_booking_mails(void **state) {
+  (void)state;
+  char uid[64], email[128], org_owner[64], owner_mail[128];
+  char *tok = sign_up("buyer", "Bea Buyer", "fr", uid, sizeof uid, email, sizeof email);
+  char *owner_tok = sign_up("owner", "Olga", "en", org_owner, sizeof org_owner, owner_mail, sizeof owner_mail);
+  assert_int_equal(mq_test_mail_wait(email, 1, 60000, NULL, NULL, NULL), 1); /* welcome */
+  mq_error_t err;
+  mq_call_opts_t o = {.bearer_token = tok};
+
+  /* a password change: a notice to the account's address */
+  Marquee__Identity__V1__ChangePasswordRequest cp = MARQUEE__IDENTITY__V1__CHANGE_PASSWORD_REQUEST__INIT;
+  cp.current_password = (char *)PASSWORD;
+  cp.new_password = (char *)"another long passphrase";
+  Marquee__Identity__V1__ChangePasswordResponse *cpr = NULL;
+  assert_int_equal(marquee__identity__v1__account_service__change_password__call(cl, &cp, &cpr, &o, &err), MQ_OK);
+  marquee__identity__v1__change_password_response__free_unpacked(cpr, NULL);
+  char *subject = NULL, *text = NULL;
+  assert_int_equal(mq_test_mail_wait(email, 2, 60000, &subject, &text, NULL), 2);
+  assert_string_equal(subject, "Le mot de passe de votre compte Marquee a été changé");
+  assert_non_null(strstr(text, "Bonjour Bea Buyer"));
+  free(subject);
+  free(text);
+
+  /* a free booking, confirmed, then cancelled */
+  char *organizer = mq_test_token(org_owner, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
+  char org[40];
+  mq_fx_org(cl, organizer, "mailbook", org);
+  mq_fx_event_opts_t eo = {.n_tt = 1, .tt = {{.capacity = 10}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(cl, organizer, org, &eo, &ev);
+  Marquee__Bookings__V1__HoldItem item = MARQUEE__BOOKINGS__V1__HOLD_ITEM__INIT, *items[1] = {&item};
+  item.ticket_type_id = ev.tt[0];
+  item.quantity = 2;
+  Marquee__Bookings__V1__CreateHoldRequest hq = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+  hq.event_id = ev.event_id;
+  hq.items = items;
+  hq.n_items = 1;
+  Marquee__Bookings__V1__Hold *h = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__create_hold__call(cl, &hq, &h, &o, &err), MQ_OK);
+  Marquee__Bookings__V1__ConfirmHoldRequest cq = MARQUEE__BOOKINGS__V1__CONFIRM_HOLD_REQUEST__INIT;
+  cq.hold_id = h->hold_id;
+  Marquee__Bookings__V1__Booking *b = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__confirm_hold__call(cl, &cq, &b, &o, &err), MQ_OK);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 3, 60000, &subject, &text, NULL), 3);
+  assert_non_null(strstr(subject, "Vos billets pour "));
+  assert_non_null(strstr(text, "Billets :    2"));
+  assert_non_null(strstr(text, "Total :      free"));
+  char link[200];
+  snprintf(link, sizeof link, "https://tickets.test/bookings/%s", b->booking_id);
+  assert_non_null(strstr(text, link));
+  free(subject);
+  free(text);
+  Marquee__Bookings__V1__CancelBookingRequest xq = MARQUEE__BOOKINGS__V1__CANCEL_BOOKING_REQUEST__INIT;
+  xq.booking_id = b->booking_id;
+  xq.reason = (char *)"cannot come";
+  Marquee__Bookings__V1__Booking *xb = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__cancel_booking__call(cl, &xq, &xb, &o, &err), MQ_OK);
+  marquee__bookings__v1__booking__free_unpacked(xb, NULL);
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 4, 60000, &subject, &text, NULL), 4);
+  assert_non_null(strstr(subject, "Votre réservation pour "));
+  assert_non_null(strstr(text, "cannot come"));
+  free(subject);
+  free(text);
+  free(tok);
+  free(owner_tok);
+  free(organizer);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_links_arrive_and_work),
       cmocka_unit_test(test_values_are_inert_in_html),
       cmocka_unit_test(test_mail_waits_while_smtp_is_away),
+      cmocka_unit_test(test_password_change_and_booking_mails),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
