@@ -34,6 +34,7 @@
 
 #include "clients/mq_client.h"
 #include "grpc/health/v1/health.mq-client.h"
+#include "lib/mq_event_catalog.h"
 #include "lib/mq_seal.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
@@ -885,6 +886,15 @@ static int cmd_keygen(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+static int cmd_events_doc(cli_t *c, int argc, char **argv) {
+  (void)c, (void)argv;
+  if (argc) return cli_usage_error("events-doc takes no arguments");
+  char *md = mq_event_catalog_markdown();
+  fputs(md, stdout);
+  free(md);
+  return 0;
+}
+
 static const cli_cmd_t commands[] = {
     {"health", "[--watch] [SERVICE]",
      "grpc.health.v1 Check (exit 0 only if SERVING); --watch streams every change until interrupted", true, cmd_health},
@@ -918,6 +928,8 @@ static const cli_cmd_t commands[] = {
     {"keygen", "notify [KID]",
      "a new notifier key pair: MARQUEE_NOTIFY_KEYS for the server, MARQUEE_NOTIFY_SECRET_KEYS for the notifier", false,
      cmd_keygen},
+    {"events-doc", "", "the event tables of docs/EVENTS.md, generated from the event catalog and envelope.proto", false,
+     cmd_events_doc},
     {"help", "", "this help", false, cmd_help},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -53,6 +53,7 @@
 #include "core/mq_metrics.h"
 #include "core/mq_time.h"
 #include "core/mq_xmalloc.h"
+#include "lib/mq_event_catalog.h"
 #include "lib/mq_kafka.h"
 #include "store/mq_bson.h"
 #include "store/mq_outbox.h"
@@ -468,10 +469,12 @@ static bool produce_entry(mq_relay_t *r, const bson_t *e, bson_t *own, bool scan
   rd_kafka_resp_err_t perr =
       r->n_inflight >= MAX_INFLIGHT
           ? RD_KAFKA_RESP_ERR__QUEUE_FULL
-          : rd_kafka_producev(
-                r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)data, data_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("event-id", id, -1),
-                RD_KAFKA_V_HEADER("event-type", type ? type : "", -1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+          : rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)data, data_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADER("event-id", id, -1),
+                              RD_KAFKA_V_HEADER("event-type", type ? type : "", -1),
+                              RD_KAFKA_V_HEADER("content-type", MQ_EVENT_CONTENT_TYPE, -1),
+                              RD_KAFKA_V_HEADER("schema-version", "1", -1), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
   if (perr) {
     if (perr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       mq_log(MQ_LOG_WARN, "relay.produce_failed", "event %s: %s", id, rd_kafka_err2str(perr));

@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "core/mq_ids.h"
+#include "core/mq_log.h"
 #include "core/mq_time.h"
 #include "core/mq_xmalloc.h"
+#include "lib/mq_event_catalog.h"
 #include "store/mq_bson.h"
 #include "store/mq_store.h"
 
@@ -40,6 +42,18 @@ static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n) {
     ts.nanos = (int32_t)((now % 1000) * 1000000);
     Marquee__Events__V1__Envelope env = ev->env;
     env.occurred_at = &ts;
+    /* what is published is what docs/EVENTS.md says: type and topic from the catalog */
+    const char *topic = ev->topic;
+    const mq_event_kind_t *kind = mq_event_kind((int)env.payload_case);
+    if (!kind) {
+      mq_log(MQ_LOG_ERROR, "outbox.uncatalogued", "payload %d (%s) has no row in lib/mq_event_catalog.c",
+             (int)env.payload_case, env.type ? env.type : "");
+    } else if (strcmp(kind->type, env.type ? env.type : "") || strcmp(kind->topic, topic ? topic : "")) {
+      mq_log(MQ_LOG_ERROR, "outbox.miscatalogued", "event %s given as %s on %s; published as %s on %s", ev->id,
+             env.type ? env.type : "", topic ? topic : "", kind->type, kind->topic);
+      env.type = (char *)kind->type;
+      topic = kind->topic;
+    }
     size_t len = marquee__events__v1__envelope__get_packed_size(&env);
     uint8_t *buf = mq_xmalloc(len ? len : 1);
     marquee__events__v1__envelope__pack(&env, buf);
@@ -49,9 +63,9 @@ static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n) {
     bson_t e;
     bson_append_document_begin(arr, k, -1, &e);
     BSON_APPEND_UTF8(&e, "id", ev->id);
-    BSON_APPEND_UTF8(&e, "topic", ev->topic);
+    BSON_APPEND_UTF8(&e, "topic", topic);
     BSON_APPEND_UTF8(&e, "key", ev->env.aggregate_id);
-    BSON_APPEND_UTF8(&e, "type", ev->env.type);
+    BSON_APPEND_UTF8(&e, "type", env.type);
     BSON_APPEND_DATE_TIME(&e, "at", now);
     BSON_APPEND_BINARY(&e, "data", BSON_SUBTYPE_BINARY, buf, (uint32_t)len);
     bson_append_document_end(arr, &e);
