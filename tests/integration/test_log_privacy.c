@@ -1,8 +1,10 @@
 /*
- * test_log_privacy.c — the server's logs never contain passwords, tokens or
- * full e-mail addresses (DESIGN.md §7), even at debug level with every call
- * logged: the identity flows run against a server whose stderr is captured,
- * then the whole log is searched for each secret.
+ * test_log_privacy.c — the logs of the server and of the consumers never
+ * contain passwords, tokens, e-mail addresses or names (DESIGN.md §7),
+ * even at debug level with every call logged: the identity flows run
+ * against a server, marquee-audit and marquee-notifier whose stderr is
+ * captured, the notifier mails the reset link, and then every log is
+ * searched for each secret and each piece of personal data.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -29,8 +31,17 @@ static void test_no_secrets_in_logs(void **state) {
                        "MARQUEE_ARGON2_ITERATIONS=1",
                        log_kv,
                        NULL};
-  mq_test_proc_t srv;
+  mq_test_proc_t srv, audit, notifier;
   assert_int_equal(mq_test_server_start(&srv, NULL, env), 0);
+  char audit_path[96], audit_kv[128], notifier_path[96], notifier_kv[128];
+  snprintf(audit_path, sizeof audit_path, "/tmp/mq-logs-audit-%d.jsonl", (int)getpid());
+  snprintf(audit_kv, sizeof audit_kv, "MARQUEE_TEST_STDERR=%s", audit_path);
+  snprintf(notifier_path, sizeof notifier_path, "/tmp/mq-logs-notifier-%d.jsonl", (int)getpid());
+  snprintf(notifier_kv, sizeof notifier_kv, "MARQUEE_TEST_STDERR=%s", notifier_path);
+  const char *audit_env[] = {"MARQUEE_LOG_LEVEL=debug", audit_kv, NULL};
+  const char *notifier_env[] = {"MARQUEE_LOG_LEVEL=debug", notifier_kv, NULL};
+  assert_int_equal(mq_test_audit_start(&audit, srv.db, audit_env), 0);
+  assert_int_equal(mq_test_notifier_start(&notifier, srv.db, notifier_env), 0);
   mq_client_t *cl = mq_test_client(&srv);
   char email[96];
   snprintf(email, sizeof email, "secret.person.%d@example.com", (int)getpid());
@@ -73,7 +84,32 @@ static void test_no_secrets_in_logs(void **state) {
   assert_int_equal(marquee__identity__v1__account_service__get_me__call(cl, &gm, &me, &o, &err), MQ_OK);
   marquee__identity__v1__user__free_unpacked(me, NULL);
 
+  /* the reset link the notifier mailed: its token must be in no log */
+  char *text = NULL;
+  assert_int_equal(mq_test_mail_wait(email, 2, 60000, NULL, &text, NULL), 2); /* welcome, reset */
+  const char *t = text ? strstr(text, "?token=") : NULL;
+  assert_non_null(t);
+  char reset_token[96];
+  snprintf(reset_token, sizeof reset_token, "%.*s",
+           (int)strspn(t + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), t + 7);
+  free(text);
+  assert_true(strlen(reset_token) > 40);
+
   mq_client_destroy(cl);
+  assert_int_equal(mq_test_proc_stop(&notifier, SIGTERM, 20000), 0);
+  assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
+  const char *consumer_logs[] = {notifier_path, audit_path};
+  for (int i = 0; i < 2; i++) {
+    char *clog = mq_test_slurp(consumer_logs[i]);
+    assert_non_null(clog);
+    if (i == 0) assert_non_null(strstr(clog, "\"event\":\"notifier.sent\"")); /* the log is real */
+    assert_null(strstr(clog, email));
+    assert_null(strstr(clog, "Private Person"));
+    assert_null(strstr(clog, reset_token));
+    assert_null(strstr(clog, password));
+    free(clog);
+    unlink(consumer_logs[i]);
+  }
   assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0); /* flushes the log */
   char *log = mq_test_slurp(log_path);
   assert_non_null(log);
@@ -88,6 +124,7 @@ static void test_no_secrets_in_logs(void **state) {
   assert_null(strstr(log, access));
   assert_null(strstr(log, strchr(access, '.') + 1)); /* not even the claims part */
   assert_null(strstr(log, email));
+  assert_null(strstr(log, reset_token));
   free(log);
   unlink(log_path);
   mq_test_drop_db(NULL, srv.db);
