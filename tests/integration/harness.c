@@ -308,6 +308,11 @@ static char *json_str(const bson_t *doc, const char *key) {
 }
 
 int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html) {
+  return mq_test_mail_wait_at(mq_test_mailpit(), to, at_least, timeout_ms, subject, text, html);
+}
+
+int mq_test_mail_wait_at(const char *api, const char *to, int at_least, int timeout_ms, char **subject, char **text,
+                         char **html) {
   char path[512];
   mail_query(to, path, sizeof path);
   int64_t until = mq_test_now_ms() + timeout_ms;
@@ -315,7 +320,7 @@ int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subje
   char id[64] = "";
   for (;;) {
     int status = 0;
-    char *body = mq_test_http_get(mq_test_mailpit(), path, &status);
+    char *body = mq_test_http_get(api, path, &status);
     bson_t doc;
     bson_error_t be;
     if (body && status == 200 && bson_init_from_json(&doc, body, -1, &be)) {
@@ -337,7 +342,7 @@ int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subje
   if (count > 0 && id[0] && (subject || text || html)) {
     snprintf(path, sizeof path, "/api/v1/message/%s", id);
     int status = 0;
-    char *body = mq_test_http_get(mq_test_mailpit(), path, &status);
+    char *body = mq_test_http_get(api, path, &status);
     bson_t doc;
     bson_error_t be;
     if (body && status == 200 && bson_init_from_json(&doc, body, -1, &be)) {

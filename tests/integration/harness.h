@@ -62,6 +62,9 @@ const char *mq_test_smtp_url(void);
  * `to`; returns how many it holds (-1: mailpit did not answer) and, when
  * asked, the newest one's subject, text and HTML (malloc'ed; caller frees). */
 int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html);
+/* The same against the mailpit API at `api` (host:port). */
+int mq_test_mail_wait_at(const char *api, const char *to, int at_least, int timeout_ms, char **subject, char **text,
+                         char **html);
 /* Starts marquee-audit on database `db`. */
 int mq_test_audit_start(mq_test_proc_t *p, const char *db, const char *const *env);
 /* Sends `sig`, waits up to timeout_ms, then SIGKILL. Returns the exit code,

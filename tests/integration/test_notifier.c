@@ -12,6 +12,9 @@
  *    replays the same events and sends nothing again (the delivery records).
  *  - SMTP away: with mailpit stopped the mail waits (the delivery is retried,
  *    the lag shows it) and arrives once when mailpit returns.
+ *  - Refused for good: an SMTP server that rejects one recipient (a private
+ *    mailpit allowing only some) — that delivery is recorded "failed" with
+ *    the server's reply, and the next one goes out.
  *  - Events that name their reader by id: a password change, and a booking
  *    confirmed then cancelled, reach the account's address with the
  *    event's title, in the account's language.
@@ -23,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -306,12 +311,71 @@ static void test_password_change_and_booking_mails(void **state) {
   free(organizer);
 }
 
+static void test_refused_for_good_is_recorded(void **state) {
+  (void)state;
+  /* a private mailpit that accepts only "ok-…" recipients */
+  int smtp_port = 21000 + (int)(getpid() % 4000), api_port = smtp_port + 5000;
+  char bin[600], smtp[64], api[64], db_path[128];
+  snprintf(bin, sizeof bin, "%s/bin/mailpit", mq_test_stack_dir());
+  snprintf(smtp, sizeof smtp, "127.0.0.1:%d", smtp_port);
+  snprintf(api, sizeof api, "127.0.0.1:%d", api_port);
+  snprintf(db_path, sizeof db_path, "/tmp/mq-mailpit-%d.db", (int)getpid());
+  pid_t mp = fork();
+  assert_true(mp >= 0);
+  if (mp == 0) {
+    execl(bin, bin, "--smtp", smtp, "--listen", api, "--database", db_path, "--disable-version-check",
+          "--smtp-disable-rdns", "--smtp-allowed-recipients", "^ok-", (char *)NULL);
+    _exit(127);
+  }
+  int64_t until = mq_test_now_ms() + 30000;
+  int status = 0;
+  char *info = NULL;
+  while (mq_test_now_ms() < until) {
+    info = mq_test_http_get(api, "/api/v1/info", &status);
+    if (info && status == 200) break;
+    free(info);
+    info = NULL;
+    mq_test_sleep_ms(100);
+  }
+  free(info);
+  assert_int_equal(status, 200);
+
+  /* this test's notifier sends there (the shared one stops: one sender per database) */
+  mq_test_proc_stop(&notifier, SIGTERM, 20000);
+  char smtp_url[96], group[160];
+  snprintf(smtp_url, sizeof smtp_url, "MARQUEE_SMTP_URL=smtp://%s", smtp);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-notifier-refuse-%s", srv.db);
+  const char *env[] = {smtp_url, group, NULL};
+  mq_test_proc_t n;
+  assert_int_equal(mq_test_notifier_start(&n, srv.db, env), 0);
+
+  char uid[64], no_mail[128], ok_mail[128], uid2[64];
+  char *t1 = sign_up("no-refused", "Refused", "en", uid, sizeof uid, no_mail, sizeof no_mail);
+  char *t2 = sign_up("ok-accepted", "Accepted", "en", uid2, sizeof uid2, ok_mail, sizeof ok_mail);
+  char filter[320];
+  snprintf(filter, sizeof filter, "{\"to\": \"%s\", \"state\": \"failed\", \"error\": {\"$regex\": \"5[0-9][0-9]\"}}",
+           no_mail);
+  until = mq_test_now_ms() + 60000;
+  while (mq_test_count(NULL, srv.db, "deliveries", filter) != 1 && mq_test_now_ms() < until) mq_test_sleep_ms(200);
+  int64_t failed = mq_test_count(NULL, srv.db, "deliveries", filter);
+  int arrived = mq_test_mail_wait_at(api, ok_mail, 1, 60000, NULL, NULL, NULL); /* the next one goes out */
+  int refused_arrived = mq_test_mail_wait_at(api, no_mail, 1, 500, NULL, NULL, NULL);
+  mq_test_proc_stop(&n, SIGTERM, 20000);
+  kill(mp, SIGTERM);
+  waitpid(mp, NULL, 0);
+  unlink(db_path);
+  assert_int_equal(failed, 1);
+  assert_int_equal(arrived, 1);
+  assert_int_equal(refused_arrived, 0);
+  free(t1);
+  free(t2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_links_arrive_and_work),
-      cmocka_unit_test(test_values_are_inert_in_html),
-      cmocka_unit_test(test_mail_waits_while_smtp_is_away),
-      cmocka_unit_test(test_password_change_and_booking_mails),
+      cmocka_unit_test(test_links_arrive_and_work),         cmocka_unit_test(test_values_are_inert_in_html),
+      cmocka_unit_test(test_mail_waits_while_smtp_is_away), cmocka_unit_test(test_password_change_and_booking_mails),
+      cmocka_unit_test(test_refused_for_good_is_recorded), /* last: it stops the shared notifier */
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
