@@ -41,6 +41,10 @@ bool mq_consumer_is_transient(mq_code_t code) {
          code == MQ_OVERLOADED;
 }
 
+bool mq_consumer_is_permanent(mq_code_t code) {
+  return code == MQ_INVALID_ARGUMENT || code == MQ_FAILED_PRECONDITION;
+}
+
 const mq_event_route_t *mq_consumer_route(const mq_event_route_t *routes, size_t n, const char *type) {
   const mq_event_route_t *any = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -349,7 +353,7 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
             count(OUT_HANDLED);
             break;
           }
-          if (!mq_consumer_is_transient(rc) && ++attempts >= max_attempts) {
+          if (mq_consumer_is_permanent(rc) || (!mq_consumer_is_transient(rc) && ++attempts >= max_attempts)) {
             char reason[320];
             snprintf(reason, sizeof reason, "%s: %s", mq_code_name(rc), err.message);
             mq_log(MQ_LOG_ERROR, "consumer.dead_letter", "event %s (%s) failed %d times: %s", ev->event_id,

@@ -13,9 +13,12 @@
  *      success);
  *   4. the handler runs. Transient failures (UNAVAILABLE, STORE_UNAVAILABLE,
  *      DEADLINE_EXCEEDED, ABORTED) retry with backoff for as long as it takes —
- *      a database outage must not dead-letter good events. Other failures
- *      retry up to MARQUEE_CONSUMER_MAX_ATTEMPTS, then the message goes to
- *      marquee.dlq.<name> with headers naming the source and the error;
+ *      a database outage must not dead-letter good events. INVALID_ARGUMENT
+ *      and FAILED_PRECONDITION say the event itself cannot be handled (it
+ *      would fail the same way every time): dead-lettered at once. Other
+ *      failures retry up to MARQUEE_CONSUMER_MAX_ATTEMPTS, then the message
+ *      goes to marquee.dlq.<name> with headers naming the source and the
+ *      error;
  *   5. the offset is stored (committed by librdkafka's auto-commit); on
  *      shutdown stored offsets are committed before exit.
  * A crash between handler success and commit redelivers the event: handlers
@@ -78,6 +81,8 @@ int mq_consumer_run(const mq_consumer_opts_t *opts);
 void mq_consumer_stop(void);
 /* Transient = retry without counting an attempt. Exposed for tests. */
 bool mq_consumer_is_transient(mq_code_t code);
+/* Permanent = the event cannot be handled: dead-letter it without retrying. */
+bool mq_consumer_is_permanent(mq_code_t code);
 /* The route for `type` ("*" rows match anything; exact rows win). */
 const mq_event_route_t *mq_consumer_route(const mq_event_route_t *routes, size_t n, const char *type);
 

@@ -311,6 +311,29 @@ static void test_password_change_and_booking_mails(void **state) {
   free(organizer);
 }
 
+/* A notifier holding another key cannot open the link token: the event is
+ * dead-lettered at once (no retries: it would fail the same way every time),
+ * and the consumer goes on. */
+static void test_unopenable_token_is_dead_lettered_at_once(void **state) {
+  (void)state;
+  char other[200], group[160];
+  snprintf(other, sizeof other, "MARQUEE_NOTIFY_SECRET_KEYS=itest:%s", "b3RoZXItbm90aWZpZXItc2VjcmV0LWtleS0wMTIzNDU");
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-notifier-wrongkey-%s", srv.db);
+  const char *env[] = {other, group, "MARQUEE_CONSUMER_MAX_ATTEMPTS=50", NULL};
+  mq_test_proc_t wrong;
+  assert_int_equal(mq_test_notifier_start(&wrong, srv.db, env), 0);
+  char uid[64], email[128];
+  char *tok = sign_up("wrongkey", "Wrong Key", "en", uid, sizeof uid, email, sizeof email);
+  request_reset(email);
+  bool dead = mq_test_wait_metric(
+      &wrong, "marquee_consumer_events_total{consumer=\"notifier\",outcome=\"dead_lettered\"}", 1, 30000);
+  double retries = mq_test_metric(&wrong, "marquee_consumer_retries_total{consumer=\"notifier\"}");
+  mq_test_proc_stop(&wrong, SIGTERM, 20000);
+  assert_true(dead);
+  assert_true(retries == 0); /* with 50 attempts allowed, none was spent on it */
+  free(tok);
+}
+
 static void test_refused_for_good_is_recorded(void **state) {
   (void)state;
   /* a private mailpit that accepts only "ok-…" recipients */
@@ -373,8 +396,11 @@ static void test_refused_for_good_is_recorded(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_links_arrive_and_work),         cmocka_unit_test(test_values_are_inert_in_html),
-      cmocka_unit_test(test_mail_waits_while_smtp_is_away), cmocka_unit_test(test_password_change_and_booking_mails),
+      cmocka_unit_test(test_links_arrive_and_work),
+      cmocka_unit_test(test_values_are_inert_in_html),
+      cmocka_unit_test(test_mail_waits_while_smtp_is_away),
+      cmocka_unit_test(test_password_change_and_booking_mails),
+      cmocka_unit_test(test_unopenable_token_is_dead_lettered_at_once),
       cmocka_unit_test(test_refused_for_good_is_recorded), /* last: it stops the shared notifier */
   };
   return cmocka_run_group_tests(tests, setup, teardown);
