@@ -31,8 +31,9 @@ int main(int argc, char **argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   long count = atol(argv[2]);
   mq_smtp_opts_t o = {.url = argv[1], .timeout_ms = 30000};
-  const char *text = "Hello,\n\nyour Marquee account is ready. Find events, book tickets and keep them all in one "
-                     "place: https://tickets.example\n";
+  const char *text =
+      "Hello,\n\nyour Marquee account is ready. Find events, book tickets and keep them all in one "
+      "place: https://tickets.example\n";
   const char *html = "<!doctype html><html><body><p>Hello,</p><p>your Marquee account is ready.</p></body></html>";
   long failed = 0;
   double t0 = now_s();
