@@ -873,12 +873,7 @@ static int cmd_keygen(cli_t *c, int argc, char **argv) {
   if (argc < 1 || argc > 2 || strcmp(argv[0], "notify"))
     return cli_usage_error("keygen: notify [KID] (the key id, default n1)");
   const char *kid = argc == 2 ? argv[1] : "n1";
-  size_t n = strlen(kid);
-  bool ok = n >= 1 && n <= 32;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = (kid[i] >= 'a' && kid[i] <= 'z') || (kid[i] >= 'A' && kid[i] <= 'Z') || (kid[i] >= '0' && kid[i] <= '9') ||
-         kid[i] == '-' || kid[i] == '_';
-  if (!ok) return cli_usage_error("keygen: KID is 1-32 of A-Z a-z 0-9 - _");
+  if (!mq_seal_kid_ok(kid)) return cli_usage_error("keygen: KID is 1-32 of A-Z a-z 0-9 - _");
   char pub[128], sec[128];
   mq_seal_keygen(kid, pub, sizeof pub, sec, sizeof sec);
   printf("MARQUEE_NOTIFY_KEYS=%s\nMARQUEE_NOTIFY_SECRET_KEYS=%s\n", pub, sec);

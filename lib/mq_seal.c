@@ -36,6 +36,10 @@ static bool kid_ok(const char *s, size_t n) {
   return true;
 }
 
+bool mq_seal_kid_ok(const char *kid) {
+  return kid && kid_ok(kid, strlen(kid));
+}
+
 mq_code_t mq_seal_keys_parse(const char *spec, bool secret, const char *field, mq_seal_keys_t **out, mq_error_t *err) {
   *out = NULL;
   if (sodium_init() < 0) return mq_error_set(err, MQ_INTERNAL, NULL, "libsodium could not be initialised");

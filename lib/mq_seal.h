@@ -48,6 +48,9 @@ mq_code_t mq_seal(const mq_seal_keys_t *k, const char *secret, mq_arena_t *a, ch
  * does not open, or a secret longer than cap - 1). */
 bool mq_seal_open(const mq_seal_keys_t *k, const char *kid, const uint8_t *box, size_t len, char *out, size_t cap);
 
+/* A key id: 1-32 of A-Z a-z 0-9 - _. */
+bool mq_seal_kid_ok(const char *kid);
+
 /* The public list "kid:public,..." of a parsed list (of either kind). */
 void mq_seal_public_spec(const mq_seal_keys_t *k, char *out, size_t n);
 

@@ -24,6 +24,9 @@ expect "version shows the server" 0 "marquee.system.v1.SystemService" "${M[@]}" 
 expect "ping" 0 "" "${M[@]}" ping hello
 expect "bad token is refused" 1 "UNAUTHENTICATED" "${M[@]}" --token not-a-jwt ping
 expect "unknown command" 2 "" "${M[@]}" no-such-command
+expect "keygen notify" 0 "MARQUEE_NOTIFY_SECRET_KEYS=k-1:" "$build/marquee" keygen notify k-1
+expect "keygen with a bad key id" 2 "KID is 1-32" "$build/marquee" keygen notify "bad id"
+expect "events-doc" 0 '| `users.UserRegistered` |' "$build/marquee" events-doc
 expect "unreachable server" 1 "UNAVAILABLE" "$build/marquee" --target 127.0.0.1:1 --deadline-ms 1000 health
 email="cli.$$.$RANDOM@example.com"
 expect "signup" 0 "MARQUEE_CLI_TOKEN=" env MARQUEE_CLI_PASSWORD="a long cli passphrase" "${M[@]}" signup "$email" "Cli User"
