@@ -7,22 +7,25 @@
 # Everything listens on 127.0.0.1 only and lives under one directory:
 #
 #   $MARQUEE_STACK_DIR (default: <repo>/.stack)
-#     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz, mailpit
+#     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz, mailpit,
+#                     stripe-mock
 #     toolchain/      Go toolchain, only if the system Go is older than 1.24
 #     kafka/lib/      Kafka jars;  kafka/server.properties, kafka/log4j.properties
 #     data/ferretdb/  data/kafka/  data/mailpit/
 #     logs/<part>.log (previous run in <part>.log.1; install-*.log per step)
 #     run/<part>.pid  run/<part>.port
 #
-# Subcommands (part = ferretdb | kafka | mailpit | all; default all):
+# Subcommands (part = ferretdb | kafka | mailpit | stripe | all; default all):
 #   install            apt packages (only if missing), marquee-ferretdb, marquee-promlint,
 #                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0, mailpit v1.33.1
 #                      (the SMTP server mail goes to, with an HTTP API to read it),
+#                      stripe-mock v0.203.0 (Stripe's API mock: the payment tests' peer),
 #                      oauth2-mock-server (npm), grpcio-status (PyPI, into
 #                      py/). Idempotent.
 #   start   [part]     start in the background unless running; wait until ready
 #                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s;
-#                      mailpit: its API answers, 30 s)
+#                      mailpit: its API answers, 30 s; stripe-mock: an authenticated
+#                      GET answers, 30 s)
 #   stop    [part]     SIGTERM, up to 20 s, then SIGKILL (not running = fine)
 #   restart [part]     stop, then start
 #   status             one line per part: running (pid) / stopped, and the port
@@ -38,6 +41,8 @@
 #   MARQUEE_STACK_KAFKA_CONTROLLER_PORT  KRaft controller port  (default 9093)
 #   MARQUEE_STACK_SMTP_PORT              mailpit's SMTP port    (default 1025)
 #   MARQUEE_STACK_MAILPIT_PORT           mailpit's HTTP API/UI  (default 8025)
+#   MARQUEE_STACK_STRIPE_PORT            stripe-mock's HTTP port (default 12111;
+#                                        its HTTPS listener takes the next one)
 #   MARQUEE_STACK_GO_TOOLCHAIN           Go fetched from the Go module proxy when
 #                                        the system Go is < 1.24 (default go1.24.13)
 #
@@ -54,6 +59,7 @@ KAFKA_PORT=${MARQUEE_STACK_KAFKA_PORT:-9092}
 CTRL_PORT=${MARQUEE_STACK_KAFKA_CONTROLLER_PORT:-9093}
 SMTP_PORT=${MARQUEE_STACK_SMTP_PORT:-1025}
 MAILPIT_PORT=${MARQUEE_STACK_MAILPIT_PORT:-8025}
+STRIPE_PORT=${MARQUEE_STACK_STRIPE_PORT:-12111}
 GO_TOOLCHAIN_VERSION=${MARQUEE_STACK_GO_TOOLCHAIN:-go1.24.13}
 
 KAFKA_VERSION=3.9.1
@@ -64,13 +70,16 @@ GHZ_MOD=github.com/bojand/ghz
 GHZ_VERSION=v0.120.0
 MAILPIT_MOD=github.com/axllent/mailpit
 MAILPIT_VERSION=v1.33.1
+STRIPE_MOCK_MOD=github.com/stripe/stripe-mock
+STRIPE_MOCK_VERSION=v0.203.0
 GO_MIN_MINOR=24   # scripts/ferretdb/go.mod says "go 1.24"
 
 FERRETDB_TIMEOUT=60
 KAFKA_TIMEOUT=120
 MAILPIT_TIMEOUT=30
+STRIPE_TIMEOUT=30
 STOP_TIMEOUT=20
-ALL_PARTS=(ferretdb kafka mailpit)
+ALL_PARTS=(ferretdb kafka mailpit stripe)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
@@ -146,15 +155,16 @@ parts_from_arg() { # sets PARTS
     ferretdb|mongo|mongodb) PARTS=(ferretdb) ;;
     kafka) PARTS=(kafka) ;;
     mailpit|smtp) PARTS=(mailpit) ;;
-    *) die "unknown part '$1' (expected: ferretdb, kafka, mailpit or all)" ;;
+    stripe|stripe-mock) PARTS=(stripe) ;;
+    *) die "unknown part '$1' (expected: ferretdb, kafka, mailpit, stripe or all)" ;;
   esac
 }
 
 pid_file()  { printf '%s/run/%s.pid' "$STACK" "$1"; }
 port_file() { printf '%s/run/%s.port' "$STACK" "$1"; }
 log_file()  { printf '%s/logs/%s.log' "$STACK" "$1"; }
-cmd_marker() { case $1 in ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; mailpit) echo "$STACK/bin/mailpit" ;; esac; }
-part_port() { case $1 in ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; mailpit) echo "$SMTP_PORT" ;; esac; }
+cmd_marker() { case $1 in ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; mailpit) echo "$STACK/bin/mailpit" ;; stripe) echo "$STACK/bin/stripe-mock" ;; esac; }
+part_port() { case $1 in ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; mailpit) echo "$SMTP_PORT" ;; stripe) echo "$STRIPE_PORT" ;; esac; }
 
 # running_pid PART: print the pid and succeed if the part's process is alive.
 # The command line must match too, so a recycled pid or a zombie never counts.
@@ -416,6 +426,7 @@ cmd_install() {
   install_go_tool grpcurl "$GRPCURL_MOD" "$GRPCURL_VERSION"
   install_go_tool ghz "$GHZ_MOD" "$GHZ_VERSION"
   install_go_tool mailpit "$MAILPIT_MOD" "$MAILPIT_VERSION" ""
+  install_go_tool stripe-mock "$STRIPE_MOCK_MOD" "$STRIPE_MOCK_VERSION" ""
   install_oidc_mock
   install_py_status
   say "install complete in $((SECONDS - t0))s; next: $0 start"
@@ -583,6 +594,24 @@ launch_mailpit() {
     --database "$STACK/data/mailpit/mailpit.db" --max 10000 --disable-version-check --smtp-disable-rdns
 }
 
+launch_stripe() {
+  local bin="$STACK/bin/stripe-mock" pid
+  if pid=$(running_pid stripe); then
+    say "stripe-mock: already running (pid $pid)"
+    return 1
+  fi
+  rm -f "$(pid_file stripe)"
+  [[ -x $bin ]] || die "stripe-mock: $bin missing; run: $0 install"
+  ensure_port_free stripe "$STRIPE_PORT" "$((STRIPE_PORT + 1))"
+  new_log stripe
+  # stateless: answers every call from the OpenAPI spec and fixtures it embeds
+  # (no network). It always opens an HTTPS listener too (on every interface
+  # unless told): keep it on loopback, on the next port.
+  launch stripe "$bin" -http-addr "127.0.0.1:$STRIPE_PORT" -https-addr "127.0.0.1:$((STRIPE_PORT + 1))"
+}
+
+stripe_ready() { curl -fsS -o /dev/null -u sk_test_marquee: "http://127.0.0.1:$STRIPE_PORT/v1/balance" 2>/dev/null; }
+
 mailpit_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$MAILPIT_PORT/api/v1/info" 2>/dev/null; }
 
 # wait_ready PART TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early
@@ -623,6 +652,7 @@ start_parts() {
       ferretdb) launch_ferretdb || check_running_port ferretdb ;;
       kafka) launch_kafka || check_running_port kafka ;;
       mailpit) launch_mailpit || check_running_port mailpit ;;
+      stripe) launch_stripe || check_running_port stripe ;;
     esac
   done
   say "waiting for readiness…"
@@ -631,6 +661,7 @@ start_parts() {
       ferretdb) wait_ready ferretdb "$FERRETDB_TIMEOUT" tcp_open "$MONGO_PORT" ;;
       kafka) wait_ready kafka "$KAFKA_TIMEOUT" kafka_ready "$KAFKA_PORT" ;;
       mailpit) wait_ready mailpit "$MAILPIT_TIMEOUT" mailpit_ready ;;
+      stripe) wait_ready stripe "$STRIPE_TIMEOUT" stripe_ready ;;
     esac
   done
   say "started ${PARTS[*]} in $((SECONDS - t0))s"
@@ -681,6 +712,7 @@ cmd_status() {
     extra=""
     [[ $part == kafka ]] && extra=" (controller 127.0.0.1:$CTRL_PORT)"
     [[ $part == mailpit ]] && extra=" (SMTP; API and UI http://127.0.0.1:$MAILPIT_PORT)"
+    [[ $part == stripe ]] && extra=" (stripe-mock, HTTP)"
     if pid=$(running_pid "$part"); then
       have=$(cat "$(port_file "$part")" 2>/dev/null || true)
       [[ -n $have && $have != "$port" ]] && extra+=" [configured port is $port; restart to apply]"
@@ -713,6 +745,7 @@ cmd_env() {
   printf 'export MARQUEE_KAFKA_BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
   printf 'export MARQUEE_SMTP_URL=%q\n' "smtp://127.0.0.1:$SMTP_PORT"
   printf 'export MARQUEE_STACK_MAILPIT=%q\n' "127.0.0.1:$MAILPIT_PORT"
+  printf 'export MARQUEE_STACK_STRIPE=%q\n' "http://127.0.0.1:$STRIPE_PORT"
   printf 'export MARQUEE_STACK_OIDC_MOCK_MODULE=%q\n' "$STACK/oidc-mock/node_modules/oauth2-mock-server/dist/index.mjs"
   printf 'export MARQUEE_STACK_PYTHONPATH=%q\n' "$STACK/py"
   # shellcheck disable=SC2016  # $PATH is meant to expand where this is eval'd
