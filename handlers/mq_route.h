@@ -6,7 +6,9 @@
  * their /metrics on it too); the server creates it and passes it to each
  * module's start hook, so that a module can serve GET /media/{id} or a
  * payment webhook without including anything of server/. Routes run on the
- * HTTP thread and must not block for long (read a document, stream a file).
+ * HTTP threads (a pool of four, so one slow route does not stop /metrics)
+ * and must not block for long (read a document, stream a file, one
+ * gateway call).
  */
 #ifndef MQ_ROUTE_H
 #define MQ_ROUTE_H

@@ -1,7 +1,9 @@
 /*
  * mq_http.c — see mq_http.h. libmicrohttpd runs its own polling thread; the
- * route table is fixed before start, so lookups take no lock. Only GET and
- * HEAD are served by the built-in routes; anything else gets 405.
+ * route table is fixed before start, so lookups take no lock. GET and HEAD
+ * reach the GET routes, POST the POST routes (whose body is collected
+ * first, up to the route's limit, in a per-request buffer that
+ * libmicrohttpd's completion callback frees); anything else gets 405.
  */
 #include "lib/mq_http.h"
 
@@ -21,9 +23,18 @@
 typedef struct {
   char path[128];
   bool prefix;
+  bool post;       /* a POST route: its body is read first */
+  size_t max_body; /* POST routes */
   mq_http_fn fn;
   void *arg;
 } route_t;
+
+/* One POST request's body as it arrives. */
+typedef struct {
+  char *buf;
+  size_t len, cap, max;
+  bool too_big;
+} body_t;
 
 struct mq_http {
   struct MHD_Daemon *d;
@@ -85,6 +96,27 @@ void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg) {
   r->arg = arg;
 }
 
+void mq_http_route_post(mq_http_t *h, const char *path, mq_http_fn fn, void *arg, size_t max_body) {
+  if (h->n_routes == MAX_ROUTES) return;
+  route_t *r = &h->routes[h->n_routes++];
+  snprintf(r->path, sizeof r->path, "%s", path);
+  r->prefix = false;
+  r->post = true;
+  r->max_body = max_body;
+  r->fn = fn;
+  r->arg = arg;
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **ctx, enum MHD_RequestTerminationCode toe) {
+  (void)cls, (void)conn, (void)toe;
+  body_t *b = *ctx;
+  if (b) {
+    free(b->buf);
+    free(b);
+    *ctx = NULL;
+  }
+}
+
 const char *mq_http_request_header(const mq_http_response_t *resp, const char *name) {
   if (!resp || !resp->request) return NULL;
   return MHD_lookup_connection_value((struct MHD_Connection *)resp->request, MHD_HEADER_KIND, name);
@@ -110,24 +142,63 @@ static void reader_free_cb(void *cls) {
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **ctx) {
-  (void)version, (void)upload_data, (void)ctx;
+  (void)version;
   mq_http_t *h = cls;
-  if (*upload_size) { /* request bodies are not used by these routes */
+  const route_t *match = NULL;
+  bool is_post = !strcmp(method, "POST");
+  for (int i = 0; i < h->n_routes && !match; i++) {
+    const route_t *rt = &h->routes[i];
+    if (rt->post != is_post) continue;
+    if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0) match = rt;
+  }
+  if (is_post && match) { /* collect the body first: the first call only sets up */
+    body_t *b = *ctx;
+    if (!b) {
+      b = mq_xcalloc(1, sizeof *b);
+      b->max = match->max_body;
+      *ctx = b;
+      return MHD_YES;
+    }
+    if (*upload_size) {
+      if (!b->too_big && b->len + *upload_size <= b->max) {
+        if (b->len + *upload_size + 1 > b->cap) {
+          b->cap = (b->len + *upload_size + 1) * 2;
+          if (b->cap > b->max + 1) b->cap = b->max + 1;
+          b->buf = mq_xrealloc(b->buf, b->cap);
+        }
+        memcpy(b->buf + b->len, upload_data, *upload_size);
+        b->len += *upload_size;
+        b->buf[b->len] = '\0';
+      } else {
+        b->too_big = true;
+      }
+      *upload_size = 0;
+      return MHD_YES;
+    }
+  } else if (*upload_size) { /* a body nobody asked for: skip it */
     *upload_size = 0;
     return MHD_YES;
   }
   mq_http_response_t r = {.status = 404, .content_type = "text/plain; charset=utf-8", .request = conn};
-  const route_t *match = NULL;
-  for (int i = 0; i < h->n_routes && !match; i++) {
-    const route_t *rt = &h->routes[i];
-    if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0) match = rt;
-  }
-  if (!match)
-    text(&r, 404, "not found\n");
-  else if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+  if (!match) {
+    bool other = false; /* the path exists for another method */
+    for (int i = 0; i < h->n_routes && !other; i++) {
+      const route_t *rt = &h->routes[i];
+      other = rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0;
+    }
+    text(&r, other ? 405 : 404, other ? "method not allowed\n" : "not found\n");
+  } else if (!is_post && strcmp(method, "GET") && strcmp(method, "HEAD")) {
     text(&r, 405, "method not allowed\n");
-  else
+  } else if (is_post && ((body_t *)*ctx)->too_big) {
+    text(&r, 413, "request body too large\n");
+  } else {
+    if (is_post) {
+      body_t *b = *ctx;
+      r.request_body = b->buf ? b->buf : "";
+      r.request_body_len = b->len;
+    }
     match->fn(match->arg, method, url, &r);
+  }
   struct MHD_Response *resp = NULL;
   if (r.stream_read) {
     free(r.body);
@@ -165,7 +236,8 @@ mq_code_t mq_http_start(mq_http_t *h, const char *listen, mq_error_t *err) {
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_HTTP_LISTEN", "host must be an IPv4 address");
   h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request,
                           h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4, MHD_OPTION_END);
   if (!h->d) return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_HTTP_LISTEN", "cannot listen on %s", listen);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = info ? info->port : port;

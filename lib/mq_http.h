@@ -1,5 +1,5 @@
 /*
- * mq_http.h — the side HTTP port (libmicrohttpd, its own thread), used by
+ * mq_http.h — the side HTTP port (libmicrohttpd, a pool of 4 threads), used by
  * marquee-server and by every consumer process:
  * GET /metrics (Prometheus text), /healthz (liveness: the process answers),
  * /readyz (readiness, when created with a health record: 200 when MongoDB
@@ -41,6 +41,10 @@ typedef struct mq_http_response {
   void (*stream_free)(void *arg);
   void *stream_arg;
   const void *request; /* set by the server: see mq_http_request_header */
+  /* The request's body, for routes added with mq_http_route_post (NULL
+   * otherwise); valid while the route runs. */
+  const char *request_body;
+  size_t request_body_len;
 } mq_http_response_t;
 
 /* The value of request header `name` (case-insensitive) of the request that
@@ -54,6 +58,10 @@ typedef void (*mq_http_fn)(void *arg, const char *method, const char *path, mq_h
  * thread; before mq_http_start. */
 void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg);
 
+/* Serves POST to `path` (exactly) with fn on the HTTP thread, the body read
+ * whole first: at most max_body bytes (a larger one is answered 413 without
+ * calling fn). GET and HEAD of that path are 405. Before mq_http_start. */
+void mq_http_route_post(mq_http_t *h, const char *path, mq_http_fn fn, void *arg, size_t max_body);
 /* health may be NULL (no /readyz: a process without a readiness notion). */
 mq_http_t *mq_http_create(mq_health_t *health);
 /* Binds `listen` ("host:port"; port 0 picks one). */
