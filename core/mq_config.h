@@ -104,6 +104,30 @@
      "how often expired holds are ended and unfinished booking decisions completed")                                   \
   XX(INT, payment_window_s, "MARQUEE_PAYMENT_WINDOW_S", "1800", 10, 86400,                                             \
      "how long a hold in payment may wait for the payment's outcome before it is released")                            \
+  XX(STR, payment_routes, "MARQUEE_PAYMENT_ROUTES", "*=stripe,manual", 0, 0,                                           \
+     "payments: gateways per currency, in order of preference: CUR=gw,gw;*=gw (a paid hold goes to the first that "    \
+     "is configured, takes the currency and is not open-circuited; free holds always use the free gateway)")           \
+  XX(INT, payment_gateway_timeout_ms, "MARQUEE_PAYMENT_GATEWAY_TIMEOUT_MS", "10000", 100, 120000,                      \
+     "payments: total time one call to a gateway may take")                                                            \
+  XX(INT, payment_gateway_concurrency, "MARQUEE_PAYMENT_GATEWAY_CONCURRENCY", "32", 1, 1024,                           \
+     "payments: calls in flight to one gateway (the bulkhead); beyond it the next gateway is tried")                   \
+  XX(INT, payment_breaker_failures, "MARQUEE_PAYMENT_BREAKER_FAILURES", "5", 1, 1000,                                  \
+     "payments: consecutive failures (unreachable, timeout, 5xx, 429) that open a gateway's circuit breaker")          \
+  XX(INT, payment_breaker_open_ms, "MARQUEE_PAYMENT_BREAKER_OPEN_MS", "30000", 100, 3600000,                           \
+     "payments: how long an open breaker refuses calls before one probe call is let through (half-open)")              \
+  XX(INT, manual_payment_window_s, "MARQUEE_MANUAL_PAYMENT_WINDOW_S", "259200", 60, 2592000,                           \
+     "payments: how long a manual payment (bank transfer, at the door) may wait to be marked received")                \
+  XX(STR, manual_payment_instructions, "MARQUEE_MANUAL_PAYMENT_INSTRUCTIONS",                                          \
+     "Pay {amount} by bank transfer quoting {reference}, or at the door.", 0, 0,                                       \
+     "payments: what a manual payment's buyer is told ({amount} and {reference} are filled in)")                       \
+  XX(SECRET, stripe_secret_key, "MARQUEE_STRIPE_SECRET_KEY", "", 0, 0,                                                 \
+     "payments: Stripe's secret API key (sk_…); empty: the stripe gateway is off")                                     \
+  XX(STR, stripe_api_base, "MARQUEE_STRIPE_API_BASE", "https://api.stripe.com", 0, 0,                                  \
+     "payments: Stripe's API (http allowed to loopback only: stripe-mock)")                                            \
+  XX(SECRET, stripe_webhook_secret, "MARQUEE_STRIPE_WEBHOOK_SECRET", "", 0, 0,                                         \
+     "payments: the signing secret (whsec_…) of the /webhooks/stripe endpoint; empty: webhooks are refused")           \
+  XX(INT, stripe_webhook_tolerance_s, "MARQUEE_STRIPE_WEBHOOK_TOLERANCE_S", "300", 1, 86400,                           \
+     "payments: how far a webhook's signed timestamp may be from now")                                                 \
   XX(STR, notify_keys, "MARQUEE_NOTIFY_KEYS", "", 0, 0,                                                                \
      "the notifier's public keys kid:key,... (X25519, base64url; the first seals link tokens in events; marquee "      \
      "keygen notify); empty: events carry no link token")                                                              \

@@ -50,6 +50,7 @@ typedef struct mq_app {
   mq_cache_t *sale_events;        /* full stored events by "e:<id>" for CreateHold (TTL <= 2 s); NULL if off */
   struct mq_discovery *discovery; /* catalog module: public ListEvents index (catalog/discovery.h); NULL if disabled */
   struct mq_bookings *bookings;   /* bookings module: capacity hints, ticket keys, hold sweeper (bookings/bookings.h) */
+  struct mq_payments *payments;   /* payments module: gateways, breakers, routes (payments/payments.h) */
   mq_health_service_t *health_service; /* system module: grpc.health.v1 watchers */
   mq_server_t *srv;                    /* set before the modules register their services */
   char instance_id[96];

@@ -59,6 +59,13 @@ const mq_event_kind_t mq_event_kinds[] = {
     {158, "bookings.AttendeeNameChanged", "marquee.bookings", "the hold id, which is also its booking's id"},
     {159, "bookings.TicketTypeMoved", "marquee.bookings", "the hold id, which is also its booking's id"},
     {160, "bookings.WaitlistOffered", "marquee.bookings", "the waitlist entry id"},
+    {170, "payments.PaymentCreated", "marquee.payments", "the payment id"},
+    {171, "payments.PaymentRequiresAction", "marquee.payments", "the payment id"},
+    {172, "payments.PaymentSucceeded", "marquee.payments", "the payment id"},
+    {173, "payments.PaymentFailed", "marquee.payments", "the payment id"},
+    {174, "payments.PaymentCancelled", "marquee.payments", "the payment id"},
+    {175, "payments.RefundIssued", "marquee.payments", "the payment id"},
+    {176, "payments.RefundFailed", "marquee.payments", "the payment id"},
 };
 const size_t mq_n_event_kinds = sizeof mq_event_kinds / sizeof mq_event_kinds[0];
 
@@ -144,7 +151,8 @@ char *mq_event_catalog_markdown(void) {
     if (!strcmp(set->file[i]->name, "marquee/events/v1/envelope.proto")) fd = set->file[i];
   md_t m = {0};
   put(&m, "");
-  static const char *const topics[] = {"marquee.system", "marquee.users", "marquee.events", "marquee.bookings"};
+  static const char *const topics[] = {"marquee.system", "marquee.users", "marquee.events", "marquee.bookings",
+                                       "marquee.payments"};
   for (size_t t = 0; fd && t < sizeof topics / sizeof *topics; t++) {
     put(&m, "### ");
     put(&m, topics[t]);

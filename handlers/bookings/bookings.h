@@ -129,8 +129,27 @@ mq_code_t mq_hold_complete_payment_handler(mq_call_t *call,
 /* Whoever finds a hold whose fate is decided finishes it (holds_store.h H3):
  * holds.c's retries and sweeper.c. *out gets the booking when it was
  * confirmed (out may be NULL). */
-mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decision_t *fate, mq_arena_t *a,
-                                     mq_booking_t *out, mq_error_t *err);
+mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decision_t *fate, const char *trace_id,
+                                     mq_arena_t *a, mq_booking_t *out, mq_error_t *err);
+
+/* The payment steps, in process, for the payments module (the RPCs
+ * StartHoldPayment / CompleteHoldPayment are the same for an admin
+ * client). start: the hold enters PAYMENT_PENDING under `reference` until
+ * `deadline_ms` (0: now + MARQUEE_PAYMENT_WINDOW_S); FAILED_PRECONDITION if
+ * it expired, ended, or is in payment under another reference; *h is
+ * re-read. complete: records the payment's outcome; with succeeded the
+ * hold is confirmed into *bk; FAILED_PRECONDITION if the window closed
+ * first (the caller refunds) or another outcome was recorded. */
+/* ConfirmHold in process: a free hold is confirmed into *bk (a paid one is
+ * FAILED_PRECONDITION "payment required"); idempotent. */
+mq_code_t mq_bookings_confirm_free(mq_bookings_t *b, mq_hold_t *h, const char *actor, const char *trace_id,
+                                   mq_arena_t *a, mq_booking_t *bk, mq_error_t *err);
+mq_code_t mq_bookings_start_payment(mq_bookings_t *b, mq_hold_t *h, const char *reference, int64_t deadline_ms,
+                                    const char *actor, const char *trace_id, const char *request_id, mq_arena_t *a,
+                                    mq_error_t *err);
+mq_code_t mq_bookings_complete_payment(mq_bookings_t *b, mq_hold_t *h, const char *reference, bool succeeded,
+                                       const char *actor, const char *trace_id, const char *request_id, mq_arena_t *a,
+                                       mq_booking_t *bk, mq_error_t *err);
 
 /* BookingService's booking methods (bookings.c). */
 mq_code_t mq_booking_get_handler(mq_call_t *call, const Marquee__Bookings__V1__GetBookingRequest *req,

@@ -227,12 +227,12 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
 }
 
 /* Declared in bookings.h. */
-mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decision_t *fate, mq_arena_t *a,
-                                     mq_booking_t *out, mq_error_t *err) {
+mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_decision_t *fate, const char *trace_id,
+                                     mq_arena_t *a, mq_booking_t *out, mq_error_t *err) {
   mq_booking_t tmp;
   if (!out) out = &tmp;
   if (!strcmp(fate->outcome, "confirmed"))
-    return mq_bookings_finish_confirm(b, h, NULL, fate->actor, NULL, a, out, err);
+    return mq_bookings_finish_confirm(b, h, NULL, fate->actor, trace_id, a, out, err);
   if (!strcmp(fate->outcome, "released")) return finish_return(b, h, MQ_HOLD_RELEASED, err);
   if (!strcmp(fate->outcome, "expired")) return finish_return(b, h, MQ_HOLD_EXPIRED, err);
   if (strcmp(fate->outcome, "payment")) return mq_error_set(err, MQ_INTERNAL, NULL, "unknown hold outcome");
@@ -240,12 +240,13 @@ mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_de
   mq_code_t rc = mq_decision_get(b->app->store, h->id, "payment", a, &pay, err);
   if (rc == MQ_NOT_FOUND) {
     if (!strcmp(h->state, MQ_HOLD_PAYMENT_PENDING)) return MQ_OK;
-    return mq_holds_set_state(b->app->store, h->id, MQ_HOLD_PAYMENT_PENDING, fate->payment_reference,
-                              fate->at_ms + (int64_t)b->app->cfg->payment_window_s * 1000, err);
+    return mq_holds_set_state(
+        b->app->store, h->id, MQ_HOLD_PAYMENT_PENDING, fate->payment_reference,
+        fate->deadline_ms ? fate->deadline_ms : fate->at_ms + (int64_t)b->app->cfg->payment_window_s * 1000, err);
   }
   if (rc != MQ_OK) return rc;
   if (!strcmp(pay.outcome, "succeeded"))
-    return mq_bookings_finish_confirm(b, h, pay.payment_reference, pay.actor, NULL, a, out, err);
+    return mq_bookings_finish_confirm(b, h, pay.payment_reference, pay.actor, trace_id, a, out, err);
   return finish_return(b, h, !strcmp(pay.outcome, "timeout") ? MQ_HOLD_EXPIRED : MQ_HOLD_RELEASED, err);
 }
 
@@ -639,7 +640,8 @@ mq_code_t mq_hold_release_handler(mq_call_t *call, const Marquee__Bookings__V1__
   if (rc == MQ_ALREADY_EXISTS) {
     if ((rc = decided_before(call, &h, &fate, err)) != MQ_OK) return rc;
     if (strcmp(fate.outcome, "released")) {
-      mq_bookings_finish_decided(b, &h, &fate, a, NULL, err); /* help it along; the answer stands */
+      mq_bookings_finish_decided(b, &h, &fate, mq_call_trace_id(call), a, NULL,
+                                 err); /* help it along; the answer stands */
       return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", fate_words(fate.outcome));
     }
   } else if (rc != MQ_OK) {
@@ -652,39 +654,50 @@ mq_code_t mq_hold_release_handler(mq_call_t *call, const Marquee__Bookings__V1__
   return MQ_OK;
 }
 
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_confirm_free(mq_bookings_t *b, mq_hold_t *h, const char *actor, const char *trace_id,
+                                   mq_arena_t *a, mq_booking_t *bk, mq_error_t *err) {
+  mq_app_t *app = b->app;
+  mq_code_t rc;
+  if (!strcmp(h->state, MQ_HOLD_ACTIVE)) {
+    if (h->total_minor > 0)
+      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id",
+                          "payment required: this hold costs %" PRId64
+                          " (minor units of %s); pay with PaymentService.CreatePayment, which confirms it",
+                          h->total_minor, h->currency);
+    if (mq_now_unix_ms() >= h->expires_ms)
+      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold has expired; make a new one");
+    rc = mq_decide(app->store, h->id, "fate", "confirmed", actor, NULL, NULL, false, NULL, 0, err);
+    if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
+  }
+  mq_decision_t fate;
+  rc = mq_decision_get(app->store, h->id, "fate", a, &fate, err);
+  if (rc == MQ_NOT_FOUND) /* cannot be: the insert said it exists */
+    return mq_error_set(err, MQ_UNAVAILABLE, "hold_id", "the hold's outcome is being recorded; retry");
+  if (rc != MQ_OK) return rc;
+  if (strcmp(fate.outcome, "confirmed") && strcmp(fate.outcome, "payment")) {
+    mq_bookings_finish_decided(b, h, &fate, trace_id, a, NULL, err);
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", fate_words(fate.outcome));
+  }
+  if ((rc = mq_bookings_finish_decided(b, h, &fate, trace_id, a, bk, err)) != MQ_OK) return rc;
+  if (!strcmp(fate.outcome, "payment")) {
+    mq_hold_t now_h;
+    if (mq_holds_get(app->store, h->id, a, &now_h, err) == MQ_OK && strcmp(now_h.state, MQ_HOLD_CONFIRMED))
+      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", now_h.state);
+  }
+  return MQ_OK;
+}
+
 mq_code_t mq_hold_confirm_handler(mq_call_t *call, const Marquee__Bookings__V1__ConfirmHoldRequest *req,
                                   Marquee__Bookings__V1__Booking *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
   mq_bookings_t *b = app->bookings;
-  mq_arena_t *a = mq_call_arena(call);
   mq_hold_t h;
-  mq_code_t rc = load_own(call, req->hold_id, &h, err);
-  if (rc != MQ_OK) return rc;
-  if (!strcmp(h.state, MQ_HOLD_ACTIVE)) {
-    if (h.total_minor > 0)
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id",
-                          "payment required: this hold costs %" PRId64
-                          " (minor units of %s); pay through the "
-                          "payments service, which confirms it",
-                          h.total_minor, h.currency);
-    if (mq_now_unix_ms() >= h.expires_ms)
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold has expired; make a new one");
-    rc = mq_decide(app->store, h.id, "fate", "confirmed", actor_of(call), NULL, NULL, false, NULL, 0, err);
-    if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
-  }
-  mq_decision_t fate;
-  if ((rc = decided_before(call, &h, &fate, err)) != MQ_OK) return rc;
   mq_booking_t bk;
-  if (strcmp(fate.outcome, "confirmed") && strcmp(fate.outcome, "payment")) {
-    mq_bookings_finish_decided(b, &h, &fate, a, NULL, err);
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", fate_words(fate.outcome));
-  }
-  if ((rc = mq_bookings_finish_decided(b, &h, &fate, a, &bk, err)) != MQ_OK) return rc;
-  if (!strcmp(fate.outcome, "payment")) {
-    mq_hold_t now_h;
-    if (mq_holds_get(app->store, h.id, a, &now_h, err) == MQ_OK && strcmp(now_h.state, MQ_HOLD_CONFIRMED))
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", now_h.state);
-  }
+  mq_code_t rc = load_own(call, req->hold_id, &h, err);
+  if (rc == MQ_OK)
+    rc = mq_bookings_confirm_free(b, &h, actor_of(call), mq_call_trace_id(call), mq_call_arena(call), &bk, err);
+  if (rc != MQ_OK) return rc;
   *resp = *mq_booking_view(call, b, &bk, NULL, 0, true);
   return MQ_OK;
 }
@@ -704,48 +717,93 @@ static mq_code_t load_any(mq_call_t *call, const char *hold_id, mq_hold_t *h, mq
   return rc;
 }
 
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_start_payment(mq_bookings_t *b, mq_hold_t *h, const char *reference, int64_t deadline_ms,
+                                    const char *actor, const char *trace_id, const char *request_id, mq_arena_t *a,
+                                    mq_error_t *err) {
+  mq_app_t *app = b->app;
+  if (h->total_minor == 0)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is free: its owner confirms it");
+  int64_t now = mq_now_unix_ms();
+  int64_t deadline = deadline_ms ? deadline_ms : now + (int64_t)app->cfg->payment_window_s * 1000;
+  if (!strcmp(h->state, MQ_HOLD_ACTIVE) && now >= h->expires_ms)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold has expired");
+  Marquee__Events__V1__HoldPaymentStarted *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__hold_payment_started__init(p);
+  p->hold_id = h->id;
+  p->event_id = h->event_id;
+  p->payment_reference = (char *)reference;
+  p->payment_deadline = mq_pb_timestamp(a, deadline);
+  mq_event_t ev;
+  mq_bookings_event(&ev, "bookings.HoldPaymentStarted", h->id, actor, trace_id, request_id);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_PAYMENT_STARTED;
+  ev.env.hold_payment_started = p;
+  mq_code_t rc =
+      mq_decide_until(app->store, h->id, "fate", "payment", actor, reference, NULL, deadline, false, &ev, 1, err);
+  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
+  mq_decision_t fate;
+  if ((rc = mq_decision_get(app->store, h->id, "fate", a, &fate, err)) != MQ_OK) return rc;
+  if (strcmp(fate.outcome, "payment")) {
+    mq_bookings_finish_decided(b, h, &fate, trace_id, a, NULL, err);
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", fate_words(fate.outcome));
+  }
+  if (strcmp(fate.payment_reference, reference))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "payment_reference",
+                        "the hold is already in payment under another reference");
+  if ((rc = mq_bookings_finish_decided(b, h, &fate, trace_id, a, NULL, err)) != MQ_OK) return rc;
+  if ((rc = mq_holds_get(app->store, h->id, a, h, err)) != MQ_OK) return rc;
+  if (h->payment_deadline_ms) mq_bookings_due_at(b, h->id, h->payment_deadline_ms);
+  return MQ_OK;
+}
+
 mq_code_t mq_hold_start_payment_handler(mq_call_t *call, const Marquee__Bookings__V1__StartHoldPaymentRequest *req,
                                         hold_pb *resp, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);
-  mq_bookings_t *b = app->bookings;
   mq_arena_t *a = mq_call_arena(call);
   mq_hold_t h;
   mq_code_t rc = load_any(call, req->hold_id, &h, err);
   if (rc == MQ_OK) rc = check_reference(req->payment_reference, err);
+  if (rc == MQ_OK)
+    rc = mq_bookings_start_payment(app->bookings, &h, req->payment_reference, 0, actor_of(call), mq_call_trace_id(call),
+                                   mq_call_request_id(call), a, err);
   if (rc != MQ_OK) return rc;
-  if (h.total_minor == 0)
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is free: its owner confirms it");
-  int64_t now = mq_now_unix_ms();
-  int64_t deadline = now + (int64_t)app->cfg->payment_window_s * 1000;
-  if (!strcmp(h.state, MQ_HOLD_ACTIVE) && now >= h.expires_ms)
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold has expired");
-  Marquee__Events__V1__HoldPaymentStarted *p = mq_arena_alloc(a, sizeof *p);
-  marquee__events__v1__hold_payment_started__init(p);
-  p->hold_id = h.id;
-  p->event_id = h.event_id;
-  p->payment_reference = req->payment_reference;
-  p->payment_deadline = mq_pb_timestamp(a, deadline);
-  mq_event_t ev;
-  mq_bookings_event(&ev, "bookings.HoldPaymentStarted", h.id, actor_of(call), mq_call_trace_id(call),
-                    mq_call_request_id(call));
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_PAYMENT_STARTED;
-  ev.env.hold_payment_started = p;
-  rc = mq_decide(app->store, h.id, "fate", "payment", actor_of(call), req->payment_reference, NULL, false, &ev, 1, err);
-  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
-  mq_decision_t fate;
-  if ((rc = decided_before(call, &h, &fate, err)) != MQ_OK) return rc;
-  if (strcmp(fate.outcome, "payment")) {
-    mq_bookings_finish_decided(b, &h, &fate, a, NULL, err);
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is %s", fate_words(fate.outcome));
-  }
-  if (strcmp(fate.payment_reference, req->payment_reference))
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "payment_reference",
-                        "the hold is already in payment under another reference");
-  if ((rc = mq_bookings_finish_decided(b, &h, &fate, a, NULL, err)) != MQ_OK) return rc;
-  if ((rc = mq_holds_get(app->store, h.id, a, &h, err)) != MQ_OK) return rc;
-  if (h.payment_deadline_ms) mq_bookings_due_at(b, h.id, h.payment_deadline_ms);
   *resp = *hold_view(a, &h);
   return MQ_OK;
+}
+
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_complete_payment(mq_bookings_t *b, mq_hold_t *h, const char *reference, bool succeeded,
+                                       const char *actor, const char *trace_id, const char *request_id, mq_arena_t *a,
+                                       mq_booking_t *bk, mq_error_t *err) {
+  mq_app_t *app = b->app;
+  mq_decision_t fate;
+  mq_code_t rc = mq_decision_get(app->store, h->id, "fate", a, &fate, err);
+  if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(fate.outcome, "payment")))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is not in payment (StartHoldPayment first)");
+  if (rc != MQ_OK) return rc;
+  if (strcmp(fate.payment_reference, reference))
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "payment_reference",
+                        "is not the reference the payment started with");
+  const char *outcome = succeeded ? "succeeded" : "failed";
+  mq_event_t ev;
+  size_t n_ev = 0;
+  if (!succeeded) { /* the units go back: HoldReleased rides in the decision */
+    released_event(&ev, a, h, "payment_failed", actor, trace_id, request_id);
+    n_ev = 1;
+  }
+  rc = mq_decide(app->store, h->id, "payment", outcome, actor, reference, NULL, false, &ev, n_ev, err);
+  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
+  mq_decision_t pay;
+  if ((rc = mq_decision_get(app->store, h->id, "payment", a, &pay, err)) != MQ_OK) return rc;
+  if ((rc = mq_bookings_finish_decided(b, h, &fate, trace_id, a, bk, err)) != MQ_OK) return rc;
+  if (strcmp(pay.outcome, outcome)) {
+    if (!strcmp(pay.outcome, "timeout"))
+      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id",
+                          "the payment window closed first and the hold was released: refund the payment");
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "succeeded", "the payment was already recorded as %s",
+                        pay.outcome);
+  }
+  return mq_holds_get(app->store, h->id, a, h, err);
 }
 
 mq_code_t mq_hold_complete_payment_handler(mq_call_t *call,
@@ -758,36 +816,10 @@ mq_code_t mq_hold_complete_payment_handler(mq_call_t *call,
   mq_code_t rc = load_any(call, req->hold_id, &h, err);
   if (rc == MQ_OK) rc = check_reference(req->payment_reference, err);
   if (rc != MQ_OK) return rc;
-  mq_decision_t fate;
-  rc = mq_decision_get(app->store, h.id, "fate", a, &fate, err);
-  if (rc == MQ_NOT_FOUND || (rc == MQ_OK && strcmp(fate.outcome, "payment")))
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is not in payment (StartHoldPayment first)");
-  if (rc != MQ_OK) return rc;
-  if (strcmp(fate.payment_reference, req->payment_reference))
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "payment_reference",
-                        "is not the reference the payment started with");
-  const char *outcome = req->succeeded ? "succeeded" : "failed";
-  mq_event_t ev;
-  size_t n_ev = 0;
-  if (!req->succeeded) { /* the units go back: HoldReleased rides in the decision */
-    released_event(&ev, a, &h, "payment_failed", actor_of(call), mq_call_trace_id(call), mq_call_request_id(call));
-    n_ev = 1;
-  }
-  rc = mq_decide(app->store, h.id, "payment", outcome, actor_of(call), req->payment_reference, NULL, false, &ev, n_ev,
-                 err);
-  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
-  mq_decision_t pay;
-  if ((rc = mq_decision_get(app->store, h.id, "payment", a, &pay, err)) != MQ_OK) return rc;
   mq_booking_t bk;
-  if ((rc = mq_bookings_finish_decided(b, &h, &fate, a, &bk, err)) != MQ_OK) return rc;
-  if (strcmp(pay.outcome, outcome)) {
-    if (!strcmp(pay.outcome, "timeout"))
-      return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id",
-                          "the payment window closed first and the hold was released: refund the payment");
-    return mq_error_set(err, MQ_FAILED_PRECONDITION, "succeeded", "the payment was already recorded as %s",
-                        pay.outcome);
-  }
-  if ((rc = mq_holds_get(app->store, h.id, a, &h, err)) != MQ_OK) return rc;
+  rc = mq_bookings_complete_payment(b, &h, req->payment_reference, req->succeeded, actor_of(call),
+                                    mq_call_trace_id(call), mq_call_request_id(call), a, &bk, err);
+  if (rc != MQ_OK) return rc;
   resp->hold = hold_view(a, &h);
   if (req->succeeded) resp->booking = mq_booking_view(call, b, &bk, NULL, 0, true);
   return MQ_OK;
@@ -877,5 +909,5 @@ mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *a
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   mq_decision_t fate;
   if ((rc = mq_decision_get(b->app->store, h->id, "fate", a, &fate, err)) != MQ_OK) return rc;
-  return mq_bookings_finish_decided(b, h, &fate, a, NULL, err);
+  return mq_bookings_finish_decided(b, h, &fate, NULL, a, NULL, err);
 }

@@ -116,7 +116,7 @@ static void end_due(mq_bookings_t *b, mq_hold_t *h, mq_arena_t *a) {
   }
   mq_decision_t fate;
   rc = mq_decision_get(s, h->id, "fate", a, &fate, &err);
-  if (rc == MQ_OK) rc = mq_bookings_finish_decided(b, h, &fate, a, NULL, &err);
+  if (rc == MQ_OK) rc = mq_bookings_finish_decided(b, h, &fate, NULL, a, NULL, &err);
   if (rc != MQ_OK) mq_log(MQ_LOG_WARN, "bookings.finish_failed", "hold %s: %s", h->id, err.message);
 }
 

@@ -160,6 +160,12 @@ static void decision_key(char out[128], const char *id, const char *kind) {
 mq_code_t mq_decide(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
                     const char *payment_reference, const char *reason, bool needs_finishing, const mq_event_t *evs,
                     size_t n, mq_error_t *err) {
+  return mq_decide_until(s, id, kind, outcome, actor, payment_reference, reason, 0, needs_finishing, evs, n, err);
+}
+
+mq_code_t mq_decide_until(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
+                          const char *payment_reference, const char *reason, int64_t deadline_ms, bool needs_finishing,
+                          const mq_event_t *evs, size_t n, mq_error_t *err) {
   char key[128];
   decision_key(key, id, kind);
   bson_t doc = BSON_INITIALIZER;
@@ -170,6 +176,7 @@ mq_code_t mq_decide(mq_store_t *s, const char *id, const char *kind, const char 
   BSON_APPEND_UTF8(&doc, "actor", actor ? actor : "system");
   if (payment_reference) BSON_APPEND_UTF8(&doc, "payment_reference", payment_reference);
   if (reason) BSON_APPEND_UTF8(&doc, "reason", reason);
+  if (deadline_ms) BSON_APPEND_DATE_TIME(&doc, "deadline", deadline_ms);
   BSON_APPEND_DATE_TIME(&doc, "at", mq_now_unix_ms());
   BSON_APPEND_BOOL(&doc, "done", !needs_finishing);
   if (n) mq_outbox_append_insert(&doc, evs, n);
@@ -187,6 +194,7 @@ static void decision_from(const bson_t *doc, mq_arena_t *a, mq_decision_t *d) {
   d->payment_reference = mq_bson_get_str(doc, "payment_reference", a);
   d->reason = mq_bson_get_str(doc, "reason", a);
   d->at_ms = mq_bson_get_date_ms(doc, "at", 0);
+  d->deadline_ms = mq_bson_get_date_ms(doc, "deadline", 0);
   d->done = mq_bson_get_bool(doc, "done", true);
 }
 

@@ -94,6 +94,7 @@ mq_code_t mq_holds_due(mq_store_t *s, int64_t now_ms, uint32_t limit, mq_arena_t
 typedef struct mq_decision {
   char *key, *hold, *kind, *outcome, *actor, *payment_reference, *reason;
   int64_t at_ms;
+  int64_t deadline_ms; /* a "payment" fate: when the payment must end (0: at + MARQUEE_PAYMENT_WINDOW_S) */
   bool done;
 } mq_decision_t;
 
@@ -102,6 +103,11 @@ typedef struct mq_decision {
 mq_code_t mq_decide(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
                     const char *payment_reference, const char *reason, bool needs_finishing, const mq_event_t *evs,
                     size_t n, mq_error_t *err);
+/* As mq_decide, recording a deadline with the decision (a hold in payment:
+ * when the payment must have ended). */
+mq_code_t mq_decide_until(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
+                          const char *payment_reference, const char *reason, int64_t deadline_ms, bool needs_finishing,
+                          const mq_event_t *evs, size_t n, mq_error_t *err);
 mq_code_t mq_decision_get(mq_store_t *s, const char *id, const char *kind, mq_arena_t *a, mq_decision_t *out,
                           mq_error_t *err);
 mq_code_t mq_decision_done(mq_store_t *s, const char *id, const char *kind, mq_error_t *err);

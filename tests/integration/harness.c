@@ -567,6 +567,51 @@ char *mq_test_http_get_with(const char *hostport, const char *path, const char *
   return out;
 }
 
+char *mq_test_http_post(const char *hostport, const char *path, const char *header, const char *body, int *status) {
+  *status = 0;
+  const char *colon = strrchr(hostport, ':');
+  if (!colon) return NULL;
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(s);
+    return NULL;
+  }
+  size_t blen = strlen(body), cap = blen + 4096;
+  char *req = malloc(cap);
+  int n = snprintf(req, cap,
+                   "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s%s\r\n",
+                   path, hostport, blen, header ? header : "", header ? "\r\n" : "");
+  memcpy(req + n, body, blen);
+  size_t total = (size_t)n + blen;
+  bool ok = write(s, req, total) == (ssize_t)total;
+  free(req);
+  if (!ok) {
+    close(s);
+    return NULL;
+  }
+  size_t bcap = 65536, len = 0;
+  char *buf = malloc(bcap);
+  ssize_t r;
+  while ((r = read(s, buf + len, bcap - len - 1)) > 0) {
+    len += (size_t)r;
+    if (len + 1 == bcap) buf = grow(buf, bcap *= 2);
+  }
+  close(s);
+  buf[len] = '\0';
+  sscanf(buf, "HTTP/%*s %d", status);
+  char *b = strstr(buf, "\r\n\r\n");
+  char *out = strdup(b ? b + 4 : "");
+  free(buf);
+  return out;
+}
+
+const char *mq_test_stripe(void) {
+  const char *v = getenv("MARQUEE_STACK_STRIPE");
+  return v && v[0] ? v : "http://127.0.0.1:12111";
+}
+
 double mq_test_metric(const mq_test_proc_t *p, const char *name) {
   int status = 0;
   char *body = mq_test_http_get(p->http, "/metrics", &status);

@@ -101,6 +101,11 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status);
 char *mq_test_http_get_with(const char *hostport, const char *path, const char *header, int *status);
 /* The value of the metric line `name` (labels included, e.g.
  * marquee_cache_hits_total{cache="events"}) on the server's /metrics; -1 if absent. */
+/* POST `body` (JSON) to http://hostport/path with one extra header line (or
+ * NULL); the response body (caller frees) and *status. */
+char *mq_test_http_post(const char *hostport, const char *path, const char *header, const char *body, int *status);
+/* stripe-mock's base URL (MARQUEE_STACK_STRIPE, else http://127.0.0.1:12111). */
+const char *mq_test_stripe(void);
 double mq_test_metric(const mq_test_proc_t *p, const char *name);
 /* Waits until that metric is >= at_least; false after timeout_ms. */
 bool mq_test_wait_metric(const mq_test_proc_t *p, const char *name, double at_least, int timeout_ms);

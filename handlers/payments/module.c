@@ -1,0 +1,213 @@
+/*
+ * module.c — the payments module: PaymentService (payments.c), the
+ * gateways it pays through (gateway_*.c) with a circuit breaker each, the
+ * routes that pick them (MARQUEE_PAYMENT_ROUTES), the webhook route of the
+ * side HTTP port (webhooks.c), the payments repository, and a sweeper
+ * thread that ends payments past their deadline. See handlers/mq_module.h.
+ *
+ * Routes: "CUR=gw,gw;CUR=gw;*=gw" — for a currency its own entry, else
+ * "*"; within an entry the gateways in order of preference. A gateway a
+ * route names but this server has not configured (Stripe without a key) is
+ * left out of that route at start-up, with a log line; an unknown name is
+ * a configuration error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mq_log.h"
+#include "core/mq_metrics.h"
+#include "handlers/mq_module.h"
+#include "handlers/payments/payments.h"
+
+static double gauge_webhooks(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->webhooks_total);
+}
+static double gauge_duplicates(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->webhook_duplicates_total);
+}
+static double gauge_rejected(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->webhooks_rejected_total);
+}
+static double gauge_fallbacks(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->fallbacks_total);
+}
+static double gauge_auto_refunds(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->auto_refunds_total);
+}
+
+mq_pay_gateway_t *mq_payments_gateway(mq_payments_t *ps, const char *name) {
+  for (size_t i = 0; ps && name && i < ps->n_gateways; i++)
+    if (!strcmp(ps->gateways[i].gw->ops->name, name)) return &ps->gateways[i];
+  return NULL;
+}
+
+void mq_payments_route(mq_payments_t *ps, const char *currency, const char *country, const char *prefer,
+                       mq_pay_gateway_t **out, size_t *n) {
+  *n = 0;
+  const mq_pay_route_t *r = NULL;
+  for (size_t i = 0; i < ps->n_routes && !r; i++)
+    if (!strcmp(ps->routes[i].currency, currency)) r = &ps->routes[i];
+  for (size_t i = 0; i < ps->n_routes && !r; i++)
+    if (!strcmp(ps->routes[i].currency, "*")) r = &ps->routes[i];
+  if (!r) return;
+  for (size_t i = 0; i < r->n; i++) {
+    mq_pay_gateway_t *g = &ps->gateways[r->gw[i]];
+    if (prefer && *prefer && strcmp(g->gw->ops->name, prefer)) continue;
+    if (!g->gw->ops->supports(g->gw, currency, country)) continue;
+    out[(*n)++] = g;
+  }
+}
+
+static mq_code_t add_gateway(mq_payments_t *ps, mq_gateway_t *g) {
+  const mq_config_t *cfg = ps->app->cfg;
+  mq_pay_gateway_t *pg = &ps->gateways[ps->n_gateways++];
+  pg->gw = g;
+  char gauge[160];
+  snprintf(gauge, sizeof gauge, "marquee_payment_gateway_breaker_state{gateway=\"%s\"}", g->ops->name);
+  pg->breaker = mq_breaker_new(gauge, (int)cfg->payment_breaker_failures, cfg->payment_breaker_open_ms,
+                               (int)cfg->payment_gateway_concurrency);
+  return MQ_OK;
+}
+
+static mq_code_t parse_routes(mq_payments_t *ps, const char *spec, mq_error_t *err) {
+  char *copy = strdup(spec), *save = NULL;
+  mq_code_t rc = MQ_OK;
+  for (char *entry = strtok_r(copy, ";", &save); entry && rc == MQ_OK; entry = strtok_r(NULL, ";", &save)) {
+    while (*entry == ' ') entry++;
+    if (!*entry) continue;
+    char *eq = strchr(entry, '=');
+    if (!eq || ps->n_routes >= MQ_MAX_ROUTES) {
+      rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_PAYMENT_ROUTES", "'%s' is not CUR=gateway,...", entry);
+      break;
+    }
+    *eq = '\0';
+    mq_pay_route_t *r = &ps->routes[ps->n_routes];
+    memset(r, 0, sizeof *r);
+    if (strcmp(entry, "*") && (strlen(entry) != 3)) {
+      rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_PAYMENT_ROUTES", "'%s' is not a currency code or *", entry);
+      break;
+    }
+    snprintf(r->currency, sizeof r->currency, "%s", entry);
+    char *s2 = NULL;
+    for (char *name = strtok_r(eq + 1, ",", &s2); name; name = strtok_r(NULL, ",", &s2)) {
+      while (*name == ' ') name++;
+      if (!strcmp(name, "stripe") || !strcmp(name, "manual")) {
+        mq_pay_gateway_t *g = mq_payments_gateway(ps, name);
+        if (!g) {
+          mq_log(MQ_LOG_INFO, "payments.gateway_off", "route %s names %s, which is not configured: left out",
+                 r->currency, name);
+          continue;
+        }
+        if (r->n < MQ_MAX_GATEWAYS) r->gw[r->n++] = (int)(g - ps->gateways);
+      } else {
+        rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_PAYMENT_ROUTES",
+                          "'%s' is not a gateway (stripe or manual; free holds need no route)", name);
+        break;
+      }
+    }
+    ps->n_routes++;
+  }
+  free(copy);
+  return rc;
+}
+
+mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
+  mq_payments_t *ps = calloc(1, sizeof *ps);
+  if (!ps) return mq_error_set(err, MQ_INTERNAL, NULL, "out of memory");
+  ps->app = app;
+  pthread_mutex_init(&ps->mu, NULL);
+  pthread_cond_init(&ps->cv, NULL);
+  app->payments = ps;
+  mq_error_t e = {0};
+  mq_gateway_t *stripe = mq_gateway_stripe_new(app->cfg, &e);
+  if (!stripe && e.code != MQ_OK) {
+    *err = e;
+    return e.code;
+  }
+  if (stripe) add_gateway(ps, stripe);
+  add_gateway(ps, mq_gateway_manual_new(app->cfg, err));
+  add_gateway(ps, mq_gateway_free_new(app->cfg, err));
+  mq_code_t rc = parse_routes(ps, app->cfg->payment_routes, err);
+  if (rc != MQ_OK) return rc;
+  mq_metrics_gauge("marquee_payment_webhooks_total", "Gateway webhook deliveries accepted", gauge_webhooks, ps);
+  mq_metrics_gauge("marquee_payment_webhook_duplicates_total", "Webhook deliveries of an event already applied",
+                   gauge_duplicates, ps);
+  mq_metrics_gauge("marquee_payment_webhooks_rejected_total", "Webhook deliveries refused (signature, age, body)",
+                   gauge_rejected, ps);
+  mq_metrics_gauge("marquee_payment_fallbacks_total", "Payments that went to a later gateway of their route",
+                   gauge_fallbacks, ps);
+  mq_metrics_gauge("marquee_payment_auto_refunds_total", "Payments refunded because their hold ended first",
+                   gauge_auto_refunds, ps);
+  return MQ_OK;
+}
+
+static void *sweeper_main(void *arg) {
+  mq_payments_t *ps = arg;
+  pthread_mutex_lock(&ps->mu);
+  while (!ps->stop) {
+    pthread_mutex_unlock(&ps->mu);
+    if (atomic_load(&ps->app->indexes_ready)) mq_payments_sweep(ps);
+    pthread_mutex_lock(&ps->mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (int64_t)ps->app->cfg->hold_sweep_ms * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    if (!ps->stop) pthread_cond_timedwait(&ps->cv, &ps->mu, &ts);
+  }
+  pthread_mutex_unlock(&ps->mu);
+  return NULL;
+}
+
+mq_code_t mq_payments_start(mq_app_t *app, mq_error_t *err) {
+  mq_payments_t *ps = app->payments;
+  if (pthread_create(&ps->sweeper, NULL, sweeper_main, ps) != 0)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot start the payments sweeper");
+  ps->running = true;
+  return MQ_OK;
+}
+
+void mq_payments_stop(mq_app_t *app) {
+  mq_payments_t *ps = app->payments;
+  if (!ps || !ps->running) return;
+  pthread_mutex_lock(&ps->mu);
+  ps->stop = true;
+  pthread_cond_broadcast(&ps->cv);
+  pthread_mutex_unlock(&ps->mu);
+  pthread_join(ps->sweeper, NULL);
+  ps->running = false;
+}
+
+void mq_payments_close(mq_app_t *app) {
+  mq_payments_t *ps = app->payments;
+  if (!ps) return;
+  mq_metrics_gauge_remove(ps);
+  for (size_t i = 0; i < ps->n_gateways; i++) {
+    mq_breaker_free(ps->gateways[i].breaker);
+    ps->gateways[i].gw->ops->destroy(ps->gateways[i].gw);
+  }
+  pthread_mutex_destroy(&ps->mu);
+  pthread_cond_destroy(&ps->cv);
+  free(ps);
+  app->payments = NULL;
+}
+
+static const mq_service_row_t services[] = {
+    {"marquee.payments.v1.PaymentService", payment_service_register, NULL},
+};
+
+static const mq_index_set_t indexes[] = {
+    {mq_payments_indexes, &mq_payments_n_indexes},
+};
+
+const mq_module_t mq_payments_module = {
+    .name = "payments",
+    MQ_MODULE_TABLES(services, indexes),
+    .open = mq_payments_open,
+    .routes = mq_payments_routes,
+    .start = mq_payments_start,
+    .stop = mq_payments_stop,
+    .close = mq_payments_close,
+};

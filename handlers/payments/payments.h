@@ -1,0 +1,116 @@
+/*
+ * payments.h — what the payments module's files share: the module state
+ * (gateways, their circuit breakers, the routes, the sweeper), the
+ * payment flow's steps that the RPCs, the webhook route and the sweeper all
+ * use, and the handlers of marquee.payments.v1.PaymentService.
+ *
+ * Invariants of the flow (payments.c):
+ *   P1 A payment's id is derived from its hold's: one hold, one payment.
+ *   P2 The hold enters payment under exactly one "<gateway>:<gateway id>"
+ *      reference (the bookings decision "<hold>:fate"); a concurrent
+ *      CreatePayment that made another intent loses that decision, cancels
+ *      its intent and returns the winner. Only the winner's client secret
+ *      is handed out: one hold is never charged on two gateways.
+ *   P3 The hold's decision "<hold>:payment" (succeeded, failed or timeout)
+ *      is the payment's truth; the payment's own outcome record
+ *      ("<payment>:outcome": succeeded or cancelled, with its event) and
+ *      its document follow it, and whoever finds them behind catches them
+ *      up (settle): a retry, a redelivered webhook, the sweeper.
+ *   P4 Money taken for a hold that was released first (the payment window
+ *      closed) is refunded automatically, in full.
+ *   P5 Gateway calls go through the gateway's bulkhead and circuit
+ *      breaker; only CreatePayment falls back to the next gateway (nothing
+ *      was charged yet); every other call goes to the payment's gateway.
+ */
+#ifndef MQ_PAYMENTS_H
+#define MQ_PAYMENTS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "handlers/mq_app.h"
+#include "handlers/mq_call.h"
+#include "handlers/mq_route.h"
+#include "handlers/payments/gateway.h"
+#include "lib/mq_breaker.h"
+#include "marquee/payments/v1/payments.pb-c.h"
+#include "store/payments/payments_store.h"
+
+#define MQ_PAYMENTS_TOPIC "marquee.payments"
+#define MQ_MAX_GATEWAYS 8
+#define MQ_MAX_ROUTES 32
+
+typedef struct mq_pay_gateway {
+  mq_gateway_t *gw;
+  mq_breaker_t *breaker;
+} mq_pay_gateway_t;
+
+typedef struct mq_pay_route {
+  char currency[4];        /* "*" for any */
+  int gw[MQ_MAX_GATEWAYS]; /* indexes into gateways[], in order */
+  size_t n;
+} mq_pay_route_t;
+
+typedef struct mq_payments {
+  mq_app_t *app;
+  mq_pay_gateway_t gateways[MQ_MAX_GATEWAYS];
+  size_t n_gateways;
+  mq_pay_route_t routes[MQ_MAX_ROUTES];
+  size_t n_routes;
+  _Atomic long long webhooks_total, webhook_duplicates_total, webhooks_rejected_total, fallbacks_total,
+      auto_refunds_total;
+  pthread_t sweeper;
+  bool running, stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} mq_payments_t;
+
+mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err);
+mq_code_t mq_payments_start(mq_app_t *app, mq_error_t *err);
+void mq_payments_stop(mq_app_t *app);
+void mq_payments_close(mq_app_t *app);
+
+/* The gateway named `name`, or NULL. */
+mq_pay_gateway_t *mq_payments_gateway(mq_payments_t *ps, const char *name);
+/* The gateways that may take a payment in `currency`, best first (the
+ * route's order; `prefer`, when set, alone). *n = 0: none. */
+void mq_payments_route(mq_payments_t *ps, const char *currency, const char *country, const char *prefer,
+                       mq_pay_gateway_t **out, size_t *n);
+
+/* Applies what the payment's gateway says about it (ConfirmPayment, a
+ * webhook, the sweeper): a success confirms the booking, a cancellation
+ * releases the hold, a decline is recorded. `source` goes in the history.
+ * *p is re-read. */
+mq_code_t mq_payments_apply(mq_payments_t *ps, mq_payment_t *p, const mq_gw_intent_t *gi, const char *source,
+                            const char *actor, const char *trace_id, mq_arena_t *a, mq_error_t *err);
+/* A refund's new state from its gateway (a webhook). */
+mq_code_t mq_payments_refund_update(mq_payments_t *ps, mq_payment_t *p, const mq_gw_refund_t *gr, mq_arena_t *a,
+                                    mq_error_t *err);
+/* Ends payments past their deadline (the sweeper thread; tests). */
+void mq_payments_sweep(mq_payments_t *ps);
+
+/* The side-port route /webhooks/<gateway> (webhooks.c). */
+void mq_payments_routes(mq_app_t *app, mq_http_t *http);
+
+/* PaymentService (payments.c). */
+mq_code_t mq_payment_create_handler(mq_call_t *call, const Marquee__Payments__V1__CreatePaymentRequest *req,
+                                    Marquee__Payments__V1__Payment *resp, mq_error_t *err);
+mq_code_t mq_payment_get_handler(mq_call_t *call, const Marquee__Payments__V1__GetPaymentRequest *req,
+                                 Marquee__Payments__V1__Payment *resp, mq_error_t *err);
+mq_code_t mq_payment_confirm_handler(mq_call_t *call, const Marquee__Payments__V1__ConfirmPaymentRequest *req,
+                                     Marquee__Payments__V1__Payment *resp, mq_error_t *err);
+mq_code_t mq_payment_cancel_handler(mq_call_t *call, const Marquee__Payments__V1__CancelPaymentRequest *req,
+                                    Marquee__Payments__V1__Payment *resp, mq_error_t *err);
+mq_code_t mq_payment_mark_received_handler(mq_call_t *call,
+                                           const Marquee__Payments__V1__MarkPaymentReceivedRequest *req,
+                                           Marquee__Payments__V1__Payment *resp, mq_error_t *err);
+mq_code_t mq_payment_refund_handler(mq_call_t *call, const Marquee__Payments__V1__RefundPaymentRequest *req,
+                                    Marquee__Payments__V1__Refund *resp, mq_error_t *err);
+mq_code_t mq_payment_list_mine_handler(mq_call_t *call, const Marquee__Payments__V1__ListMyPaymentsRequest *req,
+                                       Marquee__Payments__V1__ListPaymentsResponse *resp, mq_error_t *err);
+mq_code_t mq_payment_list_event_handler(mq_call_t *call, const Marquee__Payments__V1__ListEventPaymentsRequest *req,
+                                        Marquee__Payments__V1__ListPaymentsResponse *resp, mq_error_t *err);
+int payment_service_register(mq_app_t *app, mq_server_t *srv);
+
+#endif

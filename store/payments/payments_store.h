@@ -1,0 +1,132 @@
+/*
+ * payments_store.h — the payments repository: payments, their decision
+ * records, the refund ledger, and the record of each gateway webhook event.
+ *
+ * Collections and their invariants:
+ *   payments           one document per payment; _id is derived from the
+ *                      hold's id, so one hold has at most one payment.
+ *                      Mutable fields change only through
+ *                      mq_payments_update, which checks `version` (optimistic
+ *                      concurrency: a lost race is MQ_ABORTED, re-read and
+ *                      retry) and may carry events in the same write.
+ *   payment_decisions  insert-only records "<payment>:<kind>" (DESIGN.md §4):
+ *                      the outcome of a payment (kind "outcome": succeeded or
+ *                      cancelled) and an idempotency key's binding (kind
+ *                      "key:<user>:<key>"). A terminal event rides in its
+ *                      decision, so it is published exactly once.
+ *   refunds            the ledger: _id "<payment>:<n>" for the n-th refund;
+ *                      `total_after` is the refunded sum including it. A
+ *                      refund is written only as n = previous n + 1 with
+ *                      total_after ≤ the amount paid; two racing refunds
+ *                      contend for one n and one loses, so the sum can never
+ *                      pass what was paid, on any number of servers.
+ *   payment_webhooks   _id "<gateway>:<gateway event id>": each delivery of a
+ *                      gateway event is recorded once; redeliveries find it.
+ */
+#ifndef MQ_PAYMENTS_STORE_H
+#define MQ_PAYMENTS_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/mq_arena.h"
+#include "core/mq_error.h"
+#include "store/mq_outbox.h"
+#include "store/mq_store.h"
+
+#define MQ_PAYMENTS_COLLECTION "payments"
+#define MQ_PAYMENT_DECISIONS_COLLECTION "payment_decisions"
+#define MQ_REFUNDS_COLLECTION "refunds"
+#define MQ_PAYMENT_WEBHOOKS_COLLECTION "payment_webhooks"
+
+#define MQ_PAY_PENDING "pending"
+#define MQ_PAY_REQUIRES_ACTION "requires_action"
+#define MQ_PAY_PROCESSING "processing"
+#define MQ_PAY_SUCCEEDED "succeeded"
+#define MQ_PAY_FAILED "failed"
+#define MQ_PAY_CANCELLED "cancelled"
+#define MQ_PAY_REFUNDED "refunded"
+#define MQ_PAY_PARTIALLY_REFUNDED "partially_refunded"
+
+/* A payment's state is final for the buyer (no charge can follow). */
+bool mq_payment_state_final(const char *state);
+
+typedef struct mq_payment_step {
+  char *state, *reason, *source;
+  int64_t at_ms;
+} mq_payment_step_t;
+
+#define MQ_PAYMENT_HISTORY_MAX 64 /* older steps are dropped past it */
+
+typedef struct mq_payment {
+  char *id, *hold_id, *event_id, *organization_id, *user_id;
+  char *currency;
+  int64_t amount_minor;
+  char *gateway;       /* "" until a gateway took it */
+  char *gateway_ref;   /* "" until then */
+  char *client_secret; /* never leaves the store but to the buyer */
+  char *instructions;  /* manual payments */
+  char *state, *failure_reason, *booking_id;
+  char *request_hash; /* CreatePayment's parameters (idempotency) */
+  int64_t refunded_minor, deadline_ms, created_ms, updated_ms, version;
+  mq_payment_step_t *history;
+  size_t n_history;
+} mq_payment_t;
+
+typedef struct mq_refund {
+  char *id; /* "<payment>:<sequence>" */
+  char *payment_id, *currency, *state, *reason, *gateway_ref, *requested_by, *idempotency_key;
+  uint32_t sequence;
+  int64_t amount_minor, total_after, created_ms;
+} mq_refund_t;
+
+extern const mq_index_spec_t mq_payments_indexes[];
+extern const size_t mq_payments_n_indexes;
+
+/* MQ_ALREADY_EXISTS when the id is taken. */
+mq_code_t mq_payments_insert(mq_store_t *s, const mq_payment_t *p, const mq_event_t *evs, size_t n, mq_error_t *err);
+mq_code_t mq_payments_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_payment_t *out, mq_error_t *err);
+/* The payment a gateway knows by `ref`; MQ_NOT_FOUND if none. */
+mq_code_t mq_payments_by_ref(mq_store_t *s, const char *gateway, const char *ref, mq_arena_t *a, mq_payment_t *out,
+                             mq_error_t *err);
+/* Writes p's mutable fields if the stored version is still `p->version`,
+ * and makes it version + 1 (p->version is updated); MQ_ABORTED when
+ * someone wrote first. */
+mq_code_t mq_payments_update(mq_store_t *s, mq_payment_t *p, const mq_event_t *evs, size_t n, mq_error_t *err);
+/* Appends a step to p->history in the arena (keeps the last
+ * MQ_PAYMENT_HISTORY_MAX) and sets p->state. */
+void mq_payment_step(mq_payment_t *p, mq_arena_t *a, const char *state, const char *reason, const char *source,
+                     int64_t at_ms);
+
+/* One page, newest first: by user (event_id NULL) or by event (user_id
+ * NULL; state and gateway optional filters). */
+mq_code_t mq_payments_list(mq_store_t *s, const char *user_id, const char *event_id, const char *state,
+                           const char *gateway, const mq_store_page_t *pg, mq_arena_t *a, mq_payment_t **out, size_t *n,
+                           mq_error_t *err);
+/* Payments not final whose deadline passed before now_ms (at most limit). */
+mq_code_t mq_payments_due(mq_store_t *s, int64_t now_ms, uint32_t limit, mq_arena_t *a, mq_payment_t **out, size_t *n,
+                          mq_error_t *err);
+
+/* Decision "<id>:<kind>" → outcome (+ reason); MQ_OK: this caller decided;
+ * MQ_ALREADY_EXISTS: decided before (read it with mq_payment_decision_get). */
+mq_code_t mq_payment_decide(mq_store_t *s, const char *id, const char *kind, const char *outcome, const char *actor,
+                            const char *reason, const mq_event_t *evs, size_t n, mq_error_t *err);
+mq_code_t mq_payment_decision_get(mq_store_t *s, const char *id, const char *kind, mq_arena_t *a, char **outcome,
+                                  char **reason, mq_error_t *err);
+
+/* The refund ledger. */
+mq_code_t mq_refunds_of(mq_store_t *s, const char *payment_id, mq_arena_t *a, mq_refund_t **out, size_t *n,
+                        mq_error_t *err);
+/* MQ_ALREADY_EXISTS when its sequence number is taken (a racing refund). */
+mq_code_t mq_refund_insert(mq_store_t *s, const mq_refund_t *r, const mq_event_t *evs, size_t n, mq_error_t *err);
+mq_code_t mq_refund_set_state(mq_store_t *s, const char *id, const char *state, const char *gateway_ref,
+                              const char *reason, const mq_event_t *evs, size_t n, mq_error_t *err);
+
+/* Records a gateway event "<gateway>:<event id>" (MQ_ALREADY_EXISTS: seen
+ * before); mq_payment_webhook_applied marks it applied. */
+mq_code_t mq_payment_webhook_record(mq_store_t *s, const char *gateway, const char *event_id, const char *type,
+                                    const char *payment_id, mq_error_t *err);
+mq_code_t mq_payment_webhook_applied(mq_store_t *s, const char *gateway, const char *event_id, bool *applied, bool set,
+                                     mq_error_t *err);
+
+#endif

@@ -1,0 +1,739 @@
+/*
+ * test_payments.c — a paid ticket bought end to end (payments issue, items
+ * 1-5 and "bad input and security"), against real servers on FerretDB +
+ * Kafka and Stripe's own API mock (stripe-mock) on loopback.
+ *
+ * stripe-mock is stateless: it answers each call from Stripe's OpenAPI
+ * fixtures (a created PaymentIntent gets a fresh pi_ id and reflects the
+ * amount and currency; retrieving one always says requires_payment_method).
+ * So the gateway's "succeeded" reaches Marquee the way it does in
+ * production for most payments: a webhook, which this test signs with
+ * Stripe's documented scheme (HMAC-SHA256 over "<t>.<body>" with the
+ * endpoint's secret, header "Stripe-Signature: t=…,v1=…").
+ *
+ * Covered: Stripe payment created for a hold (intent at stripe-mock, client
+ * secret for the buyer only, hold in payment, PaymentCreated); the signed
+ * webhook succeeds it and confirms the booking (payment_reference
+ * "stripe:pi_…"); a redelivery is a duplicate; ten concurrent deliveries
+ * split over two servers apply once (one outcome record, one booking);
+ * refused webhooks (bad signature, stale timestamp, no header) answer 400
+ * and change nothing; amount and currency not the hold's, missing fields
+ * (every violation), another user's hold or payment, an idempotency key
+ * reused with other parameters; the manual gateway (instructions with a
+ * reference, the buyer cannot mark it received, a manager can: booking);
+ * the free gateway; CancelPayment releases the hold; refunds through
+ * stripe-mock add up and never exceed what was paid (over-refund
+ * FAILED_PRECONDITION; five concurrent refunds of 10.00 on 25.00: exactly
+ * two succeed); the deadline sweeper cancels an unpaid payment and a
+ * success arriving after it is refunded automatically; lists and their
+ * refusals; a Stripe endpoint that refuses connections opens the breaker
+ * (state in /metrics) and the route falls back to the manual gateway, or
+ * answers UNAVAILABLE with RetryInfo when there is no fallback.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fixtures.h"
+#include "handlers/mq_call.h"
+#include "harness.h"
+#include "marquee/bookings/v1/bookings.mq-client.h"
+#include "marquee/payments/v1/payments.mq-client.h"
+
+#define ORGANIZER "00000000-0000-4000-8000-0000000d0001"
+#define ALICE "00000000-0000-4000-8000-0000000d00a1"
+#define BOB "00000000-0000-4000-8000-0000000d00b0"
+#define WHSEC "whsec_marquee_test_secret_0123456789"
+
+static mq_test_proc_t srv, srv2;
+static mq_client_t *c, *c2;
+static char *organizer, *alice, *bob;
+static char org[40];
+
+typedef Marquee__Payments__V1__Payment payment_t;
+typedef Marquee__Bookings__V1__Hold hold_t;
+
+static int setup(void **state) {
+  (void)state;
+  char api[160];
+  snprintf(api, sizeof api, "MARQUEE_STRIPE_API_BASE=%s", mq_test_stripe());
+  const char *env[] = {"MARQUEE_STRIPE_SECRET_KEY=sk_test_marquee",
+                       "MARQUEE_STRIPE_WEBHOOK_SECRET=" WHSEC,
+                       api,
+                       "MARQUEE_PAYMENT_ROUTES=*=stripe,manual",
+                       "MARQUEE_PAYMENT_WINDOW_S=10",
+                       "MARQUEE_HOLD_SWEEP_MS=200",
+                       NULL};
+  if (mq_test_server_start(&srv, NULL, env) != 0) return -1;
+  if (mq_test_server_start(&srv2, srv.db, env) != 0) return -1;
+  c = mq_test_client(&srv);
+  c2 = mq_test_client(&srv2);
+  organizer = mq_test_token(ORGANIZER, MQ_ROLE_ORGANIZER);
+  alice = mq_test_token(ALICE, MQ_ROLE_ATTENDEE);
+  bob = mq_test_token(BOB, MQ_ROLE_ATTENDEE);
+  mq_fx_org(c, organizer, "payments", org);
+  return c && c2 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  mq_client_destroy(c);
+  mq_client_destroy(c2);
+  free(organizer);
+  free(alice);
+  free(bob);
+  mq_test_proc_stop(&srv, SIGTERM, 10000);
+  mq_test_proc_stop(&srv2, SIGTERM, 10000);
+  mq_test_drop_db(NULL, srv.db);
+  return 0;
+}
+
+/* ---- helpers ---- */
+
+static void paid_event(mq_fx_event_t *ev, int64_t price, int64_t cap) {
+  mq_fx_event_opts_t o = {.n_tt = 1, .tt = {{.price_minor = price, .capacity = cap}}};
+  mq_fx_event(c, organizer, org, &o, ev);
+}
+
+static hold_t *hold_of(const char *token, const mq_fx_event_t *ev, uint32_t qty) {
+  Marquee__Bookings__V1__HoldItem item = MARQUEE__BOOKINGS__V1__HOLD_ITEM__INIT, *items[1] = {&item};
+  item.ticket_type_id = (char *)ev->tt[0];
+  item.quantity = qty;
+  Marquee__Bookings__V1__CreateHoldRequest q = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+  q.event_id = (char *)ev->event_id;
+  q.items = items;
+  q.n_items = 1;
+  mq_call_opts_t oo = {.bearer_token = token};
+  hold_t *h = NULL;
+  mq_error_t err = {0};
+  assert_int_equal(marquee__bookings__v1__booking_service__create_hold__call(c, &q, &h, &oo, &err), MQ_OK);
+  return h;
+}
+
+static hold_t *get_hold(const char *token, const char *id) {
+  Marquee__Bookings__V1__GetHoldRequest q = MARQUEE__BOOKINGS__V1__GET_HOLD_REQUEST__INIT;
+  q.hold_id = (char *)id;
+  mq_call_opts_t oo = {.bearer_token = token};
+  hold_t *h = NULL;
+  mq_error_t err = {0};
+  assert_int_equal(marquee__bookings__v1__booking_service__get_hold__call(c, &q, &h, &oo, &err), MQ_OK);
+  return h;
+}
+
+static mq_code_t create_payment(mq_client_t *cl, const char *token, const char *hold_id, int64_t amount,
+                                const char *currency, const char *gateway, const char *key, payment_t **out,
+                                mq_error_t *err) {
+  Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
+  m.amount_minor = amount;
+  m.currency = (char *)currency;
+  Marquee__Payments__V1__CreatePaymentRequest q = MARQUEE__PAYMENTS__V1__CREATE_PAYMENT_REQUEST__INIT;
+  q.hold_id = (char *)hold_id;
+  q.amount = currency ? &m : NULL;
+  q.gateway = (char *)(gateway ? gateway : "");
+  q.idempotency_key = (char *)(key ? key : "");
+  mq_call_opts_t oo = {.bearer_token = token};
+  payment_t *p = NULL;
+  memset(err, 0, sizeof *err);
+  mq_code_t rc = marquee__payments__v1__payment_service__create_payment__call(cl, &q, &p, &oo, err);
+  if (out)
+    *out = p;
+  else if (p)
+    marquee__payments__v1__payment__free_unpacked(p, NULL);
+  return rc;
+}
+
+static mq_code_t get_payment(const char *token, const char *id, payment_t **out, mq_error_t *err) {
+  Marquee__Payments__V1__GetPaymentRequest q = MARQUEE__PAYMENTS__V1__GET_PAYMENT_REQUEST__INIT;
+  q.payment_id = (char *)id;
+  mq_call_opts_t oo = {.bearer_token = token};
+  payment_t *p = NULL;
+  memset(err, 0, sizeof *err);
+  mq_code_t rc = marquee__payments__v1__payment_service__get_payment__call(c, &q, &p, &oo, err);
+  if (out)
+    *out = p;
+  else if (p)
+    marquee__payments__v1__payment__free_unpacked(p, NULL);
+  return rc;
+}
+
+static mq_code_t refund(const char *token, const char *id, int64_t amount, const char *currency, const char *key,
+                        Marquee__Payments__V1__Refund **out, mq_error_t *err) {
+  Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
+  m.amount_minor = amount;
+  m.currency = (char *)currency;
+  Marquee__Payments__V1__RefundPaymentRequest q = MARQUEE__PAYMENTS__V1__REFUND_PAYMENT_REQUEST__INIT;
+  q.payment_id = (char *)id;
+  q.amount = amount ? &m : NULL;
+  q.idempotency_key = (char *)(key ? key : "");
+  mq_call_opts_t oo = {.bearer_token = token};
+  Marquee__Payments__V1__Refund *r = NULL;
+  memset(err, 0, sizeof *err);
+  mq_code_t rc = marquee__payments__v1__payment_service__refund_payment__call(c, &q, &r, &oo, err);
+  if (out)
+    *out = r;
+  else if (r)
+    marquee__payments__v1__refund__free_unpacked(r, NULL);
+  return rc;
+}
+
+static int state_of(const char *id) {
+  payment_t *p;
+  mq_error_t err;
+  assert_int_equal(get_payment(alice, id, &p, &err), MQ_OK);
+  int s = p->state;
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  return s;
+}
+
+/* A Stripe event about payment intent `ref`, signed at unix time t with
+ * `secret` (NULL: the endpoint's), POSTed to `server`; returns the status. */
+static int deliver(const mq_test_proc_t *server, const char *evt_id, const char *type, const char *ref,
+                   const char *payment_id, const char *status, int64_t amount, const char *currency, int64_t t,
+                   const char *secret, char **reply) {
+  char body[2048];
+  snprintf(body, sizeof body,
+           "{\"id\":\"%s\",\"object\":\"event\",\"type\":\"%s\",\"created\":%" PRId64
+           ",\"data\":{\"object\":{\"id\":\"%s\",\"object\":\"payment_intent\",\"status\":\"%s\","
+           "\"amount\":%" PRId64 ",\"amount_received\":%" PRId64
+           ",\"currency\":\"%s\","
+           "\"metadata\":{\"payment_id\":\"%s\"}}}}",
+           evt_id, type, t, ref, status, amount, !strcmp(status, "succeeded") ? amount : 0, currency, payment_id);
+  char ts[32];
+  int tn = snprintf(ts, sizeof ts, "%" PRId64 ".", t);
+  size_t bl = strlen(body);
+  char *signed_payload = malloc((size_t)tn + bl);
+  memcpy(signed_payload, ts, (size_t)tn);
+  memcpy(signed_payload + tn, body, bl);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned ml = 0;
+  const char *key = secret ? secret : WHSEC;
+  HMAC(EVP_sha256(), key, (int)strlen(key), (unsigned char *)signed_payload, (size_t)tn + bl, mac, &ml);
+  free(signed_payload);
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned i = 0; i < ml; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+  char header[400];
+  snprintf(header, sizeof header, "Stripe-Signature: t=%" PRId64 ",v1=%s", t, hex);
+  int st = 0;
+  char *r = mq_test_http_post(server->http, "/webhooks/stripe", header, body, &st);
+  if (reply)
+    *reply = r;
+  else
+    free(r);
+  return st;
+}
+
+static int64_t now_s(void) {
+  return (int64_t)time(NULL);
+}
+
+static int64_t outcomes_of(const char *payment_id) {
+  char f[160];
+  snprintf(f, sizeof f, "{\"_id\": \"%s:outcome\"}", payment_id);
+  return mq_test_count(NULL, srv.db, "payment_decisions", f);
+}
+
+/* A Stripe payment for a fresh hold of `qty` × `price` EUR. */
+static payment_t *stripe_payment(int64_t price, uint32_t qty, mq_fx_event_t *ev, hold_t **hold) {
+  paid_event(ev, price, 50);
+  hold_t *h = hold_of(alice, ev, qty);
+  payment_t *p = NULL;
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, price * qty, "EUR", NULL, NULL, &p, &err), MQ_OK);
+  if (hold)
+    *hold = h;
+  else
+    marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  return p;
+}
+
+/* ---- tests ---- */
+
+static void test_stripe_payment_succeeds_by_webhook(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  hold_t *h;
+  payment_t *p = stripe_payment(2500, 1, &ev, &h);
+  assert_string_equal(p->gateway, "stripe");
+  assert_true(!strncmp(p->gateway_reference, "pi_", 3));
+  assert_true(p->client_secret[0] != '\0');
+  assert_int_equal(p->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PENDING);
+  assert_int_equal(p->amount->amount_minor, 2500);
+  assert_non_null(p->deadline);
+  /* the hold is in payment under the gateway's reference */
+  hold_t *h2 = get_hold(alice, h->hold_id);
+  assert_int_equal(h2->state, MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_PAYMENT_PENDING);
+  char ref[200];
+  snprintf(ref, sizeof ref, "stripe:%s", p->gateway_reference);
+  assert_string_equal(h2->payment_reference, ref);
+  marquee__bookings__v1__hold__free_unpacked(h2, NULL);
+  /* a second CreatePayment is the same payment */
+  payment_t *again;
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 2500, "EUR", NULL, NULL, &again, &err), MQ_OK);
+  assert_string_equal(again->payment_id, p->payment_id);
+  assert_string_equal(again->gateway_reference, p->gateway_reference);
+  marquee__payments__v1__payment__free_unpacked(again, NULL);
+  /* the organizer sees it without the secret; another user does not see it */
+  payment_t *seen;
+  assert_int_equal(get_payment(organizer, p->payment_id, &seen, &err), MQ_OK);
+  assert_string_equal(seen->client_secret, "");
+  marquee__payments__v1__payment__free_unpacked(seen, NULL);
+  assert_int_equal(get_payment(bob, p->payment_id, NULL, &err), MQ_NOT_FOUND);
+  assert_string_equal(err.field, "payment_id");
+
+  /* the signed webhook succeeds it */
+  char *reply = NULL;
+  assert_int_equal(deliver(&srv, "evt_ok_1", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 2500, "eur", now_s(), NULL, &reply),
+                   200);
+  assert_non_null(strstr(reply, "applied"));
+  free(reply);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_int_equal(outcomes_of(p->payment_id), 1);
+  Marquee__Bookings__V1__GetBookingRequest bq = MARQUEE__BOOKINGS__V1__GET_BOOKING_REQUEST__INIT;
+  bq.booking_id = h->hold_id;
+  mq_call_opts_t oo = {.bearer_token = alice};
+  Marquee__Bookings__V1__Booking *bk = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__get_booking__call(c, &bq, &bk, &oo, &err), MQ_OK);
+  assert_string_equal(bk->payment_reference, ref);
+  assert_int_equal(bk->n_tickets, 1);
+  marquee__bookings__v1__booking__free_unpacked(bk, NULL);
+  /* redelivered: a duplicate, nothing changes */
+  assert_int_equal(deliver(&srv, "evt_ok_1", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 2500, "eur", now_s(), NULL, &reply),
+                   200);
+  assert_non_null(strstr(reply, "duplicate"));
+  free(reply);
+  /* a stale "failed" event arriving afterwards changes nothing */
+  assert_int_equal(deliver(&srv, "evt_old_fail", "payment_intent.payment_failed", p->gateway_reference, p->payment_id,
+                           "requires_payment_method", 2500, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+typedef struct {
+  const mq_test_proc_t *server;
+  const char *ref, *pid;
+  int status;
+} delivery_t;
+
+static void *deliver_thread(void *arg) {
+  delivery_t *d = arg;
+  d->status = deliver(d->server, "evt_concurrent", "payment_intent.succeeded", d->ref, d->pid, "succeeded", 1800, "eur",
+                      now_s(), NULL, NULL);
+  return NULL;
+}
+
+static void test_webhook_ten_concurrent_deliveries_apply_once(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  payment_t *p = stripe_payment(1800, 1, &ev, NULL);
+  pthread_t t[10];
+  delivery_t d[10];
+  for (int i = 0; i < 10; i++) {
+    d[i] = (delivery_t){i % 2 ? &srv2 : &srv, p->gateway_reference, p->payment_id, 0};
+    pthread_create(&t[i], NULL, deliver_thread, &d[i]);
+  }
+  for (int i = 0; i < 10; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(d[i].status, 200);
+  }
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_int_equal(outcomes_of(p->payment_id), 1);
+  char f[160];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\"}", p->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  /* one PaymentSucceeded in the outbox of its decision */
+  snprintf(f, sizeof f, "{\"_id\": \"%s:outcome\", \"_outbox.type\": \"payments.PaymentSucceeded\"}", p->payment_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "payment_decisions", f), 1);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+}
+
+static void test_webhook_refusals_change_nothing(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  payment_t *p = stripe_payment(1200, 1, &ev, NULL);
+  /* signed with another secret */
+  assert_int_equal(deliver(&srv, "evt_bad_sig", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1200, "eur", now_s(), "whsec_someone_else", NULL),
+                   400);
+  /* outside the 300 s tolerance, either way */
+  assert_int_equal(deliver(&srv, "evt_old", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1200, "eur", now_s() - 301, NULL, NULL),
+                   400);
+  assert_int_equal(deliver(&srv, "evt_future", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1200, "eur", now_s() + 400, NULL, NULL),
+                   400);
+  /* no signature at all */
+  int st = 0;
+  char *r = mq_test_http_post(srv.http, "/webhooks/stripe", NULL, "{\"id\":\"evt_x\",\"type\":\"x\"}", &st);
+  free(r);
+  assert_int_equal(st, 400);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PENDING);
+  char f[160];
+  snprintf(f, sizeof f, "{\"payment_id\": \"%s\"}", p->payment_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "payment_webhooks", f), 0);
+  assert_true(mq_test_metric(&srv, "marquee_payment_webhooks_rejected_total") >= 4);
+  /* a verified event that reports another amount is not applied */
+  assert_int_equal(deliver(&srv, "evt_wrong_amount", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PENDING);
+  /* a decline is recorded; the buyer may still pay */
+  assert_int_equal(deliver(&srv, "evt_declined", "payment_intent.payment_failed", p->gateway_reference, p->payment_id,
+                           "requires_payment_method", 1200, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_FAILED);
+  assert_int_equal(deliver(&srv, "evt_retry_ok", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1200, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+}
+
+static void test_create_payment_bad_input(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  paid_event(&ev, 3000, 10);
+  hold_t *h = hold_of(alice, &ev, 1);
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 2999, "EUR", NULL, NULL, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "amount.amount_minor");
+  assert_non_null(strstr(err.message, "30.00 EUR"));
+  assert_int_equal(create_payment(c, alice, h->hold_id, 3000, "USD", NULL, NULL, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "amount.currency");
+  /* every violation at once */
+  assert_int_equal(create_payment(c, alice, "not-a-uuid", 0, NULL, "paypal", NULL, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_true(err.n_violations >= 3);
+  /* another user's hold looks unknown */
+  assert_int_equal(create_payment(c, bob, h->hold_id, 3000, "EUR", NULL, NULL, NULL, &err), MQ_NOT_FOUND);
+  assert_string_equal(err.field, "hold_id");
+  /* an idempotency key reused with other parameters */
+  payment_t *p;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 3000, "EUR", NULL, "pay-1", &p, &err), MQ_OK);
+  assert_int_equal(create_payment(c, alice, h->hold_id, 3000, "EUR", NULL, "pay-1", NULL, &err), MQ_OK);
+  assert_int_equal(create_payment(c, alice, h->hold_id, 3000, "EUR", "manual", "pay-1", NULL, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "idempotency_key");
+  /* another user's payment, everywhere */
+  Marquee__Payments__V1__ConfirmPaymentRequest cq = MARQUEE__PAYMENTS__V1__CONFIRM_PAYMENT_REQUEST__INIT;
+  cq.payment_id = p->payment_id;
+  mq_call_opts_t ob = {.bearer_token = bob};
+  payment_t *x = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__confirm_payment__call(c, &cq, &x, &ob, &err), MQ_NOT_FOUND);
+  assert_int_equal(refund(bob, p->payment_id, 0, NULL, NULL, NULL, &err), MQ_NOT_FOUND);
+  /* ConfirmPayment asks stripe-mock, which says requires_payment_method: still pending */
+  mq_call_opts_t oa = {.bearer_token = alice};
+  assert_int_equal(marquee__payments__v1__payment_service__confirm_payment__call(c, &cq, &x, &oa, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PENDING);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  /* a refund of a payment that was not paid */
+  assert_int_equal(refund(organizer, p->payment_id, 0, NULL, NULL, NULL, &err), MQ_FAILED_PRECONDITION);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+static void test_manual_payment_marked_received(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  paid_event(&ev, 4000, 10);
+  hold_t *h = hold_of(alice, &ev, 1);
+  payment_t *p;
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 4000, "EUR", "manual", NULL, &p, &err), MQ_OK);
+  assert_string_equal(p->gateway, "manual");
+  assert_int_equal(p->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_REQUIRES_ACTION);
+  assert_non_null(strstr(p->instructions, p->gateway_reference));
+  assert_non_null(strstr(p->instructions, "40.00 EUR"));
+  assert_true(!strncmp(p->gateway_reference, "MQ-", 3));
+  Marquee__Payments__V1__MarkPaymentReceivedRequest q = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+  q.payment_id = p->payment_id;
+  q.note = (char *)"transfer seen on the statement";
+  mq_call_opts_t oa = {.bearer_token = alice}, oo = {.bearer_token = organizer}, ob = {.bearer_token = bob};
+  payment_t *x = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c, &q, &x, &oa, &err),
+                   MQ_PERMISSION_DENIED);
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c, &q, &x, &ob, &err),
+                   MQ_NOT_FOUND);
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c, &q, &x, &oo, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_string_equal(x->booking_id, h->hold_id);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  hold_t *h2 = get_hold(alice, h->hold_id);
+  assert_int_equal(h2->state, MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_CONFIRMED);
+  marquee__bookings__v1__hold__free_unpacked(h2, NULL);
+  /* a Stripe payment cannot be marked received */
+  mq_fx_event_t ev2 = {0};
+  payment_t *sp = stripe_payment(1000, 1, &ev2, NULL);
+  q.payment_id = sp->payment_id;
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c, &q, &x, &oo, &err),
+                   MQ_FAILED_PRECONDITION);
+  marquee__payments__v1__payment__free_unpacked(sp, NULL);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+static void test_free_gateway_and_cancel(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  paid_event(&ev, 0, 10);
+  hold_t *h = hold_of(alice, &ev, 2);
+  payment_t *p;
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 0, "EUR", NULL, NULL, &p, &err), MQ_OK);
+  assert_string_equal(p->gateway, "free");
+  assert_int_equal(p->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_string_equal(p->booking_id, h->hold_id);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+
+  /* CancelPayment: the intent is cancelled, the hold released */
+  mq_fx_event_t ev2 = {0};
+  hold_t *h2;
+  payment_t *sp = stripe_payment(1500, 1, &ev2, &h2);
+  Marquee__Payments__V1__CancelPaymentRequest q = MARQUEE__PAYMENTS__V1__CANCEL_PAYMENT_REQUEST__INIT;
+  q.payment_id = sp->payment_id;
+  mq_call_opts_t oa = {.bearer_token = alice};
+  payment_t *x = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__cancel_payment__call(c, &q, &x, &oa, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELLED);
+  assert_string_equal(x->client_secret, "");
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  hold_t *h3 = get_hold(alice, h2->hold_id);
+  assert_int_equal(h3->state, MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_RELEASED);
+  marquee__bookings__v1__hold__free_unpacked(h3, NULL);
+  /* idempotent */
+  assert_int_equal(marquee__payments__v1__payment_service__cancel_payment__call(c, &q, &x, &oa, &err), MQ_OK);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  marquee__payments__v1__payment__free_unpacked(sp, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h2, NULL);
+}
+
+typedef struct {
+  const char *pid;
+  mq_code_t rc;
+} refund_arg_t;
+
+static void *refund_thread(void *arg) {
+  refund_arg_t *r = arg;
+  mq_error_t err;
+  r->rc = refund(organizer, r->pid, 1000, "EUR", NULL, NULL, &err);
+  return NULL;
+}
+
+static void test_refunds_add_up(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  payment_t *p = stripe_payment(2500, 1, &ev, NULL);
+  assert_int_equal(deliver(&srv, "evt_refundable", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 2500, "eur", now_s(), NULL, NULL),
+                   200);
+  mq_error_t err;
+  Marquee__Payments__V1__Refund *r;
+  assert_int_equal(refund(organizer, p->payment_id, 1000, "EUR", "r-1", &r, &err), MQ_OK);
+  assert_int_equal(r->state, MARQUEE__PAYMENTS__V1__REFUND_STATE__REFUND_STATE_SUCCEEDED);
+  assert_true(!strncmp(r->gateway_reference, "re_", 3));
+  assert_int_equal(r->sequence, 1);
+  marquee__payments__v1__refund__free_unpacked(r, NULL);
+  /* the same key again: the same refund, not a second one */
+  assert_int_equal(refund(organizer, p->payment_id, 1000, "EUR", "r-1", &r, &err), MQ_OK);
+  assert_int_equal(r->sequence, 1);
+  marquee__payments__v1__refund__free_unpacked(r, NULL);
+  /* the buyer may not refund; more than remains is refused */
+  assert_int_equal(refund(alice, p->payment_id, 100, "EUR", NULL, NULL, &err), MQ_PERMISSION_DENIED);
+  assert_int_equal(refund(organizer, p->payment_id, 1501, "EUR", NULL, NULL, &err), MQ_FAILED_PRECONDITION);
+  assert_non_null(strstr(err.message, "15.00 EUR"));
+  assert_int_equal(refund(organizer, p->payment_id, 100, "USD", NULL, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PARTIALLY_REFUNDED);
+  /* the rest */
+  assert_int_equal(refund(organizer, p->payment_id, 0, NULL, NULL, &r, &err), MQ_OK);
+  assert_int_equal(r->amount->amount_minor, 1500);
+  marquee__payments__v1__refund__free_unpacked(r, NULL);
+  payment_t *x;
+  assert_int_equal(get_payment(organizer, p->payment_id, &x, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_REFUNDED);
+  assert_int_equal(x->refunded->amount_minor, 2500);
+  assert_int_equal(x->n_refunds, 2);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  assert_int_equal(refund(organizer, p->payment_id, 1, "EUR", NULL, NULL, &err), MQ_FAILED_PRECONDITION);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+
+  /* five concurrent refunds of 10.00 on 25.00: two fit, never more */
+  mq_fx_event_t ev2 = {0};
+  payment_t *q = stripe_payment(2500, 1, &ev2, NULL);
+  assert_int_equal(deliver(&srv, "evt_refundable_2", "payment_intent.succeeded", q->gateway_reference, q->payment_id,
+                           "succeeded", 2500, "eur", now_s(), NULL, NULL),
+                   200);
+  pthread_t t[5];
+  refund_arg_t ra[5];
+  for (int i = 0; i < 5; i++) {
+    ra[i] = (refund_arg_t){q->payment_id, MQ_OK};
+    pthread_create(&t[i], NULL, refund_thread, &ra[i]);
+  }
+  int ok = 0;
+  for (int i = 0; i < 5; i++) {
+    pthread_join(t[i], NULL);
+    if (ra[i].rc == MQ_OK)
+      ok++;
+    else
+      assert_true(ra[i].rc == MQ_FAILED_PRECONDITION || ra[i].rc == MQ_ABORTED);
+  }
+  assert_int_equal(ok, 2);
+  assert_int_equal(get_payment(organizer, q->payment_id, &x, &err), MQ_OK);
+  assert_int_equal(x->refunded->amount_minor, 2000);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  marquee__payments__v1__payment__free_unpacked(q, NULL);
+}
+
+static void test_deadline_cancels_and_late_success_refunds(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  hold_t *h;
+  payment_t *p = stripe_payment(2000, 1, &ev, &h);
+  /* MARQUEE_PAYMENT_WINDOW_S=10: the sweepers end it */
+  int s = 0;
+  for (int i = 0; i < 100; i++) {
+    s = state_of(p->payment_id);
+    if (s == MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELLED) break;
+    mq_test_sleep_ms(200);
+  }
+  assert_int_equal(s, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELLED);
+  hold_t *h2 = get_hold(alice, h->hold_id);
+  assert_true(h2->state == MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_EXPIRED ||
+              h2->state == MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_RELEASED);
+  marquee__bookings__v1__hold__free_unpacked(h2, NULL);
+  /* the money arrives anyway: refunded in full, no booking */
+  double before = mq_test_metric(&srv, "marquee_payment_auto_refunds_total") +
+                  mq_test_metric(&srv2, "marquee_payment_auto_refunds_total");
+  assert_int_equal(deliver(&srv, "evt_late", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 2000, "eur", now_s(), NULL, NULL),
+                   200);
+  payment_t *x;
+  mq_error_t err;
+  assert_int_equal(get_payment(alice, p->payment_id, &x, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_REFUNDED);
+  assert_int_equal(x->refunded->amount_minor, 2000);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  double after = mq_test_metric(&srv, "marquee_payment_auto_refunds_total") +
+                 mq_test_metric(&srv2, "marquee_payment_auto_refunds_total");
+  assert_true(after >= before + 1);
+  char f[160];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\"}", h->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 0);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+static void test_lists(void **state) {
+  (void)state;
+  Marquee__Payments__V1__ListMyPaymentsRequest q = MARQUEE__PAYMENTS__V1__LIST_MY_PAYMENTS_REQUEST__INIT;
+  q.page_size = 2;
+  mq_call_opts_t oa = {.bearer_token = alice};
+  Marquee__Payments__V1__ListPaymentsResponse *r = NULL;
+  mq_error_t err = {0};
+  assert_int_equal(marquee__payments__v1__payment_service__list_my_payments__call(c, &q, &r, &oa, &err), MQ_OK);
+  assert_int_equal(r->n_payments, 2);
+  assert_true(r->next_page_token[0] != '\0');
+  for (size_t i = 0; i < r->n_payments; i++) {
+    assert_string_equal(r->payments[i]->user_id, ALICE);
+    assert_string_equal(r->payments[i]->client_secret, "");
+  }
+  marquee__payments__v1__list_payments_response__free_unpacked(r, NULL);
+  /* the event's payments: its managers only */
+  mq_fx_event_t ev = {0};
+  payment_t *p = stripe_payment(900, 1, &ev, NULL);
+  Marquee__Payments__V1__ListEventPaymentsRequest e = MARQUEE__PAYMENTS__V1__LIST_EVENT_PAYMENTS_REQUEST__INIT;
+  e.event_id = ev.event_id;
+  e.state = MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_PENDING;
+  mq_call_opts_t oo = {.bearer_token = organizer};
+  assert_int_equal(marquee__payments__v1__payment_service__list_event_payments__call(c, &e, &r, &oo, &err), MQ_OK);
+  assert_int_equal(r->n_payments, 1);
+  assert_string_equal(r->payments[0]->payment_id, p->payment_id);
+  marquee__payments__v1__list_payments_response__free_unpacked(r, NULL);
+  e.state = MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED;
+  assert_int_equal(marquee__payments__v1__payment_service__list_event_payments__call(c, &e, &r, &oo, &err), MQ_OK);
+  assert_int_equal(r->n_payments, 0);
+  marquee__payments__v1__list_payments_response__free_unpacked(r, NULL);
+  assert_int_equal(marquee__payments__v1__payment_service__list_event_payments__call(c, &e, &r, &oa, &err),
+                   MQ_NOT_FOUND);
+  e.state = 99;
+  e.gateway = (char *)"paypal";
+  assert_int_equal(marquee__payments__v1__payment_service__list_event_payments__call(c, &e, &r, &oo, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_true(err.n_violations >= 2);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+}
+
+static void test_breaker_and_fallback(void **state) {
+  (void)state;
+  /* a Stripe endpoint that refuses connections */
+  char api[96];
+  snprintf(api, sizeof api, "MARQUEE_STRIPE_API_BASE=http://127.0.0.1:%d", mq_test_free_port());
+  const char *env[] = {"MARQUEE_STRIPE_SECRET_KEY=sk_test_marquee",
+                       api,
+                       "MARQUEE_PAYMENT_ROUTES=EUR=stripe,manual;*=stripe",
+                       "MARQUEE_PAYMENT_BREAKER_FAILURES=2",
+                       "MARQUEE_PAYMENT_BREAKER_OPEN_MS=60000",
+                       NULL};
+  mq_test_proc_t s3;
+  assert_int_equal(mq_test_server_start(&s3, srv.db, env), 0);
+  mq_client_t *c3 = mq_test_client(&s3);
+  mq_fx_event_t ev = {0};
+  paid_event(&ev, 1000, 20);
+  for (int i = 0; i < 3; i++) {
+    hold_t *h = hold_of(alice, &ev, 1);
+    payment_t *p = NULL;
+    mq_error_t err;
+    assert_int_equal(create_payment(c3, alice, h->hold_id, 1000, "EUR", NULL, NULL, &p, &err), MQ_OK);
+    assert_string_equal(p->gateway, "manual");
+    marquee__payments__v1__payment__free_unpacked(p, NULL);
+    marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  }
+  assert_true(mq_test_metric(&s3, "marquee_payment_gateway_breaker_state{gateway=\"stripe\"}") == 1.0);
+  assert_true(mq_test_metric(&s3, "marquee_payment_fallbacks_total") >= 3);
+  /* no fallback for this currency: UNAVAILABLE with a retry delay, nothing taken */
+  mq_fx_event_opts_t o = {.currency = "CAD", .n_tt = 1, .tt = {{.price_minor = 500, .capacity = 5}}};
+  mq_fx_event_t cad = {0};
+  mq_fx_event(c, organizer, org, &o, &cad);
+  hold_t *h = hold_of(alice, &cad, 1);
+  mq_error_t err;
+  assert_int_equal(create_payment(c3, alice, h->hold_id, 500, "CAD", NULL, NULL, NULL, &err), MQ_UNAVAILABLE);
+  assert_true(err.retry_after_ms > 0);
+  hold_t *h2 = get_hold(alice, h->hold_id);
+  assert_int_equal(h2->state, MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_ACTIVE);
+  marquee__bookings__v1__hold__free_unpacked(h2, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  mq_client_destroy(c3);
+  mq_test_proc_stop(&s3, SIGTERM, 10000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
+      cmocka_unit_test(test_webhook_ten_concurrent_deliveries_apply_once),
+      cmocka_unit_test(test_webhook_refusals_change_nothing),
+      cmocka_unit_test(test_create_payment_bad_input),
+      cmocka_unit_test(test_manual_payment_marked_received),
+      cmocka_unit_test(test_free_gateway_and_cancel),
+      cmocka_unit_test(test_refunds_add_up),
+      cmocka_unit_test(test_deadline_cancels_and_late_success_refunds),
+      cmocka_unit_test(test_lists),
+      cmocka_unit_test(test_breaker_and_fallback),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
