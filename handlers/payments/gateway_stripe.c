@@ -146,13 +146,17 @@ static mq_code_t call(stripe_t *st, const char *method, const char *path, const 
   }
   if (!parsed) return mq_error_set(err, MQ_UNAVAILABLE, NULL, "stripe answered something other than JSON");
   if (status >= 200 && status < 300) return MQ_OK;
+  if (status == 401 || status == 403) { /* the gateway's words may quote our credentials: never pass them on */
+    bson_destroy(doc);
+    return mq_error_set(err, MQ_INTERNAL, NULL,
+                        "stripe refused Marquee's API key (HTTP %ld): check MARQUEE_STRIPE_SECRET_KEY", status);
+  }
   const char *msg = jstr(doc, "error.message");
   const char *code = jstr(doc, "error.code");
-  mq_code_t c = status == 402                    ? MQ_FAILED_PRECONDITION
-                : status == 404                  ? MQ_NOT_FOUND
-                : status == 409                  ? MQ_ABORTED
-                : status == 401 || status == 403 ? MQ_INTERNAL /* our key is wrong: not the buyer's fault */
-                                                 : MQ_INVALID_ARGUMENT;
+  mq_code_t c = status == 402   ? MQ_FAILED_PRECONDITION
+                : status == 404 ? MQ_NOT_FOUND
+                : status == 409 ? MQ_ABORTED
+                                : MQ_INVALID_ARGUMENT;
   mq_error_set(err, c, NULL, "stripe: %s%s%s%s", msg ? msg : "request refused", code ? " (" : "", code ? code : "",
                code ? ")" : "");
   bson_destroy(doc);
