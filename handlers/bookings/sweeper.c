@@ -106,8 +106,10 @@ static void end_due(mq_bookings_t *b, mq_hold_t *h, mq_arena_t *a) {
   ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_EXPIRED;
   ev.env.hold_expired = p;
   mq_error_t err = {0};
-  mq_code_t rc = in_payment ? mq_decide(s, h->id, "payment", "timeout", "system", NULL, NULL, false, &ev, 1, &err)
-                            : mq_decide(s, h->id, "fate", "expired", "system", NULL, NULL, false, &ev, 1, &err);
+  /* a timeout names the reference it ends, as a payment's outcome does */
+  mq_code_t rc =
+      in_payment ? mq_decide(s, h->id, "payment", "timeout", "system", h->payment_reference, NULL, false, &ev, 1, &err)
+                 : mq_decide(s, h->id, "fate", "expired", "system", NULL, NULL, false, &ev, 1, &err);
   if (rc == MQ_OK) {
     atomic_fetch_add(&b->expired_total, 1);
   } else if (rc != MQ_ALREADY_EXISTS) {
