@@ -35,6 +35,7 @@
 #include "clients/mq_client.h"
 #include "grpc/health/v1/health.mq-client.h"
 #include "lib/mq_event_catalog.h"
+#include "lib/mq_money.h"
 #include "lib/mq_seal.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
@@ -43,6 +44,7 @@
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/catalog/v1/media.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
+#include "marquee/payments/v1/payments.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 
 #define EXIT_CALL_FAILED 1
@@ -522,11 +524,9 @@ static int cmd_categories(cli_t *c, int argc, char **argv) {
 /* ---- events ---------------------------------------------------------------------- */
 
 static void print_money(int64_t minor, const char *cur) {
-  int digits = !strcmp(cur, "JPY") || !strcmp(cur, "KRW") || !strcmp(cur, "XOF") ? 0 : 2;
-  if (digits)
-    printf("%lld.%02lld %s", (long long)(minor / 100), (long long)(minor % 100), cur);
-  else
-    printf("%lld %s", (long long)minor, cur);
+  char b[64];
+  mq_money_format(b, sizeof b, minor, cur);
+  fputs(b, stdout);
 }
 
 static void print_event_line(const Marquee__Catalog__V1__Event *e) {
@@ -746,7 +746,7 @@ static int cmd_book(cli_t *c, int argc, char **argv) {
   print_money(h->total->amount_minor, h->total->currency);
   printf("  expires %lld\n", (long long)(h->expires_at ? h->expires_at->seconds : 0));
   if (h->requires_payment) {
-    printf("payment required: pay before the hold expires (the payments service confirms it)\n");
+    printf("payment required: pay before the hold expires: marquee pay %s\n", h->hold_id);
     marquee__bookings__v1__hold__free_unpacked(h, NULL);
     return 0;
   }
@@ -825,6 +825,155 @@ static int cmd_bookings(cli_t *c, int argc, char **argv) {
   }
   if (!strcmp(argv[0], "export") && argc == 2) return bookings_export(c, argv[1]);
   return cli_usage_error("%s", usage);
+}
+
+static const char *payment_state_name(int s) {
+  static const char *const names[] = {"?",      "pending",   "requires_action", "processing",        "succeeded",
+                                      "failed", "cancelled", "refunded",        "partially_refunded"};
+  return s >= 0 && s < (int)(sizeof names / sizeof *names) ? names[s] : "?";
+}
+
+static void print_payment(const Marquee__Payments__V1__Payment *p) {
+  printf("payment %s  %s  %s", p->payment_id, payment_state_name((int)p->state), p->gateway[0] ? p->gateway : "-");
+  if (p->gateway_reference[0]) printf(" %s", p->gateway_reference);
+  printf("  amount ");
+  print_money(p->amount ? p->amount->amount_minor : 0, p->amount ? p->amount->currency : "");
+  if (p->refunded && p->refunded->amount_minor) {
+    printf("  refunded ");
+    print_money(p->refunded->amount_minor, p->refunded->currency);
+  }
+  printf("\n  hold %s", p->hold_id);
+  if (p->booking_id[0]) printf("  booking %s", p->booking_id);
+  if (p->deadline && p->state != MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED)
+    printf("  deadline %lld", (long long)p->deadline->seconds);
+  printf("\n");
+  if (p->instructions[0]) printf("  %s\n", p->instructions);
+  if (p->failure_reason[0]) printf("  declined: %s\n", p->failure_reason);
+  if (p->client_secret[0])
+    printf("  client_secret %s\n  (confirm it with Stripe.js or a mobile SDK, then: marquee payments confirm %s)\n",
+           p->client_secret, p->payment_id);
+  for (size_t i = 0; i < p->n_refunds; i++) {
+    const Marquee__Payments__V1__Refund *r = p->refunds[i];
+    printf("  refund #%u ", r->sequence);
+    print_money(r->amount->amount_minor, r->amount->currency);
+    printf("  %s%s%s\n",
+           r->state == MARQUEE__PAYMENTS__V1__REFUND_STATE__REFUND_STATE_SUCCEEDED ? "succeeded"
+           : r->state == MARQUEE__PAYMENTS__V1__REFUND_STATE__REFUND_STATE_FAILED  ? "failed"
+                                                                                   : "pending",
+           r->reason[0] ? "  " : "", r->reason);
+  }
+}
+
+/* pay HOLD_ID [--gateway G] [--key K]: the hold's total, through CreatePayment */
+static int cmd_pay(cli_t *c, int argc, char **argv) {
+  const char *usage = "pay: HOLD_ID [--gateway stripe|manual] [--key KEY]";
+  if (argc < 1) return cli_usage_error("%s", usage);
+  Marquee__Payments__V1__CreatePaymentRequest req = MARQUEE__PAYMENTS__V1__CREATE_PAYMENT_REQUEST__INIT;
+  req.hold_id = argv[0];
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--gateway") && i + 1 < argc)
+      req.gateway = argv[++i];
+    else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+      req.idempotency_key = argv[++i];
+    else
+      return cli_usage_error("%s", usage);
+  }
+  Marquee__Bookings__V1__GetHoldRequest hq = MARQUEE__BOOKINGS__V1__GET_HOLD_REQUEST__INIT;
+  hq.hold_id = argv[0];
+  Marquee__Bookings__V1__Hold *h = NULL;
+  mq_error_t err = {0};
+  if (marquee__bookings__v1__booking_service__get_hold__call(c->cl, &hq, &h, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  req.amount = h->total; /* what the hold says now: the server checks it again */
+  Marquee__Payments__V1__Payment *p = NULL;
+  mq_code_t rc = marquee__payments__v1__payment_service__create_payment__call(c->cl, &req, &p, &c->opts, &err);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  if (rc != MQ_OK) return cli_fail(&err);
+  print_payment(p);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  return 0;
+}
+
+/* payments list [EVENT_ID] | get ID | confirm ID | cancel ID | received ID [NOTE] | refund ID [MINOR] [REASON] */
+static int cmd_payments(cli_t *c, int argc, char **argv) {
+  const char *usage =
+      "payments: list [EVENT_ID] | get ID | confirm ID | cancel ID | received ID [NOTE] | refund ID [AMOUNT_MINOR] "
+      "[REASON]";
+  if (argc < 1) return cli_usage_error("%s", usage);
+  mq_error_t err = {0};
+  Marquee__Payments__V1__Payment *p = NULL;
+  mq_code_t rc;
+  if (!strcmp(argv[0], "list") && argc <= 2) {
+    Marquee__Payments__V1__ListPaymentsResponse *r = NULL;
+    if (argc == 2) {
+      Marquee__Payments__V1__ListEventPaymentsRequest req = MARQUEE__PAYMENTS__V1__LIST_EVENT_PAYMENTS_REQUEST__INIT;
+      req.event_id = argv[1];
+      rc = marquee__payments__v1__payment_service__list_event_payments__call(c->cl, &req, &r, &c->opts, &err);
+    } else {
+      Marquee__Payments__V1__ListMyPaymentsRequest req = MARQUEE__PAYMENTS__V1__LIST_MY_PAYMENTS_REQUEST__INIT;
+      rc = marquee__payments__v1__payment_service__list_my_payments__call(c->cl, &req, &r, &c->opts, &err);
+    }
+    if (rc != MQ_OK) return cli_fail(&err);
+    for (size_t i = 0; i < r->n_payments; i++) print_payment(r->payments[i]);
+    if (r->next_page_token[0]) printf("(more)\n");
+    marquee__payments__v1__list_payments_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (argc < 2) return cli_usage_error("%s", usage);
+  if (!strcmp(argv[0], "get") && argc == 2) {
+    Marquee__Payments__V1__GetPaymentRequest req = MARQUEE__PAYMENTS__V1__GET_PAYMENT_REQUEST__INIT;
+    req.payment_id = argv[1];
+    rc = marquee__payments__v1__payment_service__get_payment__call(c->cl, &req, &p, &c->opts, &err);
+  } else if (!strcmp(argv[0], "confirm") && argc == 2) {
+    Marquee__Payments__V1__ConfirmPaymentRequest req = MARQUEE__PAYMENTS__V1__CONFIRM_PAYMENT_REQUEST__INIT;
+    req.payment_id = argv[1];
+    rc = marquee__payments__v1__payment_service__confirm_payment__call(c->cl, &req, &p, &c->opts, &err);
+  } else if (!strcmp(argv[0], "cancel") && argc == 2) {
+    Marquee__Payments__V1__CancelPaymentRequest req = MARQUEE__PAYMENTS__V1__CANCEL_PAYMENT_REQUEST__INIT;
+    req.payment_id = argv[1];
+    rc = marquee__payments__v1__payment_service__cancel_payment__call(c->cl, &req, &p, &c->opts, &err);
+  } else if (!strcmp(argv[0], "received") && argc <= 3) {
+    Marquee__Payments__V1__MarkPaymentReceivedRequest req = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+    req.payment_id = argv[1];
+    req.note = argc == 3 ? argv[2] : (char *)"";
+    rc = marquee__payments__v1__payment_service__mark_payment_received__call(c->cl, &req, &p, &c->opts, &err);
+  } else if (!strcmp(argv[0], "refund") && argc <= 4) {
+    Marquee__Payments__V1__GetPaymentRequest gq = MARQUEE__PAYMENTS__V1__GET_PAYMENT_REQUEST__INIT;
+    gq.payment_id = argv[1];
+    if (marquee__payments__v1__payment_service__get_payment__call(c->cl, &gq, &p, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
+    m.currency = p->amount->currency;
+    Marquee__Payments__V1__RefundPaymentRequest req = MARQUEE__PAYMENTS__V1__REFUND_PAYMENT_REQUEST__INIT;
+    req.payment_id = argv[1];
+    if (argc >= 3) {
+      char *end;
+      m.amount_minor = strtoll(argv[2], &end, 10);
+      if (*end || m.amount_minor <= 0) {
+        marquee__payments__v1__payment__free_unpacked(p, NULL);
+        return cli_usage_error("refund: AMOUNT_MINOR is a positive whole number of minor units (cents)");
+      }
+      req.amount = &m;
+    }
+    req.reason = argc == 4 ? argv[3] : (char *)"";
+    Marquee__Payments__V1__Refund *r = NULL;
+    rc = marquee__payments__v1__payment_service__refund_payment__call(c->cl, &req, &r, &c->opts, &err);
+    marquee__payments__v1__payment__free_unpacked(p, NULL);
+    if (rc != MQ_OK) return cli_fail(&err);
+    printf("refund %s  ", r->refund_id);
+    print_money(r->amount->amount_minor, r->amount->currency);
+    printf("  %s\n", r->state == MARQUEE__PAYMENTS__V1__REFUND_STATE__REFUND_STATE_SUCCEEDED ? "succeeded"
+                     : r->state == MARQUEE__PAYMENTS__V1__REFUND_STATE__REFUND_STATE_FAILED  ? "failed"
+                                                                                             : "pending");
+    marquee__payments__v1__refund__free_unpacked(r, NULL);
+    return 0;
+  } else {
+    return cli_usage_error("%s", usage);
+  }
+  if (rc != MQ_OK) return cli_fail(&err);
+  print_payment(p);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  return 0;
 }
 
 /* checkin EVENT_ID CODE [GATE] */
@@ -918,6 +1067,13 @@ static const cli_cmd_t commands[] = {
      cmd_book},
     {"bookings", "list [EVENT_ID] | get ID | cancel ID [REASON] | export EVENT_ID",
      "your bookings (with EVENT_ID: the event's, for its organizers); export prints CSV", true, cmd_bookings},
+    {"pay", "HOLD_ID [--gateway G] [--key K]",
+     "pay for a hold (its current total) through a gateway: Stripe gives a client secret, manual gives instructions",
+     true, cmd_pay},
+    {"payments", "list [EVENT] | VERB ID [ARGS]",
+     "your payments (EVENT: the event's, for managers); VERB: get, confirm, cancel, received [NOTE], refund [MINOR] "
+     "[WHY]",
+     true, cmd_payments},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"keygen", "notify [KID]",

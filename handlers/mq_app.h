@@ -52,7 +52,13 @@ typedef struct mq_app {
   struct mq_bookings *bookings;   /* bookings module: capacity hints, ticket keys, hold sweeper (bookings/bookings.h) */
   struct mq_payments *payments;   /* payments module: gateways, breakers, routes (payments/payments.h) */
   mq_health_service_t *health_service; /* system module: grpc.health.v1 watchers */
-  mq_server_t *srv;                    /* set before the modules register their services */
+  /* payments module: refunds what was paid for a cancelled booking, all that
+   * remains (idempotent; MQ_OK when nothing was paid or all is refunded; a
+   * transient failure leaves the cancellation open for the sweeper). NULL
+   * without the payments module. Bookings calls it when it finishes a
+   * cancellation, so no module includes the other both ways. */
+  mq_code_t (*refund_booking)(struct mq_app *app, const char *booking_id, const char *reason, mq_error_t *err);
+  mq_server_t *srv; /* set before the modules register their services */
   char instance_id[96];
   int64_t started_unix_ms;
   _Atomic bool indexes_ready; /* every module's indexes exist (the probe created them) */

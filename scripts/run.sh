@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — THE run command (README): installs everything on a fresh machine,
 # builds Marquee (build/, optimised), starts the local stack (FerretDB,
-# Kafka and mailpit on loopback), then marquee-server and the marquee-audit
+# Kafka, mailpit and stripe-mock on loopback), then marquee-server and the marquee-audit
 # and marquee-notifier consumers in the background, waits until the server reports SERVING, and prints the
 # endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
 # once domain services exist (none before the catalog issue).
@@ -78,6 +78,17 @@ if [ -z "${MARQUEE_NOTIFY_KEYS:-}" ]; then
   MARQUEE_NOTIFY_KEYS=$(sed -n 's/^MARQUEE_NOTIFY_KEYS=//p' "$stack/dev-notify-keys")
   export MARQUEE_NOTIFY_KEYS
 fi
+# Payments against stripe-mock (Stripe's API mock on loopback): a test-mode key
+# and a development webhook signing secret, kept under .stack like the others.
+if [ -z "${MARQUEE_STRIPE_SECRET_KEY:-}" ]; then
+  export MARQUEE_STRIPE_SECRET_KEY=sk_test_MarqueeLocalDev
+  export MARQUEE_STRIPE_API_BASE=${MARQUEE_STRIPE_API_BASE:-$MARQUEE_STACK_STRIPE}
+fi
+if [ -z "${MARQUEE_STRIPE_WEBHOOK_SECRET:-}" ]; then
+  [ -f "$stack/dev-stripe-webhook-secret" ] || { echo "whsec_$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" >"$stack/dev-stripe-webhook-secret"; chmod 600 "$stack/dev-stripe-webhook-secret"; }
+  MARQUEE_STRIPE_WEBHOOK_SECRET=$(cat "$stack/dev-stripe-webhook-secret")
+  export MARQUEE_STRIPE_WEBHOOK_SECRET
+fi
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &
@@ -119,6 +130,8 @@ Marquee is running.
   MongoDB     $MARQUEE_MONGO_URI  (FerretDB)
   Kafka       $MARQUEE_KAFKA_BROKERS
   Mail        http://$MARQUEE_STACK_MAILPIT   (mailpit: every message Marquee sends, via $MARQUEE_SMTP_URL)
+  Payments    Stripe API at $MARQUEE_STRIPE_API_BASE (stripe-mock); webhooks POST http://$MARQUEE_HTTP_LISTEN/webhooks/stripe
+              (signing secret in $stack/dev-stripe-webhook-secret)
   Logs        $logs/
 
 Try:
@@ -127,5 +140,5 @@ Try:
   build/marquee version
   build/marquee health
 
-Stop: scripts/run.sh stop   (and scripts/stack.sh stop for FerretDB, Kafka and mailpit)
+Stop: scripts/run.sh stop   (and scripts/stack.sh stop for FerretDB, Kafka, mailpit and stripe-mock)
 TXT

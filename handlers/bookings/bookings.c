@@ -10,9 +10,12 @@
  * never when attendee_cancel_disabled), an owner or manager always.
  *
  * A cancellation is decided once ("<booking>:cancel" in hold_decisions,
- * carrying BookingCancelled for refunds), then finished: the units go back
- * and the booking's state changes. The decision says done=false until
- * then, so a crash in between is finished by the sweeper (holds.c).
+ * carrying BookingCancelled), then finished: the units go back, the
+ * booking's state changes, and what was paid is refunded in full (the
+ * payments module's app->refund_booking: the event's rules allowed this
+ * cancellation, or the organizer made it). The decision says done=false
+ * until all that happened, so a crash or an unreachable gateway in between
+ * is finished by the sweeper (holds.c).
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -240,6 +243,11 @@ mq_code_t mq_bookings_finish_cancel(mq_bookings_t *b, const char *booking_id, mq
   if (rc != MQ_OK) return rc;
   if ((rc = mq_capacity_release_holder(b->capacity, s, booking_id, err)) != MQ_OK) return rc;
   mq_availability_changed(b->app, out->event_id);
+  /* what was paid goes back (payments module); a gateway that cannot be
+   * reached leaves the decision open, and the sweeper tries again */
+  if (!d.done && out->payment_reference && *out->payment_reference && b->app->refund_booking &&
+      (rc = b->app->refund_booking(b->app, booking_id, d.reason, err)) != MQ_OK)
+    return rc;
   return d.done ? MQ_OK : mq_decision_done(s, booking_id, "cancel", err);
 }
 

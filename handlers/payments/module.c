@@ -120,6 +120,7 @@ mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
   pthread_mutex_init(&ps->mu, NULL);
   pthread_cond_init(&ps->cv, NULL);
   app->payments = ps;
+  app->refund_booking = mq_payments_refund_booking;
   mq_error_t e = {0};
   mq_gateway_t *stripe = mq_gateway_stripe_new(app->cfg, &e);
   if (!stripe && e.code != MQ_OK) {
@@ -192,6 +193,7 @@ void mq_payments_close(mq_app_t *app) {
   pthread_cond_destroy(&ps->cv);
   free(ps);
   app->payments = NULL;
+  app->refund_booking = NULL;
 }
 
 static const mq_service_row_t services[] = {

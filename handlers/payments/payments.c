@@ -357,9 +357,13 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
   mq_code_t rc = mq_decision_get(s, p->hold_id, "payment", a, &pay, err);
   if (rc == MQ_NOT_FOUND) return MQ_OK; /* not decided yet */
   if (rc != MQ_OK) return rc;
+  const char *ref = pay.payment_reference;
+  mq_decision_t fate;
+  if ((!ref || !*ref) && mq_decision_get(s, p->hold_id, "fate", a, &fate, err) == MQ_OK)
+    ref = fate.payment_reference; /* a timeout recorded before timeouts named their reference */
   char gwname[32];
   const char *gref;
-  bool ours = split_reference(pay.payment_reference, gwname, sizeof gwname, &gref) && !strcmp(gwname, p->gateway) &&
+  bool ours = split_reference(ref, gwname, sizeof gwname, &gref) && !strcmp(gwname, p->gateway) &&
               !strcmp(gref, p->gateway_ref);
   if (!ours) return MQ_OK; /* the hold was paid through another reference: not this payment's outcome */
   bool ok = !strcmp(pay.outcome, "succeeded");
@@ -719,7 +723,7 @@ mq_code_t mq_payment_create_handler(mq_call_t *call, const Marquee__Payments__V1
     return mq_error_set(err, MQ_INVALID_ARGUMENT, "amount.amount_minor",
                         "the hold's total is %s, not %s: show the buyer the current total and pay that", want, got);
   }
-  char pid[37], hash[65];
+  char *pid = mq_arena_alloc(a, 37), hash[65]; /* pid outlives this frame: the reply points at it */
   mq_bookings_derived_id(h.id, "payment", pid);
   request_hash(req, hash);
   if (req->idempotency_key && *req->idempotency_key) {
@@ -938,7 +942,9 @@ typedef struct {
 static bool refunded_change(mq_payment_t *p, void *arg, mq_arena_t *a, mq_event_t *evs, size_t *n) {
   (void)evs, (void)n;
   refunded_t *r = arg;
-  if (p->refunded_minor == r->refunded) return false;
+  /* succeeded refunds never un-succeed: the sum only grows, and a writer that
+   * read the ledger earlier must not lower what a later one wrote */
+  if (p->refunded_minor >= r->refunded) return false;
   p->refunded_minor = r->refunded;
   const char *st = r->refunded >= p->amount_minor ? MQ_PAY_REFUNDED
                    : r->refunded > 0              ? MQ_PAY_PARTIALLY_REFUNDED
@@ -1126,6 +1132,35 @@ mq_code_t mq_payment_refund_handler(mq_call_t *call, const Marquee__Payments__V1
   if (rc != MQ_OK) return rc;
   *resp = *refund_view(a, &r);
   return MQ_OK;
+}
+
+/* Declared in payments.h. */
+mq_code_t mq_payments_refund_booking(mq_app_t *app, const char *booking_id, const char *reason, mq_error_t *err) {
+  mq_payments_t *ps = app->payments;
+  mq_arena_t a;
+  mq_arena_init(&a);
+  char pid[37];
+  mq_bookings_derived_id(booking_id, "payment", pid);
+  mq_payment_t p;
+  mq_code_t rc = mq_payments_get(app->store, pid, &a, &p, err);
+  if (rc == MQ_NOT_FOUND || (rc == MQ_OK && (!paid(&p) || p.refunded_minor >= p.amount_minor))) {
+    mq_arena_release(&a); /* paid some other way, never paid, or already refunded */
+    return MQ_OK;
+  }
+  if (rc == MQ_OK) {
+    mq_refund_t r;
+    mq_error_t e2 = {0};
+    const char *why = reason && *reason ? mq_arena_sprintf(&a, "booking cancelled: %s", reason) : "booking cancelled";
+    rc = refund(ps, &p, 0, why, "system", "booking-cancelled", &a, &r, &e2);
+    if (rc == MQ_FAILED_PRECONDITION) { /* nothing left to refund, or the gateway refused (RefundFailed is out) */
+      mq_log(MQ_LOG_WARN, "payments.cancel_refund_refused", "payment %s: %s", p.id, e2.message);
+      rc = MQ_OK;
+    } else if (rc != MQ_OK) {
+      *err = e2;
+    }
+  }
+  mq_arena_release(&a);
+  return rc;
 }
 
 /* ---- lists ---- */

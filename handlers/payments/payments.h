@@ -87,6 +87,9 @@ mq_code_t mq_payments_apply(mq_payments_t *ps, mq_payment_t *p, const mq_gw_inte
 /* A refund's new state from its gateway (a webhook). */
 mq_code_t mq_payments_refund_update(mq_payments_t *ps, mq_payment_t *p, const mq_gw_refund_t *gr, mq_arena_t *a,
                                     mq_error_t *err);
+/* app->refund_booking: refunds all that remains of a cancelled booking's
+ * payment (key "booking-cancelled": once, whoever calls). */
+mq_code_t mq_payments_refund_booking(mq_app_t *app, const char *booking_id, const char *reason, mq_error_t *err);
 /* Ends payments past their deadline (the sweeper thread; tests). */
 void mq_payments_sweep(mq_payments_t *ps);
 

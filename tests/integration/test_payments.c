@@ -28,7 +28,10 @@
  * success arriving after it is refunded automatically; lists and their
  * refusals; a Stripe endpoint that refuses connections opens the breaker
  * (state in /metrics) and the route falls back to the manual gateway, or
- * answers UNAVAILABLE with RetryInfo when there is no fallback.
+ * answers UNAVAILABLE with RetryInfo when there is no fallback; a
+ * cancelled booking is refunded in full, once; an event's cancellation
+ * refunds every paid booking even when the server is SIGKILLed half-way
+ * (a new server finishes it, and each payment has exactly one refund).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -51,6 +54,7 @@
 #include "handlers/mq_call.h"
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
+#include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/payments/v1/payments.mq-client.h"
 
 #define ORGANIZER "00000000-0000-4000-8000-0000000d0001"
@@ -722,6 +726,129 @@ static void test_breaker_and_fallback(void **state) {
   mq_test_proc_stop(&s3, SIGTERM, 10000);
 }
 
+static void test_cancelled_booking_is_refunded(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  hold_t *h;
+  payment_t *p = stripe_payment(3300, 1, &ev, &h);
+  assert_int_equal(deliver(&srv, "evt_cancel_me", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 3300, "eur", now_s(), NULL, NULL),
+                   200);
+  Marquee__Bookings__V1__CancelBookingRequest q = MARQUEE__BOOKINGS__V1__CANCEL_BOOKING_REQUEST__INIT;
+  q.booking_id = h->hold_id;
+  q.reason = (char *)"cannot come";
+  mq_call_opts_t oa = {.bearer_token = alice};
+  Marquee__Bookings__V1__Booking *bk = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__bookings__v1__booking_service__cancel_booking__call(c, &q, &bk, &oa, &err), MQ_OK);
+  marquee__bookings__v1__booking__free_unpacked(bk, NULL);
+  /* again: still one refund */
+  assert_int_equal(marquee__bookings__v1__booking_service__cancel_booking__call(c2, &q, &bk, &oa, &err), MQ_OK);
+  marquee__bookings__v1__booking__free_unpacked(bk, NULL);
+  payment_t *x;
+  assert_int_equal(get_payment(alice, p->payment_id, &x, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_REFUNDED);
+  assert_int_equal(x->n_refunds, 1);
+  assert_int_equal(x->refunds[0]->amount->amount_minor, 3300);
+  assert_non_null(strstr(x->refunds[0]->reason, "cannot come"));
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+#define CASCADE 16
+
+static void test_event_cancellation_refunds_everyone_across_a_crash(void **state) {
+  (void)state;
+  char api[160];
+  snprintf(api, sizeof api, "MARQUEE_STRIPE_API_BASE=%s", mq_test_stripe());
+  const char *env[] = {"MARQUEE_STRIPE_SECRET_KEY=sk_test_marquee", "MARQUEE_STRIPE_WEBHOOK_SECRET=" WHSEC, api,
+                       "MARQUEE_HOLD_SWEEP_MS=100", NULL};
+  mq_test_proc_t s4, s5;
+  assert_int_equal(mq_test_server_start(&s4, NULL, env), 0); /* its own database */
+  mq_client_t *c4 = mq_test_client(&s4);
+  char org4[40];
+  mq_fx_org(c4, organizer, "cascade", org4);
+  mq_fx_event_opts_t o = {.n_tt = 1, .tt = {{.price_minor = 1000, .capacity = 100}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c4, organizer, org4, &o, &ev);
+  char pids[CASCADE][40];
+  mq_error_t err;
+  for (int i = 0; i < CASCADE; i++) {
+    Marquee__Bookings__V1__HoldItem item = MARQUEE__BOOKINGS__V1__HOLD_ITEM__INIT, *items[1] = {&item};
+    item.ticket_type_id = ev.tt[0];
+    item.quantity = 1;
+    Marquee__Bookings__V1__CreateHoldRequest hq = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+    hq.event_id = ev.event_id;
+    hq.items = items;
+    hq.n_items = 1;
+    mq_call_opts_t oa = {.bearer_token = alice}, oo = {.bearer_token = organizer};
+    hold_t *h = NULL;
+    assert_int_equal(marquee__bookings__v1__booking_service__create_hold__call(c4, &hq, &h, &oa, &err), MQ_OK);
+    payment_t *p = NULL;
+    bool manual = i % 4 != 0; /* most by transfer, every fourth through Stripe */
+    assert_int_equal(create_payment(c4, alice, h->hold_id, 1000, "EUR", manual ? "manual" : "stripe", NULL, &p, &err),
+                     MQ_OK);
+    snprintf(pids[i], sizeof pids[i], "%s", p->payment_id);
+    if (manual) {
+      Marquee__Payments__V1__MarkPaymentReceivedRequest mq = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+      mq.payment_id = p->payment_id;
+      payment_t *x = NULL;
+      assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c4, &mq, &x, &oo, &err),
+                       MQ_OK);
+      marquee__payments__v1__payment__free_unpacked(x, NULL);
+    } else {
+      char evt[64];
+      snprintf(evt, sizeof evt, "evt_cascade_%d", i);
+      assert_int_equal(deliver(&s4, evt, "payment_intent.succeeded", p->gateway_reference, p->payment_id, "succeeded",
+                               1000, "eur", now_s(), NULL, NULL),
+                       200);
+    }
+    marquee__payments__v1__payment__free_unpacked(p, NULL);
+    marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  }
+  /* cancel the event, and kill the server while the refunds are under way */
+  Marquee__Catalog__V1__CancelEventRequest kq = MARQUEE__CATALOG__V1__CANCEL_EVENT_REQUEST__INIT;
+  kq.event_id = ev.event_id;
+  kq.reason = (char *)"the venue flooded";
+  mq_call_opts_t oo = {.bearer_token = organizer};
+  Marquee__Catalog__V1__Event *ke = NULL;
+  assert_int_equal(marquee__catalog__v1__event_service__cancel_event__call(c4, &kq, &ke, &oo, &err), MQ_OK);
+  marquee__catalog__v1__event__free_unpacked(ke, NULL);
+  char f[200];
+  for (int i = 0; i < 200; i++) {
+    if (mq_test_count(NULL, s4.db, "refunds", "{}") > 0) break;
+    mq_test_sleep_ms(10);
+  }
+  mq_client_destroy(c4);
+  mq_test_proc_stop(&s4, SIGKILL, 10000);
+  int64_t at_kill = mq_test_count(NULL, s4.db, "refunds", "{\"state\": \"succeeded\"}");
+  int64_t begun = mq_test_count(NULL, s4.db, "refunds", "{}");
+  /* another server finishes the cancellation */
+  assert_int_equal(mq_test_server_start(&s5, s4.db, env), 0);
+  int64_t done = 0;
+  for (int i = 0; i < 300 && done < CASCADE; i++) {
+    done = mq_test_count(NULL, s4.db, "refunds", "{\"state\": \"succeeded\"}");
+    mq_test_sleep_ms(100);
+  }
+  print_message("when the server was killed: %lld refunds begun, %lld succeeded, of %d\n", (long long)begun,
+                (long long)at_kill, CASCADE);
+  assert_int_equal(done, CASCADE);
+  for (int i = 0; i < CASCADE; i++) { /* exactly one refund each, of the whole amount */
+    snprintf(f, sizeof f, "{\"payment_id\": \"%s\"}", pids[i]);
+    assert_int_equal(mq_test_count(NULL, s4.db, "refunds", f), 1);
+    snprintf(f, sizeof f, "{\"_id\": \"%s\", \"state\": \"refunded\", \"refunded_minor\": 1000}", pids[i]);
+    int64_t ok = 0;
+    for (int k = 0; k < 50 && !ok; k++) {
+      ok = mq_test_count(NULL, s4.db, "payments", f);
+      if (!ok) mq_test_sleep_ms(100);
+    }
+    assert_int_equal(ok, 1);
+  }
+  mq_test_proc_stop(&s5, SIGTERM, 10000);
+  mq_test_drop_db(NULL, s4.db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -734,6 +861,8 @@ int main(void) {
       cmocka_unit_test(test_deadline_cancels_and_late_success_refunds),
       cmocka_unit_test(test_lists),
       cmocka_unit_test(test_breaker_and_fallback),
+      cmocka_unit_test(test_cancelled_booking_is_refunded),
+      cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
