@@ -104,6 +104,8 @@
      "how often expired holds are ended and unfinished booking decisions completed")                                   \
   XX(INT, payment_window_s, "MARQUEE_PAYMENT_WINDOW_S", "1800", 10, 86400,                                             \
      "how long a hold in payment may wait for the payment's outcome before it is released")                            \
+  XX(STR, tax_rates_file, "MARQUEE_TAX_RATES_FILE", "", 0, 0,                                                          \
+     "bookings: the sales-tax table (format in docs/PAYMENTS.md); empty: the built-in one. A bad row stops start-up")  \
   XX(STR, payment_routes, "MARQUEE_PAYMENT_ROUTES", "*=stripe,manual", 0, 0,                                           \
      "payments: gateways per currency, in order of preference: CUR=gw,gw;*=gw (a paid hold goes to the first that "    \
      "is configured, takes the currency and is not open-circuited; free holds always use the free gateway)")           \

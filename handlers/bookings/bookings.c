@@ -95,6 +95,10 @@ booking_pb *mq_booking_view(mq_call_t *call, mq_bookings_t *b, const mq_booking_
   p->lines = mq_price_lines(a, bk->lines, bk->n_lines, bk->currency);
   p->n_lines = bk->n_lines;
   p->total = mq_money(a, bk->total_minor, bk->currency);
+  p->subtotal = mq_money(a, bk->price.subtotal_minor, bk->currency);
+  p->taxes = mq_tax_lines(a, &bk->price, bk->currency);
+  p->n_taxes = bk->price.n_taxes;
+  p->tax_included = bk->price.tax_included;
   p->tickets = mq_arena_alloc(a, (bk->n_tickets ? bk->n_tickets : 1) * sizeof *p->tickets);
   for (size_t i = 0; i < bk->n_tickets; i++)
     p->tickets[p->n_tickets++] = mq_ticket_view(call, b, bk, i, checkins, n_checkins, with_codes);

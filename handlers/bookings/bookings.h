@@ -17,6 +17,7 @@
 #include "handlers/mq_app.h"
 #include "handlers/mq_call.h"
 #include "handlers/mq_route.h"
+#include "lib/mq_tax.h"
 #include "lib/mq_ticket_code.h"
 #include "marquee/bookings/v1/bookings.pb-c.h"
 #include "marquee/catalog/v1/events.pb-c.h"
@@ -31,6 +32,7 @@ typedef struct mq_bookings {
   mq_availability_t *availability;
   mq_capacity_t *capacity;
   mq_ticket_keys_t *keys;
+  mq_tax_table_t *taxes; /* MARQUEE_TAX_RATES_FILE or the built-in table */
   pthread_t sweeper;
   bool running, stop;
   pthread_mutex_t mu;
@@ -140,6 +142,14 @@ mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_de
  * re-read. complete: records the payment's outcome; with succeeded the
  * hold is confirmed into *bk; FAILED_PRECONDITION if the window closed
  * first (the caller refunds) or another outcome was recorded. */
+/* The hold's price beyond its lines (lib/mq_tax.h): its subtotal, the
+ * taxes of the event's jurisdiction at `at_ms` (prices with tax included
+ * where that is the custom, added in Canada and the United States), and
+ * the total charged. */
+mq_code_t mq_bookings_price(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e, mq_hold_t *h, int64_t at_ms,
+                            mq_arena_t *a, mq_error_t *err);
+/* The API's tax lines of a price. */
+Marquee__Bookings__V1__TaxLine **mq_tax_lines(mq_arena_t *a, const mq_price_t *p, const char *currency);
 /* ConfirmHold in process: a free hold is confirmed into *bk (a paid one is
  * FAILED_PRECONDITION "payment required"); idempotent. */
 mq_code_t mq_bookings_confirm_free(mq_bookings_t *b, mq_hold_t *h, const char *actor, const char *trace_id,

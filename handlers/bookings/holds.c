@@ -37,6 +37,7 @@
 #include "lib/mq_validate.h"
 #include "marquee/bookings/v1/bookings.mq-server.h"
 #include "store/catalog/events_store.h"
+#include "store/catalog/venues_store.h"
 #include "store/identity/users_store.h"
 #include "store/mq_bson.h"
 
@@ -68,6 +69,52 @@ Marquee__Bookings__V1__PriceLine **mq_price_lines(mq_arena_t *a, const mq_hold_l
     out[i] = l;
   }
   return out;
+}
+
+Marquee__Bookings__V1__TaxLine **mq_tax_lines(mq_arena_t *a, const mq_price_t *p, const char *currency) {
+  Marquee__Bookings__V1__TaxLine **out = mq_arena_alloc(a, (p->n_taxes ? p->n_taxes : 1) * sizeof *out);
+  for (size_t i = 0; i < p->n_taxes; i++) {
+    Marquee__Bookings__V1__TaxLine *l = mq_arena_alloc(a, sizeof *l);
+    marquee__bookings__v1__tax_line__init(l);
+    l->name = p->taxes[i].name;
+    l->jurisdiction = p->taxes[i].jurisdiction;
+    l->rate_ppm = (uint32_t)p->taxes[i].ppm;
+    l->amount = mq_money(a, p->taxes[i].amount_minor, currency);
+    out[i] = l;
+  }
+  return out;
+}
+
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_price(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e, mq_hold_t *h, int64_t at_ms,
+                            mq_arena_t *a, mq_error_t *err) {
+  int64_t subtotal = 0;
+  for (size_t i = 0; i < h->n_lines; i++) subtotal += h->lines[i].unit_minor * (int64_t)h->lines[i].quantity;
+  const char *region = e->region;
+  if ((!region || !*region) && e->venue_id && *e->venue_id && e->country &&
+      (!strcmp(e->country, "CA") || !strcmp(e->country, "US"))) {
+    mq_venue_t v; /* an event saved before events carried their venue's region */
+    mq_error_t ignored = {0};
+    if (mq_venues_get(b->app->store, e->venue_id, a, &v, &ignored) == MQ_OK) region = v.region;
+  }
+  char j[8];
+  mq_tax_jurisdiction(e->country, region, j);
+  bool included = mq_tax_inclusive_by_default(e->country);
+  mq_tax_result_t r;
+  mq_code_t rc = mq_tax_compute(b->taxes, j, at_ms, MQ_SUPPLY_ADMISSION, subtotal, included, 0, NULL, &r, err);
+  if (rc != MQ_OK) return rc;
+  h->price.subtotal_minor = subtotal;
+  h->price.tax_included = included && r.n_lines > 0;
+  h->price.n_taxes = r.n_lines;
+  h->price.taxes = mq_arena_alloc(a, (r.n_lines ? r.n_lines : 1) * sizeof *h->price.taxes);
+  for (size_t i = 0; i < r.n_lines; i++) {
+    h->price.taxes[i].name = mq_arena_strdup(a, r.lines[i].name);
+    h->price.taxes[i].jurisdiction = mq_arena_strdup(a, r.lines[i].jurisdiction);
+    h->price.taxes[i].ppm = r.lines[i].ppm;
+    h->price.taxes[i].amount_minor = r.lines[i].amount_minor;
+  }
+  h->total_minor = r.total_minor;
+  return MQ_OK;
 }
 
 void mq_bookings_event(mq_event_t *ev, const char *type, const char *aggregate_id, const char *actor,
@@ -106,6 +153,10 @@ static hold_pb *hold_view(mq_arena_t *a, const mq_hold_t *h) {
   p->lines = mq_price_lines(a, h->lines, h->n_lines, h->currency);
   p->n_lines = h->n_lines;
   p->total = mq_money(a, h->total_minor, h->currency);
+  p->subtotal = mq_money(a, h->price.subtotal_minor, h->currency);
+  p->taxes = mq_tax_lines(a, &h->price, h->currency);
+  p->n_taxes = h->price.n_taxes;
+  p->tax_included = h->price.tax_included;
   p->expires_at = mq_pb_timestamp(a, h->expires_ms);
   p->created_at = mq_pb_timestamp(a, h->created_ms);
   if (!strcmp(h->state, MQ_HOLD_CONFIRMED)) p->booking_id = h->id;
@@ -162,6 +213,7 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
     bk->lines = h->lines;
     bk->n_lines = h->n_lines;
     bk->total_minor = h->total_minor;
+    bk->price = h->price;
     bk->created_ms = mq_now_unix_ms();
     bk->version = 1;
     mq_user_t u;
@@ -487,6 +539,7 @@ mq_code_t mq_hold_create_handler(mq_call_t *call, const Marquee__Bookings__V1__C
       n_user++;
     }
   }
+  if ((rc = mq_bookings_price(b, e, &h, now, a, err)) != MQ_OK) return rc; /* subtotal, taxes, total */
   for (size_t i = 0; i < h.n_lines; i++) {
     mq_pool_want_t *w = &want[n_want++];
     mq_pool_ticket_type(w->pool, h.lines[i].ticket_type_id);
@@ -844,7 +897,8 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
                                 .quantity = qty,
                                 .unit_minor = t->price ? t->price->amount_minor : 0};
   h.n_lines = 1;
-  h.total_minor = h.lines[0].unit_minor * (int64_t)qty;
+  mq_code_t prc = mq_bookings_price(b, e, &h, now, a, err);
+  if (prc != MQ_OK) return prc;
   mq_pool_want_t want[3];
   size_t n_want = 0;
   if (t->max_per_user) {

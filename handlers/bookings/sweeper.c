@@ -190,6 +190,36 @@ static void *sweeper_main(void *arg) {
 
 /* ---- the module's state: open, start, close ---- */
 
+/* The tax table: `path`'s, or the built-in one; a bad row stops start-up,
+ * named (lib/mq_tax.h T1-T4). */
+static mq_code_t load_taxes(const char *path, mq_tax_table_t **out, mq_error_t *err) {
+  if (!path || !*path) return mq_tax_table_parse(mq_tax_default_rows, out, err);
+  FILE *f = fopen(path, "r");
+  if (!f) return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_TAX_RATES_FILE", "cannot read %s", path);
+  size_t cap = 1 << 16, len = 0;
+  char *text = malloc(cap);
+  size_t got;
+  while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
+    len += got;
+    if (len + 1 == cap) {
+      char *bigger = cap < (1u << 24) ? realloc(text, cap *= 2) : NULL;
+      if (!bigger) free(text);
+      text = bigger;
+    }
+  }
+  fclose(f);
+  if (!text) return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_TAX_RATES_FILE", "%s is too large", path);
+  text[len] = '\0';
+  mq_code_t rc = mq_tax_table_parse(text, out, err);
+  free(text);
+  if (rc != MQ_OK) {
+    char why[sizeof err->message];
+    snprintf(why, sizeof why, "%s", err->message);
+    mq_error_set(err, rc, "MARQUEE_TAX_RATES_FILE", "%s: %s", path, why);
+  }
+  return rc;
+}
+
 static double gauge_expired(void *arg) {
   return (double)atomic_load(&((mq_bookings_t *)arg)->expired_total);
 }
@@ -225,6 +255,12 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
     free(b);
     return rc != MQ_OK ? rc : mq_error_set(err, MQ_INTERNAL, NULL, "out of memory");
   }
+  if ((rc = load_taxes(app->cfg->tax_rates_file, &b->taxes, err)) != MQ_OK) {
+    mq_ticket_keys_free(b->keys);
+    mq_capacity_free(b->capacity);
+    free(b);
+    return rc;
+  }
   app->bookings = b;
   b->availability = mq_availability_new(app);
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
@@ -254,6 +290,7 @@ void mq_bookings_close(mq_app_t *app) {
   mq_metrics_gauge_remove(b);
   mq_capacity_free(b->capacity);
   mq_ticket_keys_free(b->keys);
+  mq_tax_table_free(b->taxes);
   pthread_mutex_destroy(&b->mu);
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->lines_mu);

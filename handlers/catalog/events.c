@@ -172,7 +172,7 @@ void mq_catalog_apply_content(mq_call_t *call, event_pb *e, const event_pb *in, 
   if (mq_catalog_has_path(mask, "venue_id")) {
     if (!in->venue_id || !in->venue_id[0]) {
       e->venue_id = in->venue_id;
-      e->city = e->country = (char *)"";
+      e->city = e->country = e->region = (char *)"";
     } else if (mq_check_uuid(err, "venue_id", in->venue_id) == MQ_OK) {
       mq_venue_t v;
       mq_code_t rc = mq_venues_get(app->store, in->venue_id, a, &v, err);
@@ -182,6 +182,7 @@ void mq_catalog_apply_content(mq_call_t *call, event_pb *e, const event_pb *in, 
         e->venue_id = in->venue_id;
         e->city = (char *)v.city;
         e->country = (char *)v.country;
+        e->region = (char *)(v.region ? v.region : "");
         if (venue_tz) *venue_tz = v.time_zone;
       }
     }

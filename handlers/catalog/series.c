@@ -613,6 +613,7 @@ static void copy_paths(event_pb *e, const event_pb *t, const Google__Protobuf__F
     e->venue_id = t->venue_id;
     e->city = t->city;
     e->country = t->country;
+    e->region = t->region;
   }
   if (mq_catalog_has_path(m, "online_url")) e->online_url = t->online_url;
   if (mq_catalog_has_path(m, "language")) e->language = t->language;

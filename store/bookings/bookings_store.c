@@ -77,6 +77,7 @@ static void from_bson(const bson_t *doc, mq_arena_t *a, mq_booking_t *b) {
   b->cancel_reason = mq_bson_get_str(doc, "cancel_reason", a);
   b->cancelled_by = mq_bson_get_str(doc, "cancelled_by", a);
   b->total_minor = mq_bson_get_i64(doc, "total_minor", 0);
+  mq_price_read(doc, b->total_minor, a, &b->price);
   b->created_ms = mq_bson_get_date_ms(doc, "created_at", 0);
   b->cancelled_ms = mq_bson_get_date_ms(doc, "cancelled_at", 0);
   b->version = mq_bson_get_i64(doc, "version", 1);
@@ -105,6 +106,7 @@ mq_code_t mq_bookings_insert(mq_store_t *s, const mq_booking_t *b, const mq_even
   BSON_APPEND_UTF8(&doc, "currency", b->currency);
   mq_hold_lines_append(&doc, b->lines, b->n_lines);
   BSON_APPEND_INT64(&doc, "total_minor", b->total_minor);
+  mq_price_append(&doc, &b->price);
   BSON_APPEND_DATE_TIME(&doc, "created_at", b->created_ms);
   BSON_APPEND_INT64(&doc, "version", 1);
   append_fields(&doc, b);

@@ -59,6 +59,7 @@ typedef struct mq_booking {
   mq_hold_line_t *lines;
   size_t n_lines;
   int64_t total_minor;
+  mq_price_t price;
   mq_ticket_t *tickets;
   size_t n_tickets;
   int64_t created_ms, cancelled_ms, version;

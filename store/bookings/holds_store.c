@@ -58,6 +58,41 @@ mq_hold_line_t *mq_hold_lines_read(const bson_t *doc, mq_arena_t *a, size_t *n) 
   return lines;
 }
 
+void mq_price_append(bson_t *doc, const mq_price_t *p) {
+  BSON_APPEND_INT64(doc, "subtotal_minor", p->subtotal_minor);
+  BSON_APPEND_BOOL(doc, "tax_included", p->tax_included);
+  bson_t arr, d;
+  BSON_APPEND_ARRAY_BEGIN(doc, "taxes", &arr);
+  for (size_t i = 0; i < p->n_taxes; i++) {
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &d);
+    BSON_APPEND_UTF8(&d, "name", p->taxes[i].name);
+    BSON_APPEND_UTF8(&d, "jurisdiction", p->taxes[i].jurisdiction);
+    BSON_APPEND_INT64(&d, "ppm", p->taxes[i].ppm);
+    BSON_APPEND_INT64(&d, "amount_minor", p->taxes[i].amount_minor);
+    bson_append_document_end(&arr, &d);
+  }
+  bson_append_array_end(doc, &arr);
+}
+
+void mq_price_read(const bson_t *doc, int64_t total_minor, mq_arena_t *a, mq_price_t *out) {
+  memset(out, 0, sizeof *out);
+  out->subtotal_minor = mq_bson_get_i64(doc, "subtotal_minor", total_minor);
+  out->tax_included = mq_bson_get_bool(doc, "tax_included", false);
+  size_t n;
+  bson_t *docs = mq_bson_get_doc_array(doc, "taxes", a, &n);
+  if (!docs) return;
+  out->taxes = mq_arena_alloc(a, (n ? n : 1) * sizeof *out->taxes);
+  for (size_t i = 0; i < n; i++) {
+    out->taxes[i].name = mq_bson_get_str(&docs[i], "name", a);
+    out->taxes[i].jurisdiction = mq_bson_get_str(&docs[i], "jurisdiction", a);
+    out->taxes[i].ppm = mq_bson_get_i64(&docs[i], "ppm", 0);
+    out->taxes[i].amount_minor = mq_bson_get_i64(&docs[i], "amount_minor", 0);
+  }
+  out->n_taxes = n;
+}
+
 static void to_bson(bson_t *doc, const mq_hold_t *h) {
   BSON_APPEND_UTF8(doc, "_id", h->id);
   BSON_APPEND_UTF8(doc, "user_id", h->user_id);
@@ -66,6 +101,7 @@ static void to_bson(bson_t *doc, const mq_hold_t *h) {
   BSON_APPEND_UTF8(doc, "currency", h->currency);
   mq_hold_lines_append(doc, h->lines, h->n_lines);
   BSON_APPEND_INT64(doc, "total_minor", h->total_minor);
+  mq_price_append(doc, &h->price);
   mq_bson_append_str_array(doc, "slots", (const char *const *)h->slots, h->n_slots);
   if (h->request_hash && h->request_hash[0]) BSON_APPEND_UTF8(doc, "request_hash", h->request_hash);
   BSON_APPEND_UTF8(doc, "state", h->state);
@@ -89,6 +125,7 @@ static void from_bson(const bson_t *doc, mq_arena_t *a, mq_hold_t *h) {
   h->payment_deadline_ms = mq_bson_get_date_ms(doc, "payment_deadline", 0);
   h->slots = mq_bson_get_str_array(doc, "slots", a, &h->n_slots);
   h->lines = mq_hold_lines_read(doc, a, &h->n_lines);
+  mq_price_read(doc, h->total_minor, a, &h->price);
 }
 
 mq_code_t mq_holds_insert(mq_store_t *s, const mq_hold_t *h, const mq_event_t *ev, mq_error_t *err) {

@@ -64,11 +64,27 @@ typedef struct mq_hold_line {
   int64_t unit_minor;
 } mq_hold_line_t;
 
+/* One tax line of a hold's or booking's price (lib/mq_tax.h). */
+typedef struct mq_hold_tax {
+  char *name, *jurisdiction;
+  int64_t ppm, amount_minor;
+} mq_hold_tax_t;
+
+/* The price of a hold or booking beyond its lines: what is charged is
+ * total_minor (subtotal + taxes, or subtotal when tax_included). */
+typedef struct mq_price {
+  int64_t subtotal_minor;
+  mq_hold_tax_t *taxes;
+  size_t n_taxes;
+  bool tax_included;
+} mq_price_t;
+
 typedef struct mq_hold {
   char *id, *user_id, *event_id, *organization_id, *currency, *state, *request_hash, *payment_reference;
   mq_hold_line_t *lines;
   size_t n_lines;
   int64_t total_minor;
+  mq_price_t price;
   char **slots;
   size_t n_slots;
   int64_t created_ms, expires_ms, payment_deadline_ms;
@@ -78,6 +94,10 @@ bool mq_hold_state_holds_units(const char *state);
 /* The `lines` array of a hold or booking document. */
 void mq_hold_lines_append(bson_t *doc, const mq_hold_line_t *lines, size_t n);
 mq_hold_line_t *mq_hold_lines_read(const bson_t *doc, mq_arena_t *a, size_t *n);
+/* subtotal_minor, taxes[] and tax_included of a hold or booking document;
+ * a document written before taxes reads as subtotal = total, no taxes. */
+void mq_price_append(bson_t *doc, const mq_price_t *p);
+void mq_price_read(const bson_t *doc, int64_t total_minor, mq_arena_t *a, mq_price_t *out);
 
 /* H1: MQ_ALREADY_EXISTS when the id is taken (a retry). */
 mq_code_t mq_holds_insert(mq_store_t *s, const mq_hold_t *h, const mq_event_t *ev, mq_error_t *err);

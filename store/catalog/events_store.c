@@ -87,6 +87,7 @@ static void append_mutable(bson_t *doc, const Marquee__Catalog__V1__Event *e) {
   mq_events_city_key(e->city, key);
   BSON_APPEND_UTF8(doc, "city_key", key);
   BSON_APPEND_UTF8(doc, "country", e->country ? e->country : "");
+  BSON_APPEND_UTF8(doc, "region", e->region ? e->region : "");
   BSON_APPEND_INT32(doc, "attendance_mode", (int32_t)e->attendance_mode);
   BSON_APPEND_INT64(doc, "min_price_minor", e->min_price_minor);
   BSON_APPEND_UTF8(doc, "cancel_reason", e->cancel_reason ? e->cancel_reason : "");
@@ -170,6 +171,7 @@ static Marquee__Catalog__V1__Event *read_event(const bson_t *doc, mq_arena_t *a)
   for (size_t i = 0; i < n_tt; i++) e->ticket_types[e->n_ticket_types++] = read_ticket_type(&tt[i], a);
   e->city = mq_bson_get_str(doc, "city", a);
   e->country = mq_bson_get_str(doc, "country", a);
+  e->region = mq_bson_get_str(doc, "region", a);
   e->attendance_mode = (Marquee__Catalog__V1__AttendanceMode)mq_bson_get_i64(doc, "attendance_mode", 0);
   e->min_price_minor = mq_bson_get_i64(doc, "min_price_minor", 0);
   e->cancel_reason = mq_bson_get_str(doc, "cancel_reason", a);

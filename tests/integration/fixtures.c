@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "marquee/catalog/v1/events.mq-client.h"
+#include "marquee/catalog/v1/venues.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 
 char *mq_fx_user(mq_client_t *c, const char *tag, const char *password, char *uid, size_t n, char *email, size_t en) {
@@ -57,6 +58,28 @@ static Google__Protobuf__Timestamp *at(Google__Protobuf__Timestamp *ts, int64_t 
   return ts;
 }
 
+void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char *city, const char *region,
+                 const char *country, const char *tz, char out[40]) {
+  mq_call_opts_t oo = {.bearer_token = token};
+  mq_error_t err;
+  Marquee__Catalog__V1__Venue v = MARQUEE__CATALOG__V1__VENUE__INIT;
+  v.organization_id = (char *)org;
+  v.name = (char *)"Fixture Hall";
+  v.address_line1 = (char *)"1 Main Street";
+  v.city = (char *)city;
+  v.region = (char *)region;
+  v.country = (char *)country;
+  v.latitude = 45.5;
+  v.longitude = -73.6;
+  v.time_zone = (char *)tz;
+  Marquee__Catalog__V1__CreateVenueRequest q = MARQUEE__CATALOG__V1__CREATE_VENUE_REQUEST__INIT;
+  q.venue = &v;
+  Marquee__Catalog__V1__Venue *made = NULL;
+  assert_int_equal(marquee__catalog__v1__venue_service__create_venue__call(c, &q, &made, &oo, &err), MQ_OK);
+  snprintf(out, 40, "%s", made->venue_id);
+  marquee__catalog__v1__venue__free_unpacked(made, NULL);
+}
+
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out) {
   mq_call_opts_t oo = {.bearer_token = token};
   mq_error_t err;
@@ -66,7 +89,10 @@ void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx
   int64_t starts = o->starts_in_s ? o->starts_in_s : 30 * 86400;
   ev.organization_id = (char *)org;
   ev.title = (char *)"Fixture Event";
-  ev.online_url = (char *)"https://stream.example.com/fixture";
+  if (o->venue_id)
+    ev.venue_id = (char *)o->venue_id;
+  else
+    ev.online_url = (char *)"https://stream.example.com/fixture";
   ev.starts_at = at(&s, starts);
   ev.ends_at = at(&e, starts + 7200);
   ev.currency = (char *)cur;

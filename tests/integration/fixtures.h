@@ -33,6 +33,7 @@ typedef struct mq_fx_event_opts {
   uint32_t cancel_cutoff_hours;
   mq_fx_tt_t tt[MQ_FX_MAX_TT];
   int n_tt;
+  const char *venue_id; /* in person at this venue; NULL: online */
 } mq_fx_event_opts_t;
 
 typedef struct mq_fx_event {
@@ -46,7 +47,10 @@ typedef struct mq_fx_event {
 char *mq_fx_user(mq_client_t *c, const char *tag, const char *password, char *uid, size_t n, char *email, size_t en);
 /* An organization owned by the token's subject; slug "<prefix>-<pid>-<n>". */
 void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char out[40]);
-/* An event of `org` (online), its ticket types, published unless draft. */
+/* A venue of `org` in `city`, `region` ("" for none), `country`, time zone `tz`. */
+void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char *city, const char *region,
+                 const char *country, const char *tz, char out[40]);
+/* An event of `org` (online unless o->venue_id), its ticket types, published unless draft. */
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out);
 
 /* `inviter` invites `email` into `org` as `role`; the invitation's id into

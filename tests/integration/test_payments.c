@@ -849,6 +849,51 @@ static void test_event_cancellation_refunds_everyone_across_a_crash(void **state
   mq_test_drop_db(NULL, s4.db);
 }
 
+static void test_taxes_are_in_the_price_charged(void **state) {
+  (void)state;
+  /* Montréal, 50.00 CAD before tax: GST 5% = 2.50, QST 9.975% = 4.9875 → 4.99; total 57.49 */
+  char venue[40];
+  mq_fx_venue(c, organizer, org,
+              "Montr\xc3\xa9"
+              "al",
+              "QC", "CA", "America/Toronto", venue);
+  mq_fx_event_opts_t o = {
+      .currency = "CAD", .venue_id = venue, .n_tt = 1, .tt = {{.price_minor = 2500, .capacity = 10}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c, organizer, org, &o, &ev);
+  hold_t *h = hold_of(alice, &ev, 2);
+  assert_int_equal(h->subtotal->amount_minor, 5000);
+  assert_false(h->tax_included);
+  assert_int_equal(h->n_taxes, 2);
+  assert_string_equal(h->taxes[0]->name, "GST");
+  assert_string_equal(h->taxes[0]->jurisdiction, "CA-QC");
+  assert_int_equal(h->taxes[0]->amount->amount_minor, 250);
+  assert_string_equal(h->taxes[1]->name, "QST");
+  assert_int_equal(h->taxes[1]->rate_ppm, 99750);
+  assert_int_equal(h->taxes[1]->amount->amount_minor, 499);
+  assert_int_equal(h->total->amount_minor, 5749);
+  /* the buyer is charged the total with taxes: the subtotal alone is refused */
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 5000, "CAD", "manual", NULL, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_non_null(strstr(err.message, "57.49 CAD"));
+  payment_t *p;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 5749, "CAD", "manual", NULL, &p, &err), MQ_OK);
+  assert_int_equal(p->amount->amount_minor, 5749);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  /* Berlin, prices with VAT included: 119.00 EUR holds 19.00 of VAT and costs 119.00 */
+  mq_fx_venue(c, organizer, org, "Berlin", "", "DE", "Europe/Berlin", venue);
+  mq_fx_event_opts_t d = {
+      .currency = "EUR", .venue_id = venue, .n_tt = 1, .tt = {{.price_minor = 11900, .capacity = 10}}};
+  mq_fx_event(c, organizer, org, &d, &ev);
+  h = hold_of(alice, &ev, 1);
+  assert_true(h->tax_included);
+  assert_int_equal(h->n_taxes, 1);
+  assert_int_equal(h->taxes[0]->amount->amount_minor, 1900);
+  assert_int_equal(h->total->amount_minor, 11900);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -862,6 +907,7 @@ int main(void) {
       cmocka_unit_test(test_lists),
       cmocka_unit_test(test_breaker_and_fallback),
       cmocka_unit_test(test_cancelled_booking_is_refunded),
+      cmocka_unit_test(test_taxes_are_in_the_price_charged),
       cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
