@@ -1,11 +1,12 @@
 /*
  * bookings_tool.c — the helper of bench/bookings.sh (mq-bench-bookings).
  *
- *   mq-bench-bookings setup TARGET JWT_KEYS CAPACITY
+ *   mq-bench-bookings setup TARGET JWT_KEYS CAPACITY [PRICE_MINOR]
  *       mints an organizer and an attendee token (HS256 with the first key
  *       of JWT_KEYS, as the server verifies them), creates an organization,
- *       a published event and one free ticket type of CAPACITY through the
- *       real RPCs, and prints EVENT_ID=, TICKET_TYPE_ID=, TOKEN= lines.
+ *       a published (online) event and one ticket type of CAPACITY, free
+ *       or at PRICE_MINOR EUR cents, through the real RPCs, and prints
+ *       EVENT_ID=, TICKET_TYPE_ID=, TOKEN= lines.
  *   mq-bench-bookings inserts MONGO_URI DB CONCURRENCY SECONDS
  *       the store's raw unique-insert rate: CONCURRENCY threads insert
  *       documents shaped like capacity slot records (store/bookings/
@@ -58,7 +59,7 @@ static void die(const char *what, const mq_error_t *err) {
   exit(1);
 }
 
-static int setup(const char *target, const char *keys, long capacity) {
+static int setup(const char *target, const char *keys, long capacity, long price) {
   mq_jwt_keys_t *k = NULL;
   mq_error_t err;
   if (mq_jwt_keys_parse(keys, "marquee", "marquee-api", &k, &err) != MQ_OK) die("keys", &err);
@@ -92,6 +93,7 @@ static int setup(const char *target, const char *keys, long capacity) {
   Marquee__Catalog__V1__TicketType tt = MARQUEE__CATALOG__V1__TICKET_TYPE__INIT;
   Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
   m.currency = (char *)"EUR";
+  m.amount_minor = price;
   tt.name = (char *)"General admission";
   tt.price = &m;
   tt.capacity = capacity;
@@ -264,7 +266,8 @@ static int watchers(const char *target, const char *event_id, int n, int pid) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 5 && !strcmp(argv[1], "setup")) return setup(argv[2], argv[3], atol(argv[4]));
+  if ((argc == 5 || argc == 6) && !strcmp(argv[1], "setup"))
+    return setup(argv[2], argv[3], atol(argv[4]), argc == 6 ? atol(argv[5]) : 0);
   if (argc == 6 && !strcmp(argv[1], "inserts")) return inserts(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
   if (argc == 6 && !strcmp(argv[1], "watchers")) return watchers(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
   fprintf(stderr,
