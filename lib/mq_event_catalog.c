@@ -66,6 +66,7 @@ const mq_event_kind_t mq_event_kinds[] = {
     {174, "payments.PaymentCancelled", "marquee.payments", "the payment id"},
     {175, "payments.RefundIssued", "marquee.payments", "the payment id"},
     {176, "payments.RefundFailed", "marquee.payments", "the payment id"},
+    {177, "payments.PaymentSettingsChanged", "marquee.payments", "the organization id"},
 };
 const size_t mq_n_event_kinds = sizeof mq_event_kinds / sizeof mq_event_kinds[0];
 

@@ -229,7 +229,8 @@ mq_code_t mq_app_start(mq_app_t *app, mq_error_t *err) {
     if (rc != MQ_OK) return rc;
   }
   if (app->cfg->kafka_brokers[0]) { /* caches, discovery, live availability */
-    static const char *const topics[] = {"marquee.users", "marquee.events", "marquee.bookings", NULL};
+    static const char *const topics[] = {"marquee.users", "marquee.events", "marquee.bookings", "marquee.payments",
+                                         NULL};
     h->invalidator = mq_invalidator_start(app->cfg, app->instance_id, topics, on_event, on_live, app);
   }
   return mq_relay_start(h->relay, err);

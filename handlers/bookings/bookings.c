@@ -99,6 +99,7 @@ booking_pb *mq_booking_view(mq_call_t *call, mq_bookings_t *b, const mq_booking_
   p->taxes = mq_tax_lines(a, &bk->price, bk->currency);
   p->n_taxes = bk->price.n_taxes;
   p->tax_included = bk->price.tax_included;
+  if (bk->price.fee_minor) p->service_fee = mq_money(a, bk->price.fee_minor, bk->currency);
   p->tickets = mq_arena_alloc(a, (bk->n_tickets ? bk->n_tickets : 1) * sizeof *p->tickets);
   for (size_t i = 0; i < bk->n_tickets; i++)
     p->tickets[p->n_tickets++] = mq_ticket_view(call, b, bk, i, checkins, n_checkins, with_codes);

@@ -24,6 +24,7 @@
 #include "store/bookings/bookings_store.h"
 #include "store/bookings/capacity.h"
 #include "store/bookings/holds_store.h"
+#include "store/payments/payments_store.h"
 
 typedef struct mq_availability mq_availability_t; /* availability.c */
 
@@ -32,7 +33,8 @@ typedef struct mq_bookings {
   mq_availability_t *availability;
   mq_capacity_t *capacity;
   mq_ticket_keys_t *keys;
-  mq_tax_table_t *taxes; /* MARQUEE_TAX_RATES_FILE or the built-in table */
+  mq_tax_table_t *taxes;    /* MARQUEE_TAX_RATES_FILE or the built-in table */
+  struct mq_cache *pricing; /* organizations' pricing settings by id (NULL: caching off) */
   pthread_t sweeper;
   bool running, stop;
   pthread_mutex_t mu;
@@ -143,11 +145,21 @@ mq_code_t mq_bookings_finish_decided(mq_bookings_t *b, mq_hold_t *h, const mq_de
  * hold is confirmed into *bk; FAILED_PRECONDITION if the window closed
  * first (the caller refunds) or another outcome was recorded. */
 /* The hold's price beyond its lines (lib/mq_tax.h): its subtotal, the
- * taxes of the event's jurisdiction at `at_ms` (prices with tax included
- * where that is the custom, added in Canada and the United States), and
- * the total charged. */
+ * organization's service fee when passed on (fee_ppm of the subtotal plus
+ * the per-ticket fee when it is in the event's currency), the taxes of the
+ * event's jurisdiction at `at_ms` on subtotal + fee (the venue's; for an
+ * online event the organization's home country, else none; shown included
+ * or added per the organization's choice, else the custom there: added in
+ * Canada and the United States, included elsewhere; plus the
+ * organization's own rate), and the total charged. */
 mq_code_t mq_bookings_price(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e, mq_hold_t *h, int64_t at_ms,
                             mq_arena_t *a, mq_error_t *err);
+/* An organization's pricing settings (store/payments), through a cache
+ * kept while other servers' changes can be heard; the payments module
+ * calls ..._changed after saving them. */
+mq_code_t mq_bookings_pay_settings(mq_bookings_t *b, const char *org_id, mq_arena_t *a, mq_pay_settings_t *out,
+                                   mq_error_t *err);
+void mq_bookings_pay_settings_changed(mq_app_t *app, const char *org_id);
 /* The API's tax lines of a price. */
 Marquee__Bookings__V1__TaxLine **mq_tax_lines(mq_arena_t *a, const mq_price_t *p, const char *currency);
 /* ConfirmHold in process: a free hold is confirmed into *bk (a paid one is

@@ -21,6 +21,7 @@
  * sweeper.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@
 #include "handlers/bookings/bookings.h"
 #include "handlers/catalog/catalog.h"
 #include "handlers/identity/identity.h"
+#include "lib/mq_cache.h"
+#include "lib/mq_money.h"
 #include "lib/mq_validate.h"
 #include "marquee/bookings/v1/bookings.mq-server.h"
 #include "store/catalog/events_store.h"
@@ -85,25 +88,97 @@ Marquee__Bookings__V1__TaxLine **mq_tax_lines(mq_arena_t *a, const mq_price_t *p
   return out;
 }
 
+/* The pricing part of an organization's settings, flat (cached as bytes). */
+typedef struct {
+  int tax_display;
+  int64_t fee_ppm, fee_per_ticket_minor, own_tax_ppm;
+  bool fee_passed_on;
+  char fee_currency[4], own_tax_name[16], home_country[4], home_region[101];
+} pricing_t;
+
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_pay_settings(mq_bookings_t *b, const char *org_id, mq_arena_t *a, mq_pay_settings_t *out,
+                                   mq_error_t *err) {
+  return mq_pay_settings_get(b->app->store, org_id, a, out, err);
+}
+
+static mq_code_t pricing_of(mq_bookings_t *b, const char *org_id, mq_arena_t *a, pricing_t *out, mq_error_t *err) {
+  mq_app_t *app = b->app;
+  bool cached = b->pricing && atomic_load(&app->events_live);
+  char key[48];
+  snprintf(key, sizeof key, "p:%s", org_id);
+  void *bytes;
+  size_t len;
+  if (cached && mq_cache_get(b->pricing, key, a, &bytes, &len) && len == sizeof *out) {
+    memcpy(out, bytes, sizeof *out);
+    return MQ_OK;
+  }
+  uint64_t ticket = cached ? mq_cache_ticket(b->pricing, key) : 0;
+  mq_pay_settings_t st;
+  mq_code_t rc = mq_bookings_pay_settings(b, org_id, a, &st, err);
+  if (rc != MQ_OK) return rc;
+  memset(out, 0, sizeof *out);
+  out->tax_display = st.tax_display;
+  out->fee_ppm = st.fee_ppm;
+  out->fee_per_ticket_minor = st.fee_per_ticket_minor;
+  out->own_tax_ppm = st.own_tax_ppm;
+  out->fee_passed_on = st.fee_passed_on;
+  snprintf(out->fee_currency, sizeof out->fee_currency, "%s", st.fee_currency);
+  snprintf(out->own_tax_name, sizeof out->own_tax_name, "%s", st.own_tax_name);
+  snprintf(out->home_country, sizeof out->home_country, "%s", st.home_country);
+  snprintf(out->home_region, sizeof out->home_region, "%s", st.home_region);
+  if (cached) mq_cache_put(b->pricing, key, out, sizeof *out, ticket);
+  return MQ_OK;
+}
+
+/* Declared in bookings.h. */
+void mq_bookings_pay_settings_changed(mq_app_t *app, const char *org_id) {
+  mq_bookings_t *b = app->bookings;
+  if (!b || !b->pricing || !org_id) return;
+  char key[48];
+  snprintf(key, sizeof key, "p:%s", org_id);
+  mq_cache_invalidate(b->pricing, key);
+}
+
 /* Declared in bookings.h. */
 mq_code_t mq_bookings_price(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e, mq_hold_t *h, int64_t at_ms,
                             mq_arena_t *a, mq_error_t *err) {
-  int64_t subtotal = 0;
-  for (size_t i = 0; i < h->n_lines; i++) subtotal += h->lines[i].unit_minor * (int64_t)h->lines[i].quantity;
-  const char *region = e->region;
-  if ((!region || !*region) && e->venue_id && *e->venue_id && e->country &&
-      (!strcmp(e->country, "CA") || !strcmp(e->country, "US"))) {
+  pricing_t pr;
+  mq_code_t rc = pricing_of(b, e->organization_id, a, &pr, err);
+  if (rc != MQ_OK) return rc;
+  int64_t subtotal = 0, units = 0;
+  for (size_t i = 0; i < h->n_lines; i++) {
+    subtotal += h->lines[i].unit_minor * (int64_t)h->lines[i].quantity;
+    units += h->lines[i].quantity;
+  }
+  /* the service fee: nothing on free tickets */
+  int64_t fee = 0;
+  if (subtotal > 0) {
+    int64_t pct = 0;
+    if (!mq_money_ppm(subtotal, pr.fee_ppm, &pct)) pct = 0;
+    fee = pct + (!strcmp(pr.fee_currency, e->currency ? e->currency : "") ? pr.fee_per_ticket_minor * units : 0);
+  }
+  const char *country = e->country, *region = e->region;
+  bool online = !e->venue_id || !*e->venue_id;
+  if (online) { /* an online event is taxed where the organization says it is, if it says */
+    country = pr.home_country;
+    region = pr.home_region;
+  } else if ((!region || !*region) && country && (!strcmp(country, "CA") || !strcmp(country, "US"))) {
     mq_venue_t v; /* an event saved before events carried their venue's region */
     mq_error_t ignored = {0};
     if (mq_venues_get(b->app->store, e->venue_id, a, &v, &ignored) == MQ_OK) region = v.region;
   }
   char j[8];
-  mq_tax_jurisdiction(e->country, region, j);
-  bool included = mq_tax_inclusive_by_default(e->country);
+  mq_tax_jurisdiction(country ? country : "", region, j);
+  bool included = pr.tax_display == MQ_TAX_DISPLAY_DEFAULT ? mq_tax_inclusive_by_default(country)
+                                                           : pr.tax_display == MQ_TAX_DISPLAY_INCLUDED;
+  int64_t base = subtotal + (pr.fee_passed_on ? fee : 0);
   mq_tax_result_t r;
-  mq_code_t rc = mq_tax_compute(b->taxes, j, at_ms, MQ_SUPPLY_ADMISSION, subtotal, included, 0, NULL, &r, err);
+  rc =
+      mq_tax_compute(b->taxes, j, at_ms, MQ_SUPPLY_ADMISSION, base, included, pr.own_tax_ppm, pr.own_tax_name, &r, err);
   if (rc != MQ_OK) return rc;
   h->price.subtotal_minor = subtotal;
+  h->price.fee_minor = pr.fee_passed_on ? fee : 0;
   h->price.tax_included = included && r.n_lines > 0;
   h->price.n_taxes = r.n_lines;
   h->price.taxes = mq_arena_alloc(a, (r.n_lines ? r.n_lines : 1) * sizeof *h->price.taxes);
@@ -157,6 +232,7 @@ static hold_pb *hold_view(mq_arena_t *a, const mq_hold_t *h) {
   p->taxes = mq_tax_lines(a, &h->price, h->currency);
   p->n_taxes = h->price.n_taxes;
   p->tax_included = h->price.tax_included;
+  if (h->price.fee_minor) p->service_fee = mq_money(a, h->price.fee_minor, h->currency);
   p->expires_at = mq_pb_timestamp(a, h->expires_ms);
   p->created_at = mq_pb_timestamp(a, h->created_ms);
   if (!strcmp(h->state, MQ_HOLD_CONFIRMED)) p->booking_id = h->id;

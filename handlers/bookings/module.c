@@ -18,6 +18,11 @@
 #include "store/bookings/waitlist_store.h"
 
 static void bookings_on_event(mq_app_t *app, const char *topic, const Marquee__Events__V1__Envelope *ev) {
+  if (!strcmp(topic, "marquee.payments")) { /* an organization's pricing changed */
+    if (ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SETTINGS_CHANGED)
+      mq_bookings_pay_settings_changed(app, ev->payment_settings_changed->organization_id);
+    return;
+  }
   if (!strcmp(topic, "marquee.events")) {
     const char *t = ev->type ? ev->type : "";
     if (!strncmp(t, "catalog.Event", 13) || !strncmp(t, "catalog.TicketType", 18))

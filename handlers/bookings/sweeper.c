@@ -28,6 +28,7 @@
 #include "core/mq_metrics.h"
 #include "core/mq_time.h"
 #include "handlers/bookings/bookings.h"
+#include "lib/mq_cache.h"
 #include "lib/mq_ticket_code.h"
 
 #define SWEEP_BATCH 200
@@ -262,6 +263,7 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
     return rc;
   }
   app->bookings = b;
+  if (app->cfg->cache_ttl_ms > 0) b->pricing = mq_cache_new((size_t)app->cfg->cache_entries, app->cfg->cache_ttl_ms);
   b->availability = mq_availability_new(app);
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
   mq_metrics_gauge("marquee_capacity_reclaimed_total", "Units a crash left held, returned by this process",
@@ -291,6 +293,7 @@ void mq_bookings_close(mq_app_t *app) {
   mq_capacity_free(b->capacity);
   mq_ticket_keys_free(b->keys);
   mq_tax_table_free(b->taxes);
+  mq_cache_free(b->pricing);
   pthread_mutex_destroy(&b->mu);
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->lines_mu);

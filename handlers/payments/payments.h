@@ -114,6 +114,14 @@ mq_code_t mq_payment_list_mine_handler(mq_call_t *call, const Marquee__Payments_
                                        Marquee__Payments__V1__ListPaymentsResponse *resp, mq_error_t *err);
 mq_code_t mq_payment_list_event_handler(mq_call_t *call, const Marquee__Payments__V1__ListEventPaymentsRequest *req,
                                         Marquee__Payments__V1__ListPaymentsResponse *resp, mq_error_t *err);
+mq_code_t mq_payment_settings_get_handler(mq_call_t *call, const Marquee__Payments__V1__GetPaymentSettingsRequest *req,
+                                          Marquee__Payments__V1__PaymentSettings *resp, mq_error_t *err);
+mq_code_t mq_payment_settings_update_handler(mq_call_t *call,
+                                             const Marquee__Payments__V1__UpdatePaymentSettingsRequest *req,
+                                             Marquee__Payments__V1__PaymentSettings *resp, mq_error_t *err);
+/* This server's cached pricing of the organization is dropped at once
+ * (other servers drop theirs on PaymentSettingsChanged). */
+void mq_payments_settings_changed(mq_app_t *app, const char *org_id);
 int payment_service_register(mq_app_t *app, mq_server_t *srv);
 
 #endif

@@ -60,6 +60,7 @@ mq_hold_line_t *mq_hold_lines_read(const bson_t *doc, mq_arena_t *a, size_t *n) 
 
 void mq_price_append(bson_t *doc, const mq_price_t *p) {
   BSON_APPEND_INT64(doc, "subtotal_minor", p->subtotal_minor);
+  BSON_APPEND_INT64(doc, "fee_minor", p->fee_minor);
   BSON_APPEND_BOOL(doc, "tax_included", p->tax_included);
   bson_t arr, d;
   BSON_APPEND_ARRAY_BEGIN(doc, "taxes", &arr);
@@ -79,6 +80,7 @@ void mq_price_append(bson_t *doc, const mq_price_t *p) {
 void mq_price_read(const bson_t *doc, int64_t total_minor, mq_arena_t *a, mq_price_t *out) {
   memset(out, 0, sizeof *out);
   out->subtotal_minor = mq_bson_get_i64(doc, "subtotal_minor", total_minor);
+  out->fee_minor = mq_bson_get_i64(doc, "fee_minor", 0);
   out->tax_included = mq_bson_get_bool(doc, "tax_included", false);
   size_t n;
   bson_t *docs = mq_bson_get_doc_array(doc, "taxes", a, &n);

@@ -74,6 +74,7 @@ typedef struct mq_hold_tax {
  * total_minor (subtotal + taxes, or subtotal when tax_included). */
 typedef struct mq_price {
   int64_t subtotal_minor;
+  int64_t fee_minor; /* the service fee added to the total (passed on); 0: none */
   mq_hold_tax_t *taxes;
   size_t n_taxes;
   bool tax_included;

@@ -22,6 +22,7 @@ const mq_index_spec_t mq_payments_indexes[] = {
     {MQ_PAYMENT_DECISIONS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
     {MQ_REFUNDS_COLLECTION, "payment_seq", "{\"payment_id\": 1, \"sequence\": 1}", false},
     {MQ_REFUNDS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {MQ_PAYMENT_SETTINGS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
 };
 const size_t mq_payments_n_indexes = sizeof mq_payments_indexes / sizeof *mq_payments_indexes;
 
@@ -361,4 +362,79 @@ mq_code_t mq_payment_webhook_applied(mq_store_t *s, const char *gateway, const c
   if (applied) *applied = mq_bson_get_bool(&doc, "applied", false);
   bson_destroy(&doc);
   return MQ_OK;
+}
+
+/* ---- settings ---- */
+
+static void settings_fields(bson_t *doc, const mq_pay_settings_t *p) {
+  BSON_APPEND_UTF8(doc, "legal_name", nz(p->legal_name));
+  BSON_APPEND_UTF8(doc, "tax_id", nz(p->tax_id));
+  BSON_APPEND_UTF8(doc, "address", nz(p->address));
+  BSON_APPEND_INT32(doc, "tax_display", p->tax_display);
+  BSON_APPEND_INT64(doc, "fee_ppm", p->fee_ppm);
+  BSON_APPEND_INT64(doc, "fee_per_ticket_minor", p->fee_per_ticket_minor);
+  BSON_APPEND_UTF8(doc, "fee_currency", nz(p->fee_currency));
+  BSON_APPEND_BOOL(doc, "fee_passed_on", p->fee_passed_on);
+  BSON_APPEND_INT64(doc, "own_tax_ppm", p->own_tax_ppm);
+  BSON_APPEND_UTF8(doc, "own_tax_name", nz(p->own_tax_name));
+  BSON_APPEND_UTF8(doc, "home_country", nz(p->home_country));
+  BSON_APPEND_UTF8(doc, "home_region", nz(p->home_region));
+  BSON_APPEND_DATE_TIME(doc, "updated_at", p->updated_ms);
+}
+
+mq_code_t mq_pay_settings_get(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_pay_settings_t *out,
+                              mq_error_t *err) {
+  memset(out, 0, sizeof *out);
+  out->organization_id = mq_arena_strdup(a, org_id);
+  out->legal_name = out->tax_id = out->address = out->own_tax_name = out->home_country = out->home_region =
+      out->fee_currency = (char *)"";
+  bson_t doc;
+  mq_code_t rc = mq_store_get_by_id(s, MQ_PAYMENT_SETTINGS_COLLECTION, org_id, &doc, err);
+  if (rc == MQ_NOT_FOUND) return MQ_OK;
+  if (rc != MQ_OK) return rc;
+  out->legal_name = mq_bson_get_str(&doc, "legal_name", a);
+  out->tax_id = mq_bson_get_str(&doc, "tax_id", a);
+  out->address = mq_bson_get_str(&doc, "address", a);
+  out->tax_display = (int)mq_bson_get_i64(&doc, "tax_display", 0);
+  out->fee_ppm = mq_bson_get_i64(&doc, "fee_ppm", 0);
+  out->fee_per_ticket_minor = mq_bson_get_i64(&doc, "fee_per_ticket_minor", 0);
+  out->fee_currency = mq_bson_get_str(&doc, "fee_currency", a);
+  out->fee_passed_on = mq_bson_get_bool(&doc, "fee_passed_on", false);
+  out->own_tax_ppm = mq_bson_get_i64(&doc, "own_tax_ppm", 0);
+  out->own_tax_name = mq_bson_get_str(&doc, "own_tax_name", a);
+  out->home_country = mq_bson_get_str(&doc, "home_country", a);
+  out->home_region = mq_bson_get_str(&doc, "home_region", a);
+  out->version = mq_bson_get_i64(&doc, "version", 0);
+  out->updated_ms = mq_bson_get_date_ms(&doc, "updated_at", 0);
+  bson_destroy(&doc);
+  return MQ_OK;
+}
+
+mq_code_t mq_pay_settings_save(mq_store_t *s, mq_pay_settings_t *p, const mq_event_t *ev, mq_error_t *err) {
+  mq_code_t rc;
+  if (p->version == 0) {
+    bson_t doc = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&doc, "_id", p->organization_id);
+    BSON_APPEND_INT64(&doc, "version", 1);
+    settings_fields(&doc, p);
+    if (ev) mq_outbox_append_insert(&doc, ev, 1);
+    rc = mq_store_insert_decision(s, MQ_PAYMENT_SETTINGS_COLLECTION, &doc, err);
+    bson_destroy(&doc);
+    if (rc == MQ_ALREADY_EXISTS) return mq_error_set(err, MQ_ABORTED, "version", "the settings were saved meanwhile");
+  } else {
+    bson_t update = BSON_INITIALIZER, set, also = BSON_INITIALIZER;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    settings_fields(&set, p);
+    BSON_APPEND_INT64(&set, "version", p->version + 1);
+    bson_append_document_end(&update, &set);
+    if (ev) mq_outbox_append_update(&update, ev, 1);
+    BSON_APPEND_INT64(&also, "version", p->version);
+    bson_value_t id = mq_bson_str_value(p->organization_id);
+    rc = mq_store_update_where(s, MQ_PAYMENT_SETTINGS_COLLECTION, &id, &also, &update, err);
+    bson_destroy(&update);
+    bson_destroy(&also);
+    if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_ABORTED, "version", "the settings were saved meanwhile");
+  }
+  if (rc == MQ_OK) p->version++;
+  return rc;
 }

@@ -22,6 +22,9 @@
  *                      pass what was paid, on any number of servers.
  *   payment_webhooks   _id "<gateway>:<gateway event id>": each delivery of a
  *                      gateway event is recorded once; redeliveries find it.
+ *   payment_settings   one document per organization (_id = its id), absent
+ *                      until first saved (then defaults apply); `version`
+ *                      checked on every save (mq_pay_settings_save).
  */
 #ifndef MQ_PAYMENTS_STORE_H
 #define MQ_PAYMENTS_STORE_H
@@ -38,6 +41,7 @@
 #define MQ_PAYMENT_DECISIONS_COLLECTION "payment_decisions"
 #define MQ_REFUNDS_COLLECTION "refunds"
 #define MQ_PAYMENT_WEBHOOKS_COLLECTION "payment_webhooks"
+#define MQ_PAYMENT_SETTINGS_COLLECTION "payment_settings"
 
 #define MQ_PAY_PENDING "pending"
 #define MQ_PAY_REQUIRES_ACTION "requires_action"
@@ -79,6 +83,25 @@ typedef struct mq_refund {
   uint32_t sequence;
   int64_t amount_minor, total_after, created_ms;
 } mq_refund_t;
+
+/* An organization's payment settings (proto PaymentSettings). */
+enum { MQ_TAX_DISPLAY_DEFAULT = 0, MQ_TAX_DISPLAY_INCLUDED = 1, MQ_TAX_DISPLAY_ADDED = 2 };
+typedef struct mq_pay_settings {
+  char *organization_id, *legal_name, *tax_id, *address, *own_tax_name, *home_country, *home_region;
+  char *fee_currency; /* of fee_per_ticket_minor ("" when none) */
+  int tax_display;
+  int64_t fee_ppm, fee_per_ticket_minor, own_tax_ppm, version, updated_ms;
+  bool fee_passed_on;
+} mq_pay_settings_t;
+
+/* The organization's settings; its defaults (version 0, no fee, the
+ * jurisdiction's tax display) when it never saved any. */
+mq_code_t mq_pay_settings_get(mq_store_t *s, const char *org_id, mq_arena_t *a, mq_pay_settings_t *out,
+                              mq_error_t *err);
+/* Saves `p` if the stored version is still p->version (0: none stored yet),
+ * as version + 1 (p->version is updated), with `ev`; MQ_ABORTED when
+ * someone saved first. */
+mq_code_t mq_pay_settings_save(mq_store_t *s, mq_pay_settings_t *p, const mq_event_t *ev, mq_error_t *err);
 
 extern const mq_index_spec_t mq_payments_indexes[];
 extern const size_t mq_payments_n_indexes;

@@ -894,6 +894,106 @@ static void test_taxes_are_in_the_price_charged(void **state) {
   marquee__bookings__v1__hold__free_unpacked(h, NULL);
 }
 
+static mq_code_t update_settings(const char *token, const char *org_id, Marquee__Payments__V1__PaymentSettings *st,
+                                 char **paths, size_t n, Marquee__Payments__V1__PaymentSettings **out,
+                                 mq_error_t *err) {
+  Google__Protobuf__FieldMask m = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+  m.paths = paths;
+  m.n_paths = n;
+  Marquee__Payments__V1__UpdatePaymentSettingsRequest q = MARQUEE__PAYMENTS__V1__UPDATE_PAYMENT_SETTINGS_REQUEST__INIT;
+  q.organization_id = (char *)org_id;
+  q.settings = st;
+  q.update_mask = &m;
+  mq_call_opts_t oo = {.bearer_token = token};
+  memset(err, 0, sizeof *err);
+  Marquee__Payments__V1__PaymentSettings *r = NULL;
+  mq_code_t rc = marquee__payments__v1__payment_service__update_payment_settings__call(c, &q, &r, &oo, err);
+  if (out)
+    *out = r;
+  else if (r)
+    marquee__payments__v1__payment_settings__free_unpacked(r, NULL);
+  return rc;
+}
+
+static void test_settings_fee_and_home_country_price_a_hold(void **state) {
+  (void)state;
+  char org2[40];
+  mq_fx_org(c, organizer, "settings", org2);
+  Marquee__Payments__V1__PaymentSettings st = MARQUEE__PAYMENTS__V1__PAYMENT_SETTINGS__INIT;
+  Marquee__Common__V1__Money per = MARQUEE__COMMON__V1__MONEY__INIT;
+  mq_error_t err;
+  /* every bad field at once, nothing saved */
+  st.service_fee_ppm = 300000;
+  st.home_country = (char *)"ZZ";
+  per.amount_minor = 50;
+  per.currency = (char *)"EURO";
+  st.service_fee_per_ticket = &per;
+  char *bad_paths[] = {"service_fee_ppm", "home_country", "service_fee_per_ticket", "colour"};
+  assert_int_equal(update_settings(organizer, org2, &st, bad_paths, 4, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_true(err.n_violations >= 4);
+  /* only an owner changes them; others do not see the organization */
+  char *paths[] = {"service_fee_ppm",
+                   "service_fee_per_ticket",
+                   "service_fee_passed_on",
+                   "tax_display",
+                   "home_country",
+                   "home_region",
+                   "tax_id",
+                   "legal_name"};
+  st.service_fee_ppm = 50000; /* 5% */
+  per.currency = (char *)"EUR";
+  st.service_fee_passed_on = true;
+  st.tax_display = MARQUEE__PAYMENTS__V1__TAX_DISPLAY__TAX_DISPLAY_ADDED;
+  st.home_country = (char *)"CA";
+  st.home_region = (char *)"Ontario";
+  st.tax_id = (char *)"123456789 RT0001";
+  st.legal_name = (char *)"Settings Inc.";
+  assert_int_equal(update_settings(alice, org2, &st, paths, 8, NULL, &err), MQ_NOT_FOUND);
+  Marquee__Payments__V1__PaymentSettings *saved = NULL;
+  assert_int_equal(update_settings(organizer, org2, &st, paths, 8, &saved, &err), MQ_OK);
+  assert_int_equal(saved->version, 1);
+  assert_int_equal(saved->service_fee_per_ticket->amount_minor, 50);
+  marquee__payments__v1__payment_settings__free_unpacked(saved, NULL);
+  /* a stale version is refused */
+  st.version = 7;
+  assert_int_equal(update_settings(organizer, org2, &st, paths, 1, NULL, &err), MQ_ABORTED);
+  st.version = 0;
+  /* an online event of theirs: 2 × 10.00 EUR = 20.00; fee 5% = 1.00 + 2 × 0.50 = 2.00, added;
+   * taxed in Ontario (home country and region), HST 13% of 22.00 = 2.86, added: total 24.86 */
+  mq_fx_event_opts_t o = {.currency = "EUR", .n_tt = 1, .tt = {{.price_minor = 1000, .capacity = 10}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c, organizer, org2, &o, &ev);
+  hold_t *h = hold_of(alice, &ev, 2);
+  assert_int_equal(h->subtotal->amount_minor, 2000);
+  assert_non_null(h->service_fee);
+  assert_int_equal(h->service_fee->amount_minor, 200);
+  assert_int_equal(h->n_taxes, 1);
+  assert_string_equal(h->taxes[0]->jurisdiction, "CA-ON");
+  assert_int_equal(h->taxes[0]->amount->amount_minor, 286);
+  assert_false(h->tax_included);
+  assert_int_equal(h->total->amount_minor, 2486);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  /* the fee absorbed instead: the buyer pays 20.00 + HST 2.60 */
+  char *absorb[] = {"service_fee_passed_on"};
+  st.service_fee_passed_on = false;
+  assert_int_equal(update_settings(organizer, org2, &st, absorb, 1, NULL, &err), MQ_OK);
+  h = hold_of(alice, &ev, 2);
+  assert_null(h->service_fee);
+  assert_int_equal(h->total->amount_minor, 2260);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  /* what a manager reads back */
+  Marquee__Payments__V1__GetPaymentSettingsRequest gq = MARQUEE__PAYMENTS__V1__GET_PAYMENT_SETTINGS_REQUEST__INIT;
+  gq.organization_id = org2;
+  mq_call_opts_t oo = {.bearer_token = organizer}, oa = {.bearer_token = alice};
+  Marquee__Payments__V1__PaymentSettings *got = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__get_payment_settings__call(c, &gq, &got, &oo, &err), MQ_OK);
+  assert_int_equal(got->version, 2);
+  assert_string_equal(got->tax_id, "123456789 RT0001");
+  marquee__payments__v1__payment_settings__free_unpacked(got, NULL);
+  assert_int_equal(marquee__payments__v1__payment_service__get_payment_settings__call(c, &gq, &got, &oa, &err),
+                   MQ_NOT_FOUND);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -908,6 +1008,7 @@ int main(void) {
       cmocka_unit_test(test_breaker_and_fallback),
       cmocka_unit_test(test_cancelled_booking_is_refunded),
       cmocka_unit_test(test_taxes_are_in_the_price_charged),
+      cmocka_unit_test(test_settings_fee_and_home_country_price_a_hold),
       cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
