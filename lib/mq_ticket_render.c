@@ -408,3 +408,118 @@ mq_code_t mq_render_ticket_pdf(const mq_ticket_pdf_t *t, const char *font_path, 
   free(qr);
   return rc;
 }
+
+/* ---- receipts ---- */
+
+/* Each '\n'-separated line of `block` at x, moving *y down. */
+static void draw_block(pdf_t *d, const char *block, float x, float *y, float width, float size) {
+  if (empty(block)) return;
+  char line[512];
+  for (const char *p = block; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    if (n >= sizeof line) n = sizeof line - 1;
+    memcpy(line, p, n);
+    line[n] = '\0';
+    draw_wrapped(d, line, x, y, width, size, size * 1.3f, 2, 0);
+    p = nl ? nl + 1 : p + strlen(p);
+  }
+}
+
+static void show_right(pdf_t *d, float right, float y, float size, const char *text) {
+  char *s = clean_utf8(text);
+  if (!s) {
+    d->oom = true;
+    return;
+  }
+  float w = (float)HPDF_Font_TextWidth(d->font, (const HPDF_BYTE *)s, (HPDF_UINT)strlen(s)).width * size / 1000;
+  show(d, right - w, y, size, 0, s);
+  free(s);
+}
+
+static mq_code_t lay_out_receipt(pdf_t *d, const mq_receipt_pdf_t *r, const char *font_path, mq_error_t *err) {
+  HPDF_Doc doc = d->doc;
+  if (HPDF_SetCompressionMode(doc, HPDF_COMP_ALL) != HPDF_OK || HPDF_UseUTFEncodings(doc) != HPDF_OK)
+    return hpdf_failed(d->st, err, "setup");
+  HPDF_SetInfoAttr(doc, HPDF_INFO_CREATOR, "Marquee");
+  const char *name = HPDF_LoadTTFontFromFile(doc, font_path, HPDF_TRUE);
+  if (!name)
+    return mq_error_set(err, MQ_INTERNAL, NULL, "cannot load the font %s (libharu error 0x%04X, detail %u)", font_path,
+                        (unsigned)d->st->error_no, (unsigned)d->st->detail_no);
+  d->font = HPDF_GetFont(doc, name, "UTF-8");
+  if (!d->font) return hpdf_failed(d->st, err, "font");
+  d->page = HPDF_AddPage(doc);
+  if (!d->page || HPDF_Page_SetSize(d->page, HPDF_PAGE_SIZE_A4, HPDF_PAGE_PORTRAIT) != HPDF_OK)
+    return hpdf_failed(d->st, err, "page");
+  float page_w = HPDF_Page_GetWidth(d->page), page_h = HPDF_Page_GetHeight(d->page);
+  float x = PAGE_MARGIN, w = page_w - 2 * PAGE_MARGIN, y = page_h - PAGE_MARGIN - 10;
+  draw_wrapped(d, empty(r->title) ? "Receipt" : r->title, x, &y, w, 22, 27, 1, 0);
+  draw_wrapped(d, r->number, x, &y, w, 12, 16, 1, 0.15f);
+  draw_wrapped(d, r->date_text, x, &y, w, 10, 14, 1, 0.3f);
+  y -= 10;
+  float top = y, half = w / 2 - 12;
+  if (!empty(r->from_text)) {
+    show(d, x, y, 8, 0.45f, "FROM");
+    y -= 14;
+    draw_block(d, r->from_text, x, &y, half, 10);
+  }
+  float left_y = y;
+  y = top;
+  if (!empty(r->to_text)) {
+    show(d, x + w / 2, y, 8, 0.45f, "TO");
+    y -= 14;
+    draw_block(d, r->to_text, x + w / 2, &y, half, 10);
+  }
+  y = (y < left_y ? y : left_y) - 8;
+  if (!empty(r->about_text)) {
+    show(d, x, y, 8, 0.45f, "FOR");
+    y -= 14;
+    draw_block(d, r->about_text, x, &y, w, 11);
+  }
+  y -= 4;
+  rule(d, x, x + w, y);
+  y -= 18;
+  size_t n = r->n_lines > MQ_RECEIPT_ROWS_MAX ? MQ_RECEIPT_ROWS_MAX : r->n_lines;
+  for (size_t i = 0; i < n; i++) {
+    float ly = y;
+    draw_wrapped(d, r->lines[i].label, x, &ly, w - 140, 10, 13, 2, 0);
+    show_right(d, x + w, y, 10, r->lines[i].value ? r->lines[i].value : "");
+    y = ly - 2;
+  }
+  if (r->n_lines > n) {
+    show(d, x, y, 10, 0.3f, ELLIPSIS);
+    y -= 15;
+  }
+  y -= 2;
+  rule(d, x + w / 2, x + w, y);
+  y -= 18;
+  for (size_t i = 0; i < r->n_totals; i++) {
+    bool last = i + 1 == r->n_totals;
+    float size = last ? 13 : 10;
+    show(d, x + w / 2, y, size, last ? 0 : 0.25f, r->totals[i].label ? r->totals[i].label : "");
+    show_right(d, x + w, y, size, r->totals[i].value ? r->totals[i].value : "");
+    y -= size + 6;
+  }
+  y -= 14;
+  rule(d, x, x + w, y);
+  y -= 18;
+  draw_wrapped(d, r->footer, x, &y, w, 8.5f, 11, 4, 0.35f);
+  if (d->oom) return mq_error_set(err, MQ_INTERNAL, NULL, "PDF rendering failed: out of memory");
+  if (d->st->failed) return hpdf_failed(d->st, err, "layout");
+  return MQ_OK;
+}
+
+mq_code_t mq_render_receipt_pdf(const mq_receipt_pdf_t *r, const char *font_path, uint8_t **pdf, size_t *len,
+                                mq_error_t *err) {
+  *pdf = NULL;
+  *len = 0;
+  if (!r || empty(r->number)) return mq_error_set(err, MQ_INVALID_ARGUMENT, "number", "a document number is required");
+  hpdf_status_t st = {0};
+  pdf_t d = {.st = &st};
+  d.doc = HPDF_New(hpdf_on_error, &st);
+  if (!d.doc) return mq_error_set(err, MQ_INTERNAL, NULL, "PDF rendering failed: cannot create a document");
+  mq_code_t rc = lay_out_receipt(&d, r, font_path ? font_path : MQ_TICKET_FONT_DEFAULT, err);
+  if (rc == MQ_OK) rc = save(&d, pdf, len, err);
+  HPDF_Free(d.doc);
+  return rc;
+}

@@ -1,6 +1,7 @@
 /*
  * mq_ticket_render.h — what a ticket looks like: the QR image of its signed
- * code (mq_ticket_code.h) as a PNG, and a printable one-page PDF ticket.
+ * code (mq_ticket_code.h) as a PNG, and a printable one-page PDF ticket;
+ * and, with the same layout rules, a one-page receipt or credit note.
  *
  * QR (mq_render_qr_png):
  *   - libqrencode, the whole text in 8-bit byte mode, error correction level
@@ -78,6 +79,31 @@ typedef struct {
 } mq_ticket_pdf_t;
 
 /* The printable ticket into *pdf / *len (malloc'd). font_path NULL = default. */
+/* A one-page A4 receipt or credit note: a title and number, the date, the
+ * seller and buyer blocks (lines separated by '\n'), what it is about, a
+ * table of lines (description, then the amount at the right edge), the
+ * totals (the last one larger), and a footer. Every text is formatted by
+ * the caller (amounts included) and laid out as the ticket's are (wrapped,
+ * cut with "…", the same font rules); more than MQ_RECEIPT_ROWS_MAX lines
+ * are cut with a last "…" row. INVALID_ARGUMENT "number" without one. */
+#define MQ_RECEIPT_ROWS_MAX 24
+typedef struct {
+  const char *label, *value;
+} mq_doc_row_t;
+typedef struct {
+  const char *title;  /* "Receipt" */
+  const char *number; /* "R-2026-000042" */
+  const char *date_text;
+  const char *from_text, *to_text, *about_text;
+  const mq_doc_row_t *lines;
+  size_t n_lines;
+  const mq_doc_row_t *totals;
+  size_t n_totals;
+  const char *footer;
+} mq_receipt_pdf_t;
+mq_code_t mq_render_receipt_pdf(const mq_receipt_pdf_t *r, const char *font_path, uint8_t **pdf, size_t *len,
+                                mq_error_t *err);
+
 mq_code_t mq_render_ticket_pdf(const mq_ticket_pdf_t *t, const char *font_path, uint8_t **pdf, size_t *len,
                                mq_error_t *err);
 
