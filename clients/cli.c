@@ -976,6 +976,59 @@ static int cmd_payments(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+static void print_receipt(const Marquee__Payments__V1__Receipt *r) {
+  printf("%s %s  issued %lld  %s\n", strcmp(r->kind, "credit_note") ? "receipt" : "credit note", r->number,
+         (long long)(r->issued_at ? r->issued_at->seconds : 0), r->seller_name);
+  if (r->refers_to[0]) printf("  corrects %s\n", r->refers_to);
+  for (size_t i = 0; i < r->n_lines; i++) {
+    printf("  %u x %s  ", r->lines[i]->quantity, r->lines[i]->description);
+    print_money(r->lines[i]->amount->amount_minor, r->lines[i]->amount->currency);
+    printf("\n");
+  }
+  for (size_t i = 0; i < r->n_taxes; i++) {
+    printf("  %s (%s)%s  ", r->taxes[i]->name, r->taxes[i]->jurisdiction, r->tax_included ? " included" : "");
+    print_money(r->taxes[i]->amount->amount_minor, r->taxes[i]->amount->currency);
+    printf("\n");
+  }
+  printf("  total ");
+  print_money(r->total->amount_minor, r->total->currency);
+  printf("\n");
+}
+
+/* receipts get PAYMENT_ID [FILE.pdf [REFUND_ID]] */
+static int cmd_receipts(cli_t *c, int argc, char **argv) {
+  if (argc < 2 || argc > 4 || strcmp(argv[0], "get"))
+    return cli_usage_error("receipts: get PAYMENT_ID [FILE.pdf [REFUND_ID]]");
+  mq_error_t err = {0};
+  if (argc == 2) {
+    Marquee__Payments__V1__GetReceiptRequest q = MARQUEE__PAYMENTS__V1__GET_RECEIPT_REQUEST__INIT;
+    q.payment_id = argv[1];
+    Marquee__Payments__V1__GetReceiptResponse *r = NULL;
+    if (marquee__payments__v1__payment_service__get_receipt__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    print_receipt(r->receipt);
+    for (size_t i = 0; i < r->n_credit_notes; i++) print_receipt(r->credit_notes[i]);
+    marquee__payments__v1__get_receipt_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  Marquee__Payments__V1__GetReceiptPdfRequest q = MARQUEE__PAYMENTS__V1__GET_RECEIPT_PDF_REQUEST__INIT;
+  q.payment_id = argv[1];
+  q.refund_id = argc == 4 ? argv[3] : (char *)"";
+  Marquee__Payments__V1__ReceiptFile *f = NULL;
+  if (marquee__payments__v1__payment_service__get_receipt_pdf__call(c->cl, &q, &f, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  FILE *out = fopen(argv[2], "wb");
+  bool ok = out && fwrite(f->data.data, 1, f->data.len, out) == f->data.len;
+  if (out && fclose(out) != 0) ok = false;
+  if (ok) printf("%s: %s (%zu bytes)\n", argv[2], f->file_name, f->data.len);
+  marquee__payments__v1__receipt_file__free_unpacked(f, NULL);
+  if (!ok) {
+    fprintf(stderr, "marquee: cannot write %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
 /* checkin EVENT_ID CODE [GATE] */
 static int cmd_checkin(cli_t *c, int argc, char **argv) {
   if (argc < 2 || argc > 3) return cli_usage_error("checkin: EVENT_ID CODE [GATE]");
@@ -1074,6 +1127,9 @@ static const cli_cmd_t commands[] = {
      "your payments (EVENT: the event's, for managers); VERB: get, confirm, cancel, received [NOTE], refund [MINOR] "
      "[WHY]",
      true, cmd_payments},
+    {"receipts", "get PAYMENT_ID [FILE.pdf [REFUND_ID]]",
+     "a payment's receipt and credit notes; with FILE, the receipt (or that refund's credit note) as PDF", true,
+     cmd_receipts},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"keygen", "notify [KID]",

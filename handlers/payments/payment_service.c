@@ -15,6 +15,8 @@ static const marquee__payments__v1__payment_service_handlers_t handlers = {
     .refund_payment = {mq_payment_refund_handler, MQ_POLICY_RESOURCE, 0},
     .list_my_payments = {mq_payment_list_mine_handler, MQ_POLICY_AUTHENTICATED, 0},
     .list_event_payments = {mq_payment_list_event_handler, MQ_POLICY_RESOURCE, 0},
+    .get_receipt = {mq_receipt_get_handler, MQ_POLICY_RESOURCE, 0},
+    .get_receipt_pdf = {mq_receipt_pdf_handler, MQ_POLICY_RESOURCE, 0},
     .get_payment_settings = {mq_payment_settings_get_handler, MQ_POLICY_RESOURCE, 0},
     .update_payment_settings = {mq_payment_settings_update_handler, MQ_POLICY_RESOURCE, 0},
 };

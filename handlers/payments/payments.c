@@ -400,7 +400,14 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
   rc = mq_payment_decide(s, p->id, "outcome", ok ? "succeeded" : "cancelled", pay.actor, reason, &ev, 1, err);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   final_t f = {ok ? "succeeded" : "cancelled", reason, source};
-  return write_payment(ps, p, final_change, &f, a, err);
+  if ((rc = write_payment(ps, p, final_change, &f, a, err)) != MQ_OK) return rc;
+  if (ok) { /* the receipt, now (best effort: GetReceipt issues it otherwise) */
+    mq_receipt_t r;
+    mq_error_t e2 = {0};
+    if (mq_receipt_for_payment(ps, p, a, &r, &e2) != MQ_OK)
+      mq_log(MQ_LOG_WARN, "payments.receipt_failed", "payment %s: %s (issued on request)", p->id, e2.message);
+  }
+  return MQ_OK;
 }
 
 /* The gateway says the money is taken: confirm the booking (or, if the hold
@@ -1009,7 +1016,14 @@ static mq_code_t refund_outcome(mq_payments_t *ps, mq_payment_t *p, mq_refund_t 
   if (rc != MQ_OK) return rc;
   r->state = (char *)state;
   if (gr->ref[0]) r->gateway_ref = mq_arena_strdup(a, gr->ref);
-  return sync_refunded(ps, p, a, err);
+  if ((rc = sync_refunded(ps, p, a, err)) != MQ_OK) return rc;
+  if (!strcmp(state, "succeeded")) { /* its credit note (best effort: GetReceipt issues it otherwise) */
+    mq_receipt_t cn;
+    mq_error_t e2 = {0};
+    if (mq_credit_note_for_refund(ps, p, r, a, &cn, &e2) != MQ_OK)
+      mq_log(MQ_LOG_WARN, "payments.credit_note_failed", "refund %s: %s (issued on request)", r->id, e2.message);
+  }
+  return MQ_OK;
 }
 
 /* Declared in payments.h. */

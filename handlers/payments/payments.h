@@ -122,6 +122,17 @@ mq_code_t mq_payment_settings_update_handler(mq_call_t *call,
 /* This server's cached pricing of the organization is dropped at once
  * (other servers drop theirs on PaymentSettingsChanged). */
 void mq_payments_settings_changed(mq_app_t *app, const char *org_id);
+/* Receipts (receipts.c): the payment's receipt, or the refund's credit
+ * note, issued once (idempotent; numbers without gaps). */
+mq_code_t mq_receipt_for_payment(mq_payments_t *ps, const mq_payment_t *p, mq_arena_t *a, mq_receipt_t *out,
+                                 mq_error_t *err);
+mq_code_t mq_credit_note_for_refund(mq_payments_t *ps, const mq_payment_t *p, const mq_refund_t *refund, mq_arena_t *a,
+                                    mq_receipt_t *out, mq_error_t *err);
+mq_code_t mq_receipt_get_handler(mq_call_t *call, const Marquee__Payments__V1__GetReceiptRequest *req,
+                                 Marquee__Payments__V1__GetReceiptResponse *resp, mq_error_t *err);
+mq_code_t mq_receipt_pdf_handler(mq_call_t *call, const Marquee__Payments__V1__GetReceiptPdfRequest *req,
+                                 Marquee__Payments__V1__ReceiptFile *resp, mq_error_t *err);
+void mq_receipts_routes(mq_app_t *app, mq_http_t *http);
 int payment_service_register(mq_app_t *app, mq_server_t *srv);
 
 #endif

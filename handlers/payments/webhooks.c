@@ -13,7 +13,8 @@
  * never left). Answers: 200 applied, duplicate, or not ours (an event about
  * a payment Marquee does not know is acknowledged so the gateway stops
  * sending it); 400 untrusted; 503 when the store is down, so the gateway
- * retries later. The body is at most 256 KiB.
+ * retries later. The body is at most 256 KiB. (The module's other side-port
+ * route, GET /receipts/{payment}.pdf, is receipts.c's.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,4 +111,5 @@ void mq_payments_routes(mq_app_t *app, mq_http_t *http) {
     snprintf(path, sizeof path, "/webhooks/%s", ps->gateways[i].gw->ops->name);
     mq_http_route_post(http, path, webhook_route, ps, MAX_BODY);
   }
+  mq_receipts_routes(app, http);
 }

@@ -23,6 +23,10 @@ const mq_index_spec_t mq_payments_indexes[] = {
     {MQ_REFUNDS_COLLECTION, "payment_seq", "{\"payment_id\": 1, \"sequence\": 1}", false},
     {MQ_REFUNDS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
     {MQ_PAYMENT_SETTINGS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
+    {MQ_RECEIPTS_COLLECTION, "subject", "{\"subject\": 1}", true},
+    {MQ_RECEIPTS_COLLECTION, "org_year_kind_seq", "{\"organization_id\": 1, \"year\": 1, \"kind\": 1, \"seq\": -1}",
+     false},
+    {MQ_RECEIPTS_COLLECTION, "payment_kind", "{\"payment_id\": 1, \"kind\": 1, \"seq\": 1}", false},
 };
 const size_t mq_payments_n_indexes = sizeof mq_payments_indexes / sizeof *mq_payments_indexes;
 
@@ -436,5 +440,147 @@ mq_code_t mq_pay_settings_save(mq_store_t *s, mq_pay_settings_t *p, const mq_eve
     if (rc == MQ_NOT_FOUND) return mq_error_set(err, MQ_ABORTED, "version", "the settings were saved meanwhile");
   }
   if (rc == MQ_OK) p->version++;
+  return rc;
+}
+
+/* ---- receipts ---- */
+
+static void receipt_from(const bson_t *doc, mq_arena_t *a, mq_receipt_t *r) {
+  memset(r, 0, sizeof *r);
+  r->number = mq_bson_get_str(doc, "number", a);
+  r->kind = mq_bson_get_str(doc, "kind", a);
+  r->organization_id = mq_bson_get_str(doc, "organization_id", a);
+  r->payment_id = mq_bson_get_str(doc, "payment_id", a);
+  r->refund_id = mq_bson_get_str(doc, "refund_id", a);
+  r->refers_to = mq_bson_get_str(doc, "refers_to", a);
+  r->subject = mq_bson_get_str(doc, "subject", a);
+  r->year = (int)mq_bson_get_i64(doc, "year", 0);
+  r->seq = mq_bson_get_i64(doc, "seq", 0);
+  r->issued_ms = mq_bson_get_date_ms(doc, "issued_at", 0);
+  r->seller_name = mq_bson_get_str(doc, "seller_name", a);
+  r->seller_tax_id = mq_bson_get_str(doc, "seller_tax_id", a);
+  r->seller_address = mq_bson_get_str(doc, "seller_address", a);
+  r->buyer_name = mq_bson_get_str(doc, "buyer_name", a);
+  r->buyer_email = mq_bson_get_str(doc, "buyer_email", a);
+  r->event_title = mq_bson_get_str(doc, "event_title", a);
+  r->event_starts_ms = mq_bson_get_date_ms(doc, "event_starts_at", 0);
+  r->currency = mq_bson_get_str(doc, "currency", a);
+  r->payment_method = mq_bson_get_str(doc, "payment_method", a);
+  r->total_minor = mq_bson_get_i64(doc, "total_minor", 0);
+  mq_price_read(doc, r->total_minor, a, &r->price);
+  size_t n;
+  bson_t *lines = mq_bson_get_doc_array(doc, "lines", a, &n);
+  r->lines = mq_arena_alloc(a, (n ? n : 1) * sizeof *r->lines);
+  for (size_t i = 0; lines && i < n; i++) {
+    r->lines[i].description = mq_bson_get_str(&lines[i], "description", a);
+    r->lines[i].quantity = (uint32_t)mq_bson_get_i64(&lines[i], "quantity", 0);
+    r->lines[i].unit_minor = mq_bson_get_i64(&lines[i], "unit_minor", 0);
+    r->lines[i].amount_minor = mq_bson_get_i64(&lines[i], "amount_minor", 0);
+  }
+  r->n_lines = lines ? n : 0;
+}
+
+static void receipt_row(const bson_t *doc, mq_arena_t *a, void *row) {
+  receipt_from(doc, a, row);
+}
+
+mq_code_t mq_receipt_by_subject(mq_store_t *s, const char *subject, mq_arena_t *a, mq_receipt_t *out, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, doc;
+  BSON_APPEND_UTF8(&filter, "subject", subject);
+  mq_outbox_exclude(&opts);
+  mq_code_t rc = mq_store_find_one(s, MQ_RECEIPTS_COLLECTION, &filter, &opts, &doc, err);
+  if (rc == MQ_OK) {
+    receipt_from(&doc, a, out);
+    bson_destroy(&doc);
+  }
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
+mq_code_t mq_receipts_last_seq(mq_store_t *s, const char *org, int year, const char *kind, int64_t *seq,
+                               mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort, proj, doc;
+  BSON_APPEND_UTF8(&filter, "organization_id", org);
+  BSON_APPEND_INT32(&filter, "year", year);
+  BSON_APPEND_UTF8(&filter, "kind", kind);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "seq", -1);
+  bson_append_document_end(&opts, &sort);
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+  BSON_APPEND_INT32(&proj, "seq", 1);
+  bson_append_document_end(&opts, &proj);
+  *seq = 0;
+  mq_code_t rc = mq_store_find_one(s, MQ_RECEIPTS_COLLECTION, &filter, &opts, &doc, err);
+  if (rc == MQ_OK) {
+    *seq = mq_bson_get_i64(&doc, "seq", 0);
+    bson_destroy(&doc);
+  } else if (rc == MQ_NOT_FOUND) {
+    rc = MQ_OK;
+  }
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
+mq_code_t mq_receipt_insert(mq_store_t *s, const mq_receipt_t *r, mq_error_t *err) {
+  char id[200];
+  snprintf(id, sizeof id, "%s:%d:%s:%lld", r->organization_id, r->year, r->kind, (long long)r->seq);
+  bson_t doc = BSON_INITIALIZER, arr, d;
+  BSON_APPEND_UTF8(&doc, "_id", id);
+  BSON_APPEND_UTF8(&doc, "number", r->number);
+  BSON_APPEND_UTF8(&doc, "kind", r->kind);
+  BSON_APPEND_UTF8(&doc, "organization_id", r->organization_id);
+  BSON_APPEND_UTF8(&doc, "payment_id", r->payment_id);
+  BSON_APPEND_UTF8(&doc, "refund_id", nz(r->refund_id));
+  BSON_APPEND_UTF8(&doc, "refers_to", nz(r->refers_to));
+  BSON_APPEND_UTF8(&doc, "subject", r->subject);
+  BSON_APPEND_INT32(&doc, "year", r->year);
+  BSON_APPEND_INT64(&doc, "seq", r->seq);
+  BSON_APPEND_DATE_TIME(&doc, "issued_at", r->issued_ms);
+  BSON_APPEND_UTF8(&doc, "seller_name", nz(r->seller_name));
+  BSON_APPEND_UTF8(&doc, "seller_tax_id", nz(r->seller_tax_id));
+  BSON_APPEND_UTF8(&doc, "seller_address", nz(r->seller_address));
+  BSON_APPEND_UTF8(&doc, "buyer_name", nz(r->buyer_name));
+  BSON_APPEND_UTF8(&doc, "buyer_email", nz(r->buyer_email));
+  BSON_APPEND_UTF8(&doc, "event_title", nz(r->event_title));
+  BSON_APPEND_DATE_TIME(&doc, "event_starts_at", r->event_starts_ms);
+  BSON_APPEND_UTF8(&doc, "currency", r->currency);
+  BSON_APPEND_UTF8(&doc, "payment_method", nz(r->payment_method));
+  BSON_APPEND_INT64(&doc, "total_minor", r->total_minor);
+  mq_price_append(&doc, &r->price);
+  BSON_APPEND_ARRAY_BEGIN(&doc, "lines", &arr);
+  for (size_t i = 0; i < r->n_lines; i++) {
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &d);
+    BSON_APPEND_UTF8(&d, "description", nz(r->lines[i].description));
+    BSON_APPEND_INT32(&d, "quantity", (int32_t)r->lines[i].quantity);
+    BSON_APPEND_INT64(&d, "unit_minor", r->lines[i].unit_minor);
+    BSON_APPEND_INT64(&d, "amount_minor", r->lines[i].amount_minor);
+    bson_append_document_end(&arr, &d);
+  }
+  bson_append_array_end(&doc, &arr);
+  mq_code_t rc = mq_store_insert_decision(s, MQ_RECEIPTS_COLLECTION, &doc, err);
+  bson_destroy(&doc);
+  return rc;
+}
+
+mq_code_t mq_credit_notes_of(mq_store_t *s, const char *payment_id, mq_arena_t *a, mq_receipt_t **out, size_t *n,
+                             mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+  BSON_APPEND_UTF8(&filter, "payment_id", payment_id);
+  BSON_APPEND_UTF8(&filter, "kind", "credit_note");
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "seq", 1);
+  bson_append_document_end(&opts, &sort);
+  mq_outbox_exclude(&opts);
+  mq_store_rows_t rows;
+  mq_store_rows_init(&rows, a, sizeof(mq_receipt_t), receipt_row, 0);
+  mq_code_t rc = mq_store_find_rows(s, MQ_RECEIPTS_COLLECTION, &filter, &opts, &rows, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  *out = rows.v;
+  *n = rows.n;
   return rc;
 }

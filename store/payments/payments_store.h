@@ -22,6 +22,13 @@
  *                      pass what was paid, on any number of servers.
  *   payment_webhooks   _id "<gateway>:<gateway event id>": each delivery of a
  *                      gateway event is recorded once; redeliveries find it.
+ *   receipts           receipts and credit notes, immutable: _id
+ *                      "<org>:<year>:<kind>:<seq>" (one number once) and a
+ *                      unique `subject` (the payment for a receipt, the
+ *                      refund for a credit note: one document each). A
+ *                      number is taken by inserting seq = the highest + 1;
+ *                      a racing insert loses and takes the next, so numbers
+ *                      have no gaps (a document exists for every one).
  *   payment_settings   one document per organization (_id = its id), absent
  *                      until first saved (then defaults apply); `version`
  *                      checked on every save (mq_pay_settings_save).
@@ -34,6 +41,7 @@
 
 #include "core/mq_arena.h"
 #include "core/mq_error.h"
+#include "store/bookings/holds_store.h"
 #include "store/mq_outbox.h"
 #include "store/mq_store.h"
 
@@ -42,6 +50,7 @@
 #define MQ_REFUNDS_COLLECTION "refunds"
 #define MQ_PAYMENT_WEBHOOKS_COLLECTION "payment_webhooks"
 #define MQ_PAYMENT_SETTINGS_COLLECTION "payment_settings"
+#define MQ_RECEIPTS_COLLECTION "receipts"
 
 #define MQ_PAY_PENDING "pending"
 #define MQ_PAY_REQUIRES_ACTION "requires_action"
@@ -102,6 +111,37 @@ mq_code_t mq_pay_settings_get(mq_store_t *s, const char *org_id, mq_arena_t *a, 
  * as version + 1 (p->version is updated), with `ev`; MQ_ABORTED when
  * someone saved first. */
 mq_code_t mq_pay_settings_save(mq_store_t *s, mq_pay_settings_t *p, const mq_event_t *ev, mq_error_t *err);
+
+typedef struct mq_receipt_line {
+  char *description;
+  uint32_t quantity;
+  int64_t unit_minor, amount_minor;
+} mq_receipt_line_t;
+
+typedef struct mq_receipt {
+  char *number, *kind, *organization_id, *payment_id, *refund_id, *refers_to, *subject;
+  int year;
+  int64_t seq, issued_ms;
+  char *seller_name, *seller_tax_id, *seller_address, *buyer_name, *buyer_email, *event_title;
+  int64_t event_starts_ms;
+  char *currency, *payment_method;
+  mq_receipt_line_t *lines;
+  size_t n_lines;
+  mq_price_t price;
+  int64_t total_minor;
+} mq_receipt_t;
+
+/* The receipt or credit note of `subject` (payment or refund id). */
+mq_code_t mq_receipt_by_subject(mq_store_t *s, const char *subject, mq_arena_t *a, mq_receipt_t *out, mq_error_t *err);
+/* The highest number taken for (org, year, kind); 0 when none. */
+mq_code_t mq_receipts_last_seq(mq_store_t *s, const char *org, int year, const char *kind, int64_t *seq,
+                               mq_error_t *err);
+/* Inserts r (its _id from org, year, kind, seq); MQ_ALREADY_EXISTS when the
+ * number or the subject is taken. */
+mq_code_t mq_receipt_insert(mq_store_t *s, const mq_receipt_t *r, mq_error_t *err);
+/* A payment's credit notes, oldest first. */
+mq_code_t mq_credit_notes_of(mq_store_t *s, const char *payment_id, mq_arena_t *a, mq_receipt_t **out, size_t *n,
+                             mq_error_t *err);
 
 extern const mq_index_spec_t mq_payments_indexes[];
 extern const size_t mq_payments_n_indexes;

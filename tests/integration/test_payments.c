@@ -994,6 +994,120 @@ static void test_settings_fee_and_home_country_price_a_hold(void **state) {
                    MQ_NOT_FOUND);
 }
 
+typedef struct {
+  const char *ref, *pid;
+  int i, status;
+} succeed_arg_t;
+
+static void *succeed_thread(void *arg) {
+  succeed_arg_t *x = arg;
+  char evt[64];
+  snprintf(evt, sizeof evt, "evt_receipt_%d_%d", (int)getpid(), x->i);
+  x->status = deliver(x->i % 2 ? &srv2 : &srv, evt, "payment_intent.succeeded", x->ref, x->pid, "succeeded", 1200,
+                      "eur", now_s(), NULL, NULL);
+  return NULL;
+}
+
+#define RECEIPTS 8
+
+static void test_receipts_are_numbered_without_gaps(void **state) {
+  (void)state;
+  char org3[40];
+  mq_fx_org(c, organizer, "receipts", org3);
+  mq_fx_event_opts_t o = {.n_tt = 1, .tt = {{.price_minor = 1200, .capacity = 50}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c, organizer, org3, &o, &ev);
+  payment_t *ps[RECEIPTS];
+  mq_error_t err;
+  for (int i = 0; i < RECEIPTS; i++) {
+    hold_t *h = hold_of(alice, &ev, 1);
+    assert_int_equal(create_payment(c, alice, h->hold_id, 1200, "EUR", "stripe", NULL, &ps[i], &err), MQ_OK);
+    marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  }
+  /* no receipt before it is paid */
+  Marquee__Payments__V1__GetReceiptRequest rq = MARQUEE__PAYMENTS__V1__GET_RECEIPT_REQUEST__INIT;
+  rq.payment_id = ps[0]->payment_id;
+  mq_call_opts_t oa = {.bearer_token = alice}, ob = {.bearer_token = bob}, oo = {.bearer_token = organizer};
+  Marquee__Payments__V1__GetReceiptResponse *rr = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt__call(c, &rq, &rr, &oa, &err),
+                   MQ_FAILED_PRECONDITION);
+  /* all succeed at once, on two servers: receipts 1..N, each once */
+  pthread_t t[RECEIPTS];
+  succeed_arg_t args[RECEIPTS];
+  for (int i = 0; i < RECEIPTS; i++) {
+    args[i] = (succeed_arg_t){ps[i]->gateway_reference, ps[i]->payment_id, i, 0};
+    pthread_create(&t[i], NULL, succeed_thread, &args[i]);
+  }
+  for (int i = 0; i < RECEIPTS; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(args[i].status, 200);
+  }
+  char f[200];
+  snprintf(f, sizeof f, "{\"organization_id\": \"%s\", \"kind\": \"receipt\"}", org3);
+  assert_int_equal(mq_test_count(NULL, srv.db, "receipts", f), RECEIPTS);
+  bool seen[RECEIPTS + 1] = {false};
+  int year = 0;
+  for (int i = 0; i < RECEIPTS; i++) {
+    rq.payment_id = ps[i]->payment_id;
+    assert_int_equal(marquee__payments__v1__payment_service__get_receipt__call(c, &rq, &rr, &oa, &err), MQ_OK);
+    int y = 0, n = 0;
+    assert_int_equal(sscanf(rr->receipt->number, "R-%d-%d", &y, &n), 2);
+    assert_true(n >= 1 && n <= RECEIPTS);
+    assert_false(seen[n]);
+    seen[n] = true;
+    year = y;
+    assert_int_equal(rr->receipt->total->amount_minor, 1200);
+    assert_true(!strncmp(rr->receipt->payment_method, "stripe pi_", 10));
+    assert_int_equal(rr->receipt->n_lines, 1);
+    marquee__payments__v1__get_receipt_response__free_unpacked(rr, NULL);
+  }
+  assert_true(year >= 2026);
+  /* a refund gets a credit note naming the receipt */
+  assert_int_equal(refund(organizer, ps[0]->payment_id, 500, "EUR", NULL, NULL, &err), MQ_OK);
+  rq.payment_id = ps[0]->payment_id;
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt__call(c, &rq, &rr, &oo, &err), MQ_OK);
+  assert_int_equal(rr->n_credit_notes, 1);
+  assert_string_equal(rr->credit_notes[0]->refers_to, rr->receipt->number);
+  assert_int_equal(rr->credit_notes[0]->total->amount_minor, 500);
+  assert_true(!strncmp(rr->credit_notes[0]->number, "CN-", 3));
+  char refund_id[80];
+  snprintf(refund_id, sizeof refund_id, "%s", rr->credit_notes[0]->refund_id);
+  marquee__payments__v1__get_receipt_response__free_unpacked(rr, NULL);
+  /* others do not see it */
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt__call(c, &rq, &rr, &ob, &err), MQ_NOT_FOUND);
+  /* the PDFs */
+  Marquee__Payments__V1__GetReceiptPdfRequest pq = MARQUEE__PAYMENTS__V1__GET_RECEIPT_PDF_REQUEST__INIT;
+  pq.payment_id = ps[0]->payment_id;
+  Marquee__Payments__V1__ReceiptFile *file = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt_pdf__call(c, &pq, &file, &oa, &err), MQ_OK);
+  assert_true(file->data.len > 1000 && !memcmp(file->data.data, "%PDF", 4));
+  assert_true(!strncmp(file->file_name, "R-", 2));
+  marquee__payments__v1__receipt_file__free_unpacked(file, NULL);
+  pq.refund_id = refund_id;
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt_pdf__call(c, &pq, &file, &oa, &err), MQ_OK);
+  assert_true(!strncmp(file->file_name, "CN-", 3));
+  marquee__payments__v1__receipt_file__free_unpacked(file, NULL);
+  pq.refund_id = (char *)"someone-else:1";
+  assert_int_equal(marquee__payments__v1__payment_service__get_receipt_pdf__call(c, &pq, &file, &oa, &err),
+                   MQ_NOT_FOUND);
+  char path[96], auth[1200];
+  snprintf(path, sizeof path, "/receipts/%s.pdf", ps[1]->payment_id);
+  int st = 0;
+  char *body = mq_test_http_get(srv.http, path, &st);
+  free(body);
+  assert_int_equal(st, 401);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", alice);
+  body = mq_test_http_get_with(srv.http, path, auth, &st);
+  assert_int_equal(st, 200);
+  assert_true(body && !strncmp(body, "%PDF", 4));
+  free(body);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", bob);
+  body = mq_test_http_get_with(srv.http, path, auth, &st);
+  free(body);
+  assert_int_equal(st, 404);
+  for (int i = 0; i < RECEIPTS; i++) marquee__payments__v1__payment__free_unpacked(ps[i], NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -1009,6 +1123,7 @@ int main(void) {
       cmocka_unit_test(test_cancelled_booking_is_refunded),
       cmocka_unit_test(test_taxes_are_in_the_price_charged),
       cmocka_unit_test(test_settings_fee_and_home_country_price_a_hold),
+      cmocka_unit_test(test_receipts_are_numbered_without_gaps),
       cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
