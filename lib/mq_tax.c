@@ -249,9 +249,10 @@ mq_code_t mq_tax_table_parse(const char *text, mq_tax_table_t **out, mq_error_t 
       const row_t *o = &t->rows[i];
       if (!strcmp(o->jurisdiction, r.jurisdiction) && !strcmp(o->name, r.name) && r.from_ms < o->to_ms &&
           o->from_ms < r.to_ms) {
+        int other = o->line;
         mq_tax_table_free(t);
         return mq_error_set(err, MQ_INVALID_ARGUMENT, "tax table", "row %d: %s %s overlaps the dates of row %d", line,
-                            r.jurisdiction, r.name, o->line);
+                            r.jurisdiction, r.name, other);
       }
     }
     if (why) {
