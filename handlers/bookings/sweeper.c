@@ -29,6 +29,7 @@
 #include "core/mq_time.h"
 #include "handlers/bookings/bookings.h"
 #include "lib/mq_cache.h"
+#include "lib/mq_file.h"
 #include "lib/mq_ticket_code.h"
 
 #define SWEEP_BATCH 200
@@ -195,23 +196,10 @@ static void *sweeper_main(void *arg) {
  * named (lib/mq_tax.h T1-T4). */
 static mq_code_t load_taxes(const char *path, mq_tax_table_t **out, mq_error_t *err) {
   if (!path || !*path) return mq_tax_table_parse(mq_tax_default_rows, out, err);
-  FILE *f = fopen(path, "r");
-  if (!f) return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_TAX_RATES_FILE", "cannot read %s", path);
-  size_t cap = 1 << 16, len = 0;
-  char *text = malloc(cap);
-  size_t got;
-  while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
-    len += got;
-    if (len + 1 == cap) {
-      char *bigger = cap < (1u << 24) ? realloc(text, cap *= 2) : NULL;
-      if (!bigger) free(text);
-      text = bigger;
-    }
-  }
-  fclose(f);
-  if (!text) return mq_error_set(err, MQ_INVALID_ARGUMENT, "MARQUEE_TAX_RATES_FILE", "%s is too large", path);
-  text[len] = '\0';
-  mq_code_t rc = mq_tax_table_parse(text, out, err);
+  char *text;
+  mq_code_t rc = mq_file_read(path, 1 << 24, "MARQUEE_TAX_RATES_FILE", &text, NULL, err);
+  if (rc != MQ_OK) return rc;
+  rc = mq_tax_table_parse(text, out, err);
   free(text);
   if (rc != MQ_OK) {
     char why[sizeof err->message];
