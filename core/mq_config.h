@@ -106,6 +106,11 @@
      "how long a hold in payment may wait for the payment's outcome before it is released")                            \
   XX(STR, tax_rates_file, "MARQUEE_TAX_RATES_FILE", "", 0, 0,                                                          \
      "bookings: the sales-tax table (format in docs/PAYMENTS.md); empty: the built-in one. A bad row stops start-up")  \
+  XX(STR, fx_rates_file, "MARQUEE_FX_RATES_FILE", "", 0, 0,                                                            \
+     "exchange rates for display prices only (format in docs/PAYMENTS.md); a bad row stops start-up")                  \
+  XX(STR, fx_rates_url, "MARQUEE_FX_RATES_URL", "", 0, 0,                                                              \
+     "exchange rates fetched over HTTPS (same format), every MARQUEE_FX_REFRESH_S; a bad answer keeps the last table") \
+  XX(INT, fx_refresh_s, "MARQUEE_FX_REFRESH_S", "3600", 60, 86400, "how often MARQUEE_FX_RATES_URL is fetched")        \
   XX(STR, payment_routes, "MARQUEE_PAYMENT_ROUTES", "*=stripe,manual", 0, 0,                                           \
      "payments: gateways per currency, in order of preference: CUR=gw,gw;*=gw (a paid hold goes to the first that "    \
      "is configured, takes the currency and is not open-circuited; free holds always use the free gateway)")           \

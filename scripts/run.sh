@@ -89,6 +89,8 @@ if [ -z "${MARQUEE_STRIPE_WEBHOOK_SECRET:-}" ]; then
   MARQUEE_STRIPE_WEBHOOK_SECRET=$(cat "$stack/dev-stripe-webhook-secret")
   export MARQUEE_STRIPE_WEBHOOK_SECRET
 fi
+# Display prices in other currencies: sample rates (scripts/demo/fx-rates.txt).
+export MARQUEE_FX_RATES_FILE=${MARQUEE_FX_RATES_FILE:-$repo/scripts/demo/fx-rates.txt}
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &

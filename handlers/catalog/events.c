@@ -28,6 +28,7 @@
 #include "handlers/catalog/discovery.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_fx.h"
 #include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/catalog/v1/events.mq-server.h"
@@ -371,6 +372,29 @@ static mq_code_t ev_update(mq_call_t *call, const Marquee__Catalog__V1__UpdateEv
   return MQ_OK;
 }
 
+/* Copies of the public views in `e` with their display prices in `cur`
+ * (lib/mq_fx.h; absent without a rate): the views themselves may be shared
+ * (discovery index, caches), so they are never written. */
+static event_pb *with_display(mq_app_t *app, mq_arena_t *a, const event_pb *e, const char *cur) {
+  event_pb *c = mq_arena_alloc(a, sizeof *c);
+  *c = *e;
+  if (!app->fx || !e->currency || !*e->currency) return c;
+  int64_t now = mq_now_unix_ms(), v, asof = 0;
+  if (mq_fx_convert(app->fx, e->min_price_minor, e->currency, cur, now, &v, &asof)) {
+    c->display_min_price = mq_money(a, v, cur);
+    c->display_rates_as_of = mq_pb_timestamp(a, asof);
+  }
+  c->ticket_types = mq_arena_alloc(a, (e->n_ticket_types ? e->n_ticket_types : 1) * sizeof *c->ticket_types);
+  for (size_t i = 0; i < e->n_ticket_types; i++) {
+    Marquee__Catalog__V1__TicketType *t = mq_arena_alloc(a, sizeof *t);
+    *t = *e->ticket_types[i];
+    if (t->price && mq_fx_convert(app->fx, t->price->amount_minor, e->currency, cur, now, &v, NULL))
+      t->display_price = mq_money(a, v, cur);
+    c->ticket_types[i] = t;
+  }
+  return c;
+}
+
 /* The public read path. Anonymous readers are answered from the in-process
  * cache of public views (mq_app.h: invalidated by this instance's writes and
  * by every instance's catalog events, bounded by MARQUEE_CACHE_TTL_MS), on
@@ -381,13 +405,15 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
   mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
   mq_code_t rc = mq_check_uuid(err, "event_id", req->event_id);
+  const char *display = req->display_currency && *req->display_currency ? req->display_currency : NULL;
+  if (rc == MQ_OK && display) rc = mq_check_currency(err, "display_currency", display);
   if (rc != MQ_OK) return rc;
   bool anonymous = !mq_call_principal(call);
   char key[80];
   snprintf(key, sizeof key, "e:%s", req->event_id);
   void *buf;
   size_t len;
-  if (anonymous && app->events && mq_cache_get(app->events, key, a, &buf, &len)) {
+  if (anonymous && !display && app->events && mq_cache_get(app->events, key, a, &buf, &len)) {
     mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
     return MQ_OK;
   }
@@ -407,7 +433,7 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
     marquee__catalog__v1__event__pack(v, packed);
     mq_cache_put(app->events, key, packed, n, ticket);
   }
-  *resp = *v;
+  *resp = display ? *with_display(app, a, v, display) : *v;
   return MQ_OK;
 }
 
@@ -465,6 +491,8 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
     if ((rc = mq_check_currency(err, "currency", req->currency)) != MQ_OK) return rc;
     q.currency = req->currency;
   }
+  const char *display = req->display_currency && *req->display_currency ? req->display_currency : NULL;
+  if (display && (rc = mq_check_currency(err, "display_currency", display)) != MQ_OK) return rc;
   if (req->min_price_minor < 0 || req->max_price_minor < 0)
     return mq_error_set(err, MQ_INVALID_ARGUMENT, req->min_price_minor < 0 ? "min_price_minor" : "max_price_minor",
                         "must not be negative");
@@ -500,7 +528,7 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
     for (size_t i = 0; i < klen; i++) snprintf(key + 2 + 2 * i, 3, "%02x", kb[i]);
     void *buf;
     size_t len;
-    if (mq_cache_get(app->event_pages, key, a, &buf, &len)) {
+    if (!display && mq_cache_get(app->event_pages, key, a, &buf, &len)) {
       mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
       return MQ_OK;
     }
@@ -521,6 +549,8 @@ static mq_code_t ev_list(mq_call_t *call, const Marquee__Catalog__V1__ListEvents
     marquee__catalog__v1__list_events_response__pack(resp, packed);
     mq_cache_put(app->event_pages, key, packed, pn, ticket);
   }
+  for (size_t i = 0; display && i < resp->n_events; i++)
+    resp->events[i] = with_display(app, a, resp->events[i], display);
   return MQ_OK;
 }
 

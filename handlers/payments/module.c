@@ -3,7 +3,9 @@
  * gateways it pays through (gateway_*.c) with a circuit breaker each, the
  * routes that pick them (MARQUEE_PAYMENT_ROUTES), the webhook route of the
  * side HTTP port (webhooks.c), the payments repository, and a sweeper
- * thread that ends payments past their deadline. See handlers/mq_module.h.
+ * thread that ends payments past their deadline and refreshes the exchange
+ * rates of display prices (app->fx, MARQUEE_FX_RATES_FILE at start,
+ * MARQUEE_FX_RATES_URL every MARQUEE_FX_REFRESH_S). See handlers/mq_module.h.
  *
  * Routes: "CUR=gw,gw;CUR=gw;*=gw" — for a currency its own entry, else
  * "*"; within an entry the gateways in order of preference. A gateway a
@@ -18,8 +20,12 @@
 
 #include "core/mq_log.h"
 #include "core/mq_metrics.h"
+#include "core/mq_time.h"
 #include "handlers/mq_module.h"
 #include "handlers/payments/payments.h"
+#include "lib/mq_file.h"
+#include "lib/mq_fx.h"
+#include "lib/mq_httpc.h"
 
 static double gauge_webhooks(void *arg) {
   return (double)atomic_load(&((mq_payments_t *)arg)->webhooks_total);
@@ -132,6 +138,21 @@ mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
   add_gateway(ps, mq_gateway_free_new(app->cfg, err));
   mq_code_t rc = parse_routes(ps, app->cfg->payment_routes, err);
   if (rc != MQ_OK) return rc;
+  app->fx = mq_fx_new(); /* display prices; empty until loaded */
+  if (app->cfg->fx_rates_file && *app->cfg->fx_rates_file) {
+    char *text;
+    size_t rows = 0;
+    if ((rc = mq_file_read(app->cfg->fx_rates_file, 1 << 24, "MARQUEE_FX_RATES_FILE", &text, NULL, err)) != MQ_OK)
+      return rc;
+    rc = mq_fx_load(app->fx, text, &rows, err);
+    free(text);
+    if (rc != MQ_OK) {
+      char why[sizeof err->message];
+      snprintf(why, sizeof why, "%s", err->message);
+      return mq_error_set(err, rc, "MARQUEE_FX_RATES_FILE", "%s: %s", app->cfg->fx_rates_file, why);
+    }
+    mq_log(MQ_LOG_INFO, "payments.fx_loaded", "%zu exchange rates from %s", rows, app->cfg->fx_rates_file);
+  }
   mq_metrics_gauge("marquee_payment_webhooks_total", "Gateway webhook deliveries accepted", gauge_webhooks, ps);
   mq_metrics_gauge("marquee_payment_webhook_duplicates_total", "Webhook deliveries of an event already applied",
                    gauge_duplicates, ps);
@@ -144,11 +165,33 @@ mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
   return MQ_OK;
 }
 
+/* MARQUEE_FX_RATES_URL, when due: a bad answer keeps the table there is. */
+static void refresh_fx(mq_payments_t *ps) {
+  const mq_config_t *cfg = ps->app->cfg;
+  int64_t now = mq_now_unix_ms();
+  if (!cfg->fx_rates_url || !*cfg->fx_rates_url || now < ps->fx_due_ms) return;
+  ps->fx_due_ms = now + cfg->fx_refresh_s * 1000;
+  mq_httpc_request_t req = {
+      .url = cfg->fx_rates_url, .timeout_ms = (int)cfg->payment_gateway_timeout_ms, .max_bytes = 1 << 22};
+  mq_httpc_response_t resp = {0};
+  mq_error_t err = {0};
+  size_t rows = 0;
+  mq_code_t rc = mq_httpc_do(&req, "exchange rates", &resp, &err);
+  if (rc == MQ_OK && resp.status != 200) rc = mq_error_set(&err, MQ_UNAVAILABLE, NULL, "HTTP %ld", resp.status);
+  if (rc == MQ_OK) rc = mq_fx_load(ps->app->fx, resp.body ? resp.body : "", &rows, &err);
+  mq_httpc_response_clear(&resp);
+  if (rc != MQ_OK)
+    mq_log(MQ_LOG_WARN, "payments.fx_refresh_failed", "%s (the previous rates stay)", err.message);
+  else
+    mq_log(MQ_LOG_INFO, "payments.fx_loaded", "%zu exchange rates from the rates URL", rows);
+}
+
 static void *sweeper_main(void *arg) {
   mq_payments_t *ps = arg;
   pthread_mutex_lock(&ps->mu);
   while (!ps->stop) {
     pthread_mutex_unlock(&ps->mu);
+    refresh_fx(ps);
     if (atomic_load(&ps->app->indexes_ready)) mq_payments_sweep(ps);
     pthread_mutex_lock(&ps->mu);
     struct timespec ts;
@@ -185,6 +228,8 @@ void mq_payments_close(mq_app_t *app) {
   mq_payments_t *ps = app->payments;
   if (!ps) return;
   mq_metrics_gauge_remove(ps);
+  mq_fx_free(app->fx);
+  app->fx = NULL;
   for (size_t i = 0; i < ps->n_gateways; i++) {
     mq_breaker_free(ps->gateways[i].breaker);
     ps->gateways[i].gw->ops->destroy(ps->gateways[i].gw);

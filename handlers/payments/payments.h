@@ -62,6 +62,7 @@ typedef struct mq_payments {
       auto_refunds_total;
   pthread_t sweeper;
   bool running, stop;
+  int64_t fx_due_ms; /* sweeper thread only: the next fetch of MARQUEE_FX_RATES_URL */
   pthread_mutex_t mu;
   pthread_cond_t cv;
 } mq_payments_t;

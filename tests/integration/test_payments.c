@@ -70,16 +70,25 @@ static char org[40];
 typedef Marquee__Payments__V1__Payment payment_t;
 typedef Marquee__Bookings__V1__Hold hold_t;
 
+static char fx_path[96];
+
 static int setup(void **state) {
   (void)state;
-  char api[160];
+  char api[160], fx[160];
   snprintf(api, sizeof api, "MARQUEE_STRIPE_API_BASE=%s", mq_test_stripe());
+  snprintf(fx_path, sizeof fx_path, "/tmp/mq-fx-%d.txt", (int)getpid());
+  FILE *f = fopen(fx_path, "w");
+  if (!f) return -1;
+  fputs("# test rates\nEUR USD 1.10 2020-01-01\nEUR CAD 1.50 2020-01-01\n", f);
+  fclose(f);
+  snprintf(fx, sizeof fx, "MARQUEE_FX_RATES_FILE=%s", fx_path);
   const char *env[] = {"MARQUEE_STRIPE_SECRET_KEY=sk_test_marquee",
                        "MARQUEE_STRIPE_WEBHOOK_SECRET=" WHSEC,
                        api,
                        "MARQUEE_PAYMENT_ROUTES=*=stripe,manual",
                        "MARQUEE_PAYMENT_WINDOW_S=10",
                        "MARQUEE_HOLD_SWEEP_MS=200",
+                       fx,
                        NULL};
   if (mq_test_server_start(&srv, NULL, env) != 0) return -1;
   if (mq_test_server_start(&srv2, srv.db, env) != 0) return -1;
@@ -102,6 +111,7 @@ static int teardown(void **state) {
   mq_test_proc_stop(&srv, SIGTERM, 10000);
   mq_test_proc_stop(&srv2, SIGTERM, 10000);
   mq_test_drop_db(NULL, srv.db);
+  unlink(fx_path);
   return 0;
 }
 
@@ -1108,6 +1118,73 @@ static void test_receipts_are_numbered_without_gaps(void **state) {
   for (int i = 0; i < RECEIPTS; i++) marquee__payments__v1__payment__free_unpacked(ps[i], NULL);
 }
 
+static void test_display_prices(void **state) {
+  (void)state;
+  mq_fx_event_opts_t o = {
+      .currency = "EUR", .n_tt = 2, .tt = {{.price_minor = 2500, .capacity = 5}, {.price_minor = 4000, .capacity = 5}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c, organizer, org, &o, &ev);
+  Marquee__Catalog__V1__GetEventRequest q = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+  q.event_id = ev.event_id;
+  q.display_currency = (char *)"USD";
+  Marquee__Catalog__V1__Event *e = NULL;
+  mq_error_t err;
+  /* anonymous, twice: the second answer comes past the cache of public views */
+  for (int round = 0; round < 2; round++) {
+    assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &q, &e, NULL, &err), MQ_OK);
+    assert_int_equal(e->n_ticket_types, 2);
+    /* 25.00 EUR × 1.10 = 27.50 USD; 40.00 × 1.10 = 44.00; the price charged stays in EUR */
+    assert_int_equal(e->ticket_types[0]->price->amount_minor, 2500);
+    assert_string_equal(e->ticket_types[0]->price->currency, "EUR");
+    assert_non_null(e->ticket_types[0]->display_price);
+    assert_int_equal(e->ticket_types[0]->display_price->amount_minor, 2750);
+    assert_string_equal(e->ticket_types[0]->display_price->currency, "USD");
+    assert_int_equal(e->ticket_types[1]->display_price->amount_minor, 4400);
+    assert_int_equal(e->display_min_price->amount_minor, 2750);
+    assert_non_null(e->display_rates_as_of);
+    marquee__catalog__v1__event__free_unpacked(e, NULL);
+  }
+  /* without a rate: no display price; without display_currency: none either */
+  q.display_currency = (char *)"JPY";
+  assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &q, &e, NULL, &err), MQ_OK);
+  assert_null(e->ticket_types[0]->display_price);
+  marquee__catalog__v1__event__free_unpacked(e, NULL);
+  q.display_currency = (char *)"";
+  assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &q, &e, NULL, &err), MQ_OK);
+  assert_null(e->display_min_price);
+  marquee__catalog__v1__event__free_unpacked(e, NULL);
+  q.display_currency = (char *)"DOLLARS";
+  assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &q, &e, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "display_currency");
+  /* the list too */
+  Marquee__Catalog__V1__ListEventsRequest lq = MARQUEE__CATALOG__V1__LIST_EVENTS_REQUEST__INIT;
+  lq.organization_id = org;
+  lq.display_currency = (char *)"CAD";
+  lq.page_size = 100;
+  Marquee__Catalog__V1__ListEventsResponse *lr = NULL;
+  assert_int_equal(marquee__catalog__v1__event_service__list_events__call(c, &lq, &lr, NULL, &err), MQ_OK);
+  bool found = false;
+  for (size_t i = 0; i < lr->n_events; i++)
+    if (!strcmp(lr->events[i]->event_id, ev.event_id)) {
+      found = true;
+      assert_int_equal(lr->events[i]->display_min_price->amount_minor, 3750); /* 25.00 × 1.50 */
+    }
+  assert_true(found);
+  marquee__catalog__v1__list_events_response__free_unpacked(lr, NULL);
+  /* a rates file with a bad row: the server does not start */
+  char bad[96], kv[160];
+  snprintf(bad, sizeof bad, "/tmp/mq-fx-bad-%d.txt", (int)getpid());
+  FILE *f = fopen(bad, "w");
+  assert_non_null(f);
+  fputs("EUR USD 1.10 2020-01-01\nEUR ZZZ 2 2020-01-01\n", f);
+  fclose(f);
+  snprintf(kv, sizeof kv, "MARQUEE_FX_RATES_FILE=%s", bad);
+  const char *env[] = {kv, NULL};
+  mq_test_proc_t s6;
+  assert_int_not_equal(mq_test_server_start(&s6, NULL, env), 0);
+  unlink(bad);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -1124,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_taxes_are_in_the_price_charged),
       cmocka_unit_test(test_settings_fee_and_home_country_price_a_hold),
       cmocka_unit_test(test_receipts_are_numbered_without_gaps),
+      cmocka_unit_test(test_display_prices),
       cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
