@@ -448,6 +448,10 @@ static mq_code_t cancel_payment(mq_payments_t *ps, mq_payment_t *p, const char *
                                 const char *actor, const char *trace_id, mq_arena_t *a, mq_error_t *err) {
   mq_app_t *app = ps->app;
   mq_code_t rc;
+  mq_decision_t pay;
+  mq_error_t e0 = {0};
+  if (mq_decision_get(app->store, p->hold_id, "payment", a, &pay, &e0) == MQ_OK && !strcmp(pay.outcome, "succeeded"))
+    return settle(ps, p, source, trace_id, a, err); /* the money came first (a crash left the rest undone) */
   if (p->gateway_ref && *p->gateway_ref) {
     mq_pay_gateway_t *g;
     if ((rc = gw_of(ps, p, &g, err)) != MQ_OK) return rc;

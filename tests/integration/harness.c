@@ -506,6 +506,22 @@ bool mq_test_find_binary(const char *db, const char *coll, const char *filter_js
   return found;
 }
 
+bool mq_test_insert(const char *db, const char *coll, const char *doc_json) {
+  mongoc_client_t *c = mongoc_client_new(mq_test_mongo_uri());
+  if (!c) return false;
+  mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
+  bson_error_t err;
+  bson_t doc;
+  bool ok = bson_init_from_json(&doc, doc_json, -1, &err);
+  if (ok) {
+    ok = mongoc_collection_insert_one(col, &doc, NULL, NULL, &err);
+    bson_destroy(&doc);
+  }
+  mongoc_collection_destroy(col);
+  mongoc_client_destroy(c);
+  return ok;
+}
+
 int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json) {
   mongoc_client_t *c = mongoc_client_new(mq_test_mongo_uri());
   if (!c) return -1;

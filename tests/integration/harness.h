@@ -94,6 +94,9 @@ void mq_test_drop_db(const char *uri, const char *db);
 bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
                          size_t *len);
 /* updateMany(filter, update) with extended-JSON documents; matched count or -1. */
+/* insertOne(doc) (extended JSON); false if it failed. To build the state a
+ * crash leaves behind, in the real store. */
+bool mq_test_insert(const char *db, const char *coll, const char *doc_json);
 int64_t mq_test_update(const char *db, const char *coll, const char *filter_json, const char *update_json);
 /* GET http://hostport/path; returns the body (caller frees) and *status. */
 char *mq_test_http_get(const char *hostport, const char *path, int *status);

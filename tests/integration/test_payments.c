@@ -1185,6 +1185,110 @@ static void test_display_prices(void **state) {
   unlink(bad);
 }
 
+/* The state a server SIGKILLed right after the gateway's success leaves: the
+ * hold's payment decision says succeeded, and nothing after it was written
+ * (no booking, the payment still pending). Built in the real store, then a
+ * redelivered webhook, or with none the sweepers at the deadline, finish. */
+static void crash_state(const payment_t *p) {
+  char doc[600];
+  snprintf(
+      doc, sizeof doc,
+      "{\"_id\": \"%s:payment\", \"hold\": \"%s\", \"kind\": \"payment\", \"outcome\": \"succeeded\", "
+      "\"actor\": \"crash-test\", \"payment_reference\": \"stripe:%s\", \"at\": {\"$date\": %lld}, \"done\": true}",
+      p->hold_id, p->hold_id, p->gateway_reference, (long long)mq_test_now_ms());
+  assert_true(mq_test_insert(srv.db, "hold_decisions", doc));
+}
+
+static void test_crash_after_the_gateway_succeeded(void **state) {
+  (void)state;
+  mq_error_t err;
+  mq_fx_event_t ev = {0};
+  payment_t *p = stripe_payment(1600, 1, &ev, NULL);
+  crash_state(p);
+  char f[120];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\"}", p->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 0);
+  /* Stripe delivers again (the first attempt got no answer): finished */
+  assert_int_equal(deliver(&srv2, "evt_after_crash", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 1600, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  assert_int_equal(state_of(p->payment_id), MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_int_equal(outcomes_of(p->payment_id), 1);
+  /* finished from the decision the crash left (not a new one) */
+  snprintf(f, sizeof f, "{\"_id\": \"%s:payment\", \"actor\": \"crash-test\"}", p->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "hold_decisions", f), 1);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  /* no webhook at all: at the payment's deadline (10 s) the sweepers confirm it, and never cancel it */
+  payment_t *q = stripe_payment(1700, 1, &ev, NULL);
+  crash_state(q);
+  int s = 0;
+  for (int i = 0; i < 100; i++) {
+    s = state_of(q->payment_id);
+    if (s == MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED) break;
+    mq_test_sleep_ms(200);
+  }
+  if (s != MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED) {
+    payment_t *x;
+    if (get_payment(alice, q->payment_id, &x, &err) == MQ_OK) {
+      for (size_t i = 0; i < x->n_history; i++)
+        print_message("history %d %s %s\n", x->history[i]->state, x->history[i]->reason, x->history[i]->source);
+      marquee__payments__v1__payment__free_unpacked(x, NULL);
+    }
+  }
+  assert_int_equal(s, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  snprintf(f, sizeof f, "{\"_id\": \"%s\", \"state\": \"confirmed\"}", q->hold_id);
+  for (int i = 0; i < 50 && mq_test_count(NULL, srv.db, "bookings", f) == 0; i++) mq_test_sleep_ms(200);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  marquee__payments__v1__payment__free_unpacked(q, NULL);
+}
+
+typedef struct {
+  mq_client_t *cl;
+  const char *pid;
+  mq_code_t rc;
+} mark_arg_t;
+
+static void *mark_thread(void *arg) {
+  mark_arg_t *m = arg;
+  Marquee__Payments__V1__MarkPaymentReceivedRequest q = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+  q.payment_id = (char *)m->pid;
+  mq_call_opts_t oo = {.bearer_token = organizer};
+  payment_t *x = NULL;
+  mq_error_t err = {0};
+  m->rc = marquee__payments__v1__payment_service__mark_payment_received__call(m->cl, &q, &x, &oo, &err);
+  if (x) marquee__payments__v1__payment__free_unpacked(x, NULL);
+  return NULL;
+}
+
+static void test_concurrent_confirmations_make_one_booking(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  paid_event(&ev, 2200, 10);
+  hold_t *h = hold_of(alice, &ev, 1);
+  payment_t *p;
+  mq_error_t err;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 2200, "EUR", "manual", NULL, &p, &err), MQ_OK);
+  pthread_t t[8];
+  mark_arg_t m[8];
+  for (int i = 0; i < 8; i++) {
+    m[i] = (mark_arg_t){i % 2 ? c2 : c, p->payment_id, MQ_OK};
+    pthread_create(&t[i], NULL, mark_thread, &m[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(m[i].rc, MQ_OK);
+  }
+  char f[120];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\"}", h->hold_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  assert_int_equal(outcomes_of(p->payment_id), 1);
+  snprintf(f, sizeof f, "{\"subject\": \"%s\"}", p->payment_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "receipts", f), 1);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stripe_payment_succeeds_by_webhook),
@@ -1202,6 +1306,8 @@ int main(void) {
       cmocka_unit_test(test_settings_fee_and_home_country_price_a_hold),
       cmocka_unit_test(test_receipts_are_numbered_without_gaps),
       cmocka_unit_test(test_display_prices),
+      cmocka_unit_test(test_crash_after_the_gateway_succeeded),
+      cmocka_unit_test(test_concurrent_confirmations_make_one_booking),
       cmocka_unit_test(test_event_cancellation_refunds_everyone_across_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
