@@ -39,6 +39,9 @@ static double gauge_rejected(void *arg) {
 static double gauge_fallbacks(void *arg) {
   return (double)atomic_load(&((mq_payments_t *)arg)->fallbacks_total);
 }
+static double gauge_retries(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->retries_total);
+}
 static double gauge_auto_refunds(void *arg) {
   return (double)atomic_load(&((mq_payments_t *)arg)->auto_refunds_total);
 }
@@ -50,7 +53,7 @@ mq_pay_gateway_t *mq_payments_gateway(mq_payments_t *ps, const char *name) {
 }
 
 void mq_payments_route(mq_payments_t *ps, const char *currency, const char *country, const char *prefer,
-                       mq_pay_gateway_t **out, size_t *n) {
+                       char *const *org_order, size_t n_org, mq_pay_gateway_t **out, size_t *n) {
   *n = 0;
   const mq_pay_route_t *r = NULL;
   for (size_t i = 0; i < ps->n_routes && !r; i++)
@@ -58,12 +61,21 @@ void mq_payments_route(mq_payments_t *ps, const char *currency, const char *coun
   for (size_t i = 0; i < ps->n_routes && !r; i++)
     if (!strcmp(ps->routes[i].currency, "*")) r = &ps->routes[i];
   if (!r) return;
+  mq_pay_gateway_t *cand[MQ_MAX_GATEWAYS];
+  size_t k = 0;
   for (size_t i = 0; i < r->n; i++) {
     mq_pay_gateway_t *g = &ps->gateways[r->gw[i]];
     if (prefer && *prefer && strcmp(g->gw->ops->name, prefer)) continue;
     if (!g->gw->ops->supports(g->gw, currency, country)) continue;
-    out[(*n)++] = g;
+    cand[k++] = g;
   }
+  if (!n_org) { /* the route's order */
+    for (size_t i = 0; i < k; i++) out[(*n)++] = cand[i];
+    return;
+  }
+  for (size_t o = 0; o < n_org; o++) /* the organization's order, among the route's */
+    for (size_t i = 0; i < k; i++)
+      if (!strcmp(cand[i]->gw->ops->name, org_order[o])) out[(*n)++] = cand[i];
 }
 
 static mq_code_t add_gateway(mq_payments_t *ps, mq_gateway_t *g) {
@@ -160,6 +172,8 @@ mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
                    gauge_rejected, ps);
   mq_metrics_gauge("marquee_payment_fallbacks_total", "Payments that went to a later gateway of their route",
                    gauge_fallbacks, ps);
+  mq_metrics_gauge("marquee_payment_gateway_retries_total",
+                   "Gateway calls retried after a transient failure (with backoff and jitter)", gauge_retries, ps);
   mq_metrics_gauge("marquee_payment_auto_refunds_total", "Payments refunded because their hold ended first",
                    gauge_auto_refunds, ps);
   return MQ_OK;

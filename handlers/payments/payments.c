@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/mq_log.h"
 #include "core/mq_time.h"
@@ -178,22 +179,32 @@ static bool transient(mq_code_t rc) {
 
 /* Runs one call through g's bulkhead and breaker; the call is `fn`. */
 typedef mq_code_t (*gw_call_fn)(mq_pay_gateway_t *g, void *arg, mq_error_t *err);
-static mq_code_t guarded(mq_pay_gateway_t *g, gw_call_fn fn, void *arg, mq_error_t *err) {
-  if (!mq_breaker_allow(g->breaker, mq_now_unix_ms())) {
-    mq_error_set(err, MQ_UNAVAILABLE, NULL, "the %s gateway is failing; its circuit breaker is open", g->gw->ops->name);
-    err->retry_after_ms = 1000;
-    return MQ_UNAVAILABLE;
+#define GW_ATTEMPTS 2     /* a transient failure is retried once */
+#define GW_BACKOFF_MS 100 /* then 100-200 ms (full jitter over the doubling ceiling) */
+#define GW_BACKOFF_CAP_MS 1000
+
+static mq_code_t guarded(mq_payments_t *ps, mq_pay_gateway_t *g, gw_call_fn fn, void *arg, mq_error_t *err) {
+  for (int attempt = 1;; attempt++) {
+    if (!mq_breaker_allow(g->breaker, mq_now_unix_ms())) {
+      mq_error_set(err, MQ_UNAVAILABLE, NULL, "the %s gateway is failing; its circuit breaker is open",
+                   g->gw->ops->name);
+      err->retry_after_ms = 1000;
+      return MQ_UNAVAILABLE;
+    }
+    if (!mq_breaker_enter(g->breaker)) {
+      mq_breaker_record(g->breaker, true, mq_now_unix_ms()); /* not the gateway's fault: give the ticket back */
+      mq_error_set(err, MQ_UNAVAILABLE, NULL, "too many calls to the %s gateway in flight", g->gw->ops->name);
+      err->retry_after_ms = 200;
+      return MQ_UNAVAILABLE;
+    }
+    mq_code_t rc = fn(g, arg, err);
+    mq_breaker_leave(g->breaker);
+    mq_breaker_record(g->breaker, !transient(rc), mq_now_unix_ms());
+    if (!transient(rc) || attempt >= GW_ATTEMPTS) return rc;
+    atomic_fetch_add(&ps->retries_total, 1);
+    struct timespec ts = {0, mq_backoff_ms(attempt, GW_BACKOFF_MS, GW_BACKOFF_CAP_MS) * 1000000L};
+    nanosleep(&ts, NULL);
   }
-  if (!mq_breaker_enter(g->breaker)) {
-    mq_breaker_record(g->breaker, true, mq_now_unix_ms()); /* not the gateway's fault: give the ticket back */
-    mq_error_set(err, MQ_UNAVAILABLE, NULL, "too many calls to the %s gateway in flight", g->gw->ops->name);
-    err->retry_after_ms = 200;
-    return MQ_UNAVAILABLE;
-  }
-  mq_code_t rc = fn(g, arg, err);
-  mq_breaker_leave(g->breaker);
-  mq_breaker_record(g->breaker, !transient(rc), mq_now_unix_ms());
-  return rc;
 }
 
 typedef struct {
@@ -460,14 +471,14 @@ static mq_code_t cancel_payment(mq_payments_t *ps, mq_payment_t *p, const char *
     snprintf(idem, sizeof idem, "%s:cancel", p->id);
     gw_args_t x = {.ref = p->gateway_ref, .idem = idem, .out = &gi};
     mq_error_t e2 = {0};
-    rc = guarded(g, do_cancel, &x, &e2);
+    rc = guarded(ps, g, do_cancel, &x, &e2);
     if (rc != MQ_OK && rc != MQ_NOT_FOUND) {
       if (transient(rc)) {
         *err = e2;
         return rc;
       }
       /* refused: perhaps it succeeded meanwhile — ask */
-      if ((rc = guarded(g, do_retrieve, &x, err)) != MQ_OK) return rc;
+      if ((rc = guarded(ps, g, do_retrieve, &x, err)) != MQ_OK) return rc;
       if (gi.status == MQ_GW_SUCCEEDED) return succeed(ps, p, source, actor, trace_id, a, err);
       if (gi.status != MQ_GW_CANCELLED) {
         *err = e2;
@@ -569,7 +580,7 @@ static mq_code_t repair(mq_payments_t *ps, mq_payment_t *p, const mq_decision_t 
   if (!g) return mq_error_set(err, MQ_FAILED_PRECONDITION, "hold_id", "the hold is in payment at %s", gwname);
   mq_gw_intent_t gi = {0};
   gw_args_t x = {.ref = gref, .out = &gi};
-  mq_code_t rc = guarded(g, do_retrieve, &x, err);
+  mq_code_t rc = guarded(ps, g, do_retrieve, &x, err);
   if (rc != MQ_OK) return rc;
   snprintf(gi.ref, sizeof gi.ref, "%s", gref);
   took_t t = {g->gw->ops->name, &gi, fate->deadline_ms, trace_id};
@@ -640,7 +651,11 @@ static mq_code_t create_with_gateway(mq_call_t *call, mq_payments_t *ps, mq_hold
   mq_app_t *app = ps->app;
   mq_pay_gateway_t *cands[MQ_MAX_GATEWAYS];
   size_t n = 0;
-  mq_payments_route(ps, h->currency, req->buyer_country ? req->buyer_country : "", req->gateway, cands, &n);
+  mq_pay_settings_t st;
+  mq_code_t src = mq_pay_settings_get(app->store, h->organization_id, a, &st, err);
+  if (src != MQ_OK) return src;
+  mq_payments_route(ps, h->currency, req->buyer_country ? req->buyer_country : "", req->gateway, st.gateways,
+                    st.n_gateways, cands, &n);
   if (n == 0) {
     if (req->gateway && *req->gateway)
       return mq_error_set(err, MQ_INVALID_ARGUMENT, "gateway", "%s does not take payments in %s here", req->gateway,
@@ -663,7 +678,7 @@ static mq_code_t create_with_gateway(mq_call_t *call, mq_payments_t *ps, mq_hold
                             .idempotency_key = idem};
     gw_args_t x = {.req = &r, .out = &gi};
     mq_error_t e = {0};
-    mq_code_t rc = guarded(cands[i], do_create, &x, &e);
+    mq_code_t rc = guarded(ps, cands[i], do_create, &x, &e);
     if (rc == MQ_OK) {
       took = cands[i];
     } else if (transient(rc)) {
@@ -701,7 +716,7 @@ static mq_code_t create_with_gateway(mq_call_t *call, mq_payments_t *ps, mq_hold
       snprintf(idem, sizeof idem, "%s:cancel-loser", p->id);
       gw_args_t x = {.ref = gi.ref, .idem = idem, .out = &gc};
       mq_error_t e3 = {0};
-      guarded(took, do_cancel, &x, &e3);
+      guarded(ps, took, do_cancel, &x, &e3);
     }
     *err = e2;
     return rc;
@@ -869,7 +884,7 @@ mq_code_t mq_payment_confirm_handler(mq_call_t *call, const Marquee__Payments__V
     if ((rc = gw_of(ps, &p, &g, err)) != MQ_OK) return rc;
     mq_gw_intent_t gi = {0};
     gw_args_t x = {.ref = p.gateway_ref, .out = &gi};
-    if ((rc = guarded(g, do_retrieve, &x, err)) != MQ_OK) return rc;
+    if ((rc = guarded(ps, g, do_retrieve, &x, err)) != MQ_OK) return rc;
     rc = mq_payments_apply(ps, &p, &gi, "api", actor_of(call), mq_call_trace_id(call), a, err);
     if (rc != MQ_OK) return rc;
   } else if ((rc = settle(ps, &p, "api", mq_call_trace_id(call), a, err)) != MQ_OK) {
@@ -1101,7 +1116,7 @@ static mq_code_t refund(mq_payments_t *ps, mq_payment_t *p, int64_t amount, cons
   gw_args_t x = {
       .ref = p->gateway_ref, .idem = r->id, .amount = r->amount_minor, .currency = p->currency, .refund = &gr};
   mq_error_t e2 = {0};
-  rc = guarded(g, do_refund, &x, &e2);
+  rc = guarded(ps, g, do_refund, &x, &e2);
   if (transient(rc)) { /* stays pending; a retry with the same key asks again */
     *err = e2;
     return rc;

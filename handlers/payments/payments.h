@@ -19,8 +19,11 @@
  *   P4 Money taken for a hold that was released first (the payment window
  *      closed) is refunded automatically, in full.
  *   P5 Gateway calls go through the gateway's bulkhead and circuit
- *      breaker; only CreatePayment falls back to the next gateway (nothing
- *      was charged yet); every other call goes to the payment's gateway.
+ *      breaker, and a transient failure is retried once after a jittered
+ *      backoff (every mutating call carries its idempotency key, so a retry
+ *      cannot charge or refund twice); only CreatePayment then falls back
+ *      to the next gateway (nothing was charged yet); every other call goes
+ *      to the payment's gateway.
  */
 #ifndef MQ_PAYMENTS_H
 #define MQ_PAYMENTS_H
@@ -59,7 +62,7 @@ typedef struct mq_payments {
   mq_pay_route_t routes[MQ_MAX_ROUTES];
   size_t n_routes;
   _Atomic long long webhooks_total, webhook_duplicates_total, webhooks_rejected_total, fallbacks_total,
-      auto_refunds_total;
+      auto_refunds_total, retries_total;
   pthread_t sweeper;
   bool running, stop;
   int64_t fx_due_ms; /* sweeper thread only: the next fetch of MARQUEE_FX_RATES_URL */
@@ -74,10 +77,11 @@ void mq_payments_close(mq_app_t *app);
 
 /* The gateway named `name`, or NULL. */
 mq_pay_gateway_t *mq_payments_gateway(mq_payments_t *ps, const char *name);
-/* The gateways that may take a payment in `currency`, best first (the
- * route's order; `prefer`, when set, alone). *n = 0: none. */
+/* The gateways that may take a payment in `currency`, best first: the
+ * route's, in the organization's order when it gave one (org_order, only
+ * those), `prefer` alone when set. *n = 0: none. */
 void mq_payments_route(mq_payments_t *ps, const char *currency, const char *country, const char *prefer,
-                       mq_pay_gateway_t **out, size_t *n);
+                       char *const *org_order, size_t n_org, mq_pay_gateway_t **out, size_t *n);
 
 /* Applies what the payment's gateway says about it (ConfirmPayment, a
  * webhook, the sweeper): a success confirms the booking, a cancellation

@@ -38,7 +38,8 @@ static const char *const PATHS[] = {"legal_name",
                                     "own_tax_rate_ppm",
                                     "own_tax_name",
                                     "home_country",
-                                    "home_region"};
+                                    "home_region",
+                                    "gateways"};
 
 static settings_pb *view(mq_arena_t *a, const mq_pay_settings_t *p) {
   settings_pb *v = mq_arena_alloc(a, sizeof *v);
@@ -56,6 +57,8 @@ static settings_pb *view(mq_arena_t *a, const mq_pay_settings_t *p) {
   v->own_tax_name = p->own_tax_name;
   v->home_country = p->home_country;
   v->home_region = p->home_region;
+  v->gateways = p->gateways;
+  v->n_gateways = p->n_gateways;
   v->version = p->version;
   if (p->updated_ms) v->updated_at = mq_pb_timestamp(a, p->updated_ms);
   return v;
@@ -86,7 +89,8 @@ void mq_payments_settings_changed(mq_app_t *app, const char *org_id) {
 }
 
 /* The fields named by the mask, validated (every bad one reported), onto p. */
-static void apply(const settings_pb *in, const Google__Protobuf__FieldMask *m, mq_pay_settings_t *p, mq_error_t *err) {
+static void apply(mq_payments_t *ps, const settings_pb *in, const Google__Protobuf__FieldMask *m, mq_pay_settings_t *p,
+                  mq_error_t *err) {
   if (named(m, "legal_name") &&
       mq_check_text(err, "settings.legal_name", in->legal_name, 0, 200, MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED) == MQ_OK)
     p->legal_name = in->legal_name;
@@ -135,6 +139,27 @@ static void apply(const settings_pb *in, const Google__Protobuf__FieldMask *m, m
     else if (mq_check_country(err, "settings.home_country", in->home_country) == MQ_OK)
       p->home_country = in->home_country;
   }
+  if (named(m, "gateways")) {
+    bool ok = in->n_gateways <= MQ_MAX_GATEWAYS;
+    if (!ok) mq_error_set(err, MQ_INVALID_ARGUMENT, "settings.gateways", "at most %d", MQ_MAX_GATEWAYS);
+    for (size_t i = 0; ok && i < in->n_gateways; i++) {
+      char f[40];
+      snprintf(f, sizeof f, "settings.gateways[%zu]", i);
+      if (!mq_payments_gateway(ps, in->gateways[i]) || !strcmp(in->gateways[i], "free")) {
+        mq_error_set(err, MQ_INVALID_ARGUMENT, f, "is not a gateway this platform offers (stripe, manual)");
+        ok = false;
+      }
+      for (size_t k = 0; ok && k < i; k++)
+        if (!strcmp(in->gateways[k], in->gateways[i])) {
+          mq_error_set(err, MQ_INVALID_ARGUMENT, f, "names the same gateway as settings.gateways[%zu]", k);
+          ok = false;
+        }
+    }
+    if (ok) {
+      p->gateways = in->gateways;
+      p->n_gateways = in->n_gateways;
+    }
+  }
   if (named(m, "home_region") && mq_check_text(err, "settings.home_region", in->home_region, 0, 100,
                                                MQ_TEXT_SINGLE_LINE | MQ_TEXT_TRIMMED) == MQ_OK)
     p->home_region = in->home_region;
@@ -159,7 +184,7 @@ mq_code_t mq_payment_settings_update_handler(mq_call_t *call,
   }
   if (req->settings) { /* the values too, onto a scratch copy: every violation in one answer */
     mq_pay_settings_t scratch = {0};
-    apply(req->settings, req->update_mask, &scratch, err);
+    apply(app->payments, req->settings, req->update_mask, &scratch, err);
   }
   mq_code_t rc = mq_error_collected(err);
   if (rc == MQ_OK) rc = mq_org_require(call, req->organization_id, MQ_ORG_OWNER, NULL, err);
@@ -170,7 +195,7 @@ mq_code_t mq_payment_settings_update_handler(mq_call_t *call,
     return mq_error_set(err, MQ_ABORTED, "settings.version", "the settings are at version %lld now; read them again",
                         (long long)p.version);
   mq_error_collect(err);
-  apply(req->settings, req->update_mask, &p, err); /* checked above: no error now */
+  apply(app->payments, req->settings, req->update_mask, &p, err); /* checked above: no error now */
   if ((rc = mq_error_collected(err)) != MQ_OK) return rc;
   p.updated_ms = mq_now_unix_ms();
   Marquee__Events__V1__PaymentSettingsChanged *c = mq_arena_alloc(a, sizeof *c);

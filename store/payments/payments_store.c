@@ -383,6 +383,7 @@ static void settings_fields(bson_t *doc, const mq_pay_settings_t *p) {
   BSON_APPEND_UTF8(doc, "own_tax_name", nz(p->own_tax_name));
   BSON_APPEND_UTF8(doc, "home_country", nz(p->home_country));
   BSON_APPEND_UTF8(doc, "home_region", nz(p->home_region));
+  mq_bson_append_str_array(doc, "gateways", (const char *const *)p->gateways, p->n_gateways);
   BSON_APPEND_DATE_TIME(doc, "updated_at", p->updated_ms);
 }
 
@@ -408,6 +409,7 @@ mq_code_t mq_pay_settings_get(mq_store_t *s, const char *org_id, mq_arena_t *a, 
   out->own_tax_name = mq_bson_get_str(&doc, "own_tax_name", a);
   out->home_country = mq_bson_get_str(&doc, "home_country", a);
   out->home_region = mq_bson_get_str(&doc, "home_region", a);
+  out->gateways = mq_bson_get_str_array(&doc, "gateways", a, &out->n_gateways);
   out->version = mq_bson_get_i64(&doc, "version", 0);
   out->updated_ms = mq_bson_get_date_ms(&doc, "updated_at", 0);
   bson_destroy(&doc);

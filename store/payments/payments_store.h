@@ -101,6 +101,8 @@ typedef struct mq_pay_settings {
   int tax_display;
   int64_t fee_ppm, fee_per_ticket_minor, own_tax_ppm, version, updated_ms;
   bool fee_passed_on;
+  char **gateways; /* preferred gateways, in order (n_gateways 0: the route's) */
+  size_t n_gateways;
 } mq_pay_settings_t;
 
 /* The organization's settings; its defaults (version 0, no fee, the

@@ -720,6 +720,7 @@ static void test_breaker_and_fallback(void **state) {
   }
   assert_true(mq_test_metric(&s3, "marquee_payment_gateway_breaker_state{gateway=\"stripe\"}") == 1.0);
   assert_true(mq_test_metric(&s3, "marquee_payment_fallbacks_total") >= 3);
+  assert_true(mq_test_metric(&s3, "marquee_payment_gateway_retries_total") >= 1); /* retried once before giving up */
   /* no fallback for this currency: UNAVAILABLE with a retry delay, nothing taken */
   mq_fx_event_opts_t o = {.currency = "CAD", .n_tt = 1, .tt = {{.price_minor = 500, .capacity = 5}}};
   mq_fx_event_t cad = {0};
@@ -938,9 +939,14 @@ static void test_settings_fee_and_home_country_price_a_hold(void **state) {
   per.amount_minor = 50;
   per.currency = (char *)"EURO";
   st.service_fee_per_ticket = &per;
-  char *bad_paths[] = {"service_fee_ppm", "home_country", "service_fee_per_ticket", "colour"};
-  assert_int_equal(update_settings(organizer, org2, &st, bad_paths, 4, NULL, &err), MQ_INVALID_ARGUMENT);
-  assert_true(err.n_violations >= 4);
+  char *bad_gateways[] = {"paypal"};
+  st.gateways = bad_gateways;
+  st.n_gateways = 1;
+  char *bad_paths[] = {"service_fee_ppm", "home_country", "service_fee_per_ticket", "colour", "gateways"};
+  assert_int_equal(update_settings(organizer, org2, &st, bad_paths, 5, NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_true(err.n_violations >= 5);
+  st.gateways = NULL;
+  st.n_gateways = 0;
   /* only an owner changes them; others do not see the organization */
   char *paths[] = {"service_fee_ppm",
                    "service_fee_per_ticket",
@@ -990,6 +996,15 @@ static void test_settings_fee_and_home_country_price_a_hold(void **state) {
   h = hold_of(alice, &ev, 2);
   assert_null(h->service_fee);
   assert_int_equal(h->total->amount_minor, 2260);
+  /* the organization takes bank transfers only: its payments go to the manual gateway */
+  char *only_manual[] = {"manual"}, *gw_path[] = {"gateways"};
+  st.gateways = only_manual;
+  st.n_gateways = 1;
+  assert_int_equal(update_settings(organizer, org2, &st, gw_path, 1, NULL, &err), MQ_OK);
+  payment_t *mp = NULL;
+  assert_int_equal(create_payment(c, alice, h->hold_id, 2260, "EUR", NULL, NULL, &mp, &err), MQ_OK);
+  assert_string_equal(mp->gateway, "manual");
+  marquee__payments__v1__payment__free_unpacked(mp, NULL);
   marquee__bookings__v1__hold__free_unpacked(h, NULL);
   /* what a manager reads back */
   Marquee__Payments__V1__GetPaymentSettingsRequest gq = MARQUEE__PAYMENTS__V1__GET_PAYMENT_SETTINGS_REQUEST__INIT;
@@ -997,7 +1012,8 @@ static void test_settings_fee_and_home_country_price_a_hold(void **state) {
   mq_call_opts_t oo = {.bearer_token = organizer}, oa = {.bearer_token = alice};
   Marquee__Payments__V1__PaymentSettings *got = NULL;
   assert_int_equal(marquee__payments__v1__payment_service__get_payment_settings__call(c, &gq, &got, &oo, &err), MQ_OK);
-  assert_int_equal(got->version, 2);
+  assert_int_equal(got->version, 3);
+  assert_int_equal(got->n_gateways, 1);
   assert_string_equal(got->tax_id, "123456789 RT0001");
   marquee__payments__v1__payment_settings__free_unpacked(got, NULL);
   assert_int_equal(marquee__payments__v1__payment_service__get_payment_settings__call(c, &gq, &got, &oa, &err),
