@@ -38,3 +38,29 @@ mq_code_t mq_file_read(const char *path, size_t max, const char *what, char **ou
   if (len) *len = n;
   return MQ_OK;
 }
+
+void mq_rows_init(mq_rows_t *r, const char *text) {
+  memset(r, 0, sizeof *r);
+  r->p = text ? text : "";
+}
+
+int mq_rows_next(mq_rows_t *r) {
+  while (*r->p) {
+    const char *nl = strchr(r->p, '\n');
+    size_t len = nl ? (size_t)(nl - r->p) : strlen(r->p);
+    r->line++;
+    if (len >= sizeof r->buf) return -1;
+    memcpy(r->buf, r->p, len);
+    r->buf[len] = '\0';
+    r->p = nl ? nl + 1 : r->p + len;
+    char *hash = strchr(r->buf, '#');
+    if (hash) *hash = '\0';
+    r->nf = 0;
+    for (char *save = NULL, *tok = strtok_r(r->buf, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save)) {
+      if (r->nf < MQ_ROW_FIELDS) r->f[r->nf] = tok;
+      r->nf++;
+    }
+    if (r->nf) return 1;
+  }
+  return 0;
+}

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/mq_xmalloc.h"
+#include "lib/mq_file.h"
 #include "lib/mq_validate.h"
 
 #define SCALE 1000000000LL /* rates in billionths */
@@ -80,26 +81,15 @@ static int64_t parse_time(const char *s) {
 mq_code_t mq_fx_load(mq_fx_t *fx, const char *text, size_t *rows, mq_error_t *err) {
   rate_t *v = NULL;
   size_t n = 0, cap = 0;
-  int line = 0;
-  for (const char *p = text; p && *p;) {
-    const char *nl = strchr(p, '\n');
-    size_t len = nl ? (size_t)(nl - p) : strlen(p);
-    line++;
-    char buf[256];
-    if (len >= sizeof buf) {
+  mq_rows_t rr;
+  mq_rows_init(&rr, text);
+  for (int got; (got = mq_rows_next(&rr)) != 0;) {
+    int line = rr.line, nf = rr.nf;
+    char **f = rr.f;
+    if (got < 0) {
       free(v);
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "rates", "row %d: longer than %zu bytes", line, sizeof buf);
+      return mq_error_set(err, MQ_INVALID_ARGUMENT, "rates", "row %d: longer than %d bytes", line, MQ_ROW_MAX);
     }
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    p = nl ? nl + 1 : p + len;
-    char *hash = strchr(buf, '#');
-    if (hash) *hash = '\0';
-    char *f[5];
-    int nf = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, " \t\r", &save); tok && nf < 5; tok = strtok_r(NULL, " \t\r", &save))
-      f[nf++] = tok;
-    if (nf == 0) continue;
     const char *why = NULL;
     rate_t r = {0};
     if (nf != 4)

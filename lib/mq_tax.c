@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/mq_xmalloc.h"
+#include "lib/mq_file.h"
 #include "lib/mq_money.h"
 #include "lib/mq_validate.h"
 
@@ -199,26 +200,15 @@ static int64_t rate_ppm(const char *s) {
 mq_code_t mq_tax_table_parse(const char *text, mq_tax_table_t **out, mq_error_t *err) {
   mq_tax_table_t *t = mq_xcalloc(1, sizeof *t);
   size_t cap = 0;
-  int line = 0;
-  for (const char *p = text; p && *p;) {
-    const char *nl = strchr(p, '\n');
-    size_t len = nl ? (size_t)(nl - p) : strlen(p);
-    line++;
-    char buf[256];
-    if (len >= sizeof buf) {
+  mq_rows_t rows;
+  mq_rows_init(&rows, text);
+  for (int got; (got = mq_rows_next(&rows)) != 0;) {
+    int line = rows.line, nf = rows.nf;
+    char **f = rows.f;
+    if (got < 0) {
       mq_tax_table_free(t);
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "tax table", "row %d: longer than %zu bytes", line, sizeof buf);
+      return mq_error_set(err, MQ_INVALID_ARGUMENT, "tax table", "row %d: longer than %d bytes", line, MQ_ROW_MAX);
     }
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    p = nl ? nl + 1 : p + len;
-    char *hash = strchr(buf, '#');
-    if (hash) *hash = '\0';
-    char *f[7];
-    int nf = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, " \t\r", &save); tok && nf < 7; tok = strtok_r(NULL, " \t\r", &save))
-      f[nf++] = tok;
-    if (nf == 0) continue;
     if (nf < 4 || nf > 6) {
       mq_tax_table_free(t);
       return mq_error_set(err, MQ_INVALID_ARGUMENT, "tax table",
