@@ -222,12 +222,9 @@ static void tickets_http_get(void *arg, const char *method, const char *path, mq
   snprintf(id, sizeof id, "%.36s", name);
   if (!format || mq_check_uuid(NULL, NULL, id) != MQ_OK)
     return http_text(r, 404, "use /tickets/{ticket id}.png or .pdf\n");
-  const char *auth = mq_http_request_header(r, "Authorization");
-  mq_principal_t who = {0};
+  mq_principal_t who;
   mq_error_t err = {0};
-  if (!auth || strncasecmp(auth, "Bearer ", 7) || !app->jwt ||
-      mq_jwt_verify(app->jwt, auth + 7, strlen(auth + 7), &who, &err) != MQ_OK)
-    return http_text(r, 401, "send Authorization: Bearer <access token>\n");
+  if (!mq_route_bearer(app, r, &who)) return http_text(r, 401, "send Authorization: Bearer <access token>\n");
   mq_arena_t a;
   mq_arena_init(&a);
   mq_booking_t bk;

@@ -8,6 +8,7 @@
 
 #include "handlers/mq_app.h"
 #include "handlers/mq_call.h"
+#include "handlers/mq_route.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/identity/v1/identity.pb-c.h"
 #include "store/identity/sessions_store.h"
@@ -22,6 +23,10 @@ Marquee__Identity__V1__User *mq_identity_user_to_pb(mq_call_t *call, const mq_us
  * as owners. NOT_FOUND for non-members (an organization's existence is not
  * revealed to outsiders), PERMISSION_DENIED for a weaker role. On MQ_OK the
  * call is marked authorized and *role (optional) holds the caller's role. */
+/* The caller of a side-port route (tickets, receipts): its
+ * "Authorization: Bearer <access token>" verified as the gRPC interceptor
+ * verifies the token; false when absent or not valid (answer 401). */
+bool mq_route_bearer(mq_app_t *app, const mq_http_response_t *r, mq_principal_t *who);
 mq_code_t mq_org_require(mq_call_t *call, const char *org_id, int weakest_allowed, int *role, mq_error_t *err);
 
 /* Shared by the sign-in paths (accounts.c, oauth.c). */

@@ -13,12 +13,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/mq_ids.h"
 #include "core/mq_time.h"
 #include "core/mq_tokens.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_app.h"
+#include "lib/mq_jwt.h"
 #include "lib/mq_page.h"
 #include "lib/mq_validate.h"
 #include "marquee/identity/v1/identity.mq-server.h"
@@ -28,6 +30,14 @@
 enum { ORG_PAGE_DEFAULT = 50, ORG_PAGE_MAX = 200 };
 
 static const char *const role_names[] = {"", "owner", "manager", "checkin_staff"};
+
+bool mq_route_bearer(mq_app_t *app, const mq_http_response_t *r, mq_principal_t *who) {
+  const char *auth = mq_http_request_header(r, "Authorization");
+  mq_error_t err = {0};
+  memset(who, 0, sizeof *who);
+  return auth && !strncasecmp(auth, "Bearer ", 7) && app->jwt &&
+         mq_jwt_verify(app->jwt, auth + 7, strlen(auth + 7), who, &err) == MQ_OK;
+}
 
 mq_code_t mq_org_require(mq_call_t *call, const char *org_id, int weakest_allowed, int *role, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);

@@ -60,6 +60,22 @@ static void payment_event(mq_event_t *ev, const char *type, const char *payment_
   mq_event_init(ev, MQ_PAYMENTS_TOPIC, type, payment_id, actor ? actor : "system", trace_id ? trace_id : "", "");
 }
 
+/* PaymentCancelled for p into ev (in place; the payload lives in a). */
+static void cancelled_event(mq_event_t *ev, mq_arena_t *a, const mq_payment_t *p, const char *reason, const char *actor,
+                            const char *trace_id) {
+  Marquee__Events__V1__PaymentCancelled *e = mq_arena_alloc(a, sizeof *e);
+  marquee__events__v1__payment_cancelled__init(e);
+  e->payment_id = p->id;
+  e->hold_id = p->hold_id;
+  e->event_id = p->event_id;
+  e->user_id = p->user_id;
+  e->gateway = p->gateway;
+  e->reason = (char *)reason;
+  payment_event(ev, "payments.PaymentCancelled", p->id, actor, trace_id);
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_CANCELLED;
+  ev->env.payment_cancelled = e;
+}
+
 static int state_enum(const char *s) {
   static const struct {
     const char *name;
@@ -302,6 +318,9 @@ static bool took_change(mq_payment_t *p, void *arg, mq_arena_t *a, mq_event_t *e
     r->gateway = p->gateway;
     r->instructions = p->instructions;
     r->deadline = c->deadline;
+    r->event_id = p->event_id;
+    r->amount_minor = p->amount_minor;
+    r->currency = p->currency;
     payment_event(&evs[*n], "payments.PaymentRequiresAction", p->id, p->user_id, t->trace_id);
     evs[*n].env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_REQUIRES_ACTION;
     evs[(*n)++].env.payment_requires_action = r;
@@ -396,17 +415,7 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
     ev.env.payment_succeeded = e;
   } else {
-    Marquee__Events__V1__PaymentCancelled *e = mq_arena_alloc(a, sizeof *e);
-    marquee__events__v1__payment_cancelled__init(e);
-    e->payment_id = p->id;
-    e->hold_id = p->hold_id;
-    e->event_id = p->event_id;
-    e->user_id = p->user_id;
-    e->gateway = p->gateway;
-    e->reason = (char *)reason;
-    payment_event(&ev, "payments.PaymentCancelled", p->id, pay.actor, trace_id);
-    ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_CANCELLED;
-    ev.env.payment_cancelled = e;
+    cancelled_event(&ev, a, p, reason, pay.actor, trace_id);
   }
   rc = mq_payment_decide(s, p->id, "outcome", ok ? "succeeded" : "cancelled", pay.actor, reason, &ev, 1, err);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
@@ -507,17 +516,7 @@ static mq_code_t cancel_payment(mq_payments_t *ps, mq_payment_t *p, const char *
     if ((rc = mq_bookings_release_hold(app->bookings, &h, actor, a, err)) != MQ_OK && rc != MQ_FAILED_PRECONDITION)
       return rc;
     mq_event_t ev;
-    Marquee__Events__V1__PaymentCancelled *e = mq_arena_alloc(a, sizeof *e);
-    marquee__events__v1__payment_cancelled__init(e);
-    e->payment_id = p->id;
-    e->hold_id = p->hold_id;
-    e->event_id = p->event_id;
-    e->user_id = p->user_id;
-    e->gateway = p->gateway;
-    e->reason = (char *)reason;
-    payment_event(&ev, "payments.PaymentCancelled", p->id, actor, trace_id);
-    ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_CANCELLED;
-    ev.env.payment_cancelled = e;
+    cancelled_event(&ev, a, p, reason, actor, trace_id);
     rc = mq_payment_decide(app->store, p->id, "outcome", "cancelled", actor, reason, &ev, 1, err);
     if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
     final_t f = {"cancelled", reason, source};

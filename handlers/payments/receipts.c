@@ -385,12 +385,9 @@ static void receipts_http_get(void *arg, const char *method, const char *path, m
   snprintf(id, sizeof id, "%.36s", name);
   if (strlen(name) != 40 || strcmp(name + 36, ".pdf") || mq_check_uuid(NULL, NULL, id) != MQ_OK)
     return text(r, 404, "use /receipts/{payment id}.pdf\n");
-  const char *auth = mq_http_request_header(r, "Authorization");
-  mq_principal_t who = {0};
+  mq_principal_t who;
   mq_error_t err = {0};
-  if (!auth || strncasecmp(auth, "Bearer ", 7) || !app->jwt ||
-      mq_jwt_verify(app->jwt, auth + 7, strlen(auth + 7), &who, &err) != MQ_OK)
-    return text(r, 401, "send Authorization: Bearer <access token>\n");
+  if (!mq_route_bearer(app, r, &who)) return text(r, 401, "send Authorization: Bearer <access token>\n");
   mq_arena_t a;
   mq_arena_init(&a);
   mq_payment_t p;

@@ -549,7 +549,10 @@ char *mq_test_http_get(const char *hostport, const char *path, int *status) {
   return mq_test_http_get_with(hostport, path, NULL, status);
 }
 
-char *mq_test_http_get_with(const char *hostport, const char *path, const char *header, int *status) {
+/* One HTTP/1.0 request (body NULL: none) over a fresh connection; the
+ * response body (caller frees) and *status. */
+static char *http_do(const char *method, const char *hostport, const char *path, const char *header, const char *body,
+                     int *status) {
   *status = 0;
   const char *colon = strrchr(hostport, ':');
   if (!colon) return NULL;
@@ -560,46 +563,15 @@ char *mq_test_http_get_with(const char *hostport, const char *path, const char *
     close(s);
     return NULL;
   }
-  char req[2048];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n%s%s\r\n", path, hostport, header ? header : "",
-                   header ? "\r\n" : "");
-  if (write(s, req, (size_t)n) != n) {
-    close(s);
-    return NULL;
-  }
-  size_t cap = 65536, len = 0;
-  char *buf = malloc(cap);
-  ssize_t r;
-  while ((r = read(s, buf + len, cap - len - 1)) > 0) {
-    len += (size_t)r;
-    if (len + 1 == cap) buf = grow(buf, cap *= 2);
-  }
-  close(s);
-  buf[len] = '\0';
-  sscanf(buf, "HTTP/%*s %d", status);
-  char *body = strstr(buf, "\r\n\r\n");
-  char *out = strdup(body ? body + 4 : "");
-  free(buf);
-  return out;
-}
-
-char *mq_test_http_post(const char *hostport, const char *path, const char *header, const char *body, int *status) {
-  *status = 0;
-  const char *colon = strrchr(hostport, ':');
-  if (!colon) return NULL;
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(s);
-    return NULL;
-  }
-  size_t blen = strlen(body), cap = blen + 4096;
+  size_t blen = body ? strlen(body) : 0, cap = blen + 4096;
   char *req = malloc(cap);
-  int n = snprintf(req, cap,
-                   "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s%s\r\n",
-                   path, hostport, blen, header ? header : "", header ? "\r\n" : "");
-  memcpy(req + n, body, blen);
+  int n =
+      body ? snprintf(req, cap,
+                      "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s%s\r\n",
+                      method, path, hostport, blen, header ? header : "", header ? "\r\n" : "")
+           : snprintf(req, cap, "%s %s HTTP/1.0\r\nHost: %s\r\n%s%s\r\n", method, path, hostport, header ? header : "",
+                      header ? "\r\n" : "");
+  if (blen) memcpy(req + n, body, blen);
   size_t total = (size_t)n + blen;
   bool ok = write(s, req, total) == (ssize_t)total;
   free(req);
@@ -621,6 +593,14 @@ char *mq_test_http_post(const char *hostport, const char *path, const char *head
   char *out = strdup(b ? b + 4 : "");
   free(buf);
   return out;
+}
+
+char *mq_test_http_get_with(const char *hostport, const char *path, const char *header, int *status) {
+  return http_do("GET", hostport, path, header, NULL, status);
+}
+
+char *mq_test_http_post(const char *hostport, const char *path, const char *header, const char *body, int *status) {
+  return http_do("POST", hostport, path, header, body ? body : "", status);
 }
 
 const char *mq_test_stripe(void) {
