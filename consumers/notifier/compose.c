@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/mq_time.h"
+#include "lib/mq_money.h"
 #include "lib/mq_validate.h"
 
 static const char *const vars_welcome[] = {"name", "app_url", NULL};
@@ -17,6 +18,11 @@ static const char *const vars_password_changed[] = {"name", "when", NULL};
 static const char *const vars_booking_confirmed[] = {"name",    "event", "starts", "where",
                                                      "tickets", "total", "link",   NULL};
 static const char *const vars_booking_cancelled[] = {"name", "event", "starts", "total", "reason", "link", NULL};
+static const char *const vars_payment_instructions[] = {"name",         "event",    "starts", "total",
+                                                        "instructions", "deadline", "link",   NULL};
+static const char *const vars_payment_expired[] = {"name", "event", "starts", "link", NULL};
+static const char *const vars_refund_issued[] = {"name",     "event",  "starts", "amount",
+                                                 "refunded", "reason", "link",   NULL};
 
 static const struct {
   const char *name;
@@ -29,6 +35,9 @@ static const struct {
     {"password_changed", vars_password_changed},
     {"booking_confirmed", vars_booking_confirmed},
     {"booking_cancelled", vars_booking_cancelled},
+    {"payment_instructions", vars_payment_instructions},
+    {"payment_expired", vars_payment_expired},
+    {"refund_issued", vars_refund_issued},
 };
 
 const char *const *mq_notice_vars(const char *name) {
@@ -96,15 +105,11 @@ static mq_code_t link_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1_
   return MQ_OK;
 }
 
-/* "EUR 12.50", "JPY 1500" (the reader's locale: later, with ICU). */
+/* "12.50 EUR", "1500 JPY" (lib/mq_money.h; the reader's locale: later, with ICU). */
 static char *money(mq_arena_t *a, int64_t minor, const char *currency) {
-  int exp = mq_currency_minor_units(currency);
-  if (exp <= 0) return mq_arena_sprintf(a, "%s %lld", currency ? currency : "", (long long)minor);
-  int64_t div = 1;
-  for (int i = 0; i < exp; i++) div *= 10;
-  int64_t whole = minor / div, frac = minor % div;
-  if (frac < 0) frac = -frac;
-  return mq_arena_sprintf(a, "%s %lld.%0*lld", currency, (long long)whole, exp, (long long)frac);
+  char b[64];
+  mq_money_format(b, sizeof b, minor, currency);
+  return mq_arena_strdup(a, b);
 }
 
 void mq_notice_resolve_user(mq_notice_t *n, const char *email, const char *display_name, const char *locale) {
@@ -220,6 +225,37 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       add(n, "total", p->total_minor ? money(a, p->total_minor, p->currency) : "free");
       add(n, "reason", p->reason && p->reason[0] ? p->reason : "-");
       add(n, "link", mq_arena_sprintf(a, "%s/bookings/%s", c->link_base, p->booking_id));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_REQUIRES_ACTION: {
+      const Marquee__Events__V1__PaymentRequiresAction *p = ev->payment_requires_action;
+      *n = (mq_notice_t){
+          .template_name = "payment_instructions", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
+      add(n, "total", money(a, p->amount_minor, p->currency));
+      add(n, "instructions", p->instructions && p->instructions[0] ? p->instructions : "-");
+      add(n, "deadline", when(a, p->deadline));
+      add(n, "link", mq_arena_sprintf(a, "%s/payments/%s", c->link_base, p->payment_id));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_CANCELLED: {
+      const Marquee__Events__V1__PaymentCancelled *p = ev->payment_cancelled;
+      if (!p->reason || strcmp(p->reason, "deadline")) { /* the buyer cancelled it: they know */
+        *none = true;
+        return MQ_OK;
+      }
+      *n = (mq_notice_t){
+          .template_name = "payment_expired", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
+      add(n, "link", mq_arena_sprintf(a, "%s/events/%s", c->link_base, p->event_id));
+      break;
+    }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_REFUND_ISSUED: {
+      const Marquee__Events__V1__RefundIssued *p = ev->refund_issued;
+      *n = (mq_notice_t){
+          .template_name = "refund_issued", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
+      add(n, "amount", money(a, p->amount_minor, p->currency));
+      add(n, "refunded", money(a, p->refunded_total_minor, p->currency));
+      add(n, "reason", p->reason && p->reason[0] ? p->reason : "-");
+      add(n, "link", mq_arena_sprintf(a, "%s/payments/%s", c->link_base, p->payment_id));
       break;
     }
     default:

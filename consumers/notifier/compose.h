@@ -14,6 +14,10 @@
  *                                                         organization, role, link, expires
  *   booking_confirmed  bookings.BookingConfirmed          name, event, starts, where, tickets, total, link
  *   booking_cancelled  bookings.BookingCancelled          name, event, starts, total, reason, link
+ *   payment_instructions payments.PaymentRequiresAction   name, event, starts, total, instructions,
+ *                                                         deadline, link
+ *   payment_expired    payments.PaymentCancelled (deadline only)  name, event, starts, link
+ *   refund_issued      payments.RefundIssued              name, event, starts, amount, refunded, reason, link
  *
  * Events that name their reader by id only (a password change, a booking)
  * leave the notice's user_id (and event_id) to the caller, which reads the

@@ -1,11 +1,12 @@
 /*
  * notifier.c — marquee-notifier, the consumer that e-mails people what
  * happened: welcome, e-mail verification, password reset and change,
- * organization invitations, booking confirmations and cancellations
+ * organization invitations, booking confirmations and cancellations,
+ * payment instructions (bank transfer), expired payments and refunds
  * (compose.h says which event sends which message).
  *
- * Per event (consumer group marquee-notifier, topics marquee.users and
- * marquee.bookings):
+ * Per event (consumer group marquee-notifier, topics marquee.users,
+ * marquee.bookings and marquee.payments):
  *   1. compose the notice (pure), read the account and catalog event it
  *      names by id (users_store, events_store: the address current now),
  *      render the mail (a template that does not render is a permanent
@@ -147,9 +148,12 @@ static const mq_event_route_t routes[] = {
     {"organizations.OrganizationMemberInvited", notify},
     {"bookings.BookingConfirmed", notify},
     {"bookings.BookingCancelled", notify},
+    {"payments.PaymentRequiresAction", notify},
+    {"payments.PaymentCancelled", notify},
+    {"payments.RefundIssued", notify},
 };
 
-static const char *const topics[] = {"marquee.users", "marquee.bookings", NULL};
+static const char *const topics[] = {"marquee.users", "marquee.bookings", "marquee.payments", NULL};
 
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--version")) {

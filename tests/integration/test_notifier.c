@@ -36,6 +36,7 @@
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
+#include "marquee/payments/v1/payments.mq-client.h"
 
 #define PASSWORD "correct horse battery staple"
 
@@ -311,6 +312,74 @@ static void test_password_change_and_booking_mails(void **state) {
   free(organizer);
 }
 
+/* A bank-transfer payment: the buyer is told how to pay; the organizer
+ * marks it received (the booking confirmation follows); a refund is told. */
+static void test_payment_mails(void **state) {
+  (void)state;
+  char uid[64], email[128], owner[64], owner_mail[128];
+  char *tok = sign_up("payer", "Pat Payer", "en", uid, sizeof uid, email, sizeof email);
+  char *owner_tok = sign_up("seller", "Sam", "en", owner, sizeof owner, owner_mail, sizeof owner_mail);
+  assert_int_equal(mq_test_mail_wait(email, 1, 60000, NULL, NULL, NULL), 1); /* welcome */
+  char *organizer = mq_test_token(owner, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
+  char org[40];
+  mq_fx_org(cl, organizer, "mailpay", org);
+  mq_fx_event_opts_t eo = {.n_tt = 1, .tt = {{.price_minor = 1500, .capacity = 10}}};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(cl, organizer, org, &eo, &ev);
+  Marquee__Bookings__V1__HoldItem item = MARQUEE__BOOKINGS__V1__HOLD_ITEM__INIT, *items[1] = {&item};
+  item.ticket_type_id = ev.tt[0];
+  item.quantity = 1;
+  Marquee__Bookings__V1__CreateHoldRequest hq = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+  hq.event_id = ev.event_id;
+  hq.items = items;
+  hq.n_items = 1;
+  mq_call_opts_t o = {.bearer_token = tok}, oo = {.bearer_token = organizer};
+  mq_error_t err;
+  Marquee__Bookings__V1__Hold *h = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__create_hold__call(cl, &hq, &h, &o, &err), MQ_OK);
+  Marquee__Payments__V1__CreatePaymentRequest pq = MARQUEE__PAYMENTS__V1__CREATE_PAYMENT_REQUEST__INIT;
+  pq.hold_id = h->hold_id;
+  pq.amount = h->total;
+  pq.gateway = (char *)"manual";
+  Marquee__Payments__V1__Payment *p = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__create_payment__call(cl, &pq, &p, &o, &err), MQ_OK);
+  char *subject = NULL, *text = NULL;
+  assert_int_equal(mq_test_mail_wait(email, 2, 60000, &subject, &text, NULL), 2);
+  assert_string_equal(subject, "How to pay for Fixture Event");
+  assert_non_null(strstr(text, "15.00 EUR"));
+  assert_non_null(strstr(text, p->gateway_reference)); /* the reference to quote */
+  free(subject);
+  free(text);
+  Marquee__Payments__V1__MarkPaymentReceivedRequest mq = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+  mq.payment_id = p->payment_id;
+  Marquee__Payments__V1__Payment *x = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(cl, &mq, &x, &oo, &err), MQ_OK);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 3, 60000, &subject, NULL, NULL), 3); /* the tickets */
+  assert_non_null(strstr(subject, "Fixture Event"));
+  free(subject);
+  Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
+  m.amount_minor = 500;
+  m.currency = (char *)"EUR";
+  Marquee__Payments__V1__RefundPaymentRequest rq = MARQUEE__PAYMENTS__V1__REFUND_PAYMENT_REQUEST__INIT;
+  rq.payment_id = p->payment_id;
+  rq.amount = &m;
+  rq.reason = (char *)"goodwill";
+  Marquee__Payments__V1__Refund *r = NULL;
+  assert_int_equal(marquee__payments__v1__payment_service__refund_payment__call(cl, &rq, &r, &oo, &err), MQ_OK);
+  marquee__payments__v1__refund__free_unpacked(r, NULL);
+  assert_int_equal(mq_test_mail_wait(email, 4, 60000, &subject, &text, NULL), 4);
+  assert_string_equal(subject, "Refund of 5.00 EUR for Fixture Event");
+  assert_non_null(strstr(text, "goodwill"));
+  free(subject);
+  free(text);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  free(tok);
+  free(owner_tok);
+  free(organizer);
+}
+
 /* A notifier holding another key cannot open the link token: the event is
  * dead-lettered at once (no retries: it would fail the same way every time),
  * and the consumer goes on. */
@@ -400,6 +469,7 @@ int main(void) {
       cmocka_unit_test(test_values_are_inert_in_html),
       cmocka_unit_test(test_mail_waits_while_smtp_is_away),
       cmocka_unit_test(test_password_change_and_booking_mails),
+      cmocka_unit_test(test_payment_mails),
       cmocka_unit_test(test_unopenable_token_is_dead_lettered_at_once),
       cmocka_unit_test(test_refused_for_good_is_recorded), /* last: it stops the shared notifier */
   };

@@ -129,11 +129,80 @@ static void test_sealed_link(void **state) {
   mq_seal_keys_free(wrong);
 }
 
+/* The payments' messages: instructions for a transfer, an expired
+ * reservation (and nothing for a payment the buyer cancelled), a refund. */
+static void test_payment_messages(void **state) {
+  (void)state;
+  mq_arena_t a;
+  mq_arena_init(&a);
+  mq_notifier_cfg_t c = {.link_base = "https://t.example", .from_name = "M", .from_addr = "n@x.example"};
+  mq_notice_t n;
+  bool none;
+  mq_error_t err;
+  Google__Protobuf__Timestamp dl = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  dl.seconds = 1800000000;
+  Marquee__Events__V1__PaymentRequiresAction ra = MARQUEE__EVENTS__V1__PAYMENT_REQUIRES_ACTION__INIT;
+  ra.payment_id = (char *)"p1";
+  ra.user_id = (char *)"u1";
+  ra.event_id = (char *)"e1";
+  ra.instructions = (char *)"Pay 15.00 EUR quoting MQ-ABC";
+  ra.amount_minor = 1500;
+  ra.currency = (char *)"EUR";
+  ra.deadline = &dl;
+  Marquee__Events__V1__Envelope ev = MARQUEE__EVENTS__V1__ENVELOPE__INIT;
+  ev.event_id = (char *)"x1";
+  ev.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_REQUIRES_ACTION;
+  ev.payment_requires_action = &ra;
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
+  assert_false(none);
+  assert_string_equal(n.template_name, "payment_instructions");
+  assert_string_equal(n.user_id, "u1");
+  assert_string_equal(n.event_id, "e1");
+  Marquee__Events__V1__PaymentCancelled pc = MARQUEE__EVENTS__V1__PAYMENT_CANCELLED__INIT;
+  pc.user_id = (char *)"u1";
+  pc.event_id = (char *)"e1";
+  pc.reason = (char *)"cancelled by the buyer";
+  ev.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_CANCELLED;
+  ev.payment_cancelled = &pc;
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
+  assert_true(none);
+  pc.reason = (char *)"deadline";
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
+  assert_false(none);
+  assert_string_equal(n.template_name, "payment_expired");
+  Marquee__Events__V1__RefundIssued ri = MARQUEE__EVENTS__V1__REFUND_ISSUED__INIT;
+  ri.payment_id = (char *)"p1";
+  ri.user_id = (char *)"u1";
+  ri.event_id = (char *)"e1";
+  ri.amount_minor = 500;
+  ri.refunded_total_minor = 500;
+  ri.currency = (char *)"EUR";
+  ev.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_REFUND_ISSUED;
+  ev.refund_issued = &ri;
+  assert_int_equal(mq_notice_for(&c, &ev, 1000, &a, &n, &none, &err), MQ_OK);
+  assert_false(none);
+  assert_string_equal(n.template_name, "refund_issued");
+  mq_notice_resolve_user(&n, "b@example.com", "Bea", "fr");
+  Marquee__Catalog__V1__Event e = MARQUEE__CATALOG__V1__EVENT__INIT;
+  e.title = (char *)"Jazz";
+  e.starts_at = &dl;
+  mq_notice_resolve_event(&n, &a, &e);
+  const char *used;
+  mq_mail_t m;
+  mq_code_t rc = mq_notice_mail(&c, &n, "id@marquee", 0, &a, &m, &used, &err);
+  if (rc) print_message("%s: %s\n", err.field, err.message);
+  assert_int_equal(rc, MQ_OK);
+  assert_string_equal(used, "fr");
+  assert_non_null(strstr(m.subject, "5.00 EUR"));
+  mq_arena_release(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_template_renders),
       cmocka_unit_test(test_locale_fallback),
       cmocka_unit_test(test_sealed_link),
+      cmocka_unit_test(test_payment_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
