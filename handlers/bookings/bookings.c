@@ -528,12 +528,12 @@ static mq_code_t booking_change_tt(mq_call_t *call, const Marquee__Bookings__V1_
   ev.env.ticket_type_moved = p;
   rc = mq_bookings_save(app->store, &bk, &ev, 1, err);
   if (rc != MQ_OK) {
-    mq_capacity_release(b->capacity, app->store, got, 1, &ignored);
+    mq_capacity_release(b->capacity, app->store, bk.id, got, 1, &ignored);
     if (old_slot && old_slot[0]) mq_capacity_set_until(app->store, old_slot, MQ_SLOT_SOLD_UNTIL_MS, &ignored);
     return rc;
   }
   /* 4. the old unit goes back, the new one is sold */
-  if (old_slot && old_slot[0]) mq_capacity_release(b->capacity, app->store, &old_slot, 1, &ignored);
+  if (old_slot && old_slot[0]) mq_capacity_release(b->capacity, app->store, bk.id, &old_slot, 1, &ignored);
   mq_capacity_mark_sold(app->store, bk.id, &ignored);
   mq_availability_changed(app, bk.event_id);
   *resp = *mq_booking_view(call, b, &bk, NULL, 0, true);

@@ -263,7 +263,7 @@ static mq_code_t load_own(mq_call_t *call, const char *hold_id, mq_hold_t *h, mq
  * a booking. */
 static mq_code_t finish_return(mq_bookings_t *b, const mq_hold_t *h, const char *state, mq_error_t *err) {
   mq_store_t *s = b->app->store;
-  mq_code_t rc = mq_capacity_release(b->capacity, s, h->slots, h->n_slots, err);
+  mq_code_t rc = mq_capacity_release(b->capacity, s, h->id, h->slots, h->n_slots, err);
   if (rc == MQ_OK) rc = mq_capacity_release_holder(b->capacity, s, h->id, err); /* any a crash left unlisted */
   if (rc == MQ_OK && strcmp(h->state, state)) rc = mq_holds_set_state(s, h->id, state, NULL, 0, err);
   mq_availability_changed(b->app, h->event_id);
@@ -700,7 +700,7 @@ mq_code_t mq_hold_create_handler(mq_call_t *call, const Marquee__Bookings__V1__C
   rc = mq_holds_insert(app->store, &h, &ev, err);
   if (rc != MQ_OK) {
     mq_error_t e2 = {0};
-    if (mq_capacity_release(b->capacity, app->store, h.slots, h.n_slots, &e2) != MQ_OK)
+    if (mq_capacity_release(b->capacity, app->store, h.id, h.slots, h.n_slots, &e2) != MQ_OK)
       mq_log(MQ_LOG_WARN, "bookings.cleanup_failed", "hold %s: units left for reclaim: %s", h.id, e2.message);
     if (rc == MQ_ALREADY_EXISTS && keyed) return answer_retry(call, id, request_hash, resp, err);
     return rc;
@@ -961,11 +961,79 @@ void mq_bookings_slots_taken(mq_app_t *app, char *const *slots, size_t n) {
 
 /* ---- holds made for the waitlist ---- */
 
+/* Takes the units of h's lines (per-user limits, ticket types, the event)
+ * and inserts h as an ACTIVE hold with HoldCreated: h has its id, user,
+ * lines and price; the rest is filled in here. RESOURCE_EXHAUSTED when the
+ * units are not there, ALREADY_EXISTS when the id is taken. */
+static mq_code_t place_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e, mq_hold_t *h, mq_arena_t *a,
+                            mq_error_t *err) {
+  mq_app_t *app = b->app;
+  int64_t now = mq_now_unix_ms();
+  mq_pool_want_t *want = mq_arena_alloc(a, (2 * h->n_lines + 1) * sizeof *want);
+  size_t n_want = 0;
+  uint32_t units = 0;
+  for (size_t i = 0; i < h->n_lines; i++) {
+    const Marquee__Catalog__V1__TicketType *t = find_tt(e, h->lines[i].ticket_type_id);
+    if (!t) return mq_error_set(err, MQ_FAILED_PRECONDITION, "ticket_type_id", "the ticket type is gone");
+    if (t->max_per_user) {
+      mq_pool_user(want[n_want].pool, t->ticket_type_id, h->user_id);
+      want[n_want].capacity = t->max_per_user;
+      want[n_want++].units = h->lines[i].quantity;
+    }
+    units += h->lines[i].quantity;
+  }
+  for (size_t i = 0; i < h->n_lines; i++) {
+    mq_pool_ticket_type(want[n_want].pool, h->lines[i].ticket_type_id);
+    want[n_want].capacity = find_tt(e, h->lines[i].ticket_type_id)->capacity;
+    want[n_want++].units = h->lines[i].quantity;
+  }
+  if (e->capacity > 0) {
+    mq_pool_event(want[n_want].pool, e->event_id);
+    want[n_want].capacity = e->capacity;
+    want[n_want++].units = units;
+  }
+  h->event_id = e->event_id;
+  h->organization_id = e->organization_id;
+  h->currency = e->currency;
+  h->state = (char *)MQ_HOLD_ACTIVE;
+  h->created_ms = now;
+  h->expires_ms = now + (int64_t)app->cfg->hold_ttl_s * 1000;
+  size_t short_at;
+  int64_t left;
+  mq_code_t rc = mq_capacity_take(b->capacity, app->store, h->id, h->expires_ms, want, n_want, a, &h->slots,
+                                  &h->n_slots, &short_at, &left, err);
+  if (rc != MQ_OK) return rc;
+  Marquee__Events__V1__HoldCreated *p = mq_arena_alloc(a, sizeof *p);
+  marquee__events__v1__hold_created__init(p);
+  p->hold_id = h->id;
+  p->event_id = h->event_id;
+  p->organization_id = h->organization_id;
+  p->user_id = h->user_id;
+  p->units = mq_booked_units(a, h->lines, h->n_lines);
+  p->n_units = h->n_lines;
+  p->total_minor = h->total_minor;
+  p->currency = h->currency;
+  p->expires_at = mq_pb_timestamp(a, h->expires_ms);
+  p->slots = h->slots;
+  p->n_slots = h->n_slots;
+  mq_event_t ev;
+  mq_bookings_event(&ev, "bookings.HoldCreated", h->id, "system", NULL, NULL);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED;
+  ev.env.hold_created = p;
+  rc = mq_holds_insert(app->store, h, &ev, err);
+  if (rc != MQ_OK) {
+    mq_error_t e2 = {0};
+    mq_capacity_release(b->capacity, app->store, h->id, h->slots, h->n_slots, &e2);
+    return rc;
+  }
+  mq_availability_changed(app, h->event_id);
+  mq_bookings_due_at(b, h->id, h->expires_ms);
+  return MQ_OK;
+}
+
 mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e,
                                  const Marquee__Catalog__V1__TicketType *t, const char *user, uint32_t qty,
                                  const char *id, mq_arena_t *a, int64_t *expires_ms, mq_error_t *err) {
-  mq_app_t *app = b->app;
-  int64_t now = mq_now_unix_ms();
   mq_hold_t h = {0};
   h.lines = mq_arena_alloc(a, sizeof *h.lines);
   h.lines[0] = (mq_hold_line_t){.ticket_type_id = t->ticket_type_id,
@@ -973,63 +1041,32 @@ mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__E
                                 .quantity = qty,
                                 .unit_minor = t->price ? t->price->amount_minor : 0};
   h.n_lines = 1;
-  mq_code_t prc = mq_bookings_price(b, e, &h, now, a, err);
-  if (prc != MQ_OK) return prc;
-  mq_pool_want_t want[3];
-  size_t n_want = 0;
-  if (t->max_per_user) {
-    mq_pool_user(want[n_want].pool, t->ticket_type_id, user);
-    want[n_want].capacity = t->max_per_user;
-    want[n_want++].units = qty;
-  }
-  mq_pool_ticket_type(want[n_want].pool, t->ticket_type_id);
-  want[n_want].capacity = t->capacity;
-  want[n_want++].units = qty;
-  if (e->capacity > 0) {
-    mq_pool_event(want[n_want].pool, e->event_id);
-    want[n_want].capacity = e->capacity;
-    want[n_want++].units = qty;
-  }
+  mq_code_t rc = mq_bookings_price(b, e, &h, mq_now_unix_ms(), a, err);
+  if (rc != MQ_OK) return rc;
   h.id = (char *)id;
   h.user_id = (char *)user;
-  h.event_id = e->event_id;
-  h.organization_id = e->organization_id;
-  h.currency = e->currency;
-  h.state = (char *)MQ_HOLD_ACTIVE;
   h.request_hash = (char *)"waitlist-offer";
-  h.created_ms = now;
-  h.expires_ms = *expires_ms = now + (int64_t)app->cfg->hold_ttl_s * 1000;
-  size_t short_at;
-  int64_t left;
-  mq_code_t rc = mq_capacity_take(b->capacity, app->store, id, h.expires_ms, want, n_want, a, &h.slots, &h.n_slots,
-                                  &short_at, &left, err);
+  if ((rc = place_hold(b, e, &h, a, err)) == MQ_OK) *expires_ms = h.expires_ms;
+  return rc;
+}
+
+/* Declared in bookings.h. */
+mq_code_t mq_bookings_retake(mq_bookings_t *b, const mq_hold_t *old, const char *new_id, mq_arena_t *a, mq_hold_t *out,
+                             mq_error_t *err) {
+  Marquee__Catalog__V1__Event *e;
+  mq_code_t rc = mq_events_get(b->app->store, old->event_id, a, &e, err);
   if (rc != MQ_OK) return rc;
-  Marquee__Events__V1__HoldCreated *p = mq_arena_alloc(a, sizeof *p);
-  marquee__events__v1__hold_created__init(p);
-  p->hold_id = h.id;
-  p->event_id = h.event_id;
-  p->organization_id = h.organization_id;
-  p->user_id = h.user_id;
-  p->units = mq_booked_units(a, h.lines, h.n_lines);
-  p->n_units = 1;
-  p->total_minor = h.total_minor;
-  p->currency = h.currency;
-  p->expires_at = mq_pb_timestamp(a, h.expires_ms);
-  p->slots = h.slots;
-  p->n_slots = h.n_slots;
-  mq_event_t ev;
-  mq_bookings_event(&ev, "bookings.HoldCreated", h.id, "system", NULL, NULL);
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_HOLD_CREATED;
-  ev.env.hold_created = p;
-  rc = mq_holds_insert(app->store, &h, &ev, err);
-  if (rc != MQ_OK) {
-    mq_error_t e2 = {0};
-    mq_capacity_release(b->capacity, app->store, h.slots, h.n_slots, &e2);
-    return rc;
-  }
-  mq_availability_changed(app, h.event_id);
-  mq_bookings_due_at(b, h.id, h.expires_ms);
-  return MQ_OK;
+  if (e->state != MARQUEE__CATALOG__V1__EVENT_STATE__EVENT_STATE_PUBLISHED)
+    return mq_error_set(err, MQ_FAILED_PRECONDITION, "event_id", "the event is no longer on sale");
+  memset(out, 0, sizeof *out);
+  out->id = (char *)new_id;
+  out->user_id = old->user_id;
+  out->lines = old->lines;
+  out->n_lines = old->n_lines;
+  out->price = old->price; /* what was paid */
+  out->total_minor = old->total_minor;
+  out->request_hash = (char *)"retake";
+  return place_hold(b, e, out, a, err);
 }
 
 mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *actor, mq_arena_t *a, mq_error_t *err) {

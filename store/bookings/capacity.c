@@ -343,7 +343,7 @@ mq_code_t mq_capacity_take(mq_capacity_t *c, mq_store_t *s, const char *holder, 
     mq_error_t e2 = {0};
     bool cleanup_fails = n_got && MQ_FAULT("capacity.cleanup"); /* the store fails the clean-up too */
     if (cleanup_fails) mq_error_set(&e2, MQ_STORE_UNAVAILABLE, NULL, "fault injected: capacity.cleanup");
-    if (n_got && (cleanup_fails || mq_capacity_release(c, s, got, n_got, &e2) != MQ_OK))
+    if (n_got && (cleanup_fails || mq_capacity_release(c, s, holder, got, n_got, &e2) != MQ_OK))
       mq_log(MQ_LOG_WARN, "capacity.cleanup_failed", "%zu slots of %s left for reclaim: %s", n_got, holder, e2.message);
     return rc;
   }
@@ -364,18 +364,21 @@ void mq_capacity_hint(mq_capacity_t *c, const char *id, bool taken) {
   pthread_mutex_unlock(&p->mu);
 }
 
-mq_code_t mq_capacity_release(mq_capacity_t *c, mq_store_t *s, char *const *slots, size_t n, mq_error_t *err) {
+mq_code_t mq_capacity_release(mq_capacity_t *c, mq_store_t *s, const char *holder, char *const *slots, size_t n,
+                              mq_error_t *err) {
   mq_code_t rc = MQ_OK;
   for (size_t i = 0; i < n; i++) {
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, "_id", slots[i]);
-    mq_code_t r = mq_store_delete(s, MQ_SLOTS_COLLECTION, &filter, false, NULL, err);
+    BSON_APPEND_UTF8(&filter, "hold", holder); /* only this holder's record (I4) */
+    int64_t deleted = 0;
+    mq_code_t r = mq_store_delete(s, MQ_SLOTS_COLLECTION, &filter, false, &deleted, err);
     bson_destroy(&filter);
     if (r != MQ_OK) {
       rc = r;
       continue; /* the record stays; its bit too */
     }
-    if (c) mq_capacity_hint(c, slots[i], false);
+    if (c && deleted) mq_capacity_hint(c, slots[i], false);
   }
   return rc;
 }
@@ -408,7 +411,7 @@ mq_code_t mq_capacity_release_holder(mq_capacity_t *c, mq_store_t *s, const char
   BSON_APPEND_INT32(&proj, "_id", 1);
   bson_append_document_end(&opts, &proj);
   mq_code_t rc = mq_store_find_each(s, MQ_SLOTS_COLLECTION, &filter, &opts, collect_ids, ctx, err);
-  if (rc == MQ_OK) rc = mq_capacity_release(c, s, ids, n, err);
+  if (rc == MQ_OK) rc = mq_capacity_release(c, s, holder, ids, n, err);
   bson_destroy(&filter);
   bson_destroy(&opts);
   mq_arena_release(a);
@@ -555,7 +558,7 @@ mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool,
       if (!strcmp(live.live[k], sus.holder[i]))
         alive = !live.confirmed[k] || mq_bookings_owns_slot(s, sus.holder[i], sus.slot[i]);
     if (alive) continue;
-    if (mq_capacity_release(c, s, &sus.slot[i], 1, err) == MQ_OK) (*reclaimed)++;
+    if (mq_capacity_release(c, s, sus.holder[i], &sus.slot[i], 1, err) == MQ_OK) (*reclaimed)++;
   }
   if (*reclaimed)
     mq_log(MQ_LOG_INFO, "capacity.reclaimed", "%" PRId64 " orphaned units of %s returned", *reclaimed, pool);

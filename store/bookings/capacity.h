@@ -92,8 +92,12 @@ mq_code_t mq_capacity_take(mq_capacity_t *c, mq_store_t *s, const char *holder, 
                            const mq_pool_want_t *want, size_t n_want, mq_arena_t *a, char ***slots, size_t *n_slots,
                            size_t *short_at, int64_t *left, mq_error_t *err);
 
-/* Deletes the given slot records (idempotent) and forgets them locally. */
-mq_code_t mq_capacity_release(mq_capacity_t *c, mq_store_t *s, char *const *slots, size_t n, mq_error_t *err);
+/* Deletes the given slot records of `holder` (idempotent) and forgets them
+ * locally. A record another holder has taken since (the slot was freed and
+ * taken again) is left alone: a hold finished twice must never free units
+ * that are someone else's now (I4). */
+mq_code_t mq_capacity_release(mq_capacity_t *c, mq_store_t *s, const char *holder, char *const *slots, size_t n,
+                              mq_error_t *err);
 
 /* Deletes every slot record of `holder` (idempotent): used when a hold's
  * slot list is unknown (a crash) or as the general "give back". */

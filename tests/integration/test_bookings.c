@@ -1096,9 +1096,37 @@ static void test_event_cancel_cascades(void **state) {
   marquee__bookings__v1__hold__free_unpacked(open_hold, NULL);
 }
 
+/* A hold released twice must not free the unit someone else took in
+ * between: the second release used to delete the slot record by its id
+ * alone, handing the last ticket out twice. */
+static void test_release_again_keeps_the_next_holders_unit(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  one_event(&ev, 0, 1);
+  hold_t *ha = NULL, *hb = NULL, *hc = NULL;
+  mq_error_t err;
+  assert_int_equal(create_hold(alice, ev.event_id, ev.tt[0], 1, NULL, NULL, &ha, &err), MQ_OK);
+  Marquee__Bookings__V1__ReleaseHoldRequest rq = MARQUEE__BOOKINGS__V1__RELEASE_HOLD_REQUEST__INIT;
+  rq.hold_id = ha->hold_id;
+  mq_call_opts_t as_alice = {.bearer_token = alice};
+  hold_t *r = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__release_hold__call(c, &rq, &r, &as_alice, &err), MQ_OK);
+  marquee__bookings__v1__hold__free_unpacked(r, NULL);
+  assert_int_equal(create_hold(bob, ev.event_id, ev.tt[0], 1, NULL, NULL, &hb, &err), MQ_OK); /* the unit again */
+  /* alice's release, retried */
+  assert_int_equal(marquee__bookings__v1__booking_service__release_hold__call(c, &rq, &r, &as_alice, &err), MQ_OK);
+  marquee__bookings__v1__hold__free_unpacked(r, NULL);
+  assert_int_equal(slots_of(hb->hold_id), 1);
+  assert_int_equal(create_hold(admin, ev.event_id, ev.tt[0], 1, NULL, NULL, &hc, &err), MQ_RESOURCE_EXHAUSTED);
+  assert_int_equal(slots_in_pool(ev.tt[0]), 1);
+  marquee__bookings__v1__hold__free_unpacked(ha, NULL);
+  marquee__bookings__v1__hold__free_unpacked(hb, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_free_hold_confirm_and_visibility),
+      cmocka_unit_test(test_release_again_keeps_the_next_holders_unit),
       cmocka_unit_test(test_idempotent_retry),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_sold_out_release_and_expiry),
