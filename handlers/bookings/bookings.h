@@ -201,6 +201,13 @@ void mq_bookings_derived_id(const char *a, const char *b, char out[37]);
 mq_code_t mq_bookings_offer_hold(mq_bookings_t *b, const Marquee__Catalog__V1__Event *e,
                                  const Marquee__Catalog__V1__TicketType *t, const char *user, uint32_t qty,
                                  const char *id, mq_arena_t *a, int64_t *expires_ms, mq_error_t *err);
+/* The units of `old`'s lines again, for its user, as a new ACTIVE hold
+ * `new_id` at old's price (a payment that succeeded after its hold ended:
+ * payments.c). RESOURCE_EXHAUSTED when they are gone meanwhile,
+ * FAILED_PRECONDITION when the event is no longer on sale, ALREADY_EXISTS
+ * when new_id was placed before. */
+mq_code_t mq_bookings_retake(mq_bookings_t *b, const mq_hold_t *old, const char *new_id, mq_arena_t *a, mq_hold_t *out,
+                             mq_error_t *err);
 /* Decides "released" for an active hold (or finishes what was decided). */
 mq_code_t mq_bookings_release_hold(mq_bookings_t *b, mq_hold_t *h, const char *actor, mq_arena_t *a, mq_error_t *err);
 

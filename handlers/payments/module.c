@@ -42,6 +42,9 @@ static double gauge_fallbacks(void *arg) {
 static double gauge_retries(void *arg) {
   return (double)atomic_load(&((mq_payments_t *)arg)->retries_total);
 }
+static double gauge_late_rebooked(void *arg) {
+  return (double)atomic_load(&((mq_payments_t *)arg)->late_rebooked_total);
+}
 static double gauge_auto_refunds(void *arg) {
   return (double)atomic_load(&((mq_payments_t *)arg)->auto_refunds_total);
 }
@@ -174,6 +177,8 @@ mq_code_t mq_payments_open(mq_app_t *app, mq_error_t *err) {
                    gauge_fallbacks, ps);
   mq_metrics_gauge("marquee_payment_gateway_retries_total",
                    "Gateway calls retried after a transient failure (with backoff and jitter)", gauge_retries, ps);
+  mq_metrics_gauge("marquee_payment_late_rebooked_total",
+                   "Payments that succeeded after their hold ended and got its tickets again", gauge_late_rebooked, ps);
   mq_metrics_gauge("marquee_payment_auto_refunds_total", "Payments refunded because their hold ended first",
                    gauge_auto_refunds, ps);
   return MQ_OK;

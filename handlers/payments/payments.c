@@ -360,15 +360,17 @@ static bool step_change(mq_payment_t *p, void *arg, mq_arena_t *a, mq_event_t *e
 /* The final state from the outcome record (P3). */
 typedef struct {
   const char *outcome, *reason, *source;
+  const char *booking_id; /* succeeded: the booking (NULL: the hold's own) */
 } final_t;
 
 static bool final_change(mq_payment_t *p, void *arg, mq_arena_t *a, mq_event_t *evs, size_t *n) {
   (void)evs, (void)n;
   final_t *f = arg;
   bool ok = !strcmp(f->outcome, "succeeded");
-  if (ok ? paid(p) : !strcmp(p->state, MQ_PAY_CANCELLED)) return false;
+  /* a paid state is never left (a late success may follow a cancellation, not the other way) */
+  if (paid(p) || (!ok && !strcmp(p->state, MQ_PAY_CANCELLED))) return false;
   mq_payment_step(p, a, ok ? MQ_PAY_SUCCEEDED : MQ_PAY_CANCELLED, f->reason, f->source, mq_now_unix_ms());
-  if (ok) p->booking_id = p->hold_id;
+  if (ok) p->booking_id = (char *)(f->booking_id ? f->booking_id : p->hold_id);
   p->client_secret = (char *)"";
   return true;
 }
@@ -419,7 +421,7 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
   }
   rc = mq_payment_decide(s, p->id, "outcome", ok ? "succeeded" : "cancelled", pay.actor, reason, &ev, 1, err);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
-  final_t f = {ok ? "succeeded" : "cancelled", reason, source};
+  final_t f = {ok ? "succeeded" : "cancelled", reason, source, NULL};
   if ((rc = write_payment(ps, p, final_change, &f, a, err)) != MQ_OK) return rc;
   if (ok) { /* the receipt, now (best effort: GetReceipt issues it otherwise) */
     mq_receipt_t r;
@@ -430,8 +432,50 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
   return MQ_OK;
 }
 
+/* A payment that succeeded after its hold ended: the hold's units again, as
+ * a new hold (id derived from the old one, so a retry finds it), put in
+ * payment under the same reference and confirmed at once. RESOURCE_EXHAUSTED
+ * or FAILED_PRECONDITION: not possible any more (the caller refunds). */
+static mq_code_t rebook(mq_payments_t *ps, mq_payment_t *p, const mq_hold_t *old, const char *source, const char *actor,
+                        const char *trace_id, mq_arena_t *a, mq_error_t *err) {
+  mq_app_t *app = ps->app;
+  char *nid = mq_arena_alloc(a, 37);
+  mq_bookings_derived_id(old->id, "retake", nid);
+  mq_hold_t nh;
+  mq_code_t rc = mq_bookings_retake(app->bookings, old, nid, a, &nh, err);
+  if (rc == MQ_ALREADY_EXISTS) rc = mq_holds_get(app->store, nid, a, &nh, err); /* placed by an earlier attempt */
+  if (rc != MQ_OK) return rc;
+  char ref[300];
+  snprintf(ref, sizeof ref, "%s:%s", p->gateway, p->gateway_ref);
+  if ((rc = mq_bookings_start_payment(app->bookings, &nh, ref, 0, actor, trace_id, NULL, a, err)) != MQ_OK) return rc;
+  mq_booking_t bk;
+  if ((rc = mq_bookings_complete_payment(app->bookings, &nh, ref, true, actor, trace_id, NULL, a, &bk, err)) != MQ_OK)
+    return rc;
+  mq_event_t ev;
+  Marquee__Events__V1__PaymentSucceeded *e = mq_arena_alloc(a, sizeof *e);
+  marquee__events__v1__payment_succeeded__init(e);
+  e->payment_id = p->id;
+  e->hold_id = nid;
+  e->booking_id = nid;
+  e->event_id = p->event_id;
+  e->organization_id = p->organization_id;
+  e->user_id = p->user_id;
+  e->gateway = p->gateway;
+  e->amount_minor = p->amount_minor;
+  e->currency = p->currency;
+  payment_event(&ev, "payments.PaymentSucceeded", p->id, actor, trace_id);
+  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
+  ev.env.payment_succeeded = e;
+  rc = mq_payment_decide(app->store, p->id, "late", "rebooked", actor, nid, &ev, 1, err);
+  if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
+  mq_log(MQ_LOG_WARN, "payments.late_success", "payment %s succeeded after its hold ended: booked again as %s", p->id,
+         nid);
+  final_t f = {"succeeded", "succeeded after the hold ended: the same tickets booked again", source, nid};
+  return write_payment(ps, p, final_change, &f, a, err);
+}
+
 /* The gateway says the money is taken: confirm the booking (or, if the hold
- * was released first, refund: P4). */
+ * was released first, book its tickets again or refund: P4). */
 static mq_code_t succeed(mq_payments_t *ps, mq_payment_t *p, const char *source, const char *actor,
                          const char *trace_id, mq_arena_t *a, mq_error_t *err) {
   mq_app_t *app = ps->app;
@@ -449,10 +493,21 @@ static mq_code_t succeed(mq_payments_t *ps, mq_payment_t *p, const char *source,
   }
   if ((rc = settle(ps, p, source, trace_id, a, err)) != MQ_OK) return rc;
   if (!strcmp(p->state, MQ_PAY_CANCELLED)) {
-    /* the money arrived after the hold was released (P4) */
-    mq_log(MQ_LOG_WARN, "payments.late_success", "payment %s succeeded at %s after its hold ended: refunding", p->id,
-           p->gateway);
-    final_t f = {"succeeded", "succeeded after the hold was released", source};
+    /* the money arrived after the hold was released (P4): the same tickets
+     * again if they are still there, else the money back */
+    mq_error_t e3 = {0};
+    rc = rebook(ps, p, &h, source, actor, trace_id, a, &e3);
+    if (rc == MQ_OK) {
+      atomic_fetch_add(&ps->late_rebooked_total, 1);
+      return MQ_OK;
+    }
+    if (rc != MQ_RESOURCE_EXHAUSTED && rc != MQ_FAILED_PRECONDITION) { /* transient: the webhook or sweeper retries */
+      *err = e3;
+      return rc;
+    }
+    mq_log(MQ_LOG_WARN, "payments.late_success", "payment %s succeeded at %s after its hold ended, %s: refunding",
+           p->id, p->gateway, e3.message);
+    final_t f = {"succeeded", "succeeded after the hold was released", source, NULL};
     if ((rc = write_payment(ps, p, final_change, &f, a, err)) != MQ_OK) return rc;
     mq_refund_t r;
     atomic_fetch_add(&ps->auto_refunds_total, 1);
@@ -519,7 +574,7 @@ static mq_code_t cancel_payment(mq_payments_t *ps, mq_payment_t *p, const char *
     cancelled_event(&ev, a, p, reason, actor, trace_id);
     rc = mq_payment_decide(app->store, p->id, "outcome", "cancelled", actor, reason, &ev, 1, err);
     if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
-    final_t f = {"cancelled", reason, source};
+    final_t f = {"cancelled", reason, source, NULL};
     return write_payment(ps, p, final_change, &f, a, err);
   } else if (rc != MQ_OK) {
     return rc;

@@ -17,7 +17,8 @@
  *      its document follow it, and whoever finds them behind catches them
  *      up (settle): a retry, a redelivered webhook, the sweeper.
  *   P4 Money taken for a hold that was released first (the payment window
- *      closed) is refunded automatically, in full.
+ *      closed) books the same tickets again when they are still there (a
+ *      new hold, the booking under its id), else is refunded in full.
  *   P5 Gateway calls go through the gateway's bulkhead and circuit
  *      breaker, and a transient failure is retried once after a jittered
  *      backoff (every mutating call carries its idempotency key, so a retry
@@ -62,7 +63,7 @@ typedef struct mq_payments {
   mq_pay_route_t routes[MQ_MAX_ROUTES];
   size_t n_routes;
   _Atomic long long webhooks_total, webhook_duplicates_total, webhooks_rejected_total, fallbacks_total,
-      auto_refunds_total, retries_total;
+      auto_refunds_total, retries_total, late_rebooked_total;
   pthread_t sweeper;
   bool running, stop;
   int64_t fx_due_ms; /* sweeper thread only: the next fetch of MARQUEE_FX_RATES_URL */

@@ -24,8 +24,9 @@
  * the free gateway; CancelPayment releases the hold; refunds through
  * stripe-mock add up and never exceed what was paid (over-refund
  * FAILED_PRECONDITION; five concurrent refunds of 10.00 on 25.00: exactly
- * two succeed); the deadline sweeper cancels an unpaid payment and a
- * success arriving after it is refunded automatically; lists and their
+ * two succeed); the deadline sweeper cancels an unpaid payment, and a
+ * success arriving after it books the same tickets again (a new booking)
+ * or, when they were sold meanwhile, is refunded automatically; lists and their
  * refusals; a Stripe endpoint that refuses connections opens the breaker
  * (state in /metrics) and the route falls back to the manual gateway, or
  * answers UNAVAILABLE with RetryInfo when there is no fallback; a
@@ -614,43 +615,76 @@ static void test_refunds_add_up(void **state) {
   marquee__payments__v1__payment__free_unpacked(q, NULL);
 }
 
-static void test_deadline_cancels_and_late_success_refunds(void **state) {
-  (void)state;
-  mq_fx_event_t ev = {0};
-  hold_t *h;
-  payment_t *p = stripe_payment(2000, 1, &ev, &h);
-  /* MARQUEE_PAYMENT_WINDOW_S=10: the sweepers end it */
+/* Waits until the payment is CANCELLED by the deadline sweepers (10 s). */
+static void wait_cancelled(const char *payment_id) {
   int s = 0;
   for (int i = 0; i < 100; i++) {
-    s = state_of(p->payment_id);
+    s = state_of(payment_id);
     if (s == MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELLED) break;
     mq_test_sleep_ms(200);
   }
   assert_int_equal(s, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_CANCELLED);
+}
+
+static void test_deadline_cancels_and_late_success_rebooks_or_refunds(void **state) {
+  (void)state;
+  mq_fx_event_t ev = {0};
+  hold_t *h;
+  payment_t *p = stripe_payment(2000, 1, &ev, &h);
+  /* MARQUEE_PAYMENT_WINDOW_S=10: the sweepers end it and release the hold */
+  wait_cancelled(p->payment_id);
   hold_t *h2 = get_hold(alice, h->hold_id);
   assert_true(h2->state == MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_EXPIRED ||
               h2->state == MARQUEE__BOOKINGS__V1__HOLD_STATE__HOLD_STATE_RELEASED);
   marquee__bookings__v1__hold__free_unpacked(h2, NULL);
-  /* the money arrives anyway: refunded in full, no booking */
-  double before = mq_test_metric(&srv, "marquee_payment_auto_refunds_total") +
-                  mq_test_metric(&srv2, "marquee_payment_auto_refunds_total");
+  /* the money arrives anyway, and the tickets are still there: booked again, under a new id */
   assert_int_equal(deliver(&srv, "evt_late", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
                            "succeeded", 2000, "eur", now_s(), NULL, NULL),
                    200);
   payment_t *x;
   mq_error_t err;
   assert_int_equal(get_payment(alice, p->payment_id, &x, &err), MQ_OK);
+  assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_SUCCEEDED);
+  assert_true(x->booking_id[0] && strcmp(x->booking_id, h->hold_id));
+  assert_int_equal(x->refunded->amount_minor, 0);
+  char f[200];
+  snprintf(f, sizeof f, "{\"_id\": \"%s\", \"state\": \"confirmed\", \"total_minor\": 2000}", x->booking_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  marquee__payments__v1__payment__free_unpacked(x, NULL);
+  /* delivered again: nothing changes */
+  assert_int_equal(deliver(&srv2, "evt_late_again", "payment_intent.succeeded", p->gateway_reference, p->payment_id,
+                           "succeeded", 2000, "eur", now_s(), NULL, NULL),
+                   200);
+  snprintf(f, sizeof f, "{\"event_id\": \"%s\"}", ev.event_id);
+  assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 1);
+  marquee__payments__v1__payment__free_unpacked(p, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+
+  /* the last ticket: its buyer's payment lapses, someone else takes it, then the money arrives: refunded */
+  mq_fx_event_t one = {0};
+  paid_event(&one, 3000, 1);
+  hold_t *ha = hold_of(alice, &one, 1);
+  payment_t *q = NULL;
+  assert_int_equal(create_payment(c, alice, ha->hold_id, 3000, "EUR", "stripe", NULL, &q, &err), MQ_OK);
+  wait_cancelled(q->payment_id);
+  hold_t *hb = hold_of(bob, &one, 1); /* the unit came back; bob holds it now */
+  double before = mq_test_metric(&srv, "marquee_payment_auto_refunds_total") +
+                  mq_test_metric(&srv2, "marquee_payment_auto_refunds_total");
+  assert_int_equal(deliver(&srv, "evt_late_soldout", "payment_intent.succeeded", q->gateway_reference, q->payment_id,
+                           "succeeded", 3000, "eur", now_s(), NULL, NULL),
+                   200);
+  assert_int_equal(get_payment(alice, q->payment_id, &x, &err), MQ_OK);
   assert_int_equal(x->state, MARQUEE__PAYMENTS__V1__PAYMENT_STATE__PAYMENT_STATE_REFUNDED);
-  assert_int_equal(x->refunded->amount_minor, 2000);
+  assert_int_equal(x->refunded->amount_minor, 3000);
   marquee__payments__v1__payment__free_unpacked(x, NULL);
   double after = mq_test_metric(&srv, "marquee_payment_auto_refunds_total") +
                  mq_test_metric(&srv2, "marquee_payment_auto_refunds_total");
   assert_true(after >= before + 1);
-  char f[160];
-  snprintf(f, sizeof f, "{\"_id\": \"%s\"}", h->hold_id);
+  snprintf(f, sizeof f, "{\"event_id\": \"%s\"}", one.event_id);
   assert_int_equal(mq_test_count(NULL, srv.db, "bookings", f), 0);
-  marquee__payments__v1__payment__free_unpacked(p, NULL);
-  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+  marquee__payments__v1__payment__free_unpacked(q, NULL);
+  marquee__bookings__v1__hold__free_unpacked(ha, NULL);
+  marquee__bookings__v1__hold__free_unpacked(hb, NULL);
 }
 
 static void test_lists(void **state) {
@@ -1314,7 +1348,7 @@ int main(void) {
       cmocka_unit_test(test_manual_payment_marked_received),
       cmocka_unit_test(test_free_gateway_and_cancel),
       cmocka_unit_test(test_refunds_add_up),
-      cmocka_unit_test(test_deadline_cancels_and_late_success_refunds),
+      cmocka_unit_test(test_deadline_cancels_and_late_success_rebooks_or_refunds),
       cmocka_unit_test(test_lists),
       cmocka_unit_test(test_breaker_and_fallback),
       cmocka_unit_test(test_cancelled_booking_is_refunded),
