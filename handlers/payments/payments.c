@@ -60,6 +60,25 @@ static void payment_event(mq_event_t *ev, const char *type, const char *payment_
   mq_event_init(ev, MQ_PAYMENTS_TOPIC, type, payment_id, actor ? actor : "system", trace_id ? trace_id : "", "");
 }
 
+/* PaymentSucceeded for p, its booking `booking_id` (in place; the payload
+ * lives in a). The booking's hold is the booking's id. */
+static void succeeded_event(mq_event_t *ev, mq_arena_t *a, const mq_payment_t *p, const char *booking_id,
+                            const char *actor, const char *trace_id) {
+  Marquee__Events__V1__PaymentSucceeded *e = mq_arena_alloc(a, sizeof *e);
+  marquee__events__v1__payment_succeeded__init(e);
+  e->payment_id = p->id;
+  e->hold_id = e->booking_id = (char *)booking_id;
+  e->event_id = p->event_id;
+  e->organization_id = p->organization_id;
+  e->user_id = p->user_id;
+  e->gateway = p->gateway;
+  e->amount_minor = p->amount_minor;
+  e->currency = p->currency;
+  payment_event(ev, "payments.PaymentSucceeded", p->id, actor, trace_id);
+  ev->env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
+  ev->env.payment_succeeded = e;
+}
+
 /* PaymentCancelled for p into ev (in place; the payload lives in a). */
 static void cancelled_event(mq_event_t *ev, mq_arena_t *a, const mq_payment_t *p, const char *reason, const char *actor,
                             const char *trace_id) {
@@ -402,28 +421,16 @@ static mq_code_t settle(mq_payments_t *ps, mq_payment_t *p, const char *source, 
   const char *reason = ok ? "" : !strcmp(pay.outcome, "timeout") ? "deadline" : "cancelled";
   mq_event_t ev;
   if (ok) {
-    Marquee__Events__V1__PaymentSucceeded *e = mq_arena_alloc(a, sizeof *e);
-    marquee__events__v1__payment_succeeded__init(e);
-    e->payment_id = p->id;
-    e->hold_id = p->hold_id;
-    e->booking_id = p->hold_id;
-    e->event_id = p->event_id;
-    e->organization_id = p->organization_id;
-    e->user_id = p->user_id;
-    e->gateway = p->gateway;
-    e->amount_minor = p->amount_minor;
-    e->currency = p->currency;
-    payment_event(&ev, "payments.PaymentSucceeded", p->id, pay.actor, trace_id);
-    ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
-    ev.env.payment_succeeded = e;
+    succeeded_event(&ev, a, p, p->hold_id, pay.actor, trace_id);
   } else {
     cancelled_event(&ev, a, p, reason, pay.actor, trace_id);
   }
   rc = mq_payment_decide(s, p->id, "outcome", ok ? "succeeded" : "cancelled", pay.actor, reason, &ev, 1, err);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   final_t f = {ok ? "succeeded" : "cancelled", reason, source, NULL};
+  bool was_paid = paid(p);
   if ((rc = write_payment(ps, p, final_change, &f, a, err)) != MQ_OK) return rc;
-  if (ok) { /* the receipt, now (best effort: GetReceipt issues it otherwise) */
+  if (ok && !was_paid) { /* the receipt, once, now (best effort: GetReceipt issues it otherwise) */
     mq_receipt_t r;
     mq_error_t e2 = {0};
     if (mq_receipt_for_payment(ps, p, a, &r, &e2) != MQ_OK)
@@ -452,20 +459,7 @@ static mq_code_t rebook(mq_payments_t *ps, mq_payment_t *p, const mq_hold_t *old
   if ((rc = mq_bookings_complete_payment(app->bookings, &nh, ref, true, actor, trace_id, NULL, a, &bk, err)) != MQ_OK)
     return rc;
   mq_event_t ev;
-  Marquee__Events__V1__PaymentSucceeded *e = mq_arena_alloc(a, sizeof *e);
-  marquee__events__v1__payment_succeeded__init(e);
-  e->payment_id = p->id;
-  e->hold_id = nid;
-  e->booking_id = nid;
-  e->event_id = p->event_id;
-  e->organization_id = p->organization_id;
-  e->user_id = p->user_id;
-  e->gateway = p->gateway;
-  e->amount_minor = p->amount_minor;
-  e->currency = p->currency;
-  payment_event(&ev, "payments.PaymentSucceeded", p->id, actor, trace_id);
-  ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
-  ev.env.payment_succeeded = e;
+  succeeded_event(&ev, a, p, nid, actor, trace_id);
   rc = mq_payment_decide(app->store, p->id, "late", "rebooked", actor, nid, &ev, 1, err);
   if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
   mq_log(MQ_LOG_WARN, "payments.late_success", "payment %s succeeded after its hold ended: booked again as %s", p->id,
@@ -867,18 +861,7 @@ mq_code_t mq_payment_create_handler(mq_call_t *call, const Marquee__Payments__V1
       took_t t = {"free", &gi, 0, mq_call_trace_id(call)};
       if ((rc = write_payment(ps, &p, took_change, &t, a, err)) != MQ_OK) return rc;
       mq_event_t ev;
-      Marquee__Events__V1__PaymentSucceeded *e = mq_arena_alloc(a, sizeof *e);
-      marquee__events__v1__payment_succeeded__init(e);
-      e->payment_id = p.id;
-      e->hold_id = e->booking_id = p.hold_id;
-      e->event_id = p.event_id;
-      e->organization_id = p.organization_id;
-      e->user_id = p.user_id;
-      e->gateway = (char *)"free";
-      e->currency = p.currency;
-      payment_event(&ev, "payments.PaymentSucceeded", p.id, user, mq_call_trace_id(call));
-      ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PAYMENT_SUCCEEDED;
-      ev.env.payment_succeeded = e;
+      succeeded_event(&ev, a, &p, p.hold_id, user, mq_call_trace_id(call));
       rc = mq_payment_decide(app->store, p.id, "outcome", "succeeded", user, "", &ev, 1, err);
       if (rc != MQ_OK && rc != MQ_ALREADY_EXISTS) return rc;
       final_t f = {"succeeded", "", "api"};
