@@ -459,6 +459,32 @@ static void test_create_payment_bad_input(void **state) {
   marquee__payments__v1__payment__free_unpacked(x, NULL);
   /* a refund of a payment that was not paid */
   assert_int_equal(refund(organizer, p->payment_id, 0, NULL, NULL, NULL, &err), MQ_FAILED_PRECONDITION);
+  /* ids that are not ids, a note too long, a webhook body over 256 KiB */
+  assert_int_equal(get_payment(alice, "not-a-payment", NULL, &err), MQ_INVALID_ARGUMENT);
+  assert_string_equal(err.field, "payment_id");
+  Marquee__Payments__V1__CancelPaymentRequest kq = MARQUEE__PAYMENTS__V1__CANCEL_PAYMENT_REQUEST__INIT;
+  kq.payment_id = (char *)"1234";
+  assert_int_equal(marquee__payments__v1__payment_service__cancel_payment__call(c, &kq, &x, &oa, &err),
+                   MQ_INVALID_ARGUMENT);
+  Marquee__Payments__V1__MarkPaymentReceivedRequest mq = MARQUEE__PAYMENTS__V1__MARK_PAYMENT_RECEIVED_REQUEST__INIT;
+  mq.payment_id = (char *)"bad";
+  char long_note[600];
+  memset(long_note, 'n', sizeof long_note - 1);
+  long_note[sizeof long_note - 1] = '\0';
+  mq.note = long_note;
+  mq_call_opts_t oo = {.bearer_token = organizer};
+  assert_int_equal(marquee__payments__v1__payment_service__mark_payment_received__call(c, &mq, &x, &oo, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_int_equal(err.n_violations, 2);
+  size_t big = 300 * 1024;
+  char *body = malloc(big + 1);
+  memset(body, ' ', big);
+  body[big] = '\0';
+  int st = 0;
+  char *reply = mq_test_http_post(srv.http, "/webhooks/stripe", "Stripe-Signature: t=1,v1=00", body, &st);
+  free(reply);
+  free(body);
+  assert_int_equal(st, 413);
   marquee__payments__v1__payment__free_unpacked(p, NULL);
   marquee__bookings__v1__hold__free_unpacked(h, NULL);
 }
