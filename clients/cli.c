@@ -45,6 +45,7 @@
 #include "marquee/catalog/v1/media.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/payments/v1/payments.mq-client.h"
+#include "marquee/search/v1/search.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
 
 #define EXIT_CALL_FAILED 1
@@ -640,6 +641,119 @@ static int cmd_events(cli_t *c, int argc, char **argv) {
       "publish ID | cancel ID REASON");
 }
 
+/* search TEXT... [--near LAT,LNG] [--within 20km] [--this-weekend|--today|--tomorrow|--this-week|--next-week|
+ *   --this-month] [--free] [--online] [--city C] [--country CC] [--sort relevance|date|distance|popularity]
+ *   [--tz ZONE] [--facets] [--page TOKEN] */
+static int cmd_search(cli_t *c, int argc, char **argv) {
+  Marquee__Search__V1__SearchEventsRequest q = MARQUEE__SEARCH__V1__SEARCH_EVENTS_REQUEST__INIT;
+  Marquee__Search__V1__GeoPoint near = MARQUEE__SEARCH__V1__GEO_POINT__INIT;
+  char text[600] = "";
+  static const struct {
+    const char *flag;
+    int range;
+  } ranges[] = {{"--today", 1},     {"--tomorrow", 2},  {"--this-weekend", 3},
+                {"--this-week", 4}, {"--next-week", 5}, {"--this-month", 6}};
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool known = false;
+    for (size_t k = 0; k < sizeof ranges / sizeof *ranges; k++)
+      if (!strcmp(a, ranges[k].flag)) q.date_range = ranges[k].range, known = true;
+    if (known) continue;
+    if (!strcmp(a, "--near") && v) {
+      char *end = NULL;
+      near.latitude = strtod(v, &end);
+      if (!end || *end != ',') return cli_usage_error("search: --near is LAT,LNG (45.5,-73.6)");
+      near.longitude = strtod(end + 1, &end);
+      if (*end) return cli_usage_error("search: --near is LAT,LNG (45.5,-73.6)");
+      q.near = &near;
+      i++;
+    } else if (!strcmp(a, "--within") && v) {
+      char *end = NULL;
+      q.within_km = strtod(v, &end);
+      if (end && *end && strcmp(end, "km")) return cli_usage_error("search: --within is a distance in km (20km)");
+      i++;
+    } else if (!strcmp(a, "--free")) {
+      q.free_only = true;
+    } else if (!strcmp(a, "--online")) {
+      q.attendance_mode = MARQUEE__CATALOG__V1__ATTENDANCE_MODE__ATTENDANCE_MODE_ONLINE;
+    } else if (!strcmp(a, "--city") && v) {
+      q.city = argv[++i];
+    } else if (!strcmp(a, "--country") && v) {
+      q.country = argv[++i];
+    } else if (!strcmp(a, "--tz") && v) {
+      q.time_zone = argv[++i];
+    } else if (!strcmp(a, "--page") && v) {
+      q.page_token = argv[++i];
+    } else if (!strcmp(a, "--facets")) {
+      q.include_facets = true;
+    } else if (!strcmp(a, "--sort") && v) {
+      static const char *const sorts[] = {"", "relevance", "date", "distance", "popularity"};
+      for (int k = 1; k < 5; k++)
+        if (!strcmp(v, sorts[k])) q.sort = k;
+      if (!q.sort) return cli_usage_error("search: --sort is relevance, date, distance or popularity");
+      i++;
+    } else if (!strncmp(a, "--", 2)) {
+      return cli_usage_error("search: unknown option '%s'", a);
+    } else {
+      size_t l = strlen(text);
+      snprintf(text + l, sizeof text - l, "%s%s", l ? " " : "", a);
+    }
+  }
+  /* a finished query: the last word is not a prefix being typed */
+  size_t l = strlen(text);
+  if (l) snprintf(text + l, sizeof text - l, " ");
+  q.query = text;
+  mq_error_t err = {0};
+  Marquee__Search__V1__SearchEventsResponse *r = NULL;
+  if (marquee__search__v1__search_service__search_events__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK)
+    return cli_fail(&err);
+  if (r->corrected_query[0]) printf("(no match as typed; showing \"%s\")\n", r->corrected_query);
+  for (size_t i = 0; i < r->n_hits; i++) {
+    const Marquee__Search__V1__EventHit *h = r->hits[i];
+    char when[32] = "";
+    time_t t = h->starts_at ? (time_t)h->starts_at->seconds : 0;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%MZ", &tm);
+    printf("%s  %s  %-40s  %s%s%s", h->event_id, when, h->title, h->venue_name, h->venue_name[0] ? ", " : "",
+           h->city[0] ? h->city : "online");
+    if (h->free)
+      printf("  free");
+    else if (h->min_price) {
+      printf("  from ");
+      print_money(h->min_price->amount_minor, h->min_price->currency);
+    }
+    if (q.near) printf("  %.1f km", h->distance_km);
+    printf("\n");
+  }
+  printf("%lld found", (long long)r->total_size);
+  if (r->next_page_token[0]) printf("; next page: --page %s", r->next_page_token);
+  printf("\n");
+  for (size_t f = 0; f < r->n_facets; f++) {
+    printf("%s:", r->facets[f]->name);
+    for (size_t b = 0; b < r->facets[f]->n_buckets; b++)
+      printf(" %s (%lld)", r->facets[f]->buckets[b]->label, (long long)r->facets[f]->buckets[b]->count);
+    printf("\n");
+  }
+  marquee__search__v1__search_events_response__free_unpacked(r, NULL);
+  return 0;
+}
+
+static int cmd_suggest(cli_t *c, int argc, char **argv) {
+  if (argc != 1) return cli_usage_error("suggest: PREFIX");
+  Marquee__Search__V1__SuggestRequest q = MARQUEE__SEARCH__V1__SUGGEST_REQUEST__INIT;
+  q.prefix = argv[0];
+  mq_error_t err = {0};
+  Marquee__Search__V1__SuggestResponse *r = NULL;
+  if (marquee__search__v1__search_service__suggest__call(c->cl, &q, &r, &c->opts, &err) != MQ_OK) return cli_fail(&err);
+  static const char *const kinds[] = {"?", "event", "venue", "city"};
+  for (size_t i = 0; i < r->n_suggestions; i++)
+    printf("%-5s  %s  (%lld)\n", kinds[r->suggestions[i]->kind < 4 ? r->suggestions[i]->kind : 0],
+           r->suggestions[i]->text, (long long)r->suggestions[i]->events);
+  marquee__search__v1__suggest_response__free_unpacked(r, NULL);
+  return 0;
+}
+
 /* media upload ORG_ID FILE [EVENT_ID]: FILE streamed in 64 KiB chunks
  * (UploadImage); the server decides from the bytes whether it is an image. */
 static int cmd_media(cli_t *c, int argc, char **argv) {
@@ -1113,6 +1227,9 @@ static const cli_cmd_t commands[] = {
      cmd_categories},
     {"events", "list [ORG] | get ID | create ORG TITLE START HOURS CUR VENUE|URL | publish ID | cancel ID WHY",
      "the catalog's events (list: public; with --token and ORG: every state)", true, cmd_events},
+    {"search", "TEXT... [--near LAT,LNG --within 20km] [--this-weekend|--today|…] [--free] [--online] [--facets]",
+     "find upcoming events: words (\"a phrase\", -exclude), place, dates, price (SearchService)", true, cmd_search},
+    {"suggest", "PREFIX", "completions for what is being typed: cities, venues, event titles", true, cmd_suggest},
     {"media", "upload ORG_ID FILE [EVENT_ID]",
      "upload a JPEG, PNG or WebP image (with EVENT_ID: also add it to the event's images)", true, cmd_media},
     {"book", "EVENT_ID TYPE_ID[:QTY]... [--code C] [--key K]",

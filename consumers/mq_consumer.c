@@ -219,6 +219,53 @@ static void dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   if (m->err) g_dlq_failed = 1;
 }
 
+/* Assignment with offsets from the consumer's own data (opts.start_offset);
+ * eager and cooperative protocols alike. */
+static const mq_consumer_opts_t *g_opts;
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+  (void)opaque;
+  bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+  if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < parts->cnt; i++) {
+      int64_t next = g_opts->start_offset(g_opts->ctx, parts->elems[i].topic, parts->elems[i].partition);
+      parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+      mq_log(MQ_LOG_INFO, "consumer.assign", "%s[%d] resumes at %s", parts->elems[i].topic,
+             (int)parts->elems[i].partition, next >= 0 ? "the offset its data records" : "the beginning");
+    }
+    if (coop) {
+      rd_kafka_error_t *x = rd_kafka_incremental_assign(rk, parts);
+      if (x) rd_kafka_error_destroy(x);
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+  } else {
+    if (coop) {
+      rd_kafka_error_t *x = rd_kafka_incremental_unassign(rk, parts);
+      if (x) rd_kafka_error_destroy(x);
+    } else {
+      rd_kafka_assign(rk, NULL);
+    }
+  }
+}
+
+/* Every assigned partition read up to its last known high watermark. */
+static bool caught_up(rd_kafka_t *rk) {
+  rd_kafka_topic_partition_list_t *asg = NULL;
+  if (rd_kafka_assignment(rk, &asg) != RD_KAFKA_RESP_ERR_NO_ERROR || !asg) return false;
+  bool ok = asg->cnt > 0 && rd_kafka_position(rk, asg) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; ok && i < asg->cnt; i++) {
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(rk, asg->elems[i].topic, asg->elems[i].partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+      ok = false;
+    else if (hi > lo && asg->elems[i].offset < hi) /* position unknown (before the first fetch) or behind */
+      ok = false;
+  }
+  rd_kafka_topic_partition_list_destroy(asg);
+  return ok;
+}
+
 int mq_consumer_run(const mq_consumer_opts_t *o) {
   char group[160], dlq_topic[160], client_id[200];
   if (o->cfg->consumer_group[0])
@@ -243,6 +290,10 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
   mq_kafka_set(cc, "enable.auto.offset.store", "false");
   mq_kafka_set(cc, "auto.offset.reset", "earliest");
   mq_kafka_set(cc, "session.timeout.ms", "10000");
+  if (o->start_offset) {
+    g_opts = o;
+    rd_kafka_conf_set_rebalance_cb(cc, rebalance);
+  }
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
   if (!rk) {
     mq_log(MQ_LOG_ERROR, "consumer.create", "%s", errstr);
@@ -308,7 +359,10 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
   int max_attempts = (int)o->cfg->consumer_max_attempts;
   while (!g_stop) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-    if (!m) continue;
+    if (!m) {
+      if (o->idle) o->idle(o->ctx, caught_up(rk));
+      continue;
+    }
     if (m->err) {
       if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         mq_log(MQ_LOG_DEBUG, "consumer.poll", "%s", rd_kafka_message_errstr(m));

@@ -72,6 +72,15 @@ typedef struct mq_consumer_opts {
   void *ctx;         /* passed to handlers */
   mq_store_t *store; /* for dedupe records; may be NULL when !dedupe */
   bool dedupe;
+  /* Optional: a consumer that keeps its own offsets beside its data (the
+   * search indexer) names where each assigned partition resumes: the next
+   * offset, or -1 for the partition's beginning. The group's committed
+   * offsets are then ignored on assignment. Runs on the loop's thread. */
+  int64_t (*start_offset)(void *ctx, const char *topic, int32_t partition);
+  /* Optional: called when a poll found no message (about every 200 ms while
+   * idle), with caught_up true when every assigned partition has been read
+   * to its high watermark as last reported by the broker. */
+  void (*idle)(void *ctx, bool caught_up);
 } mq_consumer_opts_t;
 
 /* Runs until SIGTERM/SIGINT (or mq_consumer_stop). Returns 0 after a clean

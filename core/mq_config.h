@@ -93,6 +93,12 @@
   XX(INT, cache_entries, "MARQUEE_CACHE_ENTRIES", "100000", 64, 100000000, "entries per in-process read cache")        \
   XX(BOOL, discovery_index, "MARQUEE_DISCOVERY_INDEX", "1", 0, 1,                                                      \
      "answer public ListEvents from the in-process index of published events (0: query the store)")                    \
+  XX(STR, search_index, "MARQUEE_SEARCH_INDEX", "marquee-search.sqlite", 0, 0,                                         \
+     "this host's search index file: marquee-indexer writes it, the server's SearchService reads it (empty: no "       \
+     "search)")                                                                                                        \
+  XX(INT, search_readers, "MARQUEE_SEARCH_READERS", "8", 1, 256, "read connections to the search index")               \
+  XX(INT, search_max_staleness_s, "MARQUEE_SEARCH_MAX_STALENESS_S", "60", 1, 86400,                                    \
+     "health reports search degraded when the index has not been caught up for this long")                             \
   XX(BOOL, diagnostics, "MARQUEE_DIAGNOSTICS", "0", 0, 1,                                                              \
      "serve marquee.system.v1.DiagnosticsService (tests and the local stack; keep off in production)")                 \
   XX(INT, outbox_poll_ms, "MARQUEE_OUTBOX_POLL_MS", "250", 10, 60000,                                                  \

@@ -52,6 +52,7 @@ typedef struct mq_app {
   struct mq_bookings *bookings;   /* bookings module: capacity hints, ticket keys, hold sweeper (bookings/bookings.h) */
   struct mq_payments *payments;   /* payments module: gateways, breakers, routes (payments/payments.h) */
   struct mq_fx *fx;               /* payments module: exchange rates for display prices (lib/mq_fx.h); may hold none */
+  struct mq_search_index *search; /* search module: this host's index, read-only (store/search); NULL: no search */
   mq_health_service_t *health_service; /* system module: grpc.health.v1 watchers */
   /* payments module: refunds what was paid for a cancelled booking, all that
    * remains (idempotent; MQ_OK when nothing was paid or all is refunded; a

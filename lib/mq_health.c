@@ -15,6 +15,7 @@
 
 struct mq_health {
   atomic_bool store_up, bus_up, stopping;
+  atomic_int search; /* -1 no search index configured, 0 missing or stale, 1 fresh */
   atomic_uint_fast64_t version;
   char *services[MAX_SERVICES];
   int n;
@@ -26,6 +27,7 @@ static double g_store(void *arg) {
 
 mq_health_t *mq_health_create(void) {
   mq_health_t *h = mq_xcalloc(1, sizeof *h);
+  atomic_init(&h->search, -1);
   mq_metrics_gauge("marquee_dependency_up{dependency=\"mongodb\"}", "1 if the dependency answered the last probe",
                    g_store, h);
   return h;
@@ -55,6 +57,12 @@ void mq_health_set_bus(mq_health_t *h, bool up) {
 void mq_health_set_shutting_down(mq_health_t *h) {
   set(h, &h->stopping, true);
 }
+void mq_health_set_search(mq_health_t *h, int state) {
+  if (atomic_exchange(&h->search, state) != state) atomic_fetch_add(&h->version, 1);
+}
+int mq_health_search(const mq_health_t *h) {
+  return atomic_load(&((mq_health_t *)h)->search);
+}
 bool mq_health_store_up(const mq_health_t *h) {
   return atomic_load(&((mq_health_t *)h)->store_up);
 }
@@ -74,6 +82,8 @@ mq_health_status_t mq_health_status(const mq_health_t *h, const char *service) {
   if (!service || !service[0]) return overall;
   if (!strcmp(service, "marquee.mongodb")) return mq_health_store_up(h) ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
   if (!strcmp(service, "marquee.kafka")) return mq_health_bus_up(h) ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
+  if (!strcmp(service, "marquee.search") && mq_health_search(h) >= 0)
+    return mq_health_search(h) == 1 ? MQ_HEALTH_SERVING : MQ_HEALTH_NOT_SERVING;
   for (int i = 0; i < h->n; i++)
     if (!strcmp(h->services[i], service)) return overall;
   return MQ_HEALTH_SERVICE_UNKNOWN;

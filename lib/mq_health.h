@@ -6,7 +6,10 @@
  * SERVING when the store answers and it is not shutting down; Kafka being
  * down does not stop serving (writes succeed, events wait in the outbox),
  * so it is reported separately as the service "marquee.kafka" (and
- * "marquee.mongodb" for the store). Every registered gRPC service name
+ * "marquee.mongodb" for the store). The search index likewise, as
+ * "marquee.search": NOT_SERVING while this host's index is missing or has
+ * not caught up within MARQUEE_SEARCH_MAX_STALENESS_S (search answers from
+ * an older index, or UNAVAILABLE; everything else is unaffected). Every registered gRPC service name
  * reports the overall status. A version counter lets watchers notice changes.
  */
 #ifndef MQ_HEALTH_H
@@ -31,6 +34,9 @@ void mq_health_add_service(mq_health_t *h, const char *name);
 void mq_health_set_store(mq_health_t *h, bool up);
 void mq_health_set_bus(mq_health_t *h, bool up);
 void mq_health_set_shutting_down(mq_health_t *h);
+/* state: -1 no search index configured, 0 missing or stale, 1 fresh. */
+void mq_health_set_search(mq_health_t *h, int state);
+int mq_health_search(const mq_health_t *h);
 bool mq_health_store_up(const mq_health_t *h);
 bool mq_health_bus_up(const mq_health_t *h);
 bool mq_health_shutting_down(const mq_health_t *h);

@@ -68,9 +68,14 @@ static void route_readyz(void *arg, const char *method, const char *path, mq_htt
   mq_health_t *h = arg;
   bool store = mq_health_store_up(h), bus = mq_health_bus_up(h), stopping = mq_health_shutting_down(h);
   bool ready = store && !stopping;
+  int search = mq_health_search(h);
   char body[256];
-  snprintf(body, sizeof body, "{\"ready\":%s,\"mongodb\":%s,\"kafka\":%s,\"shutting_down\":%s}\n",
-           ready ? "true" : "false", store ? "true" : "false", bus ? "true" : "false", stopping ? "true" : "false");
+  snprintf(body, sizeof body, "{\"ready\":%s,\"mongodb\":%s,\"kafka\":%s,%s\"shutting_down\":%s}\n",
+           ready ? "true" : "false", store ? "true" : "false", bus ? "true" : "false",
+           search < 0 ? ""
+           : search   ? "\"search\":true,"
+                      : "\"search\":false,",
+           stopping ? "true" : "false");
   r->status = ready ? 200 : 503;
   r->content_type = "application/json";
   r->body = strdup(body);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run.sh — THE run command (README): installs everything on a fresh machine,
 # builds Marquee (build/, optimised), starts the local stack (FerretDB,
-# Kafka, mailpit and stripe-mock on loopback), then marquee-server and the marquee-audit
-# and marquee-notifier consumers in the background, waits until the server reports SERVING, and prints the
+# Kafka, mailpit and stripe-mock on loopback), then marquee-server and the marquee-audit,
+# marquee-notifier and marquee-indexer (search) consumers in the background, waits until the server reports SERVING, and prints the
 # endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
 # once domain services exist (none before the catalog issue).
 #   scripts/run.sh          start (idempotent)
@@ -33,12 +33,13 @@ stop_proc() {
 
 case "${1:-start}" in
   stop)
+    stop_proc marquee-indexer
     stop_proc marquee-notifier
     stop_proc marquee-audit
     stop_proc marquee-server
     exit 0 ;;
   status)
-    for p in marquee-server marquee-audit marquee-notifier; do
+    for p in marquee-server marquee-audit marquee-notifier marquee-indexer; do
       if alive "$p"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; fi
     done
     bash scripts/stack.sh status
@@ -51,7 +52,7 @@ bash scripts/stack.sh install
 eval "$(bash scripts/stack.sh env)"
 echo "== build (build/, release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build marquee-server marquee-audit marquee-notifier marquee
+ninja -C build marquee-server marquee-audit marquee-notifier marquee-indexer marquee
 bash scripts/stack.sh start
 
 export MARQUEE_LISTEN=${MARQUEE_LISTEN:-127.0.0.1:50051}
@@ -91,6 +92,9 @@ if [ -z "${MARQUEE_STRIPE_WEBHOOK_SECRET:-}" ]; then
 fi
 # Display prices in other currencies: sample rates (scripts/demo/fx-rates.txt).
 export MARQUEE_FX_RATES_FILE=${MARQUEE_FX_RATES_FILE:-$repo/scripts/demo/fx-rates.txt}
+# This host's search index (marquee-indexer writes it, the server reads it).
+mkdir -p "$stack/search"
+export MARQUEE_SEARCH_INDEX=${MARQUEE_SEARCH_INDEX:-$stack/search/index.sqlite}
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &
@@ -107,6 +111,12 @@ if ! alive marquee-notifier; then
   MARQUEE_NOTIFY_SECRET_KEYS=$secret MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9466 \
     nohup setsid build/marquee-notifier >/dev/null 2>"$logs/marquee-notifier.log" </dev/null &
   echo $! >"$run/marquee-notifier.pid"
+fi
+
+if ! alive marquee-indexer; then
+  MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9467 \
+    nohup setsid build/marquee-indexer >/dev/null 2>"$logs/marquee-indexer.log" </dev/null &
+  echo $! >"$run/marquee-indexer.pid"
 fi
 
 echo "== waiting for marquee-server to report SERVING"

@@ -21,6 +21,7 @@
 #include "store/search/search_index.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/mq_time.h"
 #include "core/mq_xmalloc.h"
@@ -75,7 +77,9 @@ typedef struct conn {
 } conn_t;
 
 struct mq_search_index {
-  char *path;
+  char *path;    /* as configured: a symbolic link to the current generation */
+  char *current; /* the generation file open now (readers: resolved each second) */
+  char *link;    /* a rebuild's: the link mq_search_publish points at it */
   bool writer;
   conn_t *w; /* the writer's connection */
   /* readers: a free list, up to max connections */
@@ -83,7 +87,6 @@ struct mq_search_index {
   pthread_cond_t cv;
   conn_t *free_list;
   unsigned open, max, gen;
-  ino_t ino;
   int64_t checked_ms;
 };
 
@@ -184,7 +187,7 @@ static mq_code_t conn_open(const char *path, bool writer, conn_t **out, mq_error
   }
   sqlite3_busy_timeout(c->db, 5000);
   const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
-                               : "PRAGMA temp_store=MEMORY; PRAGMA query_only=1;";
+                               : "PRAGMA temp_store=MEMORY;";
   if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
     rc = sql_err(err, c->db, "pragmas");
     goto fail;
@@ -267,18 +270,92 @@ static void lang_primary(const char *lang, char out[16]) {
 
 /* ---- writer ------------------------------------------------------------------------ */
 
-mq_code_t mq_search_open_writer(const char *path, mq_search_index_t **out, mq_error_t *err) {
+/* "<path>.g<ms>": a new generation's file beside the link. */
+static char *new_generation(const char *path) {
+  size_t n = strlen(path) + 32;
+  char *g = mq_xmalloc(n);
+  snprintf(g, n, "%s.g%lld", path, (long long)mq_now_unix_ms());
+  return g;
+}
+
+/* Points the link `path` at `target` atomically (a new link renamed over). */
+static mq_code_t relink(const char *path, const char *target, mq_error_t *err) {
+  const char *base = strrchr(target, '/');
+  base = base ? base + 1 : target;
+  size_t n = strlen(path) + 8;
+  char *tmp = mq_xmalloc(n);
+  snprintf(tmp, n, "%s.link", path);
+  unlink(tmp);
+  mq_code_t rc = MQ_OK;
+  if (symlink(base, tmp) != 0 || rename(tmp, path) != 0)
+    rc = mq_error_set(err, MQ_INTERNAL, NULL, "search index: cannot link %s: %s", path, strerror(errno));
+  free(tmp);
+  return rc;
+}
+
+static void unlink_generation(const char *file) {
+  char side[PATH_MAX + 8];
+  unlink(file);
+  snprintf(side, sizeof side, "%s-wal", file);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", file);
+  unlink(side);
+}
+
+static mq_code_t open_writer_at(const char *path, const char *file, const char *link, mq_search_index_t **out,
+                                mq_error_t *err) {
   mq_search_index_t *ix = mq_xcalloc(1, sizeof *ix);
   ix->path = mq_xstrdup(path);
+  ix->current = mq_xstrdup(file);
+  ix->link = link ? mq_xstrdup(link) : NULL;
   ix->writer = true;
   pthread_mutex_init(&ix->mu, NULL);
   pthread_cond_init(&ix->cv, NULL);
-  mq_code_t rc = conn_open(path, true, &ix->w, err);
+  mq_code_t rc = conn_open(file, true, &ix->w, err);
   if (rc != MQ_OK) {
     mq_search_close(ix);
     return rc;
   }
   *out = ix;
+  return MQ_OK;
+}
+
+mq_code_t mq_search_open_writer(const char *path, mq_search_index_t **out, mq_error_t *err) {
+  struct stat sb;
+  if (lstat(path, &sb) == 0 && !S_ISLNK(sb.st_mode)) /* a plain file: used as it is (tests, tools) */
+    return open_writer_at(path, path, NULL, out, err);
+  char real[PATH_MAX];
+  if (realpath(path, real)) return open_writer_at(path, real, NULL, out, err);
+  /* no index yet: its first generation, then the link */
+  char *g = new_generation(path);
+  mq_code_t rc = open_writer_at(path, g, NULL, out, err);
+  if (rc == MQ_OK && (rc = relink(path, g, err)) != MQ_OK) {
+    mq_search_close(*out);
+    *out = NULL;
+  }
+  free(g);
+  return rc;
+}
+
+mq_code_t mq_search_open_rebuild(const char *path, mq_search_index_t **out, mq_error_t *err) {
+  char *g = new_generation(path);
+  unlink_generation(g);
+  mq_code_t rc = open_writer_at(path, g, path, out, err);
+  free(g);
+  return rc;
+}
+
+mq_code_t mq_search_publish(mq_search_index_t *ix, mq_error_t *err) {
+  if (!ix->link) return MQ_OK;
+  char old[PATH_MAX];
+  bool had = realpath(ix->link, old) != NULL;
+  /* fold the WAL into the file first: readers open it fresh */
+  sqlite3_exec(ix->w->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+  mq_code_t rc = relink(ix->link, ix->current, err);
+  if (rc != MQ_OK) return rc;
+  if (had && strcmp(old, ix->current)) unlink_generation(old); /* readers still on it keep their open files */
+  free(ix->link);
+  ix->link = NULL;
   return MQ_OK;
 }
 
@@ -559,6 +636,8 @@ mq_code_t mq_search_open_reader(const char *path, unsigned conns, mq_search_inde
 void mq_search_close(mq_search_index_t *ix) {
   if (!ix) return;
   conn_free(ix->w);
+  free(ix->current);
+  free(ix->link);
   while (ix->free_list) {
     conn_t *c = ix->free_list;
     ix->free_list = c->next;
@@ -580,16 +659,17 @@ static mq_code_t take(mq_search_index_t *ix, conn_t **out, mq_error_t *err) {
   }
   pthread_mutex_lock(&ix->mu);
   int64_t now = mq_now_ms();
-  if (now - ix->checked_ms >= 1000 || !ix->ino) {
-    struct stat sb;
+  if (now - ix->checked_ms >= 1000 || !ix->current) {
+    char real[PATH_MAX];
     ix->checked_ms = now;
-    if (stat(ix->path, &sb) != 0) {
+    if (!realpath(ix->path, real)) {
       pthread_mutex_unlock(&ix->mu);
       return mq_error_set(err, MQ_UNAVAILABLE, NULL,
                           "this host's search index is not built yet (the indexer has not created it); retry later");
     }
-    if (sb.st_ino != ix->ino) {
-      ix->ino = sb.st_ino;
+    if (!ix->current || strcmp(real, ix->current)) { /* a rebuild swapped the link */
+      free(ix->current);
+      ix->current = mq_xstrdup(real);
       ix->gen++;
       while (ix->free_list) { /* idle connections of the old file */
         conn_t *c = ix->free_list;
@@ -609,8 +689,10 @@ static mq_code_t take(mq_search_index_t *ix, conn_t **out, mq_error_t *err) {
   }
   ix->open++;
   unsigned gen = ix->gen;
+  char file[PATH_MAX];
+  snprintf(file, sizeof file, "%s", ix->current);
   pthread_mutex_unlock(&ix->mu);
-  mq_code_t rc = conn_open(ix->path, false, &c, err);
+  mq_code_t rc = conn_open(file, false, &c, err);
   if (rc != MQ_OK) {
     pthread_mutex_lock(&ix->mu);
     ix->open--;

@@ -35,8 +35,8 @@
  *      skip an unchanged event.
  *
  * Readers open the file read-only (WAL: they never block the writer nor
- * each other) from a small pool; a file replaced by a rebuild is noticed
- * within a second and reopened. Ownership: results live in the arena given.
+ * each other) from a small pool; a generation replaced by a rebuild is
+ * noticed within a second and reopened. Ownership: results live in the arena given.
  */
 #ifndef SEARCH_INDEX_H
 #define SEARCH_INDEX_H
@@ -74,9 +74,22 @@ typedef struct mq_search_doc {
 
 /* ---- writer (the indexer) ----------------------------------------------------- */
 
-/* Opens (creating if needed) the index at `path` for writing. One writer at a
- * time: a second one waits for the first's transaction (busy timeout 5 s). */
+/* Files: `path` is a symbolic link to the current generation, a file
+ * "<path>.g<unix ms>" beside it (each generation has its own -wal and -shm,
+ * so a swap never pairs a file with another's WAL). A plain file at `path`
+ * is used as it is (tests, tools).
+ *
+ * Opens the index at `path` for writing, creating its first generation and
+ * the link if there is none. One writer at a time: a second one waits for
+ * the first's transaction (busy timeout 5 s). */
 mq_code_t mq_search_open_writer(const char *path, mq_search_index_t **out, mq_error_t *err);
+/* Opens a new, empty generation beside `path` without linking it: a rebuild
+ * fills it, then mq_search_publish makes it current. */
+mq_code_t mq_search_open_rebuild(const char *path, mq_search_index_t **out, mq_error_t *err);
+/* A rebuild's generation becomes current (the link is replaced atomically;
+ * readers move to it within a second) and the previous one is deleted
+ * (readers still reading it keep their open files). No-op otherwise. */
+mq_code_t mq_search_publish(mq_search_index_t *ix, mq_error_t *err);
 /* One transaction per message: begin, put/remove/sold…, commit with the
  * message's next offset (topic may be NULL: no offset recorded). */
 mq_code_t mq_search_begin(mq_search_index_t *ix, mq_error_t *err);

@@ -58,19 +58,19 @@ static Google__Protobuf__Timestamp *at(Google__Protobuf__Timestamp *ts, int64_t 
   return ts;
 }
 
-void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char *city, const char *region,
-                 const char *country, const char *tz, char out[40]) {
+static void venue(mq_client_t *c, const char *token, const char *org, const char *name, const char *city,
+                  const char *region, const char *country, const char *tz, double lat, double lng, char out[40]) {
   mq_call_opts_t oo = {.bearer_token = token};
   mq_error_t err;
   Marquee__Catalog__V1__Venue v = MARQUEE__CATALOG__V1__VENUE__INIT;
   v.organization_id = (char *)org;
-  v.name = (char *)"Fixture Hall";
+  v.name = (char *)name;
   v.address_line1 = (char *)"1 Main Street";
   v.city = (char *)city;
   v.region = (char *)region;
   v.country = (char *)country;
-  v.latitude = 45.5;
-  v.longitude = -73.6;
+  v.latitude = lat;
+  v.longitude = lng;
   v.time_zone = (char *)tz;
   Marquee__Catalog__V1__CreateVenueRequest q = MARQUEE__CATALOG__V1__CREATE_VENUE_REQUEST__INIT;
   q.venue = &v;
@@ -78,6 +78,16 @@ void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char 
   assert_int_equal(marquee__catalog__v1__venue_service__create_venue__call(c, &q, &made, &oo, &err), MQ_OK);
   snprintf(out, 40, "%s", made->venue_id);
   marquee__catalog__v1__venue__free_unpacked(made, NULL);
+}
+
+void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char *city, const char *region,
+                 const char *country, const char *tz, char out[40]) {
+  venue(c, token, org, "Fixture Hall", city, region, country, tz, 45.5, -73.6, out);
+}
+
+void mq_fx_venue_at(mq_client_t *c, const char *token, const char *org, const char *name, const char *city,
+                    const char *country, const char *tz, double lat, double lng, char out[40]) {
+  venue(c, token, org, name, city, "", country, tz, lat, lng, out);
 }
 
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out) {
@@ -88,7 +98,8 @@ void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx
   Google__Protobuf__Timestamp s, e;
   int64_t starts = o->starts_in_s ? o->starts_in_s : 30 * 86400;
   ev.organization_id = (char *)org;
-  ev.title = (char *)"Fixture Event";
+  ev.title = (char *)(o->title ? o->title : "Fixture Event");
+  ev.description_md = (char *)(o->description ? o->description : "");
   if (o->venue_id)
     ev.venue_id = (char *)o->venue_id;
   else

@@ -34,6 +34,8 @@ typedef struct mq_fx_event_opts {
   mq_fx_tt_t tt[MQ_FX_MAX_TT];
   int n_tt;
   const char *venue_id; /* in person at this venue; NULL: online */
+  const char *title;    /* "Fixture Event" when NULL */
+  const char *description;
 } mq_fx_event_opts_t;
 
 typedef struct mq_fx_event {
@@ -50,6 +52,9 @@ void mq_fx_org(mq_client_t *c, const char *token, const char *slug_prefix, char 
 /* A venue of `org` in `city`, `region` ("" for none), `country`, time zone `tz`. */
 void mq_fx_venue(mq_client_t *c, const char *token, const char *org, const char *city, const char *region,
                  const char *country, const char *tz, char out[40]);
+/* The same with a name and coordinates. */
+void mq_fx_venue_at(mq_client_t *c, const char *token, const char *org, const char *name, const char *city,
+                    const char *country, const char *tz, double lat, double lng, char out[40]);
 /* An event of `org` (online unless o->venue_id), its ticket types, published unless draft. */
 void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx_event_opts_t *o, mq_fx_event_t *out);
 

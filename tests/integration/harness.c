@@ -170,11 +170,12 @@ static int wait_ready(mq_test_proc_t *p, int timeout_ms) {
 }
 
 /* Starts BIN_DIR/<binary> with `defaults` then `env`, waits for READY. */
-static int start_child(mq_test_proc_t *p, const char *binary, const char *const *defaults, const char *const *env) {
+static int start_child_arg(mq_test_proc_t *p, const char *binary, const char *arg, const char *const *defaults,
+                           const char *const *env) {
   char path[512];
   snprintf(path, sizeof path, "%s/%s", MQ_TEST_BIN_DIR, binary);
   char **e = child_env(defaults, env);
-  char *argv[] = {path, NULL};
+  char *argv[] = {path, (char *)arg, NULL};
   int rc = spawn(p, path, argv, e);
   free_env(e);
   if (rc != 0) return -1;
@@ -183,6 +184,10 @@ static int start_child(mq_test_proc_t *p, const char *binary, const char *const 
     return -1;
   }
   return 0;
+}
+
+static int start_child(mq_test_proc_t *p, const char *binary, const char *const *defaults, const char *const *env) {
+  return start_child_arg(p, binary, NULL, defaults, env);
 }
 
 /* "MARQUEE_NOTIFY_KEYS=<the public half of MQ_TEST_NOTIFY_SECRET_KEYS>". */
@@ -287,6 +292,21 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
                             skip,
                             NULL};
   return start_child(p, "marquee-notifier", defaults, env);
+}
+
+int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, bool rebuild, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->db, sizeof p->db, "%s", db);
+  char uri[512], kafka[256], dbkv[96], group[128], skip[80], ix[600];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-indexer-%s", db);
+  snprintf(ix, sizeof ix, "MARQUEE_SEARCH_INDEX=%s", index);
+  /* the shared topics hold every other test's events: an hour back is plenty for ours */
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", (long long)time(NULL) * 1000 - 3600000);
+  const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, ix, skip, NULL};
+  return start_child_arg(p, "marquee-indexer", rebuild ? "--rebuild" : NULL, defaults, env);
 }
 
 /* "to:\"<addr>\"" percent-encoded for mailpit's search. */
