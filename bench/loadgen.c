@@ -21,7 +21,7 @@
  *                   user)
  *   --metadata K:V  extra request metadata (repeatable; K lower-case, as
  *                   gRPC requires; the value is everything after the first ':')
- * Output: one JSON line {"qps":…,"p50_us":…,"p99_us":…,"ok":…,"errors":…,
+ * Output: one JSON line {"qps":…,"p50_us":…,"p95_us":…,"p99_us":…,"ok":…,"errors":…,
  * "concurrency":…,"codes":{"UNAVAILABLE":…}} — qps counts OK and failed calls,
  * errors are counted, not timed (latency percentiles are of OK calls), and
  * codes breaks the errors down by gRPC status (empty when there were none).
@@ -295,9 +295,11 @@ int main(int argc, char **argv) {
       active--;
   }
   double qps = (double)(ok + errors) / secs;
-  printf("{\"qps\":%.0f,\"p50_us\":%llu,\"p99_us\":%llu,\"ok\":%llu,\"errors\":%llu,\"concurrency\":%d,\"codes\":{",
-         qps, (unsigned long long)percentile(hist, ok, 0.50), (unsigned long long)percentile(hist, ok, 0.99),
-         (unsigned long long)ok, (unsigned long long)errors, conc);
+  printf(
+      "{\"qps\":%.0f,\"p50_us\":%llu,\"p95_us\":%llu,\"p99_us\":%llu,\"ok\":%llu,\"errors\":%llu,"
+      "\"concurrency\":%d,\"codes\":{",
+      qps, (unsigned long long)percentile(hist, ok, 0.50), (unsigned long long)percentile(hist, ok, 0.95),
+      (unsigned long long)percentile(hist, ok, 0.99), (unsigned long long)ok, (unsigned long long)errors, conc);
   const char *sep = "";
   for (int c = 1; c <= N_CODES; c++) {
     if (!codes[c]) continue;

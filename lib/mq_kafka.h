@@ -22,7 +22,9 @@ rd_kafka_conf_t *mq_kafka_conf(const mq_config_t *cfg, const char *client_id);
 /* Sets one property; logs and returns false on error (a programming error). */
 bool mq_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value);
 /* Creates `topics` (NULL-terminated) with the configured partitions and
- * replication; MQ_OK when each exists afterwards; UNAVAILABLE if the broker
+ * replication, and, except dead-letter topics, retention.ms=-1 (the log is
+ * what the search index and analytics are rebuilt from; a topic that exists
+ * already keeps its own settings); MQ_OK when each exists afterwards; UNAVAILABLE if the broker
  * did not answer within timeout_ms. */
 mq_code_t mq_kafka_create_topics(rd_kafka_t *rk, const mq_config_t *cfg, const char *const *topics, int timeout_ms,
                                  mq_error_t *err);

@@ -187,7 +187,7 @@ static mq_code_t conn_open(const char *path, bool writer, conn_t **out, mq_error
   }
   sqlite3_busy_timeout(c->db, 5000);
   const char *pragmas = writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
-                               : "PRAGMA temp_store=MEMORY;";
+                               : "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384;";
   if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
     rc = sql_err(err, c->db, "pragmas");
     goto fail;
