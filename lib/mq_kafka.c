@@ -53,8 +53,7 @@ mq_code_t mq_kafka_create_topics(rd_kafka_t *rk, const mq_config_t *cfg, const c
                                   sizeof errstr);
     /* the domain topics are the log derived views are rebuilt from (the search
      * index, analytics): kept for good, not the broker's default week */
-    if (nt[i] && strncmp(topics[i], "marquee.dlq.", 12))
-      rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1");
+    if (nt[i] && strncmp(topics[i], "marquee.dlq.", 12)) rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1");
   }
   rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
