@@ -9,7 +9,9 @@
  *       layer's own rate and the file's size (WAL checkpointed).
  *       The corpus (fixed seed): titles from genre, adjective and noun lists
  *       (1% Japanese), 30 cities with coordinates, 12 categories, tags, a
- *       description of 20–80 words, 0–3 price points, dates over a year.
+ *       description of 20–80 words (a quarter from 35 common words, the
+ *       rest from a skewed made-up vocabulary of about 14,000 words), a
+ *       price or free (a quarter), dates over a year.
  *   mq-bench-search requests DIR
  *       writes the mixed query set as serialized SearchEventsRequest files
  *       (DIR/q<NN>.bin) for mq-loadgen, and prints their count.
@@ -93,6 +95,16 @@ static const char *ja[] = {"東京ジャズフェスティバル", "大阪ロッ
 
 #define N_OF(a) (sizeof(a) / sizeof *(a))
 
+/* Word number k of a made-up vocabulary (two or three syllables): the long
+ * tail real descriptions have. Drawn as rnd(rnd(20000) + 1), small k are
+ * far more frequent (about Zipf-shaped). */
+static void pseudo_word(uint32_t k, char *out, size_t n) {
+  static const char *syl[] = {"ka",  "lo", "mi",  "ren", "tus", "va",  "do", "pel", "sa", "ni",  "ro", "ge",
+                              "bri", "ta", "mon", "el",  "ha",  "qui", "zo", "fer", "lu", "den", "ar", "ost"};
+  const uint32_t ns = (uint32_t)N_OF(syl);
+  snprintf(out, n, "%s%s%s", syl[k % ns], syl[(k / ns) % ns], k >= ns * ns ? syl[(k / ns / ns) % ns] : "");
+}
+
 static int cmd_index(const char *path, long n) {
   char side[600];
   unlink(path);
@@ -126,8 +138,14 @@ static int cmd_index(const char *path, long n) {
       snprintf(title, sizeof title, "%s %s %s", adjs[rnd(N_OF(adjs))], genres[rnd(N_OF(genres))],
                nouns[rnd(N_OF(nouns))]);
     size_t len = 0, nw = 20 + rnd(60);
-    for (size_t w = 0; w < nw && len + 20 < sizeof desc; w++)
-      len += (size_t)snprintf(desc + len, sizeof desc - len, "%s%s", w ? " " : "", words[rnd(N_OF(words))]);
+    for (size_t w = 0; w < nw && len + 24 < sizeof desc; w++) {
+      char pw[24];
+      if (rnd(4) == 0) /* a quarter from the common words, the rest from a long tail */
+        snprintf(pw, sizeof pw, "%s", words[rnd(N_OF(words))]);
+      else
+        pseudo_word(rnd(rnd(20000) + 1), pw, sizeof pw);
+      len += (size_t)snprintf(desc + len, sizeof desc - len, "%s%s", w ? " " : "", pw);
+    }
     unsigned c = rnd(N_OF(cities)), k = rnd(N_OF(cats));
     bool online = rnd(100) < 15;
     snprintf(venue, sizeof venue, "%s Hall %u", cities[c].city, rnd(40));
@@ -313,6 +331,20 @@ static int cmd_lag(const char *target, const char *keys, long n) {
     Marquee__Catalog__V1__Event *made = NULL;
     if (marquee__catalog__v1__event_service__create_event__call(c, &cq, &made, &oo, &err) != MQ_OK)
       die("create event", &err);
+    Marquee__Catalog__V1__TicketType tt = MARQUEE__CATALOG__V1__TICKET_TYPE__INIT;
+    Marquee__Common__V1__Money m = MARQUEE__COMMON__V1__MONEY__INIT;
+    m.currency = (char *)"CAD";
+    m.amount_minor = 1500;
+    tt.name = (char *)"General";
+    tt.price = &m;
+    tt.capacity = 100;
+    Marquee__Catalog__V1__CreateTicketTypeRequest tq = MARQUEE__CATALOG__V1__CREATE_TICKET_TYPE_REQUEST__INIT;
+    tq.event_id = made->event_id;
+    tq.ticket_type = &tt;
+    Marquee__Catalog__V1__TicketType *tr = NULL;
+    if (marquee__catalog__v1__event_service__create_ticket_type__call(c, &tq, &tr, &oo, &err) != MQ_OK)
+      die("ticket type", &err);
+    marquee__catalog__v1__ticket_type__free_unpacked(tr, NULL);
     Marquee__Catalog__V1__PublishEventRequest pq = MARQUEE__CATALOG__V1__PUBLISH_EVENT_REQUEST__INIT;
     pq.event_id = made->event_id;
     Marquee__Catalog__V1__Event *pub = NULL;

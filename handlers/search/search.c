@@ -9,6 +9,11 @@
  * caller's time zone with the tz database (lib/mq_recur.h), so a weekend
  * that crosses a DST change is still Friday 17:00 to Monday 00:00 local.
  *
+ * Answers are reused for MARQUEE_SEARCH_CACHE_MS (500 ms) per request and
+ * minute (lib/mq_cache.h): a hit is answered on the completion-queue
+ * thread without touching the index; the index lags the catalog by more
+ * than that anyway, and each response says how fresh it is.
+ *
  * Freshness: the probe thread reads the index's fresh-as-of instant each
  * tick; /metrics shows marquee_search_index_staleness_seconds and health
  * reports "marquee.search" NOT_SERVING past MARQUEE_SEARCH_MAX_STALENESS_S
@@ -122,6 +127,38 @@ static void month_bounds(mq_search_query_t *q, int64_t from, const char *tz, mq_
   }
 }
 
+/* ---- the page cache ----------------------------------------------------------------- */
+
+/* Answers by request: the packed request (and the minute "now" was resolved
+ * to) is the key, the packed response the value. Staleness is bounded by
+ * MARQUEE_SEARCH_CACHE_MS, on top of the index's own lag. */
+static mq_cache_t *g_pages;
+
+static char *cache_key(mq_arena_t *a, char kind, int64_t minute, size_t len, const ProtobufCMessage *req) {
+  if (!g_pages || len > 1200) return NULL;
+  uint8_t *buf = mq_arena_alloc(a, len ? len : 1);
+  protobuf_c_message_pack(req, buf);
+  char *key = mq_arena_alloc(a, 2 * len + 32);
+  int o = snprintf(key, 32, "%c:%lld:", kind, (long long)(minute / 60000));
+  for (size_t i = 0; i < len; i++) snprintf(key + o + 2 * i, 3, "%02x", buf[i]);
+  return key;
+}
+
+static bool reply_cached(mq_call_t *call, const char *key) {
+  void *buf;
+  size_t len;
+  if (!key || !mq_cache_get(g_pages, key, mq_call_arena(call), &buf, &len)) return false;
+  mq_call_reply_packed(call, buf, len);
+  return true;
+}
+
+static void cache_put(mq_arena_t *a, const char *key, const ProtobufCMessage *resp, uint64_t ticket) {
+  size_t n = protobuf_c_message_get_packed_size(resp);
+  uint8_t *packed = mq_arena_alloc(a, n ? n : 1);
+  protobuf_c_message_pack(resp, packed);
+  mq_cache_put(g_pages, key, packed, n, ticket);
+}
+
 /* ---- SearchEvents ------------------------------------------------------------------- */
 
 static mq_code_t check(const search_req_t *req, mq_arena_t *a, mq_search_query_t *q, uint32_t *page, const char **tz,
@@ -160,7 +197,7 @@ static mq_code_t check(const search_req_t *req, mq_arena_t *a, mq_search_query_t
   }
   if (req->sort == MARQUEE__SEARCH__V1__SEARCH_SORT__SEARCH_SORT_DISTANCE && !req->near)
     mq_error_set(err, MQ_INVALID_ARGUMENT, "sort", "DISTANCE requires near (the point to measure from)");
-  *now = mq_now_unix_ms();
+  *now = mq_now_unix_ms() / 60000 * 60000; /* "now" per minute: a page is the same for a minute, so it can be reused */
   int64_t after = req->starts_after ? mq_pb_timestamp_ms(req->starts_after) : 0;
   int64_t before = req->starts_before ? mq_pb_timestamp_ms(req->starts_before) : 0;
   if (before && after && before <= after)
@@ -169,6 +206,7 @@ static mq_code_t check(const search_req_t *req, mq_arena_t *a, mq_search_query_t
   if (rc != MQ_OK) return rc;
 
   memset(q, 0, sizeof *q);
+  q->now_ms = *now;
   q->text = text;
   q->category_id = req->category_id;
   q->city = req->city;
@@ -277,6 +315,11 @@ static mq_code_t search_events(mq_call_t *call, const search_req_t *req, search_
   q.cursor = cursor;
   if (!app->search)
     return mq_error_set(err, MQ_UNAVAILABLE, NULL, "search is not configured on this host (MARQUEE_SEARCH_INDEX)");
+  /* the same request in the same minute: the answer of the last MARQUEE_SEARCH_CACHE_MS */
+  char *key = cache_key(a, 's', now, marquee__search__v1__search_events_request__get_packed_size(req), &req->base);
+  if (reply_cached(call, key)) return MQ_OK;
+  if (mq_call_inline(call)) return MQ_PENDING; /* the index is read on a worker */
+  uint64_t ticket = key ? mq_cache_ticket(g_pages, key) : 0;
   mq_search_result_t r;
   if ((rc = mq_search_run(app->search, &q, a, &r, err)) != MQ_OK) return rc;
   resp->hits = mq_arena_alloc(a, (r.n ? r.n : 1) * sizeof *resp->hits);
@@ -301,6 +344,7 @@ static mq_code_t search_events(mq_call_t *call, const search_req_t *req, search_
     }
     resp->facets[resp->n_facets++] = fv;
   }
+  if (key) cache_put(a, key, &resp->base, ticket);
   return MQ_OK;
 }
 
@@ -318,9 +362,14 @@ static mq_code_t suggest(mq_call_t *call, const Marquee__Search__V1__SuggestRequ
   if (rc != MQ_OK) return rc;
   if (!app->search)
     return mq_error_set(err, MQ_UNAVAILABLE, NULL, "search is not configured on this host (MARQUEE_SEARCH_INDEX)");
+  int64_t now = mq_now_unix_ms() / 60000 * 60000;
+  char *key = cache_key(a, 'g', now, marquee__search__v1__suggest_request__get_packed_size(req), &req->base);
+  if (reply_cached(call, key)) return MQ_OK;
+  if (mq_call_inline(call)) return MQ_PENDING;
+  uint64_t ticket = key ? mq_cache_ticket(g_pages, key) : 0;
   mq_suggestion_t *s;
   size_t n;
-  if ((rc = mq_search_suggest(app->search, req->prefix, limit, mq_now_unix_ms(), a, &s, &n, err)) != MQ_OK) return rc;
+  if ((rc = mq_search_suggest(app->search, req->prefix, limit, now, a, &s, &n, err)) != MQ_OK) return rc;
   resp->suggestions = mq_arena_alloc(a, (n ? n : 1) * sizeof *resp->suggestions);
   for (size_t i = 0; i < n; i++) {
     Marquee__Search__V1__Suggestion *v = mq_arena_alloc(a, sizeof *v);
@@ -333,14 +382,15 @@ static mq_code_t suggest(mq_call_t *call, const Marquee__Search__V1__SuggestRequ
     v->event_id = (char *)(s[i].event_id ? s[i].event_id : "");
     resp->suggestions[resp->n_suggestions++] = v;
   }
+  if (key) cache_put(a, key, &resp->base, ticket);
   return MQ_OK;
 }
 
 /* ---- the module ----------------------------------------------------------------------- */
 
 static const marquee__search__v1__search_service_handlers_t handlers = {
-    .search_events = {search_events, MQ_POLICY_PUBLIC, 0},
-    .suggest = {suggest, MQ_POLICY_PUBLIC, 0},
+    .search_events = {search_events, MQ_POLICY_PUBLIC, MQ_RUN_TRY_INLINE},
+    .suggest = {suggest, MQ_POLICY_PUBLIC, MQ_RUN_TRY_INLINE},
 };
 
 static int search_service_register(mq_app_t *app, mq_server_t *srv) {
@@ -363,6 +413,10 @@ static mq_code_t search_open(mq_app_t *app, mq_error_t *err) {
   mq_code_t rc = mq_search_open_reader(app->cfg->search_index, (unsigned)app->cfg->search_readers, &app->search, err);
   if (rc != MQ_OK) return rc;
   mq_health_set_search(app->health, 0);
+  if (app->cfg->search_cache_ms > 0) {
+    g_pages = mq_cache_new(20000, app->cfg->search_cache_ms);
+    mq_cache_export_metrics(g_pages, "search_pages");
+  }
   mq_metrics_gauge("marquee_search_index_staleness_seconds",
                    "Seconds since this host's search index was last known complete (-1: never)", gauge_staleness, app);
   mq_metrics_gauge("marquee_search_index_events", "Events in this host's search index (-1: no index yet)", gauge_events,
@@ -386,6 +440,8 @@ static void search_tick(mq_app_t *app) {
 static void search_close(mq_app_t *app) {
   if (!app->search) return;
   mq_metrics_gauge_remove(app);
+  mq_cache_free(g_pages);
+  g_pages = NULL;
   mq_search_close(app->search);
   app->search = NULL;
 }

@@ -51,7 +51,7 @@ static const char schema_sql[] =
     " country TEXT, lat REAL, lng REAL, online INTEGER, lang TEXT, language TEXT, currency TEXT, min_price INTEGER,"
     " max_price INTEGER, price_major REAL, free INTEGER, starts_ms INTEGER, ends_ms INTEGER, time_zone TEXT,"
     " published_ms INTEGER, sold INTEGER NOT NULL DEFAULT 0, series_id TEXT, cover_image_id TEXT, tags TEXT);"
-    "CREATE INDEX IF NOT EXISTS events_starts ON events(starts_ms);"
+    "CREATE INDEX IF NOT EXISTS events_starts ON events(starts_ms, event_id);"
     "CREATE INDEX IF NOT EXISTS events_venue ON events(venue_id);"
     "CREATE INDEX IF NOT EXISTS events_org ON events(organization_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(title, tags, category, venue, city, organization,"
@@ -138,8 +138,11 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
     if (p >= 0 && p < MAXP && c >= 0 && c < N_COLS) tf[p][c] += 1;
   }
   int len[N_COLS];
-  for (int c = 0; c < N_COLS; c++)
-    if (api->xColumnSize(fc, c, &len[c]) != SQLITE_OK) len[c] = 0;
+  for (int c = 0; c < N_COLS; c++) { /* sizes only of the columns a word hit (each is a lookup) */
+    bool hit = false;
+    for (int p = 0; p < nwords && !hit; p++) hit = tf[p][c] > 0;
+    if (!hit || api->xColumnSize(fc, c, &len[c]) != SQLITE_OK) len[c] = c == COL_TITLE ? -1 : 0;
+  }
   double score = 0;
   int qtokens = 0;
   bool all_in_title = nwords > 0;
@@ -155,7 +158,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fc, sqlite3_contex
   if (nph > nwords)
     for (int c = 0; c < N_COLS; c++)
       if (tf[nwords][c] > 0) score += 2 * weight[c];
-  if (all_in_title && len[COL_TITLE] == qtokens) score += 10;
+  if (all_in_title && len[COL_TITLE] == qtokens) score += 10; /* (len -1 when no word hit the title) */
   sqlite3_result_double(ctx, round(score * 1e6) / 1e6);
 }
 
@@ -833,29 +836,10 @@ static size_t utf8_chars(const char *s) {
 }
 
 /* Builds the match-set statement: INSERT INTO temp.m (…) SELECT … */
-static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_term_t *t, size_t nt, mq_arena_t *a,
-                        sbuf_t *sql, binds_t *b) {
-  int nwords = 0;
-  char *expr = match_expr(a, t, nt, &nwords);
-  const char *keys = q->sort == MQ_SEARCH_SORT_DATE         ? "starts_ms, 0"
-                     : q->sort == MQ_SEARCH_SORT_DISTANCE   ? "dist, 0"
-                     : q->sort == MQ_SEARCH_SORT_POPULARITY ? "-sold, starts_ms"
-                                                            : "-score, starts_ms";
-  sb_printf(sql,
-            "INSERT INTO temp.m(rid, event_id, score, dist, k1, k2) SELECT rid, event_id, score, dist, %s FROM"
-            " (SELECT e.rid AS rid, e.event_id AS event_id, e.starts_ms AS starts_ms, e.sold AS sold, ",
-            keys);
-  if (expr)
-    sb_printf(sql, "mq_rank(events_fts, %d) AS score, ", nwords);
-  else
-    sb_puts(sql, "0.0 AS score, ");
-  if (q->has_near) {
-    sb_puts(sql, "mq_dist_km(e.lat, e.lng, ?, ?) AS dist ");
-    bind_d(b, q->latitude);
-    bind_d(b, q->longitude);
-  } else {
-    sb_puts(sql, "0.0 AS dist ");
-  }
+/* The match set's "FROM … WHERE …" (every filter, the words), its binds in
+ * `b`. `expr` is the main table's match expression (NULL: no positive word). */
+static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_term_t *t, size_t nt, const char *expr,
+                        mq_arena_t *a, sbuf_t *sql, binds_t *b) {
   if (expr) {
     sb_puts(sql, "FROM events_fts JOIN events e ON e.rid = events_fts.rowid WHERE events_fts MATCH ? ");
     bind_s(b, expr);
@@ -865,7 +849,7 @@ static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_t
   if (q->starts_after_ms) sb_puts(sql, "AND e.starts_ms >= ? "), bind_i(b, q->starts_after_ms);
   if (q->starts_before_ms) sb_puts(sql, "AND e.starts_ms < ? "), bind_i(b, q->starts_before_ms);
   sb_puts(sql, "AND e.ends_ms > ? ");
-  bind_i(b, mq_now_unix_ms());
+  bind_i(b, q->now_ms ? q->now_ms : mq_now_unix_ms());
   if (q->category_id && *q->category_id)
     sb_puts(sql, "AND instr(e.category_ancestors, ?) > 0 "), bind_s(b, mq_arena_sprintf(a, "/%s/", q->category_id));
   if (q->city && *q->city) sb_puts(sql, "AND e.city_key = ? "), bind_s(b, fold(c, a, q->city));
@@ -923,7 +907,6 @@ static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_t
       bind_s(b, mq_search_quote(a, t[i].text));
     }
   }
-  sb_puts(sql, ")");
 }
 
 static mq_code_t step_all(sqlite3 *db, sqlite3_stmt *st, const char *what, mq_error_t *err) {
@@ -1098,47 +1081,85 @@ static char *correct(conn_t *c, const mq_search_term_t *t, size_t nt, mq_arena_t
   return r;
 }
 
+static void binds_append(binds_t *to, const binds_t *from) {
+  for (int k = 0; k < from->n && to->n < 64; k++) {
+    to->type[to->n] = from->type[k], to->s[to->n] = from->s[k], to->i[to->n] = from->i[k], to->d[to->n] = from->d[k];
+    to->n++;
+  }
+}
+
+/* One query on one read transaction (WAL: one snapshot for all of it): the
+ * total, the page (keyset after the cursor), the page's fields, the facets.
+ * The relevance score is computed only when the sort needs it. */
 static mq_code_t run_once(conn_t *c, const mq_search_query_t *q, const mq_search_term_t *t, size_t nt, mq_arena_t *a,
                           mq_search_result_t *out, char **expr_out, mq_error_t *err) {
   sqlite3 *db = c->db;
-  if (sqlite3_exec(db,
-                   "CREATE TEMP TABLE IF NOT EXISTS m(rid INTEGER PRIMARY KEY, event_id TEXT, score REAL, dist REAL,"
-                   " k1 REAL, k2 INTEGER); DELETE FROM temp.m;",
-                   NULL, NULL, NULL) != SQLITE_OK)
-    return sql_err(err, db, "temp");
+  int nwords = 0;
+  char *expr = match_expr(a, t, nt, &nwords);
+  *expr_out = expr;
+  sbuf_t from = {0};
+  binds_t fb = {0};
+  build_match(c, q, t, nt, expr, a, &from, &fb);
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    free(from.buf);
+    return sql_err(err, db, "begin");
+  }
+  mq_code_t rc = MQ_OK;
   sbuf_t sql = {0};
   binds_t b = {0};
-  build_match(c, q, t, nt, a, &sql, &b);
-  int nwords = 0;
-  *expr_out = match_expr(a, t, nt, &nwords);
-  /* one snapshot for the match set: the page, the total and the facets all read temp.m */
-  mq_code_t rc = step_all(db, prep_b(db, sql.buf, &b), "match", err);
-  free(sql.buf);
-  if (rc != MQ_OK) return rc;
-  sqlite3_stmt *st = prep(db, "SELECT count(*) FROM temp.m", "");
+  sqlite3_stmt *st = NULL;
+  /* the total */
+  sb_printf(&sql, "SELECT count(*) %s", from.buf);
+  st = prep_b(db, sql.buf, &fb);
   if (!st || sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_finalize(st);
-    return sql_err(err, db, "total");
+    rc = sql_err(err, db, "total");
+    goto done;
   }
   out->total = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
-  /* the page: keyset after the cursor "k1,k2,event id" */
-  binds_t pb = {0};
-  const char *page_sql = "SELECT rid, event_id, score, dist, k1, k2 FROM temp.m ORDER BY k1, k2, event_id LIMIT ?";
+  st = NULL;
+  /* the page: sort keys k1, k2, then the event id */
+  bool relevance = q->sort == MQ_SEARCH_SORT_RELEVANCE && expr;
+  const char *keys = q->sort == MQ_SEARCH_SORT_DATE         ? "starts_ms AS k1, 0 AS k2"
+                     : q->sort == MQ_SEARCH_SORT_DISTANCE   ? "dist AS k1, 0 AS k2"
+                     : q->sort == MQ_SEARCH_SORT_POPULARITY ? "-sold AS k1, starts_ms AS k2"
+                     : relevance                            ? "-score AS k1, starts_ms AS k2"
+                                                            : "starts_ms AS k1, 0 AS k2";
+  sql.len = 0;
+  sb_printf(&sql,
+            "SELECT * FROM (SELECT rid, event_id, score, dist, %s FROM (SELECT e.rid AS rid, "
+            "e.event_id AS event_id, e.starts_ms AS starts_ms, e.sold AS sold, ",
+            keys);
+  if (relevance)
+    sb_printf(&sql, "mq_rank(events_fts, %d) AS score, ", nwords);
+  else
+    sb_puts(&sql, "0.0 AS score, ");
+  if (q->has_near) {
+    sb_puts(&sql, "mq_dist_km(e.lat, e.lng, ?, ?) AS dist ");
+    bind_d(&b, q->latitude), bind_d(&b, q->longitude);
+  } else {
+    sb_puts(&sql, "0.0 AS dist ");
+  }
+  sb_printf(&sql, "%s)) ", from.buf);
+  binds_append(&b, &fb);
   if (q->cursor) {
     double k1;
     long long k2;
     int off = 0;
-    if (sscanf(q->cursor, "%lf,%lld,%n", &k1, &k2, &off) != 2 || off <= 0 || !q->cursor[off])
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a page token of this search");
-    page_sql =
-        "SELECT rid, event_id, score, dist, k1, k2 FROM temp.m WHERE k1 > ?1 OR (k1 = ?1 AND (k2 > ?2 OR"
-        " (k2 = ?2 AND event_id > ?3))) ORDER BY k1, k2, event_id LIMIT ?4";
-    bind_d(&pb, k1), bind_i(&pb, k2), bind_s(&pb, q->cursor + off);
+    if (sscanf(q->cursor, "%lf,%lld,%n", &k1, &k2, &off) != 2 || off <= 0 || !q->cursor[off]) {
+      rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a page token of this search");
+      goto done;
+    }
+    sb_puts(&sql, "WHERE k1 > ? OR (k1 = ? AND (k2 > ? OR (k2 = ? AND event_id > ?))) ");
+    bind_d(&b, k1), bind_d(&b, k1), bind_i(&b, k2), bind_i(&b, k2), bind_s(&b, q->cursor + off);
   }
-  bind_i(&pb, (int64_t)q->limit + 1);
-  st = prep_b(db, page_sql, &pb);
-  if (!st) return sql_err(err, db, "page");
+  sb_puts(&sql, "ORDER BY k1, k2, event_id LIMIT ?");
+  bind_i(&b, (int64_t)q->limit + 1);
+  st = prep_b(db, sql.buf, &b);
+  if (!st) {
+    rc = sql_err(err, db, "page");
+    goto done;
+  }
   out->hits = mq_arena_alloc(a, (q->limit + 1) * sizeof *out->hits);
   out->n = 0;
   int r;
@@ -1160,10 +1181,30 @@ static mq_code_t run_once(conn_t *c, const mq_search_query_t *q, const mq_search
     last_k2 = sqlite3_column_int64(st, 5);
   }
   sqlite3_finalize(st);
-  if (r != SQLITE_ROW && r != SQLITE_DONE) return sql_err(err, db, "page");
-  if ((rc = fill_hits(c, *expr_out, a, out, err)) != MQ_OK) return rc;
-  if (q->facets && (rc = facets(db, q, out->total, a, out, err)) != MQ_OK) return rc;
-  return MQ_OK;
+  st = NULL;
+  if (r != SQLITE_ROW && r != SQLITE_DONE) {
+    rc = sql_err(err, db, "page");
+    goto done;
+  }
+  if ((rc = fill_hits(c, expr, a, out, err)) != MQ_OK) goto done;
+  /* the facets: the match set's rows once into a temporary table, then grouped */
+  if (q->facets) {
+    if (sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS m(rid INTEGER PRIMARY KEY); DELETE FROM temp.m;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+      rc = sql_err(err, db, "temp");
+      goto done;
+    }
+    sql.len = 0;
+    sb_printf(&sql, "INSERT INTO temp.m(rid) SELECT e.rid %s", from.buf);
+    if ((rc = step_all(db, prep_b(db, sql.buf, &fb), "facet rows", err)) != MQ_OK) goto done;
+    rc = facets(db, q, out->total, a, out, err);
+  }
+done:
+  sqlite3_finalize(st);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  free(sql.buf);
+  free(from.buf);
+  return rc;
 }
 
 mq_code_t mq_search_run(mq_search_index_t *ix, const mq_search_query_t *q, mq_arena_t *a, mq_search_result_t *out,

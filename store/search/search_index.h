@@ -132,7 +132,8 @@ enum { MQ_SEARCH_SORT_RELEVANCE = 1, MQ_SEARCH_SORT_DATE, MQ_SEARCH_SORT_DISTANC
 typedef struct mq_search_query {
   const char *text; /* may be NULL or "" */
   const char *category_id, *city, *country, *language, *currency, *organization_id;
-  int64_t starts_after_ms;  /* events that end after it (0: no bound) */
+  int64_t now_ms;           /* events that end after it are shown (0: the clock now) */
+  int64_t starts_after_ms;  /* events that start at or after it (0: no bound) */
   int64_t starts_before_ms; /* events that start before it (0: no bound) */
   int64_t min_price_minor, max_price_minor;
   bool free_only;
