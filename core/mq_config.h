@@ -97,7 +97,7 @@
      "this host's search index file: marquee-indexer writes it, the server's SearchService reads it (empty: no "       \
      "search)")                                                                                                        \
   XX(INT, search_readers, "MARQUEE_SEARCH_READERS", "8", 1, 256, "read connections to the search index")               \
-  XX(INT, search_cache_ms, "MARQUEE_SEARCH_CACHE_MS", "500", 0, 60000,                                                \
+  XX(INT, search_cache_ms, "MARQUEE_SEARCH_CACHE_MS", "500", 0, 60000,                                                 \
      "how long a SearchEvents or Suggest answer is reused for the same request (0: never)")                            \
   XX(INT, search_max_staleness_s, "MARQUEE_SEARCH_MAX_STALENESS_S", "60", 1, 86400,                                    \
      "health reports search degraded when the index has not been caught up for this long")                             \
