@@ -882,3 +882,79 @@ mq_code_t mq_recur_expand(const mq_rrule_t *r, const char *first_local, const ch
   *truncated = x.truncated;
   return MQ_OK;
 }
+
+/* ---- calendar windows ------------------------------------------------------------------------ */
+
+/* Local midnight (plus `hour`) of day number `days` in tz, in unix ms. */
+static mq_code_t local_day_ms(int64_t days, int hour, const char *tz, int64_t *out, mq_error_t *err) {
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days, &y, &m, &d);
+  char s[32];
+  snprintf(s, sizeof s, "%04d-%02u-%02uT%02d:00", (int)y, m, d, hour);
+  int64_t t;
+  mq_code_t rc = mq_local_to_utc(s, tz, &t, err);
+  if (rc == MQ_OK) *out = t * 1000;
+  return rc;
+}
+
+/* Today's local day number and weekday (Monday 1 … Sunday 7) at now_ms. */
+static mq_code_t local_today(int64_t now_ms, const char *tz, int64_t *day, int *wd, mq_error_t *err) {
+  char local[24];
+  if (mq_utc_to_local(floor_div(now_ms, 1000), tz, local, sizeof local) < 0)
+    return mq_error_set(err, MQ_INVALID_ARGUMENT, FIELD_TZ, "is not a known IANA time zone");
+  *day = days_from_civil(atoi(local), (unsigned)atoi(local + 5), (unsigned)atoi(local + 8));
+  *wd = (int)(((*day % 7) + 7 + 3) % 7) + 1; /* 1970-01-01 was a Thursday */
+  return MQ_OK;
+}
+
+mq_code_t mq_local_window(mq_window_t w, int64_t now_ms, const char *tz, int64_t *from, int64_t *to, mq_error_t *err) {
+  int64_t today;
+  int wd;
+  mq_code_t rc = local_today(now_ms, tz, &today, &wd, err);
+  if (rc != MQ_OK) return rc;
+  int64_t monday_next = today + (8 - wd);
+  *from = now_ms;
+  switch (w) {
+    case MQ_WINDOW_TODAY:
+      return local_day_ms(today + 1, 0, tz, to, err);
+    case MQ_WINDOW_TOMORROW:
+      if ((rc = local_day_ms(today + 1, 0, tz, from, err)) != MQ_OK) return rc;
+      return local_day_ms(today + 2, 0, tz, to, err);
+    case MQ_WINDOW_WEEKEND: { /* this week's Friday 17:00 (already past on a weekend) to Monday 00:00 */
+      int64_t friday = today + (5 - wd), start;
+      if ((rc = local_day_ms(friday, 17, tz, &start, err)) != MQ_OK) return rc;
+      if (start > now_ms) *from = start;
+      return local_day_ms(friday + 3, 0, tz, to, err);
+    }
+    case MQ_WINDOW_THIS_WEEK:
+      return local_day_ms(monday_next, 0, tz, to, err);
+    case MQ_WINDOW_NEXT_WEEK:
+      if ((rc = local_day_ms(monday_next, 0, tz, from, err)) != MQ_OK) return rc;
+      return local_day_ms(monday_next + 7, 0, tz, to, err);
+    case MQ_WINDOW_THIS_MONTH: {
+      int64_t y;
+      unsigned m, d;
+      civil_from_days(today, &y, &m, &d);
+      return local_day_ms(days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1), 0, tz, to, err);
+    }
+  }
+  return mq_error_set(err, MQ_INTERNAL, NULL, "mq_local_window: unknown window %d", (int)w);
+}
+
+mq_code_t mq_local_months(int64_t now_ms, const char *tz, size_t n, int64_t *starts, char (*labels)[8],
+                          mq_error_t *err) {
+  int64_t today;
+  int wd;
+  mq_code_t rc = local_today(now_ms, tz, &today, &wd, err);
+  if (rc != MQ_OK) return rc;
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(today, &y, &m, &d);
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = local_day_ms(days_from_civil(y, m, 1), 0, tz, &starts[i], err)) != MQ_OK) return rc;
+    if (labels) snprintf(labels[i], 8, "%04u-%02u", (unsigned)(y % 10000) % 10000u, m % 100u);
+    if (++m == 13) m = 1, y++;
+  }
+  return MQ_OK;
+}

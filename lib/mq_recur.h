@@ -148,4 +148,30 @@ int mq_utc_to_local(int64_t t, const char *tz, char *buf, size_t n);
  * zone. */
 mq_code_t mq_tz_offset(const char *tz, int64_t t, int32_t *offset, mq_error_t *err);
 
+/* Calendar windows as people say them, in tz from the instant now_ms, as
+ * unix ms [*from, *to). A window that has begun starts at now_ms:
+ *   TODAY      now → the next local midnight
+ *   TOMORROW   the next local midnight → the one after
+ *   WEEKEND    this week's Friday 17:00 (or now, if later) → Monday 00:00
+ *              (on a Saturday or Sunday: now → the coming Monday 00:00)
+ *   THIS_WEEK  now → the next Monday 00:00
+ *   NEXT_WEEK  the next Monday 00:00 → the Monday after
+ *   THIS_MONTH now → the 1st of next month 00:00
+ * Local times are converted with the zone's rules (a DST change inside the
+ * window is handled; a midnight that does not exist resolves as
+ * mq_local_to_utc does). INVALID_ARGUMENT ("time_zone") for an unknown zone. */
+typedef enum {
+  MQ_WINDOW_TODAY = 1,
+  MQ_WINDOW_TOMORROW,
+  MQ_WINDOW_WEEKEND,
+  MQ_WINDOW_THIS_WEEK,
+  MQ_WINDOW_NEXT_WEEK,
+  MQ_WINDOW_THIS_MONTH
+} mq_window_t;
+mq_code_t mq_local_window(mq_window_t w, int64_t now_ms, const char *tz, int64_t *from, int64_t *to, mq_error_t *err);
+/* The starts (unix ms) of n consecutive local months in tz, the first the one
+ * containing now_ms, and their labels "YYYY-MM" (labels may be NULL). */
+mq_code_t mq_local_months(int64_t now_ms, const char *tz, size_t n, int64_t *starts, char (*labels)[8],
+                          mq_error_t *err);
+
 #endif

@@ -288,6 +288,9 @@ static void idle(void *ctx, bool caught_up) {
     return;
   }
   x->fresh_written_ms = now;
+  /* the words corrections choose from, at most every 10 s while events change */
+  if (mq_search_refresh_vocab(x->ix, now, 10000, &err) != MQ_OK)
+    mq_log(MQ_LOG_WARN, "indexer.vocab", "%s", err.message);
   if (x->rebuilding) { /* --rebuild: the new generation has caught up; make it current */
     if (mq_search_publish(x->ix, &err) != MQ_OK) {
       mq_log(MQ_LOG_ERROR, "indexer.rebuild", "%s; retrying", err.message);

@@ -41,90 +41,31 @@ typedef Marquee__Search__V1__SearchEventsResponse search_resp_t;
 static _Atomic int64_t g_fresh_ms;
 static _Atomic int g_have_index;
 
-/* ---- civil dates ------------------------------------------------------------------ */
+/* ---- calendar windows (lib/mq_recur.h) --------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-static void civil_from_days(int64_t z, int *y, int *m, int *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-/* Local midnight (plus `hour`) of day number `days` in tz, as unix ms. */
-static int64_t local_ms(int64_t days, int hour, const char *tz) {
-  int y, m, d;
-  civil_from_days(days, &y, &m, &d);
-  char s[32];
-  snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:00", y, m, d, hour);
-  int64_t t = 0;
-  mq_error_t err;
-  if (mq_local_to_utc(s, tz, &t, &err) != MQ_OK) return 0;
-  return t * 1000;
-}
-
-/* The window of a DateRange, from `now` in tz. */
-static void date_window(int range, int64_t now, const char *tz, int64_t *from, int64_t *to) {
-  char local[24];
-  if (mq_utc_to_local(now / 1000, tz, local, sizeof local) < 0) snprintf(local, sizeof local, "1970-01-01T00:00:00");
-  int y = atoi(local), m = atoi(local + 5), d = atoi(local + 8);
-  int64_t today = days_from_civil(y, m, d);
-  int wd = (int)(((today % 7) + 7 + 3) % 7) + 1; /* 1970-01-01 was a Thursday; Monday = 1 */
-  int64_t monday_next = today + (8 - wd);
-  *from = now;
+static mq_window_t window_of(int range) {
   switch (range) {
     case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_TODAY:
-      *to = local_ms(today + 1, 0, tz);
-      break;
+      return MQ_WINDOW_TODAY;
     case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_TOMORROW:
-      *from = local_ms(today + 1, 0, tz), *to = local_ms(today + 2, 0, tz);
-      break;
-    case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_THIS_WEEKEND: {
-      int64_t friday = today + (5 - wd); /* this week's Friday (before today on a weekend) */
-      int64_t start = local_ms(friday, 17, tz);
-      *from = start > now ? start : now;
-      *to = local_ms(friday + 3, 0, tz);
-      break;
-    }
+      return MQ_WINDOW_TOMORROW;
+    case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_THIS_WEEKEND:
+      return MQ_WINDOW_WEEKEND;
     case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_THIS_WEEK:
-      *to = local_ms(monday_next, 0, tz);
-      break;
+      return MQ_WINDOW_THIS_WEEK;
     case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_NEXT_WEEK:
-      *from = local_ms(monday_next, 0, tz), *to = local_ms(monday_next + 7, 0, tz);
-      break;
-    case MARQUEE__SEARCH__V1__DATE_RANGE__DATE_RANGE_THIS_MONTH: {
-      int ny = m == 12 ? y + 1 : y, nm = m == 12 ? 1 : m + 1;
-      *to = local_ms(days_from_civil(ny, nm, 1), 0, tz);
-      break;
-    }
+      return MQ_WINDOW_NEXT_WEEK;
     default:
-      *from = *to = 0;
+      return MQ_WINDOW_THIS_MONTH;
   }
 }
 
-/* The month facet's bounds: 13 local months from the one containing `from`. */
-static void month_bounds(mq_search_query_t *q, int64_t from, const char *tz, mq_arena_t *a) {
-  char local[24];
-  if (mq_utc_to_local(from / 1000, tz, local, sizeof local) < 0) snprintf(local, sizeof local, "1970-01-01T00:00:00");
-  int y = atoi(local), m = atoi(local + 5);
-  for (int i = 0; i < 14; i++) {
-    q->month_bounds[i] = local_ms(days_from_civil(y, m, 1), 0, tz);
-    if (i < 13) q->month_labels[i] = mq_arena_sprintf(a, "%04d-%02d", y, m);
-    if (++m == 13) m = 1, y++;
-  }
+/* The month facet's bounds: 13 local months from the one containing `from`, then their end. */
+static mq_code_t month_bounds(mq_search_query_t *q, int64_t from, const char *tz, mq_arena_t *a, mq_error_t *err) {
+  char(*labels)[8] = mq_arena_alloc(a, 14 * sizeof *labels);
+  mq_code_t rc = mq_local_months(from, tz, 14, q->month_bounds, labels, err);
+  for (int i = 0; rc == MQ_OK && i < 13; i++) q->month_labels[i] = labels[i];
+  return rc;
 }
 
 /* ---- the page cache ----------------------------------------------------------------- */
@@ -218,9 +159,9 @@ static mq_code_t check(const search_req_t *req, mq_arena_t *a, mq_search_query_t
   q->starts_before_ms = before;
   if (req->date_range) {
     int64_t from, to;
-    date_window((int)req->date_range, *now, *tz, &from, &to);
+    if ((rc = mq_local_window(window_of((int)req->date_range), *now, *tz, &from, &to, err)) != MQ_OK) return rc;
     if (from > q->starts_after_ms) q->starts_after_ms = from;
-    if (to && (!q->starts_before_ms || to < q->starts_before_ms)) q->starts_before_ms = to;
+    if (!q->starts_before_ms || to < q->starts_before_ms) q->starts_before_ms = to;
   }
   q->min_price_minor = req->min_price_minor;
   q->max_price_minor = req->max_price_minor;
@@ -252,7 +193,7 @@ static mq_code_t check(const search_req_t *req, mq_arena_t *a, mq_search_query_t
   }
   q->limit = *page;
   q->facets = req->include_facets;
-  if (q->facets) month_bounds(q, q->starts_after_ms > *now ? q->starts_after_ms : *now, *tz, a);
+  if (q->facets) return month_bounds(q, q->starts_after_ms > *now ? q->starts_after_ms : *now, *tz, a, err);
   return MQ_OK;
 }
 

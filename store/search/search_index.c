@@ -2,14 +2,13 @@
  * search_index.c — the search index on SQLite FTS5 (search_index.h says
  * what it holds and its invariants; docs/SEARCH.md why it is shaped so).
  *
- * A query runs in two steps on one read connection:
- *   1. the match set: every event passing the filters (and the text, when
- *      there is one) goes into the connection's TEMP table `m` with its
- *      score, distance and sort keys — one snapshot, so the page, the total
- *      and every facet count agree even while the indexer writes;
- *   2. the page (keyset after the cursor, limit + 1), the total and the
- *      facets are read from `m`; the page's fields and highlights are then
- *      read by rowid.
+ * A query is one pass over its match set on one read transaction (WAL: one
+ * snapshot): SQLite yields every event passing the filters (and the words,
+ * when there are some) with its sort keys; C counts them, tallies the facets
+ * and keeps the page after the cursor in a small heap — so the page, the
+ * total and every facet count agree even while the indexer writes, and no
+ * row is read twice. The page's fields and highlights are then read by
+ * rowid.
  * Scores come from mq_rank, an FTS5 auxiliary function of ours: weighted,
  * saturated term frequency per column with a length norm against fixed
  * column sizes, a bonus when the words appear as a phrase and when they are
@@ -36,6 +35,8 @@
 #include "core/mq_xmalloc.h"
 #include "lib/mq_validate.h"
 
+static uint32_t utf8_next(const unsigned char **p);
+
 /* ---- schema ------------------------------------------------------------------------ */
 
 #define SCHEMA_VERSION "1"
@@ -54,6 +55,14 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS events_starts ON events(starts_ms, event_id);"
     "CREATE INDEX IF NOT EXISTS events_venue ON events(venue_id);"
     "CREATE INDEX IF NOT EXISTS events_org ON events(organization_id);"
+    "CREATE INDEX IF NOT EXISTS events_city ON events(city_key);"
+    "CREATE INDEX IF NOT EXISTS events_country ON events(country);"
+    "CREATE TABLE IF NOT EXISTS event_categories(category_id TEXT NOT NULL, rid INTEGER NOT NULL,"
+    " PRIMARY KEY(category_id, rid)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS event_categories_rid ON event_categories(rid);"
+    "CREATE TABLE IF NOT EXISTS vocab(term TEXT PRIMARY KEY, docs INTEGER, c1 TEXT, c2 TEXT, len INTEGER);"
+    "CREATE INDEX IF NOT EXISTS vocab_c1 ON vocab(c1, len);"
+    "CREATE INDEX IF NOT EXISTS vocab_c2 ON vocab(c2, len);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(title, tags, category, venue, city, organization,"
     " description, tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* Co M*'\", prefix = '2 3');"
     "CREATE VIRTUAL TABLE IF NOT EXISTS events_tri USING fts5(text, tokenize = 'trigram');"
@@ -81,7 +90,9 @@ struct mq_search_index {
   char *current; /* the generation file open now (readers: resolved each second) */
   char *link;    /* a rebuild's: the link mq_search_publish points at it */
   bool writer;
-  conn_t *w; /* the writer's connection */
+  conn_t *w;        /* the writer's connection */
+  bool vocab_dirty; /* events changed since the vocabulary was last copied */
+  int64_t vocab_ms; /* when it was */
   /* readers: a free list, up to max connections */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -426,7 +437,8 @@ static mq_code_t drop_side(sqlite3 *db, int64_t rid, mq_error_t *err) {
   mq_code_t rc;
   if ((rc = run(db, prep(db, "DELETE FROM events_fts WHERE rowid = ?", "i", rid), "fts delete", err)) ||
       (rc = run(db, prep(db, "DELETE FROM events_tri WHERE rowid = ?", "i", rid), "tri delete", err)) ||
-      (rc = run(db, prep(db, "DELETE FROM events_geo WHERE id = ?", "i", rid), "geo delete", err)))
+      (rc = run(db, prep(db, "DELETE FROM events_geo WHERE id = ?", "i", rid), "geo delete", err)) ||
+      (rc = run(db, prep(db, "DELETE FROM event_categories WHERE rid = ?", "i", rid), "categories delete", err)))
     return rc;
   return MQ_OK;
 }
@@ -517,6 +529,18 @@ mq_code_t mq_search_put(mq_search_index_t *ix, const mq_search_doc_t *d, mq_erro
                                  city ? city : "");
     rc = run(db, prep(db, "INSERT INTO events_tri(rowid, text) VALUES(?,?)", "is", rid, tri), "tri insert", err);
   }
+  /* the category and its ancestors ("/a/b/c/"), for the subtree filter */
+  for (const char *p = d->category_ancestors; rc == MQ_OK && p && *p;) {
+    while (*p == '/') p++;
+    const char *e = strchr(p, '/');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len)
+      rc = run(db,
+               prep(db, "INSERT OR IGNORE INTO event_categories VALUES(?, ?)", "si", mq_arena_strndup(&a, p, len), rid),
+               "categories insert", err);
+    p += len;
+  }
+  if (rc == MQ_OK) ix->vocab_dirty = true;
   if (rc == MQ_OK && d->has_geo && !d->online)
     rc = run(db,
              prep(db, "INSERT INTO events_geo VALUES(?,?,?,?,?)", "idddd", rid, d->latitude, d->latitude, d->longitude,
@@ -534,6 +558,7 @@ mq_code_t mq_search_remove(mq_search_index_t *ix, const char *event_id, bool *re
   if (removed) *removed = rc == MQ_OK && rid;
   if (rc != MQ_OK || !rid) return rc;
   if ((rc = drop_side(db, rid, err)) != MQ_OK) return rc;
+  ix->vocab_dirty = true;
   return run(db, prep(db, "DELETE FROM events WHERE rid = ?", "i", rid), "remove", err);
 }
 
@@ -564,7 +589,8 @@ mq_code_t mq_search_events_of(mq_search_index_t *ix, const char *column, const c
   const char *sql = !strcmp(column, "venue_id")          ? "SELECT event_id FROM events WHERE venue_id = ?"
                     : !strcmp(column, "organization_id") ? "SELECT event_id FROM events WHERE organization_id = ?"
                     : !strcmp(column, "category_ancestors")
-                        ? "SELECT event_id FROM events WHERE instr(category_ancestors, '/' || ? || '/') > 0"
+                        ? "SELECT e.event_id FROM event_categories c JOIN events e ON e.rid = c.rid"
+                          " WHERE c.category_id = ?"
                         : NULL;
   if (!sql) return mq_error_set(err, MQ_INTERNAL, NULL, "search index: no lookup by %s", column);
   sqlite3_stmt *st = prep(db, sql, "s", id);
@@ -612,6 +638,26 @@ mq_code_t mq_search_offset(mq_search_index_t *ix, const char *topic, int32_t par
 
 mq_code_t mq_search_mark_fresh(mq_search_index_t *ix, int64_t ms, mq_error_t *err) {
   return run(ix->w->db, prep(ix->w->db, "INSERT OR REPLACE INTO meta VALUES('fresh_ms', ?)", "i", ms), "fresh", err);
+}
+
+mq_code_t mq_search_refresh_vocab(mq_search_index_t *ix, int64_t now_ms, int64_t every_ms, mq_error_t *err) {
+  if (!ix->vocab_dirty || (every_ms > 0 && now_ms - ix->vocab_ms < every_ms)) return MQ_OK;
+  mq_code_t rc = mq_search_begin(ix, err);
+  if (rc != MQ_OK) return rc;
+  /* words of four letters or more: the ones a correction may replace */
+  if ((rc = exec(ix, "DELETE FROM vocab", err)) == MQ_OK)
+    rc = exec(ix,
+              "INSERT INTO vocab SELECT term, doc, substr(term, 1, 1), substr(term, 2, 1), length(term)"
+              " FROM events_vocab WHERE length(term) >= 4",
+              err);
+  if (rc == MQ_OK) rc = mq_search_commit(ix, NULL, 0, 0, err);
+  if (rc != MQ_OK) {
+    mq_search_rollback(ix);
+    return rc;
+  }
+  ix->vocab_dirty = false;
+  ix->vocab_ms = now_ms;
+  return MQ_OK;
 }
 
 static mq_code_t count_on(sqlite3 *db, int64_t *n, mq_error_t *err) {
@@ -835,7 +881,6 @@ static size_t utf8_chars(const char *s) {
   return n;
 }
 
-/* Builds the match-set statement: INSERT INTO temp.m (…) SELECT … */
 /* The match set's "FROM … WHERE …" (every filter, the words), its binds in
  * `b`. `expr` is the main table's match expression (NULL: no positive word). */
 static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_term_t *t, size_t nt, const char *expr,
@@ -851,7 +896,7 @@ static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_t
   sb_puts(sql, "AND e.ends_ms > ? ");
   bind_i(b, q->now_ms ? q->now_ms : mq_now_unix_ms());
   if (q->category_id && *q->category_id)
-    sb_puts(sql, "AND instr(e.category_ancestors, ?) > 0 "), bind_s(b, mq_arena_sprintf(a, "/%s/", q->category_id));
+    sb_puts(sql, "AND e.rid IN (SELECT rid FROM event_categories WHERE category_id = ?) "), bind_s(b, q->category_id);
   if (q->city && *q->city) sb_puts(sql, "AND e.city_key = ? "), bind_s(b, fold(c, a, q->city));
   if (q->country && *q->country) sb_puts(sql, "AND e.country = ? "), bind_s(b, q->country);
   if (q->language && *q->language) {
@@ -909,83 +954,177 @@ static void build_match(conn_t *c, const mq_search_query_t *q, const mq_search_t
   }
 }
 
-static mq_code_t step_all(sqlite3 *db, sqlite3_stmt *st, const char *what, mq_error_t *err) {
-  if (!st) return sql_err(err, db, what);
-  int r;
-  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-  }
-  sqlite3_finalize(st);
-  return r == SQLITE_DONE ? MQ_OK : sql_err(err, db, what);
-}
-
 static const char *col_s(mq_arena_t *a, sqlite3_stmt *st, int i) {
   const unsigned char *s = sqlite3_column_text(st, i);
   return mq_arena_strdup(a, s ? (const char *)s : "");
 }
 
-/* Facets from temp.m joined to events. */
-static mq_code_t facets(sqlite3 *db, const mq_search_query_t *q, int64_t total, mq_arena_t *a, mq_search_result_t *out,
-                        mq_error_t *err) {
-  struct {
-    const char *name, *sql;
-  } f[4] = {
-      {"category",
-       "SELECT e.category_root, coalesce(c.name, e.category_root), '', count(*) FROM temp.m"
-       " JOIN events e ON e.rid = m.rid LEFT JOIN categories c ON c.id = e.category_root"
-       " GROUP BY e.category_root ORDER BY 4 DESC, 1"},
-      {"city",
-       "SELECT CASE WHEN e.online THEN '' ELSE e.city_key END, CASE WHEN e.online THEN '' ELSE max(e.city) END,"
-       " e.online, count(*) FROM temp.m JOIN events e ON e.rid = m.rid GROUP BY 1 ORDER BY 4 DESC, 1"},
-      {"month", NULL},
-      {"price",
-       "SELECT CASE WHEN e.free THEN 'free' WHEN e.price_major < 20 THEN '0-20' WHEN e.price_major < 50"
-       " THEN '20-50' WHEN e.price_major < 100 THEN '50-100' ELSE '100+' END AS band, '', '', count(*)"
-       " FROM temp.m JOIN events e ON e.rid = m.rid GROUP BY 1 ORDER BY min(e.price_major), 1"},
-  };
-  sbuf_t month = {0};
-  sb_puts(&month, "SELECT CASE ");
-  for (int i = 0; i < 13; i++)
-    sb_printf(&month, "WHEN e.starts_ms < %lld THEN %d ", (long long)q->month_bounds[i + 1], i);
-  sb_puts(&month,
-          "ELSE 13 END AS b, '', '', count(*) FROM temp.m JOIN events e ON e.rid = m.rid GROUP BY 1 ORDER BY 1");
-  f[2].sql = month.buf;
-  mq_code_t rc = MQ_OK;
-  for (int i = 0; i < 4 && rc == MQ_OK; i++) {
-    sqlite3_stmt *st = prep(db, f[i].sql, "");
-    if (!st) {
-      rc = sql_err(err, db, "facet");
-      break;
-    }
-    mq_search_facet_t *fc = &out->facets[out->n_facets++];
-    fc->name = f[i].name;
-    fc->buckets = mq_arena_alloc(a, 16 * sizeof *fc->buckets);
-    int64_t other = 0;
-    bool online_seen = false;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-      int64_t cnt = sqlite3_column_int64(st, 3);
-      mq_search_bucket_t bk = {col_s(a, st, 0), col_s(a, st, 1), cnt};
-      if (i == 1 && sqlite3_column_int(st, 2)) { /* online events have no city */
-        bk.value = "online", bk.label = "Online", online_seen = true;
-      }
-      if (i == 2) {
-        int m = sqlite3_column_int(st, 0);
-        bk.value = m < 13 ? q->month_labels[m] : "later";
-        bk.label = bk.value;
-      }
-      if (i == 3) bk.label = bk.value;
-      if (fc->n < (size_t)(i == 1 ? 10 + online_seen : 14))
-        fc->buckets[fc->n++] = bk;
-      else
-        other += cnt;
-    }
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE) rc = sql_err(err, db, "facet");
-    if (other) fc->buckets[fc->n++] = (mq_search_bucket_t){"other", "Other", other};
+/* ---- one pass over the match set: the total, the page, the facets ---------------------- */
+
+typedef struct {
+  double k1, score, dist;
+  int64_t k2, rid;
+  const char *id;
+} row_t;
+
+/* The order of a page: k1, then k2, then the event id. */
+static int row_cmp(const row_t *x, const row_t *y) {
+  if (x->k1 != y->k1) return x->k1 < y->k1 ? -1 : 1;
+  if (x->k2 != y->k2) return x->k2 < y->k2 ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
+/* A max-heap of the `cap` smallest rows seen. */
+typedef struct {
+  row_t *r;
+  size_t n, cap;
+} heap_t;
+
+static void heap_push(heap_t *h, mq_arena_t *a, const row_t *x) {
+  if (h->n == h->cap && row_cmp(x, &h->r[0]) >= 0) return; /* not among the smallest */
+  row_t v = *x;
+  v.id = mq_arena_strdup(a, x->id);
+  size_t i;
+  if (h->n < h->cap) { /* sift up */
+    i = h->n++;
+    while (i && row_cmp(&h->r[(i - 1) / 2], &v) < 0) h->r[i] = h->r[(i - 1) / 2], i = (i - 1) / 2;
+    h->r[i] = v;
+    return;
   }
-  (void)total;
-  free(month.buf);
-  return rc;
+  i = 0; /* replace the largest, sift down */
+  for (;;) {
+    size_t l = 2 * i + 1, g = i;
+    const row_t *big = &v;
+    if (l < h->n && row_cmp(&h->r[l], big) > 0) g = l, big = &h->r[l];
+    if (l + 1 < h->n && row_cmp(&h->r[l + 1], big) > 0) g = l + 1;
+    if (g == i) break;
+    h->r[i] = h->r[g], i = g;
+  }
+  h->r[i] = v;
+}
+
+static int row_qcmp(const void *x, const void *y) {
+  return row_cmp(x, y);
+}
+
+/* Counts by key: a small open-addressing table (keys copied into the arena). */
+typedef struct {
+  const char **key, **label;
+  int64_t *count;
+  size_t n, cap;
+} tally_t;
+
+static void tally_add(tally_t *t, mq_arena_t *a, const char *key, const char *label) {
+  if (2 * (t->n + 1) > t->cap) {
+    tally_t g = {.cap = t->cap ? 2 * t->cap : 64};
+    g.key = mq_arena_alloc(a, g.cap * sizeof *g.key);
+    g.label = mq_arena_alloc(a, g.cap * sizeof *g.label);
+    g.count = mq_arena_alloc(a, g.cap * sizeof *g.count);
+    memset(g.key, 0, g.cap * sizeof *g.key);
+    for (size_t i = 0; i < t->cap; i++)
+      if (t->key[i]) {
+        uint64_t hsh = 1469598103934665603ull;
+        for (const char *p = t->key[i]; *p; p++) hsh = (hsh ^ (unsigned char)*p) * 1099511628211ull;
+        size_t j = hsh & (g.cap - 1);
+        while (g.key[j]) j = (j + 1) & (g.cap - 1);
+        g.key[j] = t->key[i], g.label[j] = t->label[i], g.count[j] = t->count[i];
+      }
+    g.n = t->n;
+    *t = g;
+  }
+  uint64_t hsh = 1469598103934665603ull;
+  for (const char *p = key; *p; p++) hsh = (hsh ^ (unsigned char)*p) * 1099511628211ull;
+  size_t j = hsh & (t->cap - 1);
+  while (t->key[j] && strcmp(t->key[j], key)) j = (j + 1) & (t->cap - 1);
+  if (!t->key[j]) {
+    t->key[j] = mq_arena_strdup(a, key);
+    t->label[j] = mq_arena_strdup(a, label ? label : key);
+    t->count[j] = 0;
+    t->n++;
+  }
+  t->count[j]++;
+}
+
+static int bucket_cmp(const void *x, const void *y) { /* most first, then by value */
+  const mq_search_bucket_t *p = x, *q = y;
+  if (p->count != q->count) return p->count > q->count ? -1 : 1;
+  return strcmp(p->value, q->value);
+}
+
+/* The `keep` largest buckets of a tally, and "other" for the rest. */
+static void tally_facet(const tally_t *t, size_t keep, mq_arena_t *a, mq_search_facet_t *f) {
+  mq_search_bucket_t *all = mq_arena_alloc(a, (t->n ? t->n : 1) * sizeof *all);
+  size_t n = 0;
+  for (size_t i = 0; i < t->cap; i++)
+    if (t->key[i]) all[n++] = (mq_search_bucket_t){t->key[i], t->label[i], t->count[i]};
+  qsort(all, n, sizeof *all, bucket_cmp);
+  f->buckets = mq_arena_alloc(a, (keep + 2) * sizeof *f->buckets);
+  int64_t other = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (f->n < keep)
+      f->buckets[f->n++] = all[i];
+    else
+      other += all[i].count;
+  }
+  if (other) f->buckets[f->n++] = (mq_search_bucket_t){"other", "Other", other};
+}
+
+typedef struct {
+  tally_t cats, cities;
+  int64_t online, months[14], price[5];
+} facet_acc_t;
+
+static void facet_row(facet_acc_t *f, const mq_search_query_t *q, sqlite3_stmt *st, int col, mq_arena_t *a) {
+  const char *cat = (const char *)sqlite3_column_text(st, col);
+  tally_add(&f->cats, a, cat ? cat : "", NULL);
+  if (sqlite3_column_int(st, col + 3)) {
+    f->online++;
+  } else {
+    const char *ck = (const char *)sqlite3_column_text(st, col + 1),
+               *city = (const char *)sqlite3_column_text(st, col + 2);
+    tally_add(&f->cities, a, ck ? ck : "", city);
+  }
+  int64_t starts = sqlite3_column_int64(st, col + 4);
+  int m = 0;
+  while (m < 13 && starts >= q->month_bounds[m + 1]) m++;
+  f->months[m]++;
+  double pm = sqlite3_column_double(st, col + 6);
+  f->price[sqlite3_column_int(st, col + 5) ? 0 : pm < 20 ? 1 : pm < 50 ? 2 : pm < 100 ? 3 : 4]++;
+}
+
+static void facets_out(sqlite3 *db, const mq_search_query_t *q, facet_acc_t *f, mq_arena_t *a,
+                       mq_search_result_t *out) {
+  mq_search_facet_t *fc = &out->facets[out->n_facets++];
+  fc->name = "category";
+  tally_facet(&f->cats, 14, a, fc);
+  for (size_t i = 0; i < fc->n; i++) { /* labels: the top-level category's English name */
+    sqlite3_stmt *st = prep(db, "SELECT name FROM categories WHERE id = ?", "s", fc->buckets[i].value);
+    if (st && sqlite3_step(st) == SQLITE_ROW) fc->buckets[i].label = col_s(a, st, 0);
+    sqlite3_finalize(st);
+  }
+  fc = &out->facets[out->n_facets++];
+  fc->name = "city";
+  tally_facet(&f->cities, 10, a, fc);
+  if (f->online) { /* online events have no city: their own bucket, before "other" */
+    size_t at = fc->n && !strcmp(fc->buckets[fc->n - 1].value, "other") ? fc->n - 1 : fc->n;
+    memmove(&fc->buckets[at + 1], &fc->buckets[at], (fc->n - at) * sizeof *fc->buckets);
+    fc->buckets[at] = (mq_search_bucket_t){"online", "Online", f->online};
+    fc->n++;
+  }
+  fc = &out->facets[out->n_facets++];
+  fc->name = "month";
+  fc->buckets = mq_arena_alloc(a, 14 * sizeof *fc->buckets);
+  for (int m = 0; m < 14; m++)
+    if (f->months[m]) {
+      const char *v = m < 13 ? q->month_labels[m] : "later";
+      fc->buckets[fc->n++] = (mq_search_bucket_t){v, v, f->months[m]};
+    }
+  static const char *const bands[5] = {"free", "0-20", "20-50", "50-100", "100+"};
+  fc = &out->facets[out->n_facets++];
+  fc->name = "price";
+  fc->buckets = mq_arena_alloc(a, 5 * sizeof *fc->buckets);
+  for (int i = 0; i < 5; i++)
+    if (f->price[i]) fc->buckets[fc->n++] = (mq_search_bucket_t){bands[i], bands[i], f->price[i]};
 }
 
 /* Fields and highlights of the page's rows. */
@@ -1056,10 +1195,17 @@ static char *correct(conn_t *c, const mq_search_term_t *t, size_t nt, mq_arena_t
           size_t len = utf8_chars(w);
           int max = len <= 3 ? 0 : len <= 5 ? 1 : 2;
           if (max) {
+            /* candidates share the first or the second letter (a typo rarely hits both) */
+            const unsigned char *p0 = (const unsigned char *)w, *p1 = p0;
+            utf8_next(&p1);
+            const unsigned char *p2 = p1;
+            utf8_next(&p2);
             st = prep(c->db,
-                      "SELECT term, mq_edits(term, ?1, ?2) AS d FROM events_vocab WHERE length(term) BETWEEN ?3 AND ?4"
-                      " AND d <= ?2 ORDER BY d, doc DESC, term LIMIT 1",
-                      "siii", w, (int64_t)max, (int64_t)len - max, (int64_t)len + max);
+                      "SELECT term, mq_edits(term, ?1, ?2) AS d FROM vocab WHERE (c1 = ?5 OR c2 = ?6)"
+                      " AND len BETWEEN ?3 AND ?4 AND d <= ?2 ORDER BY d, docs DESC, term LIMIT 1",
+                      "siiiss", w, (int64_t)max, (int64_t)len - max, (int64_t)len + max,
+                      mq_arena_strndup(a, (const char *)p0, (size_t)(p1 - p0)),
+                      mq_arena_strndup(a, (const char *)p1, (size_t)(p2 - p1)));
             if (st && sqlite3_step(st) == SQLITE_ROW) {
               fixed[i].text = col_s(a, st, 0);
               fixed[i].prefix = false;
@@ -1091,119 +1237,112 @@ static void binds_append(binds_t *to, const binds_t *from) {
 /* One query on one read transaction (WAL: one snapshot for all of it): the
  * total, the page (keyset after the cursor), the page's fields, the facets.
  * The relevance score is computed only when the sort needs it. */
+/* One query in one pass over the match set, on one read transaction (WAL:
+ * one snapshot): every matching row is counted, tallied into the facets and
+ * offered to a top-(page + 1) heap after the cursor; then the page's fields
+ * and highlights are read by rowid. The relevance score is computed only
+ * when the sort needs it. */
 static mq_code_t run_once(conn_t *c, const mq_search_query_t *q, const mq_search_term_t *t, size_t nt, mq_arena_t *a,
                           mq_search_result_t *out, char **expr_out, mq_error_t *err) {
   sqlite3 *db = c->db;
   int nwords = 0;
   char *expr = match_expr(a, t, nt, &nwords);
   *expr_out = expr;
-  sbuf_t from = {0};
-  binds_t fb = {0};
+  row_t cursor = {0};
+  bool has_cursor = false;
+  if (q->cursor) {
+    long long k2;
+    int off = 0;
+    if (sscanf(q->cursor, "%lf,%lld,%n", &cursor.k1, &k2, &off) != 2 || off <= 0 || !q->cursor[off])
+      return mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a page token of this search");
+    cursor.k2 = k2;
+    cursor.id = q->cursor + off;
+    has_cursor = true;
+  }
+  sbuf_t from = {0}, sql = {0};
+  binds_t fb = {0}, b = {0};
   build_match(c, q, t, nt, expr, a, &from, &fb);
-  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-    free(from.buf);
-    return sql_err(err, db, "begin");
-  }
-  mq_code_t rc = MQ_OK;
-  sbuf_t sql = {0};
-  binds_t b = {0};
-  sqlite3_stmt *st = NULL;
-  /* the total */
-  sb_printf(&sql, "SELECT count(*) %s", from.buf);
-  st = prep_b(db, sql.buf, &fb);
-  if (!st || sqlite3_step(st) != SQLITE_ROW) {
-    rc = sql_err(err, db, "total");
-    goto done;
-  }
-  out->total = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  st = NULL;
-  /* the page: sort keys k1, k2, then the event id */
   bool relevance = q->sort == MQ_SEARCH_SORT_RELEVANCE && expr;
-  const char *keys = q->sort == MQ_SEARCH_SORT_DATE         ? "starts_ms AS k1, 0 AS k2"
-                     : q->sort == MQ_SEARCH_SORT_DISTANCE   ? "dist AS k1, 0 AS k2"
-                     : q->sort == MQ_SEARCH_SORT_POPULARITY ? "-sold AS k1, starts_ms AS k2"
-                     : relevance                            ? "-score AS k1, starts_ms AS k2"
-                                                            : "starts_ms AS k1, 0 AS k2";
-  sql.len = 0;
+  const char *keys = q->sort == MQ_SEARCH_SORT_DATE         ? "starts_ms, 0"
+                     : q->sort == MQ_SEARCH_SORT_DISTANCE   ? "dist, 0"
+                     : q->sort == MQ_SEARCH_SORT_POPULARITY ? "-sold, starts_ms"
+                     : relevance                            ? "-score, starts_ms"
+                                                            : "starts_ms, 0";
   sb_printf(&sql,
-            "SELECT * FROM (SELECT rid, event_id, score, dist, %s FROM (SELECT e.rid AS rid, "
-            "e.event_id AS event_id, e.starts_ms AS starts_ms, e.sold AS sold, ",
-            keys);
+            "SELECT rid, event_id, score, dist, %s%s FROM (SELECT e.rid AS rid, e.event_id AS event_id, "
+            "e.starts_ms AS starts_ms, e.sold AS sold, ",
+            keys, q->facets ? ", f_cat, f_ck, f_city, f_on, starts_ms, f_free, f_pm" : "");
   if (relevance)
     sb_printf(&sql, "mq_rank(events_fts, %d) AS score, ", nwords);
   else
     sb_puts(&sql, "0.0 AS score, ");
   if (q->has_near) {
-    sb_puts(&sql, "mq_dist_km(e.lat, e.lng, ?, ?) AS dist ");
+    sb_puts(&sql, "mq_dist_km(e.lat, e.lng, ?, ?) AS dist");
     bind_d(&b, q->latitude), bind_d(&b, q->longitude);
   } else {
-    sb_puts(&sql, "0.0 AS dist ");
+    sb_puts(&sql, "0.0 AS dist");
   }
-  sb_printf(&sql, "%s)) ", from.buf);
+  if (q->facets)
+    sb_puts(&sql,
+            ", e.category_root AS f_cat, e.city_key AS f_ck, e.city AS f_city, e.online AS f_on,"
+            " e.free AS f_free, e.price_major AS f_pm");
+  sb_printf(&sql, " %s)", from.buf);
   binds_append(&b, &fb);
-  if (q->cursor) {
-    double k1;
-    long long k2;
-    int off = 0;
-    if (sscanf(q->cursor, "%lf,%lld,%n", &k1, &k2, &off) != 2 || off <= 0 || !q->cursor[off]) {
-      rc = mq_error_set(err, MQ_INVALID_ARGUMENT, "page_token", "is not a page token of this search");
-      goto done;
-    }
-    sb_puts(&sql, "WHERE k1 > ? OR (k1 = ? AND (k2 > ? OR (k2 = ? AND event_id > ?))) ");
-    bind_d(&b, k1), bind_d(&b, k1), bind_i(&b, k2), bind_i(&b, k2), bind_s(&b, q->cursor + off);
+  free(from.buf);
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    free(sql.buf);
+    return sql_err(err, db, "begin");
   }
-  sb_puts(&sql, "ORDER BY k1, k2, event_id LIMIT ?");
-  bind_i(&b, (int64_t)q->limit + 1);
-  st = prep_b(db, sql.buf, &b);
+  mq_code_t rc = MQ_OK;
+  sqlite3_stmt *st = prep_b(db, sql.buf, &b);
+  free(sql.buf);
+  heap_t h = {.cap = q->limit + 1};
+  h.r = mq_arena_alloc(a, h.cap * sizeof *h.r);
+  facet_acc_t f;
+  memset(&f, 0, sizeof f);
   if (!st) {
-    rc = sql_err(err, db, "page");
+    rc = sql_err(err, db, "match");
     goto done;
   }
-  out->hits = mq_arena_alloc(a, (q->limit + 1) * sizeof *out->hits);
-  out->n = 0;
   int r;
-  double last_k1 = 0;
-  int64_t last_k2 = 0;
-  const char *last_id = NULL;
+  out->total = 0;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-    if (out->n == q->limit) {
-      out->next_cursor = mq_arena_sprintf(a, "%.17g,%lld,%s", last_k1, (long long)last_k2, last_id);
-      break;
-    }
-    mq_search_hit_t *h = &out->hits[out->n++];
-    memset(h, 0, sizeof *h);
-    h->title = (const char *)(intptr_t)sqlite3_column_int64(st, 0); /* the rowid, until fill_hits */
-    h->score = sqlite3_column_double(st, 2);
-    h->distance_km = q->has_near ? sqlite3_column_double(st, 3) : 0;
-    last_id = col_s(a, st, 1);
-    last_k1 = sqlite3_column_double(st, 4);
-    last_k2 = sqlite3_column_int64(st, 5);
+    out->total++;
+    row_t x = {.rid = sqlite3_column_int64(st, 0),
+               .id = (const char *)sqlite3_column_text(st, 1),
+               .score = sqlite3_column_double(st, 2),
+               .dist = sqlite3_column_double(st, 3),
+               .k1 = sqlite3_column_double(st, 4),
+               .k2 = sqlite3_column_int64(st, 5)};
+    if (!x.id) x.id = "";
+    if (!has_cursor || row_cmp(&x, &cursor) > 0) heap_push(&h, a, &x);
+    if (q->facets) facet_row(&f, q, st, 6, a);
   }
   sqlite3_finalize(st);
   st = NULL;
-  if (r != SQLITE_ROW && r != SQLITE_DONE) {
-    rc = sql_err(err, db, "page");
+  if (r != SQLITE_DONE) {
+    rc = sql_err(err, db, "match");
     goto done;
   }
-  if ((rc = fill_hits(c, expr, a, out, err)) != MQ_OK) goto done;
-  /* the facets: the match set's rows once into a temporary table, then grouped */
-  if (q->facets) {
-    if (sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS m(rid INTEGER PRIMARY KEY); DELETE FROM temp.m;", NULL, NULL,
-                     NULL) != SQLITE_OK) {
-      rc = sql_err(err, db, "temp");
-      goto done;
-    }
-    sql.len = 0;
-    sb_printf(&sql, "INSERT INTO temp.m(rid) SELECT e.rid %s", from.buf);
-    if ((rc = step_all(db, prep_b(db, sql.buf, &fb), "facet rows", err)) != MQ_OK) goto done;
-    rc = facets(db, q, out->total, a, out, err);
+  qsort(h.r, h.n, sizeof *h.r, row_qcmp);
+  out->n = h.n > q->limit ? q->limit : h.n;
+  out->hits = mq_arena_alloc(a, (out->n ? out->n : 1) * sizeof *out->hits);
+  for (size_t i = 0; i < out->n; i++) {
+    mq_search_hit_t *hit = &out->hits[i];
+    memset(hit, 0, sizeof *hit);
+    hit->title = (const char *)(intptr_t)h.r[i].rid; /* the rowid, until fill_hits */
+    hit->score = h.r[i].score;
+    hit->distance_km = q->has_near ? h.r[i].dist : 0;
   }
+  if (h.n > q->limit) {
+    const row_t *last = &h.r[q->limit - 1];
+    out->next_cursor = mq_arena_sprintf(a, "%.17g,%lld,%s", last->k1, (long long)last->k2, last->id);
+  }
+  if ((rc = fill_hits(c, expr, a, out, err)) != MQ_OK) goto done;
+  if (q->facets) facets_out(db, q, &f, a, out);
 done:
   sqlite3_finalize(st);
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  free(sql.buf);
-  free(from.buf);
   return rc;
 }
 

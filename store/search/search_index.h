@@ -14,6 +14,11 @@
  *   events_tri  FTS5 trigram over title, venue and city: substrings in
  *               scripts written without spaces (Japanese, Chinese, Thai)
  *   events_geo  R*Tree of in-person events' coordinates
+ *   event_categories  (category, event) for the event's category and each
+ *               ancestor: the subtree filter is an index lookup
+ *   vocab       the words of the index with their document counts, copied
+ *               by the indexer when idle (mq_search_refresh_vocab): what a
+ *               typo is corrected to
  *   sold        one row per confirmed booking (booking id → event, tickets):
  *               a redelivered confirmation or cancellation changes nothing
  *   offsets     the next Kafka offset per (topic, partition), written in the
@@ -117,6 +122,12 @@ mq_code_t mq_search_offset(mq_search_index_t *ix, const char *topic, int32_t par
 /* The indexer had handled every message on its partitions at `ms`: readers
  * report it as the index's freshness (outside any transaction). */
 mq_code_t mq_search_mark_fresh(mq_search_index_t *ix, int64_t ms, mq_error_t *err);
+/* Copies the index's vocabulary (words of four letters or more, with their
+ * document counts) into the table corrections read, if events changed since
+ * the last copy and at least every_ms passed (0: now). A scan of the whole
+ * full-text index: the indexer runs it when idle, so a new word becomes a
+ * correction target within that period. Outside any transaction. */
+mq_code_t mq_search_refresh_vocab(mq_search_index_t *ix, int64_t now_ms, int64_t every_ms, mq_error_t *err);
 /* Events indexed now. */
 mq_code_t mq_search_count(mq_search_index_t *ix, int64_t *n, mq_error_t *err);
 

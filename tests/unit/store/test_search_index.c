@@ -108,6 +108,7 @@ static int setup(void **state) {
   assert_int_equal(mq_search_put_category(ix, "c-music", "Music", &err), MQ_OK);
   assert_int_equal(mq_search_put_category(ix, "c-food", "Food & Drink", &err), MQ_OK);
   assert_int_equal(mq_search_commit(ix, NULL, 0, 0, &err), MQ_OK);
+  assert_int_equal(mq_search_refresh_vocab(ix, now_ms, 0, &err), MQ_OK); /* as the indexer does when idle */
   return 0;
 }
 
@@ -480,6 +481,45 @@ static void test_correction_suggest_reader(void **state) {
   mq_arena_release(&a);
 }
 
+/* The category filter takes the category's whole subtree. */
+static void test_category_subtree(void **state) {
+  (void)state;
+  mq_search_doc_t d = {.event_id = "e-sub",
+                       .title = "Bebop late set",
+                       .category_id = "c-bebop",
+                       .category_root = "c-music",
+                       .category_ancestors = "/c-music/c-jazz/c-bebop/",
+                       .starts_ms = now_ms + DAY_MS,
+                       .ends_ms = now_ms + DAY_MS + 3600000,
+                       .online = true};
+  mq_error_t err;
+  assert_int_equal(mq_search_begin(ix, &err), MQ_OK);
+  assert_int_equal(mq_search_put(ix, &d, &err), MQ_OK);
+  assert_int_equal(mq_search_commit(ix, NULL, 0, 0, &err), MQ_OK);
+  mq_arena_t a;
+  mq_arena_init(&a);
+  const char *cats[] = {"c-bebop", "c-jazz", "c-music"};
+  const int64_t want[] = {1, 1, 7}; /* six music events in the corpus, and this one */
+  for (int i = 0; i < 3; i++) {
+    mq_search_query_t q = {.category_id = cats[i], .sort = MQ_SEARCH_SORT_DATE, .limit = 20};
+    mq_search_result_t r;
+    assert_int_equal(mq_search_run(ix, &q, &a, &r, &err), MQ_OK);
+    if (r.total != want[i]) fail_msg("%s: %lld events, want %lld", cats[i], (long long)r.total, (long long)want[i]);
+  }
+  const char **ids;
+  size_t n;
+  assert_int_equal(mq_search_events_of(ix, "category_ancestors", "c-jazz", &a, &ids, &n, &err), MQ_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(ids[0], "e-sub");
+  bool removed;
+  assert_int_equal(mq_search_begin(ix, &err), MQ_OK);
+  assert_int_equal(mq_search_remove(ix, "e-sub", &removed, &err), MQ_OK);
+  assert_int_equal(mq_search_commit(ix, NULL, 0, 0, &err), MQ_OK);
+  assert_int_equal(mq_search_events_of(ix, "category_ancestors", "c-jazz", &a, &ids, &n, &err), MQ_OK);
+  assert_int_equal(n, 0);
+  mq_arena_release(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_compile),
@@ -492,6 +532,7 @@ int main(void) {
       cmocka_unit_test(test_pages_stable),
       cmocka_unit_test(test_sold_remove_offsets),
       cmocka_unit_test(test_correction_suggest_reader),
+      cmocka_unit_test(test_category_subtree),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
