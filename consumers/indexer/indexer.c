@@ -57,7 +57,7 @@ typedef struct {
   mq_store_t *store;
   mq_search_index_t *ix;
   /* the category tree, reloaded on CategoryChanged */
-  mq_arena_t cat_arena;
+  mq_arena_t *cat_arena; /* owns cats */
   mq_category_t *cats;
   size_t n_cats;
   bool cats_loaded;
@@ -78,16 +78,19 @@ static const char *cat_name(const mq_category_t *c, const char *locale) {
 }
 
 static mq_code_t cats_load(indexer_t *x, mq_error_t *err) {
-  mq_arena_t a;
-  mq_arena_init(&a);
+  /* a new arena on the heap (an arena must not be moved once used), then the old one goes */
+  mq_arena_t *a = mq_xmalloc(sizeof *a);
+  mq_arena_init(a);
   mq_category_t *cats;
   size_t n;
-  mq_code_t rc = mq_categories_list(x->store, true, &a, &cats, &n, err);
+  mq_code_t rc = mq_categories_list(x->store, true, a, &cats, &n, err);
   if (rc != MQ_OK) {
-    mq_arena_release(&a);
+    mq_arena_release(a);
+    free(a);
     return rc;
   }
-  mq_arena_release(&x->cat_arena);
+  if (x->cat_arena) mq_arena_release(x->cat_arena);
+  free(x->cat_arena);
   x->cat_arena = a;
   x->cats = cats;
   x->n_cats = n;
@@ -333,7 +336,6 @@ int main(int argc, char **argv) {
   if (!mq_config_start("marquee-indexer", &cfg, environ)) return 2;
   int rc = 1, lock_fd = -1;
   indexer_t x = {.cfg = &cfg};
-  mq_arena_init(&x.cat_arena);
   char lock_path[1100];
   if (!cfg.search_index[0]) {
     mq_log(MQ_LOG_ERROR, "indexer.start", "MARQUEE_SEARCH_INDEX is empty: nothing to index into");
@@ -378,7 +380,8 @@ int main(int argc, char **argv) {
 cleanup:
   mq_search_close(x.ix);
   mq_store_close(x.store);
-  mq_arena_release(&x.cat_arena);
+  if (x.cat_arena) mq_arena_release(x.cat_arena);
+  free(x.cat_arena);
   if (lock_fd >= 0) close(lock_fd);
   mq_config_free(&cfg);
   mq_log_stop();

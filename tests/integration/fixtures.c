@@ -100,6 +100,7 @@ void mq_fx_event(mq_client_t *c, const char *token, const char *org, const mq_fx
   ev.organization_id = (char *)org;
   ev.title = (char *)(o->title ? o->title : "Fixture Event");
   ev.description_md = (char *)(o->description ? o->description : "");
+  ev.category_id = (char *)(o->category_id ? o->category_id : "");
   if (o->venue_id)
     ev.venue_id = (char *)o->venue_id;
   else

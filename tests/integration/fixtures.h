@@ -35,6 +35,7 @@ typedef struct mq_fx_event_opts {
   int n_tt;
   const char *venue_id; /* in person at this venue; NULL: online */
   const char *title;    /* "Fixture Event" when NULL */
+  const char *category_id;
   const char *description;
 } mq_fx_event_opts_t;
 

@@ -25,16 +25,38 @@
 #include "fixtures.h"
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
+#include "marquee/catalog/v1/categories.mq-client.h"
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/search/v1/search.mq-client.h"
 
 #define ORGANIZER "00000000-0000-4000-8000-0000000000d1"
 #define BUYER "00000000-0000-4000-8000-0000000000d2"
+#define ADMIN "00000000-0000-4000-8000-0000000000d3"
 
 static mq_test_proc_t srv, idx;
 static mq_client_t *c;
 static char *organizer, *buyer;
-static char org[40], venue_mtl[40], venue_laval[40], index_path[128];
+static char org[40], venue_mtl[40], venue_laval[40], index_path[128], cat_music[40], cat_jazz[40];
+
+/* A category (an administrator's call), named in English and French. */
+static void category(const char *token, const char *slug, const char *parent, const char *en, const char *fr,
+                     char out[40]) {
+  Marquee__Catalog__V1__CategoryName n1 = MARQUEE__CATALOG__V1__CATEGORY_NAME__INIT,
+                                     n2 = MARQUEE__CATALOG__V1__CATEGORY_NAME__INIT, *names[2] = {&n1, &n2};
+  n1.locale = (char *)"en", n1.name = (char *)en;
+  n2.locale = (char *)"fr", n2.name = (char *)fr;
+  Marquee__Catalog__V1__CreateCategoryRequest q = MARQUEE__CATALOG__V1__CREATE_CATEGORY_REQUEST__INIT;
+  q.slug = (char *)slug;
+  q.parent_id = (char *)parent;
+  q.names = names;
+  q.n_names = 2;
+  mq_call_opts_t oo = {.bearer_token = token};
+  Marquee__Catalog__V1__Category *made = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__catalog__v1__category_service__create_category__call(c, &q, &made, &oo, &err), MQ_OK);
+  snprintf(out, 40, "%s", made->category_id);
+  marquee__catalog__v1__category__free_unpacked(made, NULL);
+}
 
 typedef Marquee__Search__V1__SearchEventsRequest req_t;
 typedef Marquee__Search__V1__SearchEventsResponse resp_t;
@@ -51,6 +73,10 @@ static int setup(void **state) {
   organizer = mq_test_token(ORGANIZER, MQ_ROLE_ORGANIZER);
   buyer = mq_test_token(BUYER, MQ_ROLE_ATTENDEE);
   mq_fx_org(c, organizer, "search", org);
+  char *admin = mq_test_token(ADMIN, MQ_ROLE_ADMIN);
+  category(admin, "music", "", "Music", "Musique", cat_music);
+  category(admin, "jazz", cat_music, "Jazz", "Jazz", cat_jazz);
+  free(admin);
   mq_fx_venue_at(c, organizer, org, "Blue Note Lounge", "Montréal", "CA", "America/Toronto", 45.5017, -73.5673,
                  venue_mtl);
   /* 19.9 km north of the Montréal venue */
@@ -104,7 +130,12 @@ static int64_t wait_for(const char *query, const char *id, bool present, int tim
 }
 
 static void event(const char *title, const char *desc, const char *venue, int64_t price, mq_fx_event_t *out) {
-  mq_fx_event_opts_t o = {.title = title, .description = desc, .venue_id = venue, .currency = "CAD", .n_tt = 1};
+  mq_fx_event_opts_t o = {.title = title,
+                          .description = desc,
+                          .venue_id = venue,
+                          .currency = "CAD",
+                          .n_tt = 1,
+                          .category_id = strstr(title, "Jazz") ? cat_jazz : cat_music};
   o.tt[0].price_minor = price;
   o.tt[0].capacity = 50;
   mq_fx_event(c, organizer, org, &o, out);
@@ -163,6 +194,20 @@ static void test_published_searchable(void **state) {
   q.within_km = 19.8;
   assert_int_equal(marquee__search__v1__search_service__search_events__call(c, &q, &r, NULL, &err), MQ_OK);
   assert_int_equal(r->total_size, 1);
+  marquee__search__v1__search_events_response__free_unpacked(r, NULL);
+  /* the category's subtree and its names in every language: the jazz event is under Music, and "musique" finds it */
+  req_t cq0 = MARQUEE__SEARCH__V1__SEARCH_EVENTS_REQUEST__INIT;
+  cq0.category_id = cat_music;
+  cq0.include_facets = true;
+  assert_int_equal(marquee__search__v1__search_service__search_events__call(c, &cq0, &r, NULL, &err), MQ_OK);
+  assert_true(has(r, jazz.event_id));
+  assert_string_equal(r->facets[0]->name, "category");
+  assert_string_equal(r->facets[0]->buckets[0]->value, cat_music);
+  assert_string_equal(r->facets[0]->buckets[0]->label, "Music");
+  marquee__search__v1__search_events_response__free_unpacked(r, NULL);
+  r = search("musique jazz ", &rc, &err);
+  assert_int_equal(rc, MQ_OK);
+  assert_true(has(r, jazz.event_id));
   marquee__search__v1__search_events_response__free_unpacked(r, NULL);
   /* suggestions */
   Marquee__Search__V1__SuggestRequest sq = MARQUEE__SEARCH__V1__SUGGEST_REQUEST__INIT;
