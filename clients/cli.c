@@ -37,6 +37,7 @@
 #include "lib/mq_event_catalog.h"
 #include "lib/mq_money.h"
 #include "lib/mq_seal.h"
+#include "marquee/analytics/v1/analytics.mq-client.h"
 #include "marquee/bookings/v1/availability.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/bookings/v1/tickets.mq-client.h"
@@ -1184,6 +1185,168 @@ static int cmd_ticket(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* ---- stats ---- */
+
+static void print_counters(const char *label, const Marquee__Analytics__V1__Counters *k) {
+  printf("%-14s holds %" PRId64 " (expired %" PRId64 ", released %" PRId64 ")  bookings %" PRId64 "  tickets %" PRId64
+         "  cancelled %" PRId64 " (%" PRId64 " tickets)  refunds %" PRId64 "  check-ins %" PRId64 "  views %" PRId64,
+         label, k->holds, k->holds_expired, k->holds_released, k->bookings, k->tickets_sold, k->cancellations,
+         k->tickets_cancelled, k->refunds, k->check_ins, k->page_views);
+  if (k->events_published) printf("  published %" PRId64, k->events_published);
+  if (k->sign_ups) printf("  sign-ups %" PRId64, k->sign_ups);
+  if (k->organizations_created) printf("  organizations %" PRId64, k->organizations_created);
+  for (size_t i = 0; i < k->n_revenue; i++) {
+    const Marquee__Analytics__V1__Revenue *r = k->revenue[i];
+    printf("\n%-14s   %s gross ", "", r->currency);
+    print_money(r->gross_minor, r->currency);
+    printf("  fees ");
+    print_money(r->fees_minor, r->currency);
+    printf("  tax ");
+    print_money(r->tax_minor, r->currency);
+    printf("  refunded ");
+    print_money(r->refunded_minor, r->currency);
+    printf("  net ");
+    print_money(r->net_minor, r->currency);
+  }
+  printf("\n");
+}
+
+static void print_series(Marquee__Analytics__V1__Point **pts, size_t n, bool all) {
+  for (size_t i = 0; i < n; i++) {
+    const Marquee__Analytics__V1__Counters *k = pts[i]->counters;
+    bool empty = !k->holds && !k->bookings && !k->cancellations && !k->refunds && !k->check_ins && !k->page_views &&
+                 !k->events_published && !k->sign_ups && !k->organizations_created && !k->holds_expired &&
+                 !k->holds_released;
+    if (!all && empty) continue;
+    print_counters(pts[i]->label, k);
+  }
+}
+
+static bool parse_time_arg(const char *s, Google__Protobuf__Timestamp *ts) {
+  struct tm tm = {0};
+  const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end) {
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%d", &tm);
+  }
+  if (!end || *end) return false;
+  ts->seconds = (int64_t)timegm(&tm);
+  return true;
+}
+
+/* stats event ID | org ID | platform [--from T] [--to T] [--tz ZONE] [--hourly] [--all] [--csv] */
+static int cmd_stats(cli_t *c, int argc, char **argv) {
+  const char *usage =
+      "stats: event ID | org ID | platform [--from DATE] [--to DATE] [--tz ZONE] [--hourly] [--all]"
+      " [--csv]";
+  if (argc < 1) return cli_usage_error("%s", usage);
+  const char *what = argv[0], *id = NULL;
+  int i = 1;
+  if (strcmp(what, "platform")) {
+    if (argc < 2) return cli_usage_error("%s", usage);
+    id = argv[1];
+    i = 2;
+  }
+  Marquee__Analytics__V1__TimeRange range = MARQUEE__ANALYTICS__V1__TIME_RANGE__INIT;
+  Google__Protobuf__Timestamp from = GOOGLE__PROTOBUF__TIMESTAMP__INIT, to = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  bool all = false, csv = false;
+  for (; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--from") && v && parse_time_arg(v, &from)) {
+      range.start_time = &from;
+      i++;
+    } else if (!strcmp(a, "--to") && v && parse_time_arg(v, &to)) {
+      range.end_time = &to;
+      i++;
+    } else if (!strcmp(a, "--tz") && v) {
+      range.time_zone = argv[++i];
+    } else if (!strcmp(a, "--hourly")) {
+      range.granularity = MARQUEE__ANALYTICS__V1__GRANULARITY__GRANULARITY_HOUR;
+    } else if (!strcmp(a, "--all")) {
+      all = true;
+    } else if (!strcmp(a, "--csv")) {
+      csv = true;
+    } else {
+      return cli_usage_error("%s (dates: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)", usage);
+    }
+  }
+  mq_error_t err = {0};
+  if (!strcmp(what, "event") && csv) {
+    Marquee__Analytics__V1__GetEventStatsRequest req = MARQUEE__ANALYTICS__V1__GET_EVENT_STATS_REQUEST__INIT;
+    req.event_id = (char *)id;
+    req.range = &range;
+    mq_client_stream_t *st = NULL;
+    mq_code_t rc = marquee__analytics__v1__analytics_service__export_event_stats__open(c->cl, &c->opts, &st, &err);
+    if (rc == MQ_OK) rc = marquee__analytics__v1__analytics_service__export_event_stats__send(st, &req, &err);
+    if (rc == MQ_OK) rc = mq_client_stream_close_send(st, &err);
+    while (rc == MQ_OK) {
+      Marquee__Analytics__V1__CsvChunk *ch = NULL;
+      rc = marquee__analytics__v1__analytics_service__export_event_stats__recv(st, &ch, &err);
+      if (!ch) break;
+      fputs(ch->text, stdout);
+      marquee__analytics__v1__csv_chunk__free_unpacked(ch, NULL);
+    }
+    if (st) mq_client_stream_free(st);
+    return rc == MQ_OK ? 0 : cli_fail(&err);
+  }
+  if (csv) return cli_usage_error("stats: --csv is for an event");
+  if (!strcmp(what, "event")) {
+    Marquee__Analytics__V1__GetEventStatsRequest req = MARQUEE__ANALYTICS__V1__GET_EVENT_STATS_REQUEST__INIT;
+    req.event_id = (char *)id;
+    req.range = &range;
+    Marquee__Analytics__V1__EventStats *r = NULL;
+    if (marquee__analytics__v1__analytics_service__get_event_stats__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    printf("%s  %s  (%s)\n", r->event_id, r->title, r->time_zone);
+    print_series(r->series, r->n_series, all);
+    print_counters("total", r->totals);
+    for (size_t k = 0; k < r->n_ticket_types; k++) {
+      const Marquee__Analytics__V1__TicketTypeStats *t = r->ticket_types[k];
+      printf("  %-30s sold %" PRId64 "  cancelled %" PRId64 "  checked in %" PRId64 "\n",
+             t->name[0] ? t->name : t->ticket_type_id, t->tickets_sold, t->tickets_cancelled, t->check_ins);
+    }
+    const Marquee__Analytics__V1__Conversion *cv = r->conversion;
+    if (cv)
+      printf("conversion     views %" PRId64 " -> holds %" PRId64 " -> bookings %" PRId64 " (hold to booking %.0f%%)\n",
+             cv->page_views, cv->holds, cv->bookings, cv->hold_to_booking * 100);
+    if (r->check_in)
+      printf("check-in       %" PRId64 " of %" PRId64 " tickets (%.0f%%)\n", r->check_in->checked_in,
+             r->check_in->tickets, r->check_in->ratio * 100);
+    marquee__analytics__v1__event_stats__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(what, "org")) {
+    Marquee__Analytics__V1__GetOrganizationStatsRequest req =
+        MARQUEE__ANALYTICS__V1__GET_ORGANIZATION_STATS_REQUEST__INIT;
+    req.organization_id = (char *)id;
+    req.range = &range;
+    Marquee__Analytics__V1__OrganizationStats *r = NULL;
+    if (marquee__analytics__v1__analytics_service__get_organization_stats__call(c->cl, &req, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    print_series(r->series, r->n_series, all);
+    print_counters("total", r->totals);
+    for (size_t k = 0; k < r->n_events; k++)
+      printf("  %s  %-40s tickets %" PRId64 "  bookings %" PRId64 "\n", r->events[k]->event_id, r->events[k]->title,
+             r->events[k]->totals->tickets_sold, r->events[k]->totals->bookings);
+    marquee__analytics__v1__organization_stats__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(what, "platform")) {
+    Marquee__Analytics__V1__GetPlatformStatsRequest req = MARQUEE__ANALYTICS__V1__GET_PLATFORM_STATS_REQUEST__INIT;
+    req.range = &range;
+    Marquee__Analytics__V1__PlatformStats *r = NULL;
+    if (marquee__analytics__v1__analytics_service__get_platform_stats__call(c->cl, &req, &r, &c->opts, &err) != MQ_OK)
+      return cli_fail(&err);
+    print_series(r->series, r->n_series, all);
+    print_counters("total", r->totals);
+    printf("active organizers %" PRId64 "\n", r->active_organizers);
+    marquee__analytics__v1__platform_stats__free_unpacked(r, NULL);
+    return 0;
+  }
+  return cli_usage_error("%s", usage);
+}
+
 static int cmd_keygen(cli_t *c, int argc, char **argv) {
   (void)c;
   if (argc < 1 || argc > 2 || strcmp(argv[0], "notify"))
@@ -1247,6 +1410,8 @@ static const cli_cmd_t commands[] = {
     {"receipts", "get PAYMENT_ID [FILE.pdf [REFUND_ID]]",
      "a payment's receipt and credit notes; with FILE, the receipt (or that refund's credit note) as PDF", true,
      cmd_receipts},
+    {"stats", "event ID | org ID | platform [--from D] [--to D] [--tz Z] [--hourly] [--csv]",
+     "sales, revenue and check-ins by day or hour (organizers: their events; admins: the platform)", true, cmd_stats},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"keygen", "notify [KID]",

@@ -28,6 +28,10 @@
 
 static volatile sig_atomic_t g_stop;
 
+bool mq_consumer_stopping(void) {
+  return g_stop != 0;
+}
+
 void mq_consumer_stop(void) {
   g_stop = 1;
 }

@@ -88,6 +88,8 @@ typedef struct mq_consumer_opts {
 int mq_consumer_run(const mq_consumer_opts_t *opts);
 /* Asks a running loop to stop (signal-safe). */
 void mq_consumer_stop(void);
+/* True once a stop was asked (a handler waiting on the store gives up). */
+bool mq_consumer_stopping(void);
 /* Transient = retry without counting an attempt. Exposed for tests. */
 bool mq_consumer_is_transient(mq_code_t code);
 /* Permanent = the event cannot be handled: dead-letter it without retrying. */

@@ -2,7 +2,7 @@
 # run.sh — THE run command (README): installs everything on a fresh machine,
 # builds Marquee (build/, optimised), starts the local stack (FerretDB,
 # Kafka, mailpit and stripe-mock on loopback), then marquee-server and the marquee-audit,
-# marquee-notifier and marquee-indexer (search) consumers in the background, waits until the server reports SERVING, and prints the
+# marquee-notifier, marquee-indexer (search) and marquee-analytics consumers in the background, waits until the server reports SERVING, and prints the
 # endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
 # once domain services exist (none before the catalog issue).
 #   scripts/run.sh          start (idempotent)
@@ -33,13 +33,14 @@ stop_proc() {
 
 case "${1:-start}" in
   stop)
+    stop_proc marquee-analytics
     stop_proc marquee-indexer
     stop_proc marquee-notifier
     stop_proc marquee-audit
     stop_proc marquee-server
     exit 0 ;;
   status)
-    for p in marquee-server marquee-audit marquee-notifier marquee-indexer; do
+    for p in marquee-server marquee-audit marquee-notifier marquee-indexer marquee-analytics; do
       if alive "$p"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; fi
     done
     bash scripts/stack.sh status
@@ -52,7 +53,7 @@ bash scripts/stack.sh install
 eval "$(bash scripts/stack.sh env)"
 echo "== build (build/, release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build marquee-server marquee-audit marquee-notifier marquee-indexer marquee
+ninja -C build marquee-server marquee-audit marquee-notifier marquee-indexer marquee-analytics marquee
 bash scripts/stack.sh start
 
 export MARQUEE_LISTEN=${MARQUEE_LISTEN:-127.0.0.1:50051}
@@ -117,6 +118,12 @@ if ! alive marquee-indexer; then
   MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9467 \
     nohup setsid build/marquee-indexer >/dev/null 2>"$logs/marquee-indexer.log" </dev/null &
   echo $! >"$run/marquee-indexer.pid"
+fi
+# Sales aggregates for AnalyticsService (one consumer group for the platform).
+if ! alive marquee-analytics; then
+  MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9468 \
+    nohup setsid build/marquee-analytics >/dev/null 2>"$logs/marquee-analytics.log" </dev/null &
+  echo $! >"$run/marquee-analytics.pid"
 fi
 
 echo "== waiting for marquee-server to report SERVING"

@@ -205,6 +205,7 @@ Marquee__Events__V1__BookedUnits **mq_booked_units(mq_arena_t *a, const mq_hold_
     marquee__events__v1__booked_units__init(u[i]);
     u[i]->ticket_type_id = lines[i].ticket_type_id;
     u[i]->quantity = lines[i].quantity;
+    u[i]->amount_minor = lines[i].unit_minor * (int64_t)lines[i].quantity;
   }
   return u;
 }
@@ -336,6 +337,8 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
     p->total_minor = bk->total_minor;
     p->currency = bk->currency;
     p->payment_reference = bk->payment_reference;
+    p->fee_minor = h->price.fee_minor;
+    for (size_t i = 0; i < h->price.n_taxes; i++) p->tax_minor += h->price.taxes[i].amount_minor;
     p->ticket_ids = mq_arena_alloc(a, (bk->n_tickets ? bk->n_tickets : 1) * sizeof *p->ticket_ids);
     for (size_t i = 0; i < bk->n_tickets; i++) p->ticket_ids[i] = bk->tickets[i].id;
     p->n_ticket_ids = bk->n_tickets;

@@ -365,6 +365,7 @@ static mq_code_t checkin_undo(mq_call_t *call, const Marquee__Bookings__V1__Undo
   p->undone_by = (char *)mq_call_principal(call)->subject;
   p->reason = req->reason ? req->reason : (char *)"";
   p->checked_in_at = mq_pb_timestamp(a, ci.at_ms);
+  p->ticket_type_id = ci.ticket_type_id ? ci.ticket_type_id : (char *)"";
   mq_event_t ev;
   mq_bookings_event(&ev, "bookings.TicketCheckInUndone", ci.booking_id, p->undone_by, mq_call_trace_id(call),
                     mq_call_request_id(call));

@@ -309,6 +309,20 @@ int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, 
   return start_child_arg(p, "marquee-indexer", rebuild ? "--rebuild" : NULL, defaults, env);
 }
 
+int mq_test_analytics_start(mq_test_proc_t *p, const char *db, bool rebuild, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->db, sizeof p->db, "%s", db);
+  char uri[512], kafka[256], dbkv[96], group[128], skip[80];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-analytics-%s", db);
+  /* as for the indexer: other tests' older events are not ours to count */
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", (long long)time(NULL) * 1000 - 3600000);
+  const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, skip, NULL};
+  return start_child_arg(p, "marquee-analytics", rebuild ? "--rebuild" : NULL, defaults, env);
+}
+
 /* "to:\"<addr>\"" percent-encoded for mailpit's search. */
 static void mail_query(const char *to, char *out, size_t n) {
   size_t o = (size_t)snprintf(out, n, "/api/v1/search?query=to%%3A%%22");

@@ -57,6 +57,9 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
 /* Starts marquee-indexer on database `db` (its own consumer group) keeping
  * the search index `index`; with `rebuild`, as `marquee-indexer --rebuild`. */
 int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, bool rebuild, const char *const *env);
+/* Starts marquee-analytics on database `db` (its own consumer group); with
+ * `rebuild`, as `marquee-analytics --rebuild`. */
+int mq_test_analytics_start(mq_test_proc_t *p, const char *db, bool rebuild, const char *const *env);
 /* The stack's mailpit: its HTTP API host:port (MARQUEE_STACK_MAILPIT, default
  * 127.0.0.1:8025) and its SMTP URL (MARQUEE_SMTP_URL, default smtp://127.0.0.1:1025). */
 const char *mq_test_mailpit(void);

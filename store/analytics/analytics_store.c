@@ -1,0 +1,655 @@
+/*
+ * analytics_store.c — bucket documents of the analytics aggregates: the
+ * writer's working set (marquee-analytics) and the readers' scan
+ * (AnalyticsService). Document shape and invariants A1-A5: analytics_store.h.
+ *
+ * The working set keeps each document it has read or written in memory
+ * (a chained hash by _id) with its counters (an open-addressing table by
+ * quarter and name). A contribution to a document not read yet waits in
+ * that document's pending list until the next flush reads it, so a flush
+ * costs one query per few hundred unknown documents, one bulk write of the
+ * changed ones and one of the positions — whatever the number of events
+ * folded in. After a flush the set keeps at most KEEP_DOCS documents.
+ */
+#include "store/analytics/analytics_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mq_xmalloc.h"
+#include "store/mq_bson.h"
+
+#define SRC_MAX 96
+#define ID_MAX (2 + MQ_AN_KEY_MAX + 12 + SRC_MAX + 4)
+#define HASH_BUCKETS 4096u
+#define LOAD_CHUNK 256
+#define KEEP_DOCS 20000
+#define QUARTERS 96
+
+typedef struct cell {
+  int64_t v;
+  uint16_t q; /* quarter + 1; 0: empty */
+  char name[MQ_AN_NAME_MAX];
+} cell_t;
+
+typedef struct contrib {
+  int64_t offset, delta;
+  uint16_t q;
+  char name[MQ_AN_NAME_MAX];
+} contrib_t;
+
+typedef struct doc {
+  struct doc *next;
+  char id[ID_MAX];
+  char scope;
+  char key[MQ_AN_KEY_MAX + 1], org[MQ_AN_KEY_MAX + 1], src[SRC_MAX];
+  int64_t day;
+  int64_t hw;     /* as stored: -1 when the document does not exist */
+  int64_t new_hw; /* after what is applied in memory */
+  bool loaded, dirty;
+  cell_t *cells; /* open addressing, cap a power of two */
+  size_t n_cells, cap_cells;
+  contrib_t *pend;
+  size_t n_pend, cap_pend;
+} doc_t;
+
+typedef struct pos {
+  struct pos *next;
+  char src[SRC_MAX];
+  int64_t next_offset; /* -1: nothing read */
+  int64_t at_ms;       /* complete as of (event time, or the time caught up) */
+  bool dirty;
+} pos_t;
+
+struct mq_an_set {
+  int64_t gen;
+  char coll[48], pos_coll[48];
+  doc_t *buckets[HASH_BUCKETS];
+  size_t n_docs, n_pending;
+  pos_t *positions;
+};
+
+void mq_an_collection(int64_t gen, char *buf, size_t n) {
+  snprintf(buf, n, "analytics_g%" PRId64, gen);
+}
+static void pos_collection(int64_t gen, char *buf, size_t n) {
+  snprintf(buf, n, "analytics_pos_g%" PRId64, gen);
+}
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* Ids, currency codes and counter names only: nothing that could be a path
+ * ('.'), an operator ('$') or an injection into _id's separators ('|'). */
+static bool safe_token(const char *s, size_t max) {
+  if (!s || !*s) return false;
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char c = s[n];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+          c == ':'))
+      return false;
+  }
+  return n <= max;
+}
+
+mq_an_set_t *mq_an_set_new(int64_t gen) {
+  mq_an_set_t *w = mq_xcalloc(1, sizeof *w);
+  w->gen = gen;
+  mq_an_collection(gen, w->coll, sizeof w->coll);
+  pos_collection(gen, w->pos_coll, sizeof w->pos_coll);
+  return w;
+}
+
+static void doc_free(doc_t *d) {
+  free(d->cells);
+  free(d->pend);
+  free(d);
+}
+
+void mq_an_set_free(mq_an_set_t *w) {
+  if (!w) return;
+  for (size_t b = 0; b < HASH_BUCKETS; b++)
+    for (doc_t *d = w->buckets[b], *n; d; d = n) {
+      n = d->next;
+      doc_free(d);
+    }
+  for (pos_t *p = w->positions, *n; p; p = n) {
+    n = p->next;
+    free(p);
+  }
+  free(w);
+}
+
+/* ---- counters of one document ---- */
+
+static uint64_t cell_hash(uint16_t q, const char *name) {
+  return hash_str(name) * 31 + q;
+}
+
+static void cells_put(doc_t *d, uint16_t q, const char *name, int64_t delta);
+
+static void cells_grow(doc_t *d) {
+  cell_t *old = d->cells;
+  size_t old_cap = d->cap_cells;
+  d->cap_cells = old_cap ? old_cap * 2 : 32;
+  d->cells = mq_xcalloc(d->cap_cells, sizeof *d->cells);
+  d->n_cells = 0;
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i].q) cells_put(d, old[i].q, old[i].name, old[i].v);
+  free(old);
+}
+
+static void cells_put(doc_t *d, uint16_t q, const char *name, int64_t delta) {
+  if ((d->n_cells + 1) * 10 > d->cap_cells * 7) cells_grow(d);
+  size_t mask = d->cap_cells - 1, i = (size_t)cell_hash(q, name) & mask;
+  while (d->cells[i].q && (d->cells[i].q != q || strcmp(d->cells[i].name, name))) i = (i + 1) & mask;
+  if (!d->cells[i].q) {
+    d->cells[i].q = q;
+    snprintf(d->cells[i].name, sizeof d->cells[i].name, "%s", name);
+    d->n_cells++;
+  }
+  d->cells[i].v += delta;
+}
+
+/* ---- documents ---- */
+
+static doc_t *doc_find(mq_an_set_t *w, const char *id, uint64_t h) {
+  for (doc_t *d = w->buckets[h % HASH_BUCKETS]; d; d = d->next)
+    if (!strcmp(d->id, id)) return d;
+  return NULL;
+}
+
+static pos_t *pos_get(mq_an_set_t *w, const char *src) {
+  for (pos_t *p = w->positions; p; p = p->next)
+    if (!strcmp(p->src, src)) return p;
+  pos_t *p = mq_xcalloc(1, sizeof *p);
+  snprintf(p->src, sizeof p->src, "%s", src);
+  p->next_offset = -1;
+  p->next = w->positions;
+  w->positions = p;
+  return p;
+}
+
+bool mq_an_add(mq_an_set_t *w, char scope, const char *key, const char *org, int64_t at_ms, const char *src,
+               int64_t offset, const char *name, int64_t delta) {
+  if ((scope != 'e' && scope != 'o' && scope != 'p') || !safe_token(key, MQ_AN_KEY_MAX) ||
+      !safe_token(name, MQ_AN_NAME_MAX - 1) || (org && *org && !safe_token(org, MQ_AN_KEY_MAX)) || !src ||
+      strlen(src) >= SRC_MAX || strchr(src, '|') || at_ms < 0 || offset < 0)
+    return false;
+  if (!delta) return true;
+  int64_t day = at_ms / MQ_AN_DAY_MS;
+  uint16_t q = (uint16_t)((at_ms % MQ_AN_DAY_MS) / MQ_AN_QUARTER_MS + 1);
+  char id[ID_MAX];
+  snprintf(id, sizeof id, "%c|%s|%" PRId64 "|%s", scope, key, day, src);
+  uint64_t h = hash_str(id);
+  doc_t *d = doc_find(w, id, h);
+  if (!d) {
+    d = mq_xcalloc(1, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    d->scope = scope;
+    snprintf(d->key, sizeof d->key, "%s", key);
+    snprintf(d->src, sizeof d->src, "%s", src);
+    d->day = day;
+    d->hw = d->new_hw = -1;
+    d->next = w->buckets[h % HASH_BUCKETS];
+    w->buckets[h % HASH_BUCKETS] = d;
+    w->n_docs++;
+  }
+  if (org && *org && !d->org[0]) snprintf(d->org, sizeof d->org, "%s", org);
+  if (d->loaded) { /* A2: only what the stored document does not hold yet */
+    if (offset <= d->hw) return true;
+    cells_put(d, q, name, delta);
+    if (offset > d->new_hw) d->new_hw = offset;
+    d->dirty = true;
+    w->n_pending++;
+    return true;
+  }
+  if (d->n_pend == d->cap_pend) {
+    d->cap_pend = d->cap_pend ? d->cap_pend * 2 : 8;
+    d->pend = mq_xrealloc(d->pend, d->cap_pend * sizeof *d->pend);
+  }
+  contrib_t *c = &d->pend[d->n_pend++];
+  c->offset = offset;
+  c->delta = delta;
+  c->q = q;
+  snprintf(c->name, sizeof c->name, "%s", name);
+  w->n_pending++;
+  return true;
+}
+
+void mq_an_read_upto(mq_an_set_t *w, const char *src, int64_t offset, int64_t at_ms) {
+  pos_t *p = pos_get(w, src);
+  if (offset + 1 > p->next_offset) {
+    p->next_offset = offset + 1;
+    p->dirty = true;
+  }
+  if (at_ms > p->at_ms) {
+    p->at_ms = at_ms;
+    p->dirty = true;
+  }
+}
+
+void mq_an_caught_up(mq_an_set_t *w, int64_t now_ms) {
+  for (pos_t *p = w->positions; p; p = p->next)
+    if (p->next_offset >= 0 && p->at_ms < now_ms) {
+      p->at_ms = now_ms;
+      p->dirty = true;
+    }
+}
+
+size_t mq_an_pending(const mq_an_set_t *w) {
+  return w->n_pending;
+}
+
+void mq_an_forget(mq_an_set_t *w, const char *src) {
+  for (size_t b = 0; b < HASH_BUCKETS; b++) {
+    doc_t **pp = &w->buckets[b];
+    while (*pp) {
+      doc_t *d = *pp;
+      if (!strcmp(d->src, src)) {
+        w->n_pending -= d->n_pend;
+        *pp = d->next;
+        doc_free(d);
+        w->n_docs--;
+      } else {
+        pp = &d->next;
+      }
+    }
+  }
+  for (pos_t **pp = &w->positions; *pp; pp = &(*pp)->next)
+    if (!strcmp((*pp)->src, src)) {
+      pos_t *p = *pp;
+      *pp = p->next;
+      free(p);
+      break;
+    }
+}
+
+/* A stored document into `d` (which has no cells yet). */
+static void doc_load(doc_t *d, const bson_t *b) {
+  d->hw = d->new_hw = mq_bson_get_i64(b, "hw", -1);
+  bson_iter_t it, qs;
+  if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it) && !d->org[0])
+    snprintf(d->org, sizeof d->org, "%s", bson_iter_utf8(&it, NULL));
+  if (!bson_iter_init_find(&it, b, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &qs)) return;
+  while (bson_iter_next(&qs)) {
+    long q = strtol(bson_iter_key(&qs), NULL, 10);
+    bson_iter_t cs;
+    if (q < 0 || q >= QUARTERS || !BSON_ITER_HOLDS_DOCUMENT(&qs) || !bson_iter_recurse(&qs, &cs)) continue;
+    while (bson_iter_next(&cs))
+      if (strlen(bson_iter_key(&cs)) < MQ_AN_NAME_MAX)
+        cells_put(d, (uint16_t)(q + 1), bson_iter_key(&cs), bson_iter_as_int64(&cs));
+  }
+}
+
+static void doc_apply_pending(mq_an_set_t *w, doc_t *d) {
+  for (size_t i = 0; i < d->n_pend; i++) {
+    contrib_t *c = &d->pend[i];
+    if (c->offset <= d->hw) continue; /* A2 */
+    cells_put(d, c->q, c->name, c->delta);
+    if (c->offset > d->new_hw) d->new_hw = c->offset;
+    d->dirty = true;
+  }
+  w->n_pending -= d->n_pend;
+  d->n_pend = 0;
+  d->loaded = true;
+}
+
+typedef struct {
+  mq_an_set_t *w;
+} load_ctx_t;
+
+static bool load_one(const bson_t *b, void *arg) {
+  load_ctx_t *x = arg;
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, b, "_id") || !BSON_ITER_HOLDS_UTF8(&it)) return true;
+  const char *id = bson_iter_utf8(&it, NULL);
+  doc_t *d = doc_find(x->w, id, hash_str(id));
+  if (d && !d->loaded && !d->n_cells) doc_load(d, b);
+  return true;
+}
+
+static mq_code_t load_unknown(mq_an_set_t *w, mq_store_t *s, mq_error_t *err) {
+  size_t n = 0, cap = 0;
+  doc_t **todo = NULL;
+  for (size_t b = 0; b < HASH_BUCKETS; b++)
+    for (doc_t *d = w->buckets[b]; d; d = d->next)
+      if (!d->loaded) {
+        if (n == cap) {
+          cap = cap ? cap * 2 : 64;
+          todo = mq_xrealloc(todo, cap * sizeof *todo);
+        }
+        todo[n++] = d;
+      }
+  mq_code_t rc = MQ_OK;
+  for (size_t at = 0; rc == MQ_OK && at < n; at += LOAD_CHUNK) {
+    size_t m = n - at < LOAD_CHUNK ? n - at : LOAD_CHUNK;
+    bson_t filter = BSON_INITIALIZER, in, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    for (size_t i = 0; i < m; i++) {
+      char k[16];
+      const char *key;
+      bson_uint32_to_string((uint32_t)i, &key, k, sizeof k);
+      bson_append_utf8(&arr, key, -1, todo[at + i]->id, -1);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&filter, &in);
+    load_ctx_t x = {w};
+    rc = mq_store_find_each(s, w->coll, &filter, NULL, load_one, &x, err);
+    bson_destroy(&filter);
+    if (rc == MQ_OK)
+      for (size_t i = 0; i < m; i++) doc_apply_pending(w, todo[at + i]);
+  }
+  free(todo);
+  return rc;
+}
+
+static int cell_cmp(const void *a, const void *b) {
+  const cell_t *x = a, *y = b;
+  if (x->q != y->q) return x->q < y->q ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* The whole document as stored (quarters and counters in order, zero
+ * counters left out, so equal contents make equal documents). */
+static void doc_bson(const doc_t *d, bson_t *out) {
+  bson_init(out);
+  BSON_APPEND_UTF8(out, "_id", d->id);
+  char scope[2] = {d->scope, 0};
+  BSON_APPEND_UTF8(out, "s", scope);
+  BSON_APPEND_UTF8(out, "k", d->key);
+  BSON_APPEND_INT64(out, "d", d->day);
+  BSON_APPEND_UTF8(out, "src", d->src);
+  if (d->org[0]) BSON_APPEND_UTF8(out, "org", d->org);
+  BSON_APPEND_INT64(out, "hw", d->new_hw);
+  cell_t *sorted = mq_xmalloc((d->n_cells ? d->n_cells : 1) * sizeof *sorted);
+  size_t n = 0;
+  for (size_t i = 0; i < d->cap_cells; i++)
+    if (d->cells[i].q && d->cells[i].v) sorted[n++] = d->cells[i];
+  qsort(sorted, n, sizeof *sorted, cell_cmp);
+  bson_t q, one;
+  BSON_APPEND_DOCUMENT_BEGIN(out, "q", &q);
+  for (size_t i = 0; i < n;) {
+    char key[8];
+    snprintf(key, sizeof key, "%u", (unsigned)(sorted[i].q - 1));
+    BSON_APPEND_DOCUMENT_BEGIN(&q, key, &one);
+    uint16_t cur = sorted[i].q;
+    for (; i < n && sorted[i].q == cur; i++) BSON_APPEND_INT64(&one, sorted[i].name, sorted[i].v);
+    bson_append_document_end(&q, &one);
+  }
+  bson_append_document_end(out, &q);
+  free(sorted);
+}
+
+/* Whole-document upserts of `docs` into `coll`, unordered. */
+static mq_code_t write_docs(mq_store_t *s, const char *coll_name, bson_t **docs, size_t n, mq_error_t *err) {
+  if (!n) return MQ_OK;
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, coll_name);
+  bson_t bopts = BSON_INITIALIZER, ropts = BSON_INITIALIZER, reply;
+  BSON_APPEND_BOOL(&bopts, "ordered", false);
+  BSON_APPEND_BOOL(&ropts, "upsert", true);
+  mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll, &bopts);
+  bson_error_t berr = {0};
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++) {
+    bson_t sel = BSON_INITIALIZER;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, docs[i], "_id")) bson_append_iter(&sel, "_id", -1, &it);
+    ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, docs[i], &ropts, &berr);
+    bson_destroy(&sel);
+  }
+  bool lane = mq_store_lane_enter(s, c);
+  if (ok)
+    ok = mongoc_bulk_operation_execute(bulk, &reply, &berr) != 0;
+  else
+    bson_init(&reply);
+  mq_store_lane_leave(s, lane);
+  mq_code_t rc = ok ? MQ_OK : mq_store_error(&berr, coll_name, err);
+  bson_destroy(&reply);
+  mongoc_bulk_operation_destroy(bulk);
+  bson_destroy(&bopts);
+  bson_destroy(&ropts);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+static void evict(mq_an_set_t *w) {
+  if (w->n_docs <= KEEP_DOCS) return;
+  for (size_t b = 0; b < HASH_BUCKETS; b++) {
+    doc_t **pp = &w->buckets[b];
+    while (*pp) {
+      doc_t *d = *pp;
+      if (!d->dirty && !d->n_pend) {
+        *pp = d->next;
+        doc_free(d);
+        w->n_docs--;
+      } else {
+        pp = &d->next;
+      }
+    }
+  }
+}
+
+mq_code_t mq_an_flush(mq_an_set_t *w, mq_store_t *s, mq_error_t *err) {
+  mq_code_t rc = load_unknown(w, s, err);
+  if (rc != MQ_OK) return rc;
+  size_t n = 0, cap = 64;
+  bson_t **docs = mq_xmalloc(cap * sizeof *docs);
+  doc_t **written = mq_xmalloc(cap * sizeof *written);
+  for (size_t b = 0; b < HASH_BUCKETS; b++)
+    for (doc_t *d = w->buckets[b]; d; d = d->next) {
+      if (!d->dirty) continue;
+      if (n == cap) {
+        cap *= 2;
+        docs = mq_xrealloc(docs, cap * sizeof *docs);
+        written = mq_xrealloc(written, cap * sizeof *written);
+      }
+      docs[n] = bson_new();
+      doc_bson(d, docs[n]);
+      written[n++] = d;
+    }
+  rc = write_docs(s, w->coll, docs, n, err);
+  for (size_t i = 0; i < n; i++) {
+    bson_destroy(docs[i]);
+    if (rc == MQ_OK) {
+      written[i]->hw = written[i]->new_hw;
+      written[i]->dirty = false;
+    }
+  }
+  free(docs);
+  free(written);
+  if (rc != MQ_OK) return rc;
+  w->n_pending = 0;
+  /* A3: the positions, after the documents */
+  size_t np = 0;
+  for (pos_t *p = w->positions; p; p = p->next) np += p->dirty;
+  bson_t **pd = mq_xmalloc((np ? np : 1) * sizeof *pd);
+  np = 0;
+  for (pos_t *p = w->positions; p; p = p->next) {
+    if (!p->dirty) continue;
+    pd[np] = bson_new();
+    BSON_APPEND_UTF8(pd[np], "_id", p->src);
+    BSON_APPEND_INT64(pd[np], "next", p->next_offset);
+    BSON_APPEND_DATE_TIME(pd[np], "at", p->at_ms);
+    np++;
+  }
+  rc = write_docs(s, w->pos_coll, pd, np, err);
+  for (size_t i = 0; i < np; i++) bson_destroy(pd[i]);
+  free(pd);
+  if (rc == MQ_OK)
+    for (pos_t *p = w->positions; p; p = p->next) p->dirty = false;
+  evict(w);
+  return rc;
+}
+
+void mq_an_assign(mq_an_set_t *w, const char *src, int64_t next, int64_t at_ms) {
+  mq_an_forget(w, src);
+  if (next < 0) return;
+  pos_t *p = pos_get(w, src);
+  p->next_offset = next;
+  p->at_ms = at_ms;
+}
+
+mq_code_t mq_an_position(mq_store_t *s, int64_t gen, const char *src, int64_t *next, int64_t *at_ms, mq_error_t *err) {
+  char coll[48];
+  pos_collection(gen, coll, sizeof coll);
+  bson_t filter = BSON_INITIALIZER, doc;
+  BSON_APPEND_UTF8(&filter, "_id", src);
+  mq_code_t rc = mq_store_find_one(s, coll, &filter, NULL, &doc, err);
+  bson_destroy(&filter);
+  *next = -1;
+  *at_ms = 0;
+  if (rc == MQ_NOT_FOUND) return MQ_OK;
+  if (rc != MQ_OK) return rc;
+  *next = mq_bson_get_i64(&doc, "next", -1);
+  *at_ms = mq_bson_get_date_ms(&doc, "at", 0);
+  bson_destroy(&doc);
+  return MQ_OK;
+}
+
+mq_code_t mq_an_ensure_indexes(mq_store_t *s, int64_t gen, mq_error_t *err) {
+  char coll[48];
+  mq_an_collection(gen, coll, sizeof coll);
+  const mq_index_spec_t specs[] = {
+      {coll, "scope_key_day", "{\"s\": 1, \"k\": 1, \"d\": 1}", false},
+      {coll, "scope_org_day", "{\"s\": 1, \"org\": 1, \"d\": 1}", false},
+  };
+  return mq_store_ensure_indexes(s, specs, sizeof specs / sizeof *specs, err);
+}
+
+/* ---- generations ---- */
+
+mq_code_t mq_an_current(mq_store_t *s, int64_t *gen, mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, doc;
+  BSON_APPEND_UTF8(&filter, "_id", "current");
+  mq_code_t rc = mq_store_find_one(s, MQ_AN_META, &filter, NULL, &doc, err);
+  bson_destroy(&filter);
+  *gen = 0;
+  if (rc == MQ_NOT_FOUND) return MQ_OK;
+  if (rc != MQ_OK) return rc;
+  *gen = mq_bson_get_i64(&doc, "gen", 0);
+  bson_destroy(&doc);
+  return MQ_OK;
+}
+
+static mq_code_t drop_collection(mq_store_t *s, const char *name, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, name);
+  bson_error_t berr;
+  bool ok = mongoc_collection_drop(coll, &berr);
+  /* 26: NamespaceNotFound (MongoDB), absent collections are already dropped */
+  mq_code_t rc = ok || berr.code == 26 || strstr(berr.message, "not found") ? MQ_OK : mq_store_error(&berr, name, err);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
+mq_code_t mq_an_drop(mq_store_t *s, int64_t gen, mq_error_t *err) {
+  char a[48], b[48];
+  mq_an_collection(gen, a, sizeof a);
+  pos_collection(gen, b, sizeof b);
+  mq_code_t rc = drop_collection(s, a, err);
+  if (rc == MQ_OK) rc = drop_collection(s, b, err);
+  return rc;
+}
+
+mq_code_t mq_an_set_current(mq_store_t *s, int64_t gen, mq_error_t *err) {
+  int64_t old = 0;
+  mq_code_t rc = mq_an_current(s, &old, err);
+  if (rc != MQ_OK) return rc;
+  bson_t *doc = bson_new();
+  BSON_APPEND_UTF8(doc, "_id", "current");
+  BSON_APPEND_INT64(doc, "gen", gen);
+  rc = write_docs(s, MQ_AN_META, &doc, 1, err);
+  bson_destroy(doc);
+  for (int64_t g = old; rc == MQ_OK && g >= 1 && g < gen; g--) rc = mq_an_drop(s, g, err);
+  return rc;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+  int64_t from_ms, to_ms;
+  mq_an_cell_fn fn;
+  void *arg;
+} scan_ctx_t;
+
+static bool scan_one(const bson_t *b, void *arg) {
+  scan_ctx_t *x = arg;
+  bson_iter_t it, qs;
+  char scope = 0;
+  const char *key = "", *org = "";
+  if (bson_iter_init_find(&it, b, "s") && BSON_ITER_HOLDS_UTF8(&it)) scope = bson_iter_utf8(&it, NULL)[0];
+  if (bson_iter_init_find(&it, b, "k") && BSON_ITER_HOLDS_UTF8(&it)) key = bson_iter_utf8(&it, NULL);
+  if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it)) org = bson_iter_utf8(&it, NULL);
+  int64_t day = mq_bson_get_i64(b, "d", -1);
+  if (day < 0 || !bson_iter_init_find(&it, b, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &qs))
+    return true;
+  while (bson_iter_next(&qs)) {
+    long q = strtol(bson_iter_key(&qs), NULL, 10);
+    bson_iter_t cs;
+    int64_t at = day * MQ_AN_DAY_MS + q * MQ_AN_QUARTER_MS;
+    if (q < 0 || q >= QUARTERS || at < x->from_ms || at >= x->to_ms) continue;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&qs) || !bson_iter_recurse(&qs, &cs)) continue;
+    while (bson_iter_next(&cs)) {
+      mq_an_cell_t c = {scope, key, org, at, bson_iter_key(&cs), bson_iter_as_int64(&cs)};
+      x->fn(&c, x->arg);
+    }
+  }
+  return true;
+}
+
+mq_code_t mq_an_scan(mq_store_t *s, int64_t gen, char scope, const char *key, const char *org, int64_t from_ms,
+                     int64_t to_ms, mq_an_cell_fn fn, void *arg, mq_error_t *err) {
+  if (from_ms < 0) from_ms = 0;
+  if (to_ms <= from_ms) return MQ_OK;
+  char coll[48], sc[2] = {scope, 0};
+  mq_an_collection(gen, coll, sizeof coll);
+  bson_t filter = BSON_INITIALIZER, range;
+  BSON_APPEND_UTF8(&filter, "s", sc);
+  if (key)
+    BSON_APPEND_UTF8(&filter, "k", key);
+  else if (org)
+    BSON_APPEND_UTF8(&filter, "org", org);
+  BSON_APPEND_DOCUMENT_BEGIN(&filter, "d", &range);
+  BSON_APPEND_INT64(&range, "$gte", from_ms / MQ_AN_DAY_MS);
+  BSON_APPEND_INT64(&range, "$lte", (to_ms - 1) / MQ_AN_DAY_MS);
+  bson_append_document_end(&filter, &range);
+  scan_ctx_t x = {from_ms, to_ms, fn, arg};
+  mq_code_t rc = mq_store_find_each(s, coll, &filter, NULL, scan_one, &x, err);
+  bson_destroy(&filter);
+  return rc;
+}
+
+typedef struct {
+  int64_t min_at;
+  bool any;
+} complete_ctx_t;
+
+static bool complete_one(const bson_t *b, void *arg) {
+  complete_ctx_t *x = arg;
+  int64_t at = mq_bson_get_date_ms(b, "at", 0);
+  if (!x->any || at < x->min_at) x->min_at = at;
+  x->any = true;
+  return true;
+}
+
+mq_code_t mq_an_complete_until(mq_store_t *s, int64_t gen, int64_t *complete_ms, mq_error_t *err) {
+  char coll[48];
+  pos_collection(gen, coll, sizeof coll);
+  bson_t filter = BSON_INITIALIZER;
+  complete_ctx_t x = {0};
+  mq_code_t rc = mq_store_find_each(s, coll, &filter, NULL, complete_one, &x, err);
+  bson_destroy(&filter);
+  *complete_ms = x.any ? x.min_at : 0;
+  return rc;
+}
