@@ -1234,12 +1234,60 @@ static bool parse_time_arg(const char *s, Google__Protobuf__Timestamp *ts) {
   return true;
 }
 
-/* stats event ID | org ID | platform [--from T] [--to T] [--tz ZONE] [--hourly] [--all] [--csv] */
+/* stats watch EVENT: the live counters, a line per message, until interrupted */
+static int stats_watch(cli_t *c, const char *event_id) {
+  mq_error_t err = {0};
+  mq_client_stream_t *st = NULL;
+  int rc = EXIT_CALL_FAILED;
+  mq_call_opts_t o = c->opts;
+  if (!c->deadline_given) o.deadline_ms = -1; /* watch until interrupted */
+  Marquee__Analytics__V1__WatchEventSalesRequest req = MARQUEE__ANALYTICS__V1__WATCH_EVENT_SALES_REQUEST__INIT;
+  req.event_id = (char *)event_id;
+  if (marquee__analytics__v1__analytics_service__watch_event_sales__open(c->cl, &o, &st, &err) != MQ_OK) goto cleanup;
+  cli_watch_stream(st);
+  if (marquee__analytics__v1__analytics_service__watch_event_sales__send(st, &req, &err) != MQ_OK ||
+      mq_client_stream_close_send(st, &err) != MQ_OK) {
+    mq_error_t fin = {0};
+    if (mq_client_stream_finish(st, &fin) != MQ_OK) err = fin;
+    goto cleanup;
+  }
+  for (;;) {
+    Marquee__Analytics__V1__LiveSales *m = NULL;
+    mq_code_t code = marquee__analytics__v1__analytics_service__watch_event_sales__recv(st, &m, &err);
+    if (!m) {
+      if (code == MQ_OK) rc = 0;
+      goto cleanup;
+    }
+    char when[16] = "";
+    time_t t = m->as_of ? (time_t)m->as_of->seconds : time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+    printf("%s  last minute: %" PRId64 " tickets in %" PRId64 " bookings, %" PRId64 " holds, %" PRId64 " cancelled  |",
+           when, m->tickets_last_minute, m->bookings_last_minute, m->holds_last_minute, m->cancelled_last_minute);
+    for (size_t i = 0; i < m->n_ticket_types; i++) {
+      const Marquee__Analytics__V1__LiveTicketType *tt = m->ticket_types[i];
+      printf("  %s %" PRId64 "/%" PRId64 "%s", tt->name, tt->remaining, tt->capacity, tt->sold_out ? " SOLD OUT" : "");
+    }
+    printf("\n");
+    fflush(stdout);
+    marquee__analytics__v1__live_sales__free_unpacked(m, NULL);
+  }
+cleanup:
+  cli_watch_stream(NULL);
+  mq_client_stream_free(st);
+  if (cli_signal_caught()) return 128 + cli_signal_caught();
+  if (rc != 0) cli_fail(&err);
+  return rc;
+}
+
+/* stats event ID | org ID | platform [--from T] [--to T] [--tz ZONE] [--hourly] [--all] [--csv] | watch EVENT */
 static int cmd_stats(cli_t *c, int argc, char **argv) {
   const char *usage =
       "stats: event ID | org ID | platform [--from DATE] [--to DATE] [--tz ZONE] [--hourly] [--all]"
       " [--csv]";
   if (argc < 1) return cli_usage_error("%s", usage);
+  if (!strcmp(argv[0], "watch")) return argc == 2 ? stats_watch(c, argv[1]) : cli_usage_error("stats: watch EVENT_ID");
   const char *what = argv[0], *id = NULL;
   int i = 1;
   if (strcmp(what, "platform")) {
@@ -1410,8 +1458,10 @@ static const cli_cmd_t commands[] = {
     {"receipts", "get PAYMENT_ID [FILE.pdf [REFUND_ID]]",
      "a payment's receipt and credit notes; with FILE, the receipt (or that refund's credit note) as PDF", true,
      cmd_receipts},
-    {"stats", "event ID | org ID | platform [--from D] [--to D] [--tz Z] [--hourly] [--csv]",
-     "sales, revenue and check-ins by day or hour (organizers: their events; admins: the platform)", true, cmd_stats},
+    {"stats", "event ID | org ID | platform [--from D] [--to D] [--tz Z] [--hourly] [--csv] | watch EVENT",
+     "sales, revenue and check-ins by day or hour (organizers: their events; admins: the platform); watch: the "
+     "live on-sale counters",
+     true, cmd_stats},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"keygen", "notify [KID]",

@@ -170,7 +170,9 @@
   XX(INT, consumer_skip_before_ms, "MARQUEE_CONSUMER_SKIP_BEFORE_MS", "0", 0, 4102444800000LL,                         \
      "consumer: pass over messages produced before this unix time (ms) without handling them; 0: handle all")          \
   XX(STR, consumer_http_listen, "MARQUEE_CONSUMER_HTTP_LISTEN", "127.0.0.1:0", 0, 0,                                   \
-     "consumer: its HTTP port (/metrics with the lag, /healthz); port 0 picks one (on the READY line); empty: none")
+     "consumer: its HTTP port (/metrics with the lag, /healthz); port 0 picks one (on the READY line); empty: none")   \
+  XX(INT, analytics_dedupe_s, "MARQUEE_ANALYTICS_DEDUPE_S", "3600", 60, 604800,                                        \
+     "marquee-analytics: seconds of event time within which a relay duplicate (same event id) is recognised")
 
 typedef struct mq_config {
 #define MQ_XX_FIELD_STR(f) char *f;

@@ -53,6 +53,7 @@ typedef struct mq_app {
   struct mq_payments *payments;   /* payments module: gateways, breakers, routes (payments/payments.h) */
   struct mq_fx *fx;               /* payments module: exchange rates for display prices (lib/mq_fx.h); may hold none */
   struct mq_search_index *search; /* search module: this host's index, read-only (store/search); NULL: no search */
+  struct mq_live *live;           /* analytics module: live on-sale counters (analytics/live.h); NULL without Kafka */
   mq_health_service_t *health_service; /* system module: grpc.health.v1 watchers */
   /* payments module: refunds what was paid for a cancelled booking, all that
    * remains (idempotent; MQ_OK when nothing was paid or all is refunded; a
@@ -60,6 +61,10 @@ typedef struct mq_app {
    * without the payments module. Bookings calls it when it finishes a
    * cancellation, so no module includes the other both ways. */
   mq_code_t (*refund_booking)(struct mq_app *app, const char *booking_id, const char *reason, mq_error_t *err);
+  /* analytics module: a page view of a public event, produced straight to
+   * Kafka (never blocks, may drop). NULL until the module started, and
+   * without Kafka. Called from any worker or the queue thread. */
+  void (*event_viewed)(struct mq_app *app, const char *event_id);
   mq_server_t *srv; /* set before the modules register their services */
   char instance_id[96];
   int64_t started_unix_ms;

@@ -67,6 +67,7 @@ const mq_event_kind_t mq_event_kinds[] = {
     {175, "payments.RefundIssued", "marquee.payments", "the payment id"},
     {176, "payments.RefundFailed", "marquee.payments", "the payment id"},
     {177, "payments.PaymentSettingsChanged", "marquee.payments", "the organization id"},
+    {180, "analytics.EventViewed", "marquee.views", "the event id"},
 };
 const size_t mq_n_event_kinds = sizeof mq_event_kinds / sizeof mq_event_kinds[0];
 
@@ -152,8 +153,8 @@ char *mq_event_catalog_markdown(void) {
     if (!strcmp(set->file[i]->name, "marquee/events/v1/envelope.proto")) fd = set->file[i];
   md_t m = {0};
   put(&m, "");
-  static const char *const topics[] = {"marquee.system", "marquee.users", "marquee.events", "marquee.bookings",
-                                       "marquee.payments"};
+  static const char *const topics[] = {"marquee.system",   "marquee.users",    "marquee.events",
+                                       "marquee.bookings", "marquee.payments", "marquee.views"};
   for (size_t t = 0; fd && t < sizeof topics / sizeof *topics; t++) {
     put(&m, "### ");
     put(&m, topics[t]);

@@ -10,8 +10,9 @@
 #include "core/mq_log.h"
 
 const char *const mq_kafka_domain_topics[] = {
-    "marquee.system",   "marquee.users",   "marquee.events",        "marquee.bookings",
-    "marquee.payments", "marquee.privacy", "marquee.notifications", NULL,
+    "marquee.system",        "marquee.users",    "marquee.events",
+    "marquee.bookings",      "marquee.payments", "marquee.privacy",
+    "marquee.notifications", "marquee.views",    NULL,
 };
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {

@@ -4,10 +4,10 @@
  * docs/ANALYTICS.md).
  *
  * Per event (topics marquee.users, marquee.events, marquee.bookings,
- * marquee.payments; one consumer group for the whole platform, scaled by
+ * marquee.payments, marquee.views; one consumer group for the whole platform, scaled by
  * partitions), counters are added to the bucket documents of the event's
  * own time: per event (holds, expiries, releases, bookings, tickets by type,
- * cancellations, refunds, check-ins, revenue by currency), per organization
+ * cancellations, refunds, check-ins, page views, revenue by currency), per organization
  * and for the platform (sign-ups, organizations, publications, sales).
  *
  * Batching: contributions collect in memory and are written together —
@@ -277,6 +277,9 @@ static void fold(msg_ctx_t *m, const Marquee__Events__V1__Envelope *ev) {
       if (p->ticket_type_id && *p->ticket_type_id) add_at(m, at, 'e', p->event_id, n, -1);
       break;
     }
+    case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_VIEWED:
+      add(m, 'e', ev->event_viewed->event_id, NULL, MQ_AN_VIEWS, 1);
+      break;
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_REFUND_ISSUED: {
       const Marquee__Events__V1__RefundIssued *p = ev->refund_issued;
       add3(m, p->event_id, p->organization_id, MQ_AN_REFUNDS, 1);
@@ -367,10 +370,11 @@ static const mq_event_route_t routes[] = {
     {"bookings.HoldExpired", apply},      {"bookings.HoldReleased", apply},
     {"bookings.BookingConfirmed", apply}, {"bookings.BookingCancelled", apply},
     {"bookings.TicketCheckedIn", apply},  {"bookings.TicketCheckInUndone", apply},
-    {"payments.RefundIssued", apply},
+    {"payments.RefundIssued", apply},     {"analytics.EventViewed", apply},
 };
 
-static const char *const topics[] = {"marquee.users", "marquee.events", "marquee.bookings", "marquee.payments", NULL};
+static const char *const topics[] = {"marquee.users",    "marquee.events", "marquee.bookings",
+                                     "marquee.payments", "marquee.views",  NULL};
 
 int main(int argc, char **argv) {
   bool rebuild = false;
@@ -391,9 +395,7 @@ int main(int argc, char **argv) {
   if (!mq_config_start("marquee-analytics", &cfg, environ)) return 2;
   int rc = 1;
   analytics_t x = {.cfg = &cfg, .rebuilding = rebuild};
-  const char *w = getenv("MARQUEE_ANALYTICS_DEDUPE_S");
-  long window_s = w && *w ? strtol(w, NULL, 10) : 3600;
-  x.window_ms = (window_s > 0 ? window_s : 3600) * 1000LL;
+  x.window_ms = cfg.analytics_dedupe_s * 1000LL;
   if (mq_store_open(cfg.mongo_uri, cfg.mongo_db, (uint32_t)cfg.mongo_pool_max, &x.store, &err) != MQ_OK) {
     mq_log(MQ_LOG_ERROR, "analytics.start", "%s: %s", err.field, err.message);
     goto cleanup;

@@ -3,14 +3,15 @@
  * and platform dashboards and the event's CSV export, read from the
  * aggregates marquee-analytics keeps (store/analytics/analytics_store.h).
  *
- * A request's range is checked whole first (every bad field listed). The
- * range is then cut into local hours or days of its time zone: the
- * quarter hours of the range (UTC) are walked once, each labelled with its
- * local hour or day, and consecutive quarters with one label make a bucket
- * — so a zone whose offset is not a whole hour, and a day of 23 or 25
- * hours, come out right. (In the hour repeated when clocks go back, the two
- * UTC hours share one bucket, as they share one label.) The stored
- * quarters are then added into their buckets in one pass.
+ * A request's range is checked whole first (every bad field listed), then
+ * cut into local hours or days of its time zone (lib/mq_buckets.h: exact
+ * for half-hour zones and DST days), and the stored quarters are added
+ * into their buckets in one pass.
+ *
+ * Page views: GetEvent calls app->event_viewed, which produces an
+ * analytics.EventViewed straight to marquee.views from this module's own
+ * producer — never through the outbox or the store, never waiting (a full
+ * queue drops the view); marquee-analytics counts them.
  *
  * Who may call: owners and managers of the event's or the organization's
  * organization (non-members: NOT_FOUND; check-in staff: PERMISSION_DENIED),
@@ -25,12 +26,19 @@
 #include <string.h>
 #include <time.h>
 
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+
+#include "core/mq_ids.h"
 #include "core/mq_log.h"
+#include "core/mq_metrics.h"
 #include "core/mq_time.h"
 #include "core/mq_xmalloc.h"
+#include "handlers/analytics/live.h"
 #include "handlers/identity/identity.h"
 #include "handlers/mq_module.h"
-#include "lib/mq_recur.h"
+#include "lib/mq_buckets.h"
+#include "lib/mq_kafka.h"
 #include "lib/mq_validate.h"
 #include "marquee/analytics/v1/analytics.mq-server.h"
 #include "store/analytics/analytics_store.h"
@@ -164,9 +172,7 @@ typedef struct range {
   int64_t from_ms, to_ms; /* as asked (unix ms) */
   const char *tz;
   bool hourly;
-  int64_t q0_ms;       /* the first quarter: from_ms rounded down */
-  size_t n_quarters;   /* quarters from q0 to to_ms */
-  uint32_t *bucket_of; /* quarter -> bucket */
+  mq_buckets_t cut;
   size_t n_buckets;
   int64_t *bucket_start; /* unix ms, cut at from_ms */
   char (*label)[14];
@@ -202,31 +208,15 @@ static void range_check(const range_pb *r, int64_t def_from_ms, const char *def_
   }
 }
 
-/* Cuts the checked range into buckets (arrays in `a`). */
+/* Cuts the checked range into buckets (lib/mq_buckets.h; arrays in `a`). */
 static mq_code_t range_buckets(range_t *r, mq_arena_t *a, mq_error_t *err) {
-  r->q0_ms = r->from_ms / MQ_AN_QUARTER_MS * MQ_AN_QUARTER_MS;
-  r->n_quarters = (size_t)((r->to_ms - r->q0_ms + MQ_AN_QUARTER_MS - 1) / MQ_AN_QUARTER_MS);
-  r->bucket_of = mq_arena_alloc(a, r->n_quarters * sizeof *r->bucket_of);
-  size_t cap = r->hourly ? r->n_quarters : r->n_quarters / 92 + 2;
-  r->bucket_start = mq_arena_alloc(a, cap * sizeof *r->bucket_start);
-  r->label = mq_arena_alloc(a, cap * sizeof *r->label);
-  size_t keep = r->hourly ? 13 : 10; /* "YYYY-MM-DDTHH" or "YYYY-MM-DD" */
-  char prev[20] = "";
-  for (size_t i = 0; i < r->n_quarters; i++) {
-    int64_t t = r->q0_ms + (int64_t)i * MQ_AN_QUARTER_MS;
-    char local[24];
-    if (mq_utc_to_local(t / 1000, r->tz, local, sizeof local) < 0)
-      return mq_error_set(err, MQ_INVALID_ARGUMENT, "range.time_zone", "cannot express the range in %s", r->tz);
-    local[keep] = 0;
-    if (!r->n_buckets || strcmp(local, prev)) {
-      if (r->n_buckets == cap) return mq_error_set(err, MQ_INTERNAL, "range", "more buckets than expected");
-      r->bucket_start[r->n_buckets] = t < r->from_ms ? r->from_ms : t;
-      memcpy(r->label[r->n_buckets], local, keep + 1);
-      r->n_buckets++;
-      memcpy(prev, local, keep + 1);
-    }
-    r->bucket_of[i] = (uint32_t)(r->n_buckets - 1);
-  }
+  mq_buckets_t b;
+  mq_code_t rc = mq_buckets_make(r->from_ms, r->to_ms, r->tz, r->hourly, "range.time_zone", a, &b, err);
+  if (rc != MQ_OK) return rc;
+  r->cut = b;
+  r->n_buckets = b.n;
+  r->bucket_start = b.start;
+  r->label = b.label;
   r->bucket = mq_arena_alloc(a, (r->n_buckets ? r->n_buckets : 1) * sizeof *r->bucket);
   memset(r->bucket, 0, (r->n_buckets ? r->n_buckets : 1) * sizeof *r->bucket);
   return MQ_OK;
@@ -234,9 +224,8 @@ static mq_code_t range_buckets(range_t *r, mq_arena_t *a, mq_error_t *err) {
 
 /* The bucket of instant at_ms, or NULL outside the range. */
 static counters_t *bucket_at(range_t *r, int64_t at_ms) {
-  if (at_ms < r->from_ms / MQ_AN_QUARTER_MS * MQ_AN_QUARTER_MS || at_ms >= r->to_ms) return NULL;
-  size_t q = (size_t)((at_ms - r->q0_ms) / MQ_AN_QUARTER_MS);
-  return q < r->n_quarters ? &r->bucket[r->bucket_of[q]] : NULL;
+  long i = mq_buckets_index(&r->cut, at_ms);
+  return i < 0 ? NULL : &r->bucket[i];
 }
 
 static Marquee__Analytics__V1__Point **series_pb(mq_arena_t *a, range_t *r, const int64_t *active) {
@@ -664,6 +653,115 @@ static mq_code_t get_platform_stats(mq_call_t *call, const Marquee__Analytics__V
   return rc;
 }
 
+/* ---- page views: straight to Kafka, lossy by design ---- */
+
+#define VIEWS_TOPIC "marquee.views"
+
+static rd_kafka_t *g_views;
+static atomic_uint_fast64_t g_views_sent, g_views_dropped, g_views_failed;
+
+static void views_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk, (void)opaque;
+  if (m->err)
+    atomic_fetch_add(&g_views_failed, 1);
+  else
+    atomic_fetch_add(&g_views_sent, 1);
+}
+
+/* app->event_viewed: one small envelope, copied into the producer's queue;
+ * never waits (a full queue drops the view and counts it). No user id. */
+static void event_viewed(mq_app_t *app, const char *event_id) {
+  (void)app;
+  rd_kafka_t *rk = g_views;
+  if (!rk || !event_id) return;
+  char id[37];
+  mq_uuid_v4(id);
+  int64_t now = mq_now_unix_ms();
+  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  ts.seconds = now / 1000;
+  ts.nanos = (int32_t)(now % 1000) * 1000000;
+  Marquee__Events__V1__EventViewed p = MARQUEE__EVENTS__V1__EVENT_VIEWED__INIT;
+  p.event_id = (char *)event_id;
+  Marquee__Events__V1__Envelope env = MARQUEE__EVENTS__V1__ENVELOPE__INIT;
+  env.event_id = id;
+  env.type = (char *)"analytics.EventViewed";
+  env.aggregate_id = (char *)event_id;
+  env.occurred_at = &ts;
+  env.actor = (char *)"";
+  env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_VIEWED;
+  env.event_viewed = &p;
+  uint8_t buf[256];
+  size_t n = marquee__events__v1__envelope__get_packed_size(&env);
+  if (n > sizeof buf) return;
+  marquee__events__v1__envelope__pack(&env, buf);
+  rd_kafka_resp_err_t e =
+      rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(VIEWS_TOPIC), RD_KAFKA_V_KEY(event_id, strlen(event_id)),
+                        RD_KAFKA_V_VALUE(buf, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) atomic_fetch_add(&g_views_dropped, 1);
+  rd_kafka_poll(rk, 0); /* serve delivery reports; returns at once */
+}
+
+static double gauge_views_sent(void *arg) {
+  (void)arg;
+  return (double)atomic_load(&g_views_sent);
+}
+static double gauge_views_dropped(void *arg) {
+  (void)arg;
+  return (double)(atomic_load(&g_views_dropped) + atomic_load(&g_views_failed));
+}
+
+static mq_code_t analytics_open(mq_app_t *app, mq_error_t *err) {
+  (void)err;
+  if (app->cfg->kafka_brokers && app->cfg->kafka_brokers[0]) app->live = mq_live_new(app);
+  return MQ_OK;
+}
+
+static void analytics_on_event(mq_app_t *app, const char *topic, const Marquee__Events__V1__Envelope *ev) {
+  if (app->live && !strcmp(topic, "marquee.bookings")) mq_live_on_event(app->live, ev);
+}
+
+static mq_code_t analytics_start(mq_app_t *app, mq_error_t *err) {
+  if (!app->cfg->kafka_brokers || !app->cfg->kafka_brokers[0]) return MQ_OK;
+  if (app->live) {
+    mq_code_t rc = mq_live_start(app->live, err);
+    if (rc != MQ_OK) return rc;
+  }
+  char client_id[160], errstr[256];
+  snprintf(client_id, sizeof client_id, "marquee-views-%s", app->instance_id);
+  rd_kafka_conf_t *conf = mq_kafka_conf(app->cfg, client_id);
+  /* throughput over durability: one broker's acknowledgement, batches of up to 50 ms */
+  mq_kafka_set(conf, "acks", "1");
+  mq_kafka_set(conf, "enable.idempotence", "false");
+  mq_kafka_set(conf, "linger.ms", "50");
+  mq_kafka_set(conf, "queue.buffering.max.messages", "200000");
+  mq_kafka_set(conf, "message.timeout.ms", "10000");
+  rd_kafka_conf_set_dr_msg_cb(conf, views_dr);
+  g_views = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (!g_views) {
+    mq_log(MQ_LOG_WARN, "analytics.views", "no page views: %s", errstr);
+    return MQ_OK;
+  }
+  mq_metrics_gauge("marquee_page_views_sent_total", "Page views Kafka acknowledged", gauge_views_sent, &g_views);
+  mq_metrics_gauge("marquee_page_views_dropped_total",
+                   "Page views dropped (producer queue full, or Kafka did not take them in time)", gauge_views_dropped,
+                   &g_views);
+  app->event_viewed = event_viewed;
+  return MQ_OK;
+}
+
+static void analytics_stop(mq_app_t *app) {
+  app->event_viewed = NULL;
+}
+
+static void analytics_close(mq_app_t *app) {
+  (void)app;
+  if (!g_views) return;
+  mq_metrics_gauge_remove(&g_views);
+  rd_kafka_flush(g_views, 2000); /* what is queued, briefly; the rest is lost, as views may be */
+  rd_kafka_destroy(g_views);
+  g_views = NULL;
+}
+
 /* ---- the module ---- */
 
 static const marquee__analytics__v1__analytics_service_handlers_t handlers = {
@@ -671,6 +769,7 @@ static const marquee__analytics__v1__analytics_service_handlers_t handlers = {
     .get_organization_stats = {get_org_stats, MQ_POLICY_RESOURCE, 0},
     .get_platform_stats = {get_platform_stats, MQ_POLICY_ADMIN, 0},
     .export_event_stats = {export_event_stats, MQ_POLICY_RESOURCE, 0},
+    .watch_event_sales = {mq_live_watch, MQ_POLICY_RESOURCE, 0},
 };
 
 static int analytics_service_register(mq_app_t *app, mq_server_t *srv) {
@@ -686,4 +785,9 @@ const mq_module_t mq_analytics_module = {
     .name = "analytics",
     .services = services,
     .n_services = MQ_COUNT(services),
+    .open = analytics_open,
+    .start = analytics_start,
+    .on_event = analytics_on_event,
+    .stop = analytics_stop,
+    .close = analytics_close,
 };

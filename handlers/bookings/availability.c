@@ -111,6 +111,11 @@ static mq_code_t snapshot(mq_app_t *app, const Marquee__Catalog__V1__Event *e, m
   return MQ_OK;
 }
 
+mq_code_t mq_availability_snapshot(mq_app_t *app, const Marquee__Catalog__V1__Event *e, mq_arena_t *a,
+                                   Marquee__Bookings__V1__Availability **out, mq_error_t *err) {
+  return snapshot(app, e, a, out, err);
+}
+
 /* The event if the caller may see its availability. */
 static mq_code_t load_event(mq_call_t *call, const char *event_id, Marquee__Catalog__V1__Event **e, mq_error_t *err) {
   mq_app_t *app = mq_call_app(call);

@@ -19,6 +19,7 @@
 #include "handlers/mq_route.h"
 #include "lib/mq_tax.h"
 #include "lib/mq_ticket_code.h"
+#include "marquee/bookings/v1/availability.pb-c.h"
 #include "marquee/bookings/v1/bookings.pb-c.h"
 #include "marquee/catalog/v1/events.pb-c.h"
 #include "store/bookings/bookings_store.h"
@@ -40,8 +41,9 @@ typedef struct mq_bookings {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   _Atomic long long expired_total, finished_total, reclaimed_total;
-  int64_t last_reclaim_ms; /* sweeper thread only */
-  int64_t last_full_ms;    /* sweeper thread only: the last full scans (due holds, open decisions) */
+  _Atomic long long holds_total, confirmed_total; /* made by this process (Grafana: per second) */
+  int64_t last_reclaim_ms;                        /* sweeper thread only */
+  int64_t last_full_ms; /* sweeper thread only: the last full scans (due holds, open decisions) */
   /* when this server's holds fall due (a min-heap): the sweeper reads only
    * those, and scans the store for everyone's only every 12 sweeps */
   pthread_mutex_t due_mu;
@@ -231,6 +233,10 @@ mq_code_t mq_availability_start(mq_availability_t *av, mq_error_t *err);
 void mq_availability_free(mq_availability_t *av);
 /* The units of `event_id` changed (here or, through Kafka, elsewhere). */
 void mq_availability_changed(mq_app_t *app, const char *event_id);
+/* The remaining units of `e` now (visible ticket types), built in `a`; for
+ * other modules' live views (analytics' live sales). */
+mq_code_t mq_availability_snapshot(mq_app_t *app, const Marquee__Catalog__V1__Event *e, mq_arena_t *a,
+                                   Marquee__Bookings__V1__Availability **out, mq_error_t *err);
 int availability_service_register(mq_app_t *app, mq_server_t *srv);
 
 int booking_service_register(mq_app_t *app, mq_server_t *srv);

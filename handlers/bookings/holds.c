@@ -347,6 +347,7 @@ mq_code_t mq_bookings_finish_confirm(mq_bookings_t *b, const mq_hold_t *h, const
     ev.env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CONFIRMED;
     ev.env.booking_confirmed = p;
     rc = mq_bookings_insert(s, bk, &ev, err);
+    if (rc == MQ_OK) atomic_fetch_add(&b->confirmed_total, 1);
     if (rc == MQ_ALREADY_EXISTS) rc = mq_bookings_get(s, h->id, a, out, err);
   }
   if (rc != MQ_OK) return rc;
@@ -708,6 +709,7 @@ mq_code_t mq_hold_create_handler(mq_call_t *call, const Marquee__Bookings__V1__C
     if (rc == MQ_ALREADY_EXISTS && keyed) return answer_retry(call, id, request_hash, resp, err);
     return rc;
   }
+  atomic_fetch_add(&b->holds_total, 1);
   mq_availability_changed(app, h.event_id);
   mq_bookings_due_at(b, h.id, h.expires_ms);
   *resp = *hold_view(a, &h);

@@ -209,6 +209,13 @@ static mq_code_t load_taxes(const char *path, mq_tax_table_t **out, mq_error_t *
   return rc;
 }
 
+static double gauge_holds(void *arg) {
+  return (double)atomic_load(&((mq_bookings_t *)arg)->holds_total);
+}
+static double gauge_confirmed(void *arg) {
+  return (double)atomic_load(&((mq_bookings_t *)arg)->confirmed_total);
+}
+
 static double gauge_expired(void *arg) {
   return (double)atomic_load(&((mq_bookings_t *)arg)->expired_total);
 }
@@ -254,6 +261,8 @@ mq_code_t mq_bookings_open(mq_app_t *app, mq_error_t *err) {
   if (app->cfg->cache_ttl_ms > 0) b->pricing = mq_cache_new((size_t)app->cfg->cache_entries, app->cfg->cache_ttl_ms);
   b->availability = mq_availability_new(app);
   mq_metrics_gauge("marquee_holds_expired_total", "Holds this process's sweeper ended", gauge_expired, b);
+  mq_metrics_gauge("marquee_holds_created_total", "Holds this process created", gauge_holds, b);
+  mq_metrics_gauge("marquee_bookings_confirmed_total", "Bookings this process confirmed", gauge_confirmed, b);
   mq_metrics_gauge("marquee_capacity_reclaimed_total", "Units a crash left held, returned by this process",
                    gauge_reclaimed, b);
   return MQ_OK;

@@ -415,6 +415,7 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
   size_t len;
   if (anonymous && !display && app->events && mq_cache_get(app->events, key, a, &buf, &len)) {
     mq_call_reply_packed(call, buf, len); /* the cached bytes are the reply */
+    if (app->event_viewed) app->event_viewed(app, req->event_id);
     return MQ_OK;
   }
   uint64_t ticket = app->events ? mq_cache_ticket(app->events, key) : 0;
@@ -434,6 +435,7 @@ static mq_code_t ev_get(mq_call_t *call, const Marquee__Catalog__V1__GetEventReq
     mq_cache_put(app->events, key, packed, n, ticket);
   }
   *resp = display ? *with_display(app, a, v, display) : *v;
+  if (!member && app->event_viewed) app->event_viewed(app, e->event_id); /* a page view: lossy, never blocks */
   return MQ_OK;
 }
 

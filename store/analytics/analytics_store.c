@@ -357,10 +357,10 @@ static int cell_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-/* The whole document as stored (quarters and counters in order, zero
- * counters left out, so equal contents make equal documents). */
+/* The whole document as stored, appended to the empty `out` (quarters and
+ * counters in order, zero counters left out, so equal contents make equal
+ * documents). */
 static void doc_bson(const doc_t *d, bson_t *out) {
-  bson_init(out);
   BSON_APPEND_UTF8(out, "_id", d->id);
   char scope[2] = {d->scope, 0};
   BSON_APPEND_UTF8(out, "s", scope);

@@ -5,11 +5,12 @@
  *
  * A scripted day (paid bookings in CAD and EUR through the manual gateway,
  * a partial refund, a cancellation refunded in full, a released hold,
- * check-ins and an undone one) gives the event and organization
+ * check-ins and an undone one, page views) gives the event and organization
  * dashboards exactly what the bookings and payments say; a relay duplicate
  * (the same event id twice on the bus) counts once; the consumer SIGKILLed
  * and its saved positions wound back re-reads and doubles nothing;
- * `marquee-analytics --rebuild` yields identical aggregates; a sale at
+ * `marquee-analytics --rebuild` yields identical aggregates; an organizer
+ * watching an on-sale sees a sale pushed from the bus; a sale at
  * 23:30 in Toronto lands on the Toronto day; outsiders get NOT_FOUND,
  * non-admins PERMISSION_DENIED for the platform; bad ranges get
  * INVALID_ARGUMENT naming the field.
@@ -34,6 +35,7 @@
 #include "marquee/analytics/v1/analytics.mq-client.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
 #include "marquee/bookings/v1/tickets.mq-client.h"
+#include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/events/v1/envelope.pb-c.h"
 #include "marquee/payments/v1/payments.mq-client.h"
 
@@ -285,7 +287,31 @@ static void test_scripted_day(void **state) {
   marquee__bookings__v1__booking__free_unpacked(cb, NULL);
   eur.cancellations = 1, eur.tickets_cancelled = 3, eur.refunds = 1, eur.refunded = bc->total->amount_minor;
 
-  stats_t *s = wait_stats(e_cad.event_id, 2, 1, 1, 0, 3, 1);
+  /* page views: anyone outside the organization reading the event (the second read comes from the cache) */
+  for (int i = 0; i < 3; i++) {
+    Marquee__Catalog__V1__GetEventRequest gq = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+    gq.event_id = e_cad.event_id;
+    Marquee__Catalog__V1__Event *ge = NULL;
+    mq_call_opts_t *as = i == 2 ? &ob : NULL;
+    assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &gq, &ge, as, &err), MQ_OK);
+    marquee__catalog__v1__event__free_unpacked(ge, NULL);
+  }
+  Marquee__Catalog__V1__GetEventRequest gq = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+  gq.event_id = e_cad.event_id;
+  Marquee__Catalog__V1__Event *ge = NULL; /* the organizer's own read is not a page view */
+  assert_int_equal(marquee__catalog__v1__event_service__get_event__call(c, &gq, &ge, &oo, &err), MQ_OK);
+  marquee__catalog__v1__event__free_unpacked(ge, NULL);
+  int64_t until = mq_test_now_ms() + 30000;
+  stats_t *s = NULL;
+  for (;;) {
+    s = wait_stats(e_cad.event_id, 2, 1, 1, 0, 3, 1);
+    if (s->totals->page_views >= 3 || mq_test_now_ms() > until) break;
+    marquee__analytics__v1__event_stats__free_unpacked(s, NULL);
+    mq_test_sleep_ms(200);
+  }
+  assert_int_equal(s->totals->page_views, 3);
+  assert_int_equal(s->conversion->page_views, 3);
+  assert_true(s->conversion->view_to_hold == 1.0); /* 3 holds for 3 views */
   assert_matches(s, &cad, "CAD");
   assert_int_equal(s->totals->holds, 3);
   assert_int_equal(s->totals->holds_released, 1);
@@ -362,10 +388,12 @@ static char *packed(const char *event_id, int64_t to_ms, size_t *len) {
       if (s->series[i]->counters->bookings)
         print_message("  %s: %lld\n", s->series[i]->label, (long long)s->series[i]->counters->bookings);
   assert_int_equal(s->totals->bookings, 3); /* the two bought and the synthetic sale of March */
+  Google__Protobuf__Timestamp *complete = s->complete_until;
   s->complete_until = NULL;
   *len = marquee__analytics__v1__event_stats__get_packed_size(s);
   char *buf = malloc(*len + 1);
   marquee__analytics__v1__event_stats__pack(s, (uint8_t *)buf);
+  s->complete_until = complete; /* freed with the message */
   marquee__analytics__v1__event_stats__free_unpacked(s, NULL);
   return buf;
 }
@@ -515,6 +543,67 @@ static void test_redelivery_and_rebuild_identical(void **state) {
   free(before), free(after), free(rebuilt);
 }
 
+/* ---- live counters ---- */
+
+/* Opens WatchEventSales for `token`; the stream (caller frees). */
+static mq_client_stream_t *watch(const char *token, const char *event_id, mq_error_t *err) {
+  mq_call_opts_t o = {.bearer_token = token, .deadline_ms = 30000};
+  Marquee__Analytics__V1__WatchEventSalesRequest q = MARQUEE__ANALYTICS__V1__WATCH_EVENT_SALES_REQUEST__INIT;
+  q.event_id = (char *)event_id;
+  mq_client_stream_t *st = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__watch_event_sales__open(c, &o, &st, err), MQ_OK);
+  assert_int_equal(marquee__analytics__v1__analytics_service__watch_event_sales__send(st, &q, err), MQ_OK);
+  assert_int_equal(mq_client_stream_close_send(st, err), MQ_OK);
+  return st;
+}
+
+/* An organizer watching an on-sale sees a sale within the last minute and
+ * the units left, pushed from the bus; outsiders are refused. */
+static void test_live_sales(void **state) {
+  (void)state;
+  mq_fx_event_opts_t o = {.currency = "EUR", .title = "Analytics On-sale", .n_tt = 1};
+  o.tt[0].price_minor = 1000, o.tt[0].capacity = 10;
+  mq_fx_event_t ev = {0};
+  mq_fx_event(c, organizer, org, &o, &ev);
+  mq_error_t err = {0};
+  mq_client_stream_t *st = watch(organizer, ev.event_id, &err);
+  Marquee__Analytics__V1__LiveSales *m = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__watch_event_sales__recv(st, &m, &err), MQ_OK);
+  assert_non_null(m);
+  assert_int_equal(m->tickets_last_minute, 0);
+  assert_int_equal(m->n_ticket_types, 1);
+  assert_int_equal(m->ticket_types[0]->remaining, 10);
+  marquee__analytics__v1__live_sales__free_unpacked(m, NULL);
+  char pay[40];
+  Marquee__Bookings__V1__Booking *b = buy(alice, &ev, 0, 2, pay);
+  int64_t t0 = mq_test_now_ms(), lag = -1;
+  for (;;) {
+    m = NULL;
+    mq_code_t rc = marquee__analytics__v1__analytics_service__watch_event_sales__recv(st, &m, &err);
+    if (rc != MQ_OK || !m) break;
+    bool seen = m->tickets_last_minute == 2;
+    if (seen) {
+      lag = mq_test_now_ms() - t0;
+      assert_int_equal(m->bookings_last_minute, 1);
+      assert_int_equal(m->ticket_types[0]->remaining, 8);
+      assert_int_equal(m->ticket_types[0]->sold_last_minute, 2);
+      assert_non_null(m->last_sale_at);
+    }
+    marquee__analytics__v1__live_sales__free_unpacked(m, NULL);
+    if (seen) break;
+  }
+  assert_true(lag >= 0);
+  print_message("  booking confirmed -> live counter in %lld ms\n", (long long)lag);
+  mq_client_stream_free(st);
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  /* someone outside the organization */
+  st = watch(stranger, ev.event_id, &err);
+  m = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__watch_event_sales__recv(st, &m, &err), MQ_NOT_FOUND);
+  assert_null(m);
+  mq_client_stream_free(st);
+}
+
 /* ---- who may see what, and bad input ---- */
 
 static void test_permissions(void **state) {
@@ -586,6 +675,7 @@ int main(void) {
       cmocka_unit_test(test_scripted_day),
       cmocka_unit_test(test_time_zone_boundary_and_duplicates),
       cmocka_unit_test(test_redelivery_and_rebuild_identical),
+      cmocka_unit_test(test_live_sales),
       cmocka_unit_test(test_permissions),
       cmocka_unit_test(test_bad_ranges),
   };

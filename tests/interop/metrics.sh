@@ -71,6 +71,20 @@ fi
 kill -TERM $audit_pid 2>/dev/null
 wait $audit_pid 2>/dev/null || true
 
+# the Grafana dashboard (docs/grafana) is the generator's output, and queries only metrics Marquee serves
+src=$(cd "$(dirname "$0")/../.." && pwd)
+if diff -q <(python3 "$src/docs/grafana/dashboard.py") "$src/docs/grafana/marquee.json" >/dev/null; then
+  ok "docs/grafana/marquee.json is what dashboard.py writes"
+else
+  bad "docs/grafana/marquee.json is stale: python3 docs/grafana/dashboard.py > docs/grafana/marquee.json"
+fi
+for m in $(grep -o 'marquee_[a-z_]*' "$src/docs/grafana/marquee.json" | sed 's/_bucket$//' | sort -u); do
+  if grep -rqE "[^a-z_]$m([^a-z_]|\$)" "$src"/core "$src"/lib "$src"/server "$src"/handlers "$src"/consumers; then :; else
+    bad "the dashboard queries $m, which nothing registers"
+  fi
+done
+ok "every metric the dashboard queries is registered"
+
 trap - EXIT
 mq_stop_server || fail=$((fail + 1))
 echo "metrics: $fail failed"
