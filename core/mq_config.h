@@ -171,6 +171,8 @@
      "consumer: pass over messages produced before this unix time (ms) without handling them; 0: handle all")          \
   XX(STR, consumer_http_listen, "MARQUEE_CONSUMER_HTTP_LISTEN", "127.0.0.1:0", 0, 0,                                   \
      "consumer: its HTTP port (/metrics with the lag, /healthz); port 0 picks one (on the READY line); empty: none")   \
+  XX(BOOL, page_views, "MARQUEE_PAGE_VIEWS", "1", 0, 1,                                                                \
+     "count page views: GetEvent by anyone outside the organization produces analytics.EventViewed to Kafka")          \
   XX(INT, analytics_dedupe_s, "MARQUEE_ANALYTICS_DEDUPE_S", "3600", 60, 604800,                                        \
      "marquee-analytics: seconds of event time within which a relay duplicate (same event id) is recognised")
 

@@ -55,8 +55,8 @@
 
 extern char **environ;
 
-#define BATCH 20000        /* contributions that trigger a flush */
-#define FLUSH_MS 200       /* the longest a contribution waits while events keep coming */
+#define BATCH 200000       /* contributions that trigger a flush */
+#define FLUSH_MS 1000      /* the longest a contribution waits while events keep coming */
 #define REWIND 50000       /* messages re-read before a partition's position on assignment */
 #define DEDUPE_MAX 2000000 /* ids remembered at most (two generations of half that) */
 #define RETRY_MS 500
@@ -140,7 +140,12 @@ static bool seen_before(analytics_t *x, const char *id, int64_t at_ms) {
 
 static mq_code_t flush_once(analytics_t *x) {
   mq_error_t err = {0};
+  size_t pending = mq_an_pending(x->w);
+  int64_t t0 = mq_now_ms();
   mq_code_t rc = mq_an_flush(x->w, x->store, &err);
+  int64_t took = mq_now_ms() - t0;
+  if (took >= 1000)
+    mq_log(MQ_LOG_INFO, "analytics.slow_flush", "%zu contributions written in %lld ms", pending, (long long)took);
   if (rc == MQ_OK) {
     x->flushes++;
     x->first_pending_ms = 0;

@@ -726,6 +726,7 @@ static mq_code_t analytics_start(mq_app_t *app, mq_error_t *err) {
     mq_code_t rc = mq_live_start(app->live, err);
     if (rc != MQ_OK) return rc;
   }
+  if (!app->cfg->page_views) return MQ_OK;
   char client_id[160], errstr[256];
   snprintf(client_id, sizeof client_id, "marquee-views-%s", app->instance_id);
   rd_kafka_conf_t *conf = mq_kafka_conf(app->cfg, client_id);

@@ -42,7 +42,10 @@ typedef struct contrib {
 
 typedef struct doc {
   struct doc *next;
-  char id[ID_MAX];
+  char id[ID_MAX];          /* the logical id (lid) */
+  char stored[ID_MAX + 24]; /* _id of the version this set holds ("" when none is stored) */
+  char **stale;             /* other stored versions of it, to delete */
+  size_t n_stale;
   char scope;
   char key[MQ_AN_KEY_MAX + 1], org[MQ_AN_KEY_MAX + 1], src[SRC_MAX];
   int64_t day;
@@ -58,8 +61,9 @@ typedef struct doc {
 typedef struct pos {
   struct pos *next;
   char src[SRC_MAX];
-  int64_t next_offset; /* -1: nothing read */
-  int64_t at_ms;       /* complete as of (event time, or the time caught up) */
+  char stored[SRC_MAX + 24]; /* _id of its stored version ("" when none) */
+  int64_t next_offset;       /* -1: nothing read */
+  int64_t at_ms;             /* complete as of (event time, or the time caught up) */
   bool dirty;
 } pos_t;
 
@@ -69,6 +73,8 @@ struct mq_an_set {
   doc_t *buckets[HASH_BUCKETS];
   size_t n_docs, n_pending;
   pos_t *positions;
+  char **doomed; /* superseded versions whose delete has not succeeded yet */
+  size_t n_doomed, cap_doomed;
 };
 
 void mq_an_collection(int64_t gen, char *buf, size_t n) {
@@ -107,9 +113,20 @@ mq_an_set_t *mq_an_set_new(int64_t gen) {
 }
 
 static void doc_free(doc_t *d) {
+  for (size_t i = 0; i < d->n_stale; i++) free(d->stale[i]);
+  free(d->stale);
   free(d->cells);
   free(d->pend);
   free(d);
+}
+
+static void doom(mq_an_set_t *w, const char *id) {
+  if (!id || !*id) return;
+  if (w->n_doomed == w->cap_doomed) {
+    w->cap_doomed = w->cap_doomed ? w->cap_doomed * 2 : 256;
+    w->doomed = mq_xrealloc(w->doomed, w->cap_doomed * sizeof *w->doomed);
+  }
+  w->doomed[w->n_doomed++] = mq_xstrdup(id);
 }
 
 void mq_an_set_free(mq_an_set_t *w) {
@@ -123,6 +140,8 @@ void mq_an_set_free(mq_an_set_t *w) {
     n = p->next;
     free(p);
   }
+  for (size_t i = 0; i < w->n_doomed; i++) free(w->doomed[i]);
+  free(w->doomed);
   free(w);
 }
 
@@ -186,7 +205,7 @@ bool mq_an_add(mq_an_set_t *w, char scope, const char *key, const char *org, int
   int64_t day = at_ms / MQ_AN_DAY_MS;
   uint16_t q = (uint16_t)((at_ms % MQ_AN_DAY_MS) / MQ_AN_QUARTER_MS + 1);
   char id[ID_MAX];
-  snprintf(id, sizeof id, "%c|%s|%" PRId64 "|%s", scope, key, day, src);
+  snprintf(id, sizeof id, "%c|%s|%06" PRId64 "|%s", scope, key, day, src);
   uint64_t h = hash_str(id);
   doc_t *d = doc_find(w, id, h);
   if (!d) {
@@ -271,8 +290,11 @@ void mq_an_forget(mq_an_set_t *w, const char *src) {
     }
 }
 
-/* A stored document into `d` (which has no cells yet). */
-static void doc_load(doc_t *d, const bson_t *b) {
+/* A stored version into `d`, replacing what it held from an older one. */
+static void doc_load(doc_t *d, const bson_t *b, const char *stored_id) {
+  if (d->cap_cells) memset(d->cells, 0, d->cap_cells * sizeof *d->cells);
+  d->n_cells = 0;
+  snprintf(d->stored, sizeof d->stored, "%s", stored_id);
   d->hw = d->new_hw = mq_bson_get_i64(b, "hw", -1);
   bson_iter_t it, qs;
   if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it) && !d->org[0])
@@ -286,6 +308,11 @@ static void doc_load(doc_t *d, const bson_t *b) {
       if (strlen(bson_iter_key(&cs)) < MQ_AN_NAME_MAX)
         cells_put(d, (uint16_t)(q + 1), bson_iter_key(&cs), bson_iter_as_int64(&cs));
   }
+}
+
+static void doc_stale(doc_t *d, const char *id) {
+  d->stale = mq_xrealloc(d->stale, (d->n_stale + 1) * sizeof *d->stale);
+  d->stale[d->n_stale++] = mq_xstrdup(id);
 }
 
 static void doc_apply_pending(mq_an_set_t *w, doc_t *d) {
@@ -305,13 +332,22 @@ typedef struct {
   mq_an_set_t *w;
 } load_ctx_t;
 
+/* One stored version: the newest of a document wins, the others are stale. */
 static bool load_one(const bson_t *b, void *arg) {
   load_ctx_t *x = arg;
   bson_iter_t it;
   if (!bson_iter_init_find(&it, b, "_id") || !BSON_ITER_HOLDS_UTF8(&it)) return true;
   const char *id = bson_iter_utf8(&it, NULL);
-  doc_t *d = doc_find(x->w, id, hash_str(id));
-  if (d && !d->loaded && !d->n_cells) doc_load(d, b);
+  if (!bson_iter_init_find(&it, b, "lid") || !BSON_ITER_HOLDS_UTF8(&it)) return true;
+  const char *lid = bson_iter_utf8(&it, NULL);
+  doc_t *d = doc_find(x->w, lid, hash_str(lid));
+  if (!d || d->loaded) return true;
+  if (!d->stored[0] || mq_bson_get_i64(b, "hw", -1) > d->hw) {
+    if (d->stored[0]) doc_stale(d, d->stored);
+    doc_load(d, b, id);
+  } else {
+    doc_stale(d, id);
+  }
   return true;
 }
 
@@ -331,7 +367,7 @@ static mq_code_t load_unknown(mq_an_set_t *w, mq_store_t *s, mq_error_t *err) {
   for (size_t at = 0; rc == MQ_OK && at < n; at += LOAD_CHUNK) {
     size_t m = n - at < LOAD_CHUNK ? n - at : LOAD_CHUNK;
     bson_t filter = BSON_INITIALIZER, in, arr;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "lid", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
     for (size_t i = 0; i < m; i++) {
       char k[16];
@@ -360,8 +396,15 @@ static int cell_cmp(const void *a, const void *b) {
 /* The whole document as stored, appended to the empty `out` (quarters and
  * counters in order, zero counters left out, so equal contents make equal
  * documents). */
+static void version_id(const char *lid, int64_t hw, char *out, size_t n) {
+  snprintf(out, n, "%s@%" PRId64, lid, hw);
+}
+
 static void doc_bson(const doc_t *d, bson_t *out) {
-  BSON_APPEND_UTF8(out, "_id", d->id);
+  char vid[ID_MAX + 24];
+  version_id(d->id, d->new_hw, vid, sizeof vid);
+  BSON_APPEND_UTF8(out, "_id", vid);
+  BSON_APPEND_UTF8(out, "lid", d->id);
   char scope[2] = {d->scope, 0};
   BSON_APPEND_UTF8(out, "s", scope);
   BSON_APPEND_UTF8(out, "k", d->key);
@@ -388,38 +431,66 @@ static void doc_bson(const doc_t *d, bson_t *out) {
   free(sorted);
 }
 
-/* Whole-document upserts of `docs` into `coll`, unordered. */
-static mq_code_t write_docs(mq_store_t *s, const char *coll_name, bson_t **docs, size_t n, mq_error_t *err) {
+/* Inserts new versions (unordered, one command): a version already stored
+ * (the same _id: a flush retried after its answer was lost) is fine, its
+ * content being the same function of the same offsets. */
+static mq_code_t insert_versions(mq_store_t *s, const char *coll_name, bson_t **docs, size_t n, mq_error_t *err) {
   if (!n) return MQ_OK;
   mongoc_client_t *c = mq_store_acquire(s);
   mongoc_collection_t *coll = mq_store_collection(s, c, coll_name);
-  bson_t bopts = BSON_INITIALIZER, ropts = BSON_INITIALIZER, reply;
-  BSON_APPEND_BOOL(&bopts, "ordered", false);
-  BSON_APPEND_BOOL(&ropts, "upsert", true);
-  mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll, &bopts);
+  bson_t opts = BSON_INITIALIZER, reply;
+  BSON_APPEND_BOOL(&opts, "ordered", false);
   bson_error_t berr = {0};
-  bool ok = true;
-  for (size_t i = 0; ok && i < n; i++) {
-    bson_t sel = BSON_INITIALIZER;
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, docs[i], "_id")) bson_append_iter(&sel, "_id", -1, &it);
-    ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, docs[i], &ropts, &berr);
-    bson_destroy(&sel);
-  }
   bool lane = mq_store_lane_enter(s, c);
-  if (ok)
-    ok = mongoc_bulk_operation_execute(bulk, &reply, &berr) != 0;
-  else
-    bson_init(&reply);
+  bool ok = mongoc_collection_insert_many(coll, (const bson_t **)docs, n, &opts, &reply, &berr);
   mq_store_lane_leave(s, lane);
+  if (!ok) { /* only duplicates? then every version is stored */
+    bson_iter_t it, we;
+    bool only_dups = bson_iter_init_find(&it, &reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+                     bson_iter_recurse(&it, &we) && !bson_has_field(&reply, "writeConcernErrors");
+    while (only_dups && bson_iter_next(&we)) {
+      bson_iter_t f;
+      if (!BSON_ITER_HOLDS_DOCUMENT(&we) || !bson_iter_recurse(&we, &f) || !bson_iter_find(&f, "code") ||
+          bson_iter_as_int64(&f) != 11000)
+        only_dups = false;
+    }
+    ok = only_dups;
+  }
   mq_code_t rc = ok ? MQ_OK : mq_store_error(&berr, coll_name, err);
   bson_destroy(&reply);
-  mongoc_bulk_operation_destroy(bulk);
-  bson_destroy(&bopts);
-  bson_destroy(&ropts);
+  bson_destroy(&opts);
   mongoc_collection_destroy(coll);
   mq_store_release(s, c);
   return rc;
+}
+
+/* Deletes superseded versions by _id, a few hundred per command; what could
+ * not be deleted stays doomed for the next flush (readers and loads take the
+ * newest version of each document, so a leftover changes no figure). */
+static void delete_doomed(mq_an_set_t *w, mq_store_t *s, const char *coll_name) {
+  size_t done = 0;
+  while (done < w->n_doomed) {
+    size_t m = w->n_doomed - done < LOAD_CHUNK ? w->n_doomed - done : LOAD_CHUNK;
+    bson_t filter = BSON_INITIALIZER, in, arr;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+    for (size_t i = 0; i < m; i++) {
+      char k[16];
+      const char *key;
+      bson_uint32_to_string((uint32_t)i, &key, k, sizeof k);
+      bson_append_utf8(&arr, key, -1, w->doomed[done + i], -1);
+    }
+    bson_append_array_end(&in, &arr);
+    bson_append_document_end(&filter, &in);
+    mq_error_t err = {0};
+    mq_code_t rc = mq_store_delete(s, coll_name, &filter, true, NULL, &err);
+    bson_destroy(&filter);
+    if (rc != MQ_OK) break;
+    for (size_t i = 0; i < m; i++) free(w->doomed[done + i]);
+    done += m;
+  }
+  memmove(w->doomed, w->doomed + done, (w->n_doomed - done) * sizeof *w->doomed);
+  w->n_doomed -= done;
 }
 
 static void evict(mq_an_set_t *w) {
@@ -457,36 +528,65 @@ mq_code_t mq_an_flush(mq_an_set_t *w, mq_store_t *s, mq_error_t *err) {
       doc_bson(d, docs[n]);
       written[n++] = d;
     }
-  rc = write_docs(s, w->coll, docs, n, err);
+  rc = insert_versions(s, w->coll, docs, n, err);
   for (size_t i = 0; i < n; i++) {
     bson_destroy(docs[i]);
-    if (rc == MQ_OK) {
-      written[i]->hw = written[i]->new_hw;
-      written[i]->dirty = false;
+    if (rc != MQ_OK) continue;
+    doc_t *d = written[i];
+    doom(w, d->stored); /* the version it replaces, and any older leftover */
+    for (size_t k = 0; k < d->n_stale; k++) {
+      doom(w, d->stale[k]);
+      free(d->stale[k]);
     }
+    d->n_stale = 0;
+    version_id(d->id, d->new_hw, d->stored, sizeof d->stored);
+    d->hw = d->new_hw;
+    d->dirty = false;
   }
   free(docs);
   free(written);
   if (rc != MQ_OK) return rc;
   w->n_pending = 0;
-  /* A3: the positions, after the documents */
+  delete_doomed(w, s, w->coll);
+  /* A3: the positions, after the documents; versioned the same way */
   size_t np = 0;
   for (pos_t *p = w->positions; p; p = p->next) np += p->dirty;
   bson_t **pd = mq_xmalloc((np ? np : 1) * sizeof *pd);
   np = 0;
   for (pos_t *p = w->positions; p; p = p->next) {
     if (!p->dirty) continue;
+    char vid[SRC_MAX + 48];
+    snprintf(vid, sizeof vid, "%s@%" PRId64 "@%" PRId64, p->src, p->next_offset, p->at_ms);
     pd[np] = bson_new();
-    BSON_APPEND_UTF8(pd[np], "_id", p->src);
+    BSON_APPEND_UTF8(pd[np], "_id", vid);
+    BSON_APPEND_UTF8(pd[np], "lid", p->src);
+    BSON_APPEND_INT64(pd[np], "hw", p->next_offset);
     BSON_APPEND_INT64(pd[np], "next", p->next_offset);
     BSON_APPEND_DATE_TIME(pd[np], "at", p->at_ms);
     np++;
   }
-  rc = write_docs(s, w->pos_coll, pd, np, err);
+  rc = insert_versions(s, w->pos_coll, pd, np, err);
   for (size_t i = 0; i < np; i++) bson_destroy(pd[i]);
   free(pd);
-  if (rc == MQ_OK)
-    for (pos_t *p = w->positions; p; p = p->next) p->dirty = false;
+  if (rc == MQ_OK) {
+    size_t before = w->n_doomed;
+    for (pos_t *p = w->positions; p; p = p->next) {
+      if (!p->dirty) continue;
+      doom(w, p->stored);
+      snprintf(p->stored, sizeof p->stored, "%s@%" PRId64 "@%" PRId64, p->src, p->next_offset, p->at_ms);
+      p->dirty = false;
+    }
+    /* positions' leftovers go with the position collection's own delete */
+    if (w->n_doomed > before) {
+      size_t keep = before;
+      char **mine = w->doomed + before;
+      size_t n_mine = w->n_doomed - before;
+      mq_an_set_t tmp = {.doomed = mine, .n_doomed = n_mine, .cap_doomed = n_mine};
+      delete_doomed(&tmp, s, w->pos_coll);
+      for (size_t i = 0; i < tmp.n_doomed; i++) free(tmp.doomed[i]); /* a leftover position changes nothing */
+      w->n_doomed = keep;
+    }
+  }
   evict(w);
   return rc;
 }
@@ -499,29 +599,44 @@ void mq_an_assign(mq_an_set_t *w, const char *src, int64_t next, int64_t at_ms) 
   p->at_ms = at_ms;
 }
 
+typedef struct {
+  int64_t hw, at;
+  bool any;
+} newest_t;
+
+static bool newest_one(const bson_t *b, void *arg) {
+  newest_t *x = arg;
+  int64_t hw = mq_bson_get_i64(b, "hw", -1);
+  if (!x->any || hw > x->hw) {
+    x->hw = hw;
+    x->at = mq_bson_get_date_ms(b, "at", 0);
+  }
+  x->any = true;
+  return true;
+}
+
 mq_code_t mq_an_position(mq_store_t *s, int64_t gen, const char *src, int64_t *next, int64_t *at_ms, mq_error_t *err) {
   char coll[48];
   pos_collection(gen, coll, sizeof coll);
-  bson_t filter = BSON_INITIALIZER, doc;
-  BSON_APPEND_UTF8(&filter, "_id", src);
-  mq_code_t rc = mq_store_find_one(s, coll, &filter, NULL, &doc, err);
+  bson_t filter = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&filter, "lid", src);
+  newest_t x = {0};
+  mq_code_t rc = mq_store_find_each(s, coll, &filter, NULL, newest_one, &x, err);
   bson_destroy(&filter);
-  *next = -1;
-  *at_ms = 0;
-  if (rc == MQ_NOT_FOUND) return MQ_OK;
-  if (rc != MQ_OK) return rc;
-  *next = mq_bson_get_i64(&doc, "next", -1);
-  *at_ms = mq_bson_get_date_ms(&doc, "at", 0);
-  bson_destroy(&doc);
-  return MQ_OK;
+  *next = x.any ? x.hw : -1;
+  *at_ms = x.any ? x.at : 0;
+  return rc;
 }
 
 mq_code_t mq_an_ensure_indexes(mq_store_t *s, int64_t gen, mq_error_t *err) {
   char coll[48];
   mq_an_collection(gen, coll, sizeof coll);
+  char pos[48];
+  pos_collection(gen, pos, sizeof pos);
   const mq_index_spec_t specs[] = {
-      {coll, "scope_key_day", "{\"s\": 1, \"k\": 1, \"d\": 1}", false},
+      {coll, "lid_hw", "{\"lid\": 1, \"hw\": -1}", false},
       {coll, "scope_org_day", "{\"s\": 1, \"org\": 1, \"d\": 1}", false},
+      {pos, "lid_hw", "{\"lid\": 1, \"hw\": -1}", false},
   };
   return mq_store_ensure_indexes(s, specs, sizeof specs / sizeof *specs, err);
 }
@@ -562,6 +677,23 @@ mq_code_t mq_an_drop(mq_store_t *s, int64_t gen, mq_error_t *err) {
   return rc;
 }
 
+/* The one document of analytics_meta, replaced whole (one writer: the consumer that swaps). */
+static mq_code_t replace_meta(mq_store_t *s, const bson_t *doc, mq_error_t *err) {
+  mongoc_client_t *c = mq_store_acquire(s);
+  mongoc_collection_t *coll = mq_store_collection(s, c, MQ_AN_META);
+  bson_t sel = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&sel, "_id", "current");
+  BSON_APPEND_BOOL(&opts, "upsert", true);
+  bson_error_t berr;
+  bool ok = mongoc_collection_replace_one(coll, &sel, doc, &opts, NULL, &berr);
+  mq_code_t rc = ok ? MQ_OK : mq_store_error(&berr, MQ_AN_META, err);
+  bson_destroy(&sel);
+  bson_destroy(&opts);
+  mongoc_collection_destroy(coll);
+  mq_store_release(s, c);
+  return rc;
+}
+
 mq_code_t mq_an_set_current(mq_store_t *s, int64_t gen, mq_error_t *err) {
   int64_t old = 0;
   mq_code_t rc = mq_an_current(s, &old, err);
@@ -569,7 +701,7 @@ mq_code_t mq_an_set_current(mq_store_t *s, int64_t gen, mq_error_t *err) {
   bson_t *doc = bson_new();
   BSON_APPEND_UTF8(doc, "_id", "current");
   BSON_APPEND_INT64(doc, "gen", gen);
-  rc = write_docs(s, MQ_AN_META, &doc, 1, err);
+  rc = replace_meta(s, doc, err);
   bson_destroy(doc);
   for (int64_t g = old; rc == MQ_OK && g >= 1 && g < gen; g--) rc = mq_an_drop(s, g, err);
   return rc;
@@ -581,13 +713,17 @@ typedef struct {
   int64_t from_ms, to_ms;
   mq_an_cell_fn fn;
   void *arg;
+  char last_lid[ID_MAX]; /* versions come newest first per document: the others are skipped */
 } scan_ctx_t;
 
 static bool scan_one(const bson_t *b, void *arg) {
   scan_ctx_t *x = arg;
   bson_iter_t it, qs;
   char scope = 0;
-  const char *key = "", *org = "";
+  const char *key = "", *org = "", *lid = "";
+  if (bson_iter_init_find(&it, b, "lid") && BSON_ITER_HOLDS_UTF8(&it)) lid = bson_iter_utf8(&it, NULL);
+  if (!strcmp(lid, x->last_lid)) return true;
+  snprintf(x->last_lid, sizeof x->last_lid, "%s", lid);
   if (bson_iter_init_find(&it, b, "s") && BSON_ITER_HOLDS_UTF8(&it)) scope = bson_iter_utf8(&it, NULL)[0];
   if (bson_iter_init_find(&it, b, "k") && BSON_ITER_HOLDS_UTF8(&it)) key = bson_iter_utf8(&it, NULL);
   if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it)) org = bson_iter_utf8(&it, NULL);
@@ -612,34 +748,72 @@ mq_code_t mq_an_scan(mq_store_t *s, int64_t gen, char scope, const char *key, co
                      int64_t to_ms, mq_an_cell_fn fn, void *arg, mq_error_t *err) {
   if (from_ms < 0) from_ms = 0;
   if (to_ms <= from_ms) return MQ_OK;
+  if (key && !safe_token(key, MQ_AN_KEY_MAX)) return MQ_OK; /* no document has such a key */
   char coll[48], sc[2] = {scope, 0};
   mq_an_collection(gen, coll, sizeof coll);
-  bson_t filter = BSON_INITIALIZER, range;
-  BSON_APPEND_UTF8(&filter, "s", sc);
-  if (key)
-    BSON_APPEND_UTF8(&filter, "k", key);
-  else if (org)
+  int64_t d0 = from_ms / MQ_AN_DAY_MS, d1 = (to_ms - 1) / MQ_AN_DAY_MS;
+  bson_t filter = BSON_INITIALIZER, range, opts = BSON_INITIALIZER, sort;
+  if (key || !org) { /* a range of logical ids: "<s>|<key>|<day>|…" sorts by day (the index lid_hw) */
+    char lo[ID_MAX], hi[ID_MAX];
+    if (key) {
+      snprintf(lo, sizeof lo, "%c|%s|%06" PRId64 "|", scope, key, d0);
+      snprintf(hi, sizeof hi, "%c|%s|%06" PRId64 "|", scope, key, d1 + 1);
+    } else {
+      snprintf(lo, sizeof lo, "%c|", scope);
+      snprintf(hi, sizeof hi, "%c}", scope); /* '}' follows '|' */
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "lid", &range);
+    BSON_APPEND_UTF8(&range, "$gte", lo);
+    BSON_APPEND_UTF8(&range, "$lt", hi);
+    bson_append_document_end(&filter, &range);
+    if (!key) {
+      BSON_APPEND_DOCUMENT_BEGIN(&filter, "d", &range);
+      BSON_APPEND_INT64(&range, "$gte", d0);
+      BSON_APPEND_INT64(&range, "$lte", d1);
+      bson_append_document_end(&filter, &range);
+    }
+  } else {
+    BSON_APPEND_UTF8(&filter, "s", sc);
     BSON_APPEND_UTF8(&filter, "org", org);
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "d", &range);
-  BSON_APPEND_INT64(&range, "$gte", from_ms / MQ_AN_DAY_MS);
-  BSON_APPEND_INT64(&range, "$lte", (to_ms - 1) / MQ_AN_DAY_MS);
-  bson_append_document_end(&filter, &range);
-  scan_ctx_t x = {from_ms, to_ms, fn, arg};
-  mq_code_t rc = mq_store_find_each(s, coll, &filter, NULL, scan_one, &x, err);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "d", &range);
+    BSON_APPEND_INT64(&range, "$gte", d0);
+    BSON_APPEND_INT64(&range, "$lte", d1);
+    bson_append_document_end(&filter, &range);
+  }
+  BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+  BSON_APPEND_INT32(&sort, "lid", 1);
+  BSON_APPEND_INT32(&sort, "hw", -1);
+  bson_append_document_end(&opts, &sort);
+  scan_ctx_t x = {.from_ms = from_ms, .to_ms = to_ms, .fn = fn, .arg = arg};
+  mq_code_t rc = mq_store_find_each(s, coll, &filter, &opts, scan_one, &x, err);
   bson_destroy(&filter);
+  bson_destroy(&opts);
   return rc;
 }
 
 typedef struct {
-  int64_t min_at;
-  bool any;
+  struct {
+    char lid[SRC_MAX];
+    int64_t hw, at;
+  } p[64];
+  size_t n;
 } complete_ctx_t;
 
 static bool complete_one(const bson_t *b, void *arg) {
   complete_ctx_t *x = arg;
-  int64_t at = mq_bson_get_date_ms(b, "at", 0);
-  if (!x->any || at < x->min_at) x->min_at = at;
-  x->any = true;
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, b, "lid") || !BSON_ITER_HOLDS_UTF8(&it)) return true;
+  const char *lid = bson_iter_utf8(&it, NULL);
+  int64_t hw = mq_bson_get_i64(b, "hw", -1), at = mq_bson_get_date_ms(b, "at", 0);
+  size_t i = 0;
+  while (i < x->n && strcmp(x->p[i].lid, lid)) i++;
+  if (i == x->n) {
+    if (x->n == sizeof x->p / sizeof *x->p) return true;
+    snprintf(x->p[i].lid, sizeof x->p[i].lid, "%s", lid);
+    x->p[i].hw = -2;
+    x->n++;
+  }
+  if (hw > x->p[i].hw) x->p[i].hw = hw, x->p[i].at = at;
   return true;
 }
 
@@ -647,9 +821,12 @@ mq_code_t mq_an_complete_until(mq_store_t *s, int64_t gen, int64_t *complete_ms,
   char coll[48];
   pos_collection(gen, coll, sizeof coll);
   bson_t filter = BSON_INITIALIZER;
-  complete_ctx_t x = {0};
+  complete_ctx_t x;
+  x.n = 0;
   mq_code_t rc = mq_store_find_each(s, coll, &filter, NULL, complete_one, &x, err);
   bson_destroy(&filter);
-  *complete_ms = x.any ? x.min_at : 0;
+  *complete_ms = 0;
+  for (size_t i = 0; i < x.n; i++)
+    if (!i || x.p[i].at < *complete_ms) *complete_ms = x.p[i].at;
   return rc;
 }

@@ -4,10 +4,10 @@
  * (docs/ANALYTICS.md).
  *
  * A bucket document holds counters for one scope and one UTC day, as seen
- * from one Kafka partition:
- *   {_id: "<scope>|<key>|<day>|<src>", s: scope, k: key, d: day, src,
- *    org: organization id (event scope) or absent, hw: offset,
- *    q: {"<quarter>": {<counter>: int64, ...}, ...}}
+ * from one Kafka partition; it is stored as versions:
+ *   {_id: "<lid>@<hw>", lid: "<scope>|<key>|<day, 6 digits>|<src>",
+ *    s: scope, k: key, d: day, src, org: organization id (event scope),
+ *    hw: offset, q: {"<quarter>": {<counter>: int64, ...}, ...}}
  * scope "e" (key: event id), "o" (organization id) or "p" (key "all");
  * day: days since 1970-01-01 UTC; quarter: 0..95, the quarter hour of the
  * UTC day in which the domain event happened (its occurred_at). Every real
@@ -16,22 +16,28 @@
  *
  * Invariants:
  *  A1 One writer per document: only the consumer that owns partition `src`
- *     writes it (Kafka gives a partition to one group member at a time), so
- *     a document is replaced whole, never updated in place — the local
- *     store's read-modify-replace updates (DESIGN.md) cannot lose anything.
- *  A2 hw is the offset of the last message of `src` folded into the
- *     document; a contribution is applied only when its offset is above hw.
- *     Messages of one partition are read in order, and every contribution
- *     of a message is applied before the documents are written, so a
- *     document holds exactly the contributions of its partition up to hw:
- *     a redelivered message (a crash before the consumer's position was
+ *     writes it (Kafka gives a partition to one group member at a time).
+ *     Nothing is ever updated in place: a flush inserts a new version of
+ *     each changed document (one insertMany), then deletes the versions it
+ *     replaces (one deleteMany by _id). The local store's updates are
+ *     read-modify-replace and cost a transaction each (DESIGN.md); inserts
+ *     are neither.
+ *  A2 hw is the offset of the last message of `src` folded into a version;
+ *     a contribution is applied only when its offset is above the hw of the
+ *     version it starts from. Messages of one partition are read in order
+ *     and every contribution of a batch is applied before anything is
+ *     written, so a version holds exactly its partition's contributions up
+ *     to its hw: a redelivered message (a crash before the position was
  *     saved, a rewind) changes nothing, whatever the crash point.
- *  A3 The consumer's position per partition ({_id: src, next}) is written
- *     after the documents of the batch, so it never runs ahead of them.
- *  A4 Counters are sums, and each is attributed to its event's own time:
- *     the order in which partitions are read does not change any result.
- *  A5 Readers add up the documents of every partition; nothing but sums
- *     crosses documents.
+ *  A3 The consumer's position per partition (versions {lid: src, hw: next,
+ *     next, at}) is written after the documents of the batch, so it never
+ *     runs ahead of them.
+ *  A4 Counters are sums, each attributed to its event's own time: the order
+ *     in which partitions are read does not change any result.
+ *  A5 Readers and loads take, per lid, the version with the highest hw (a
+ *     crash between the insert and the delete leaves an older one behind;
+ *     the next flush of that document deletes it), then add the
+ *     partitions' documents up.
  * Collections are per generation (analytics_g<N>, analytics_pos_g<N>); the
  * document {_id: "current", gen: N} in analytics_meta names the one readers
  * use. A rebuild fills generation N+1 from the start of the log and then
