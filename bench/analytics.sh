@@ -6,11 +6,11 @@
 #      events for 200 events (mq-bench-analytics produce) are put on
 #      marquee.bookings; then (the baseline) a bare consumer reads and decodes
 #      them (mq-bench-analytics read), then a fresh marquee-analytics (its own
-#      database and group, skipping what was produced before) aggregates them:
-#      timed from its READY line to the moment the store's platform totals
-#      equal what was produced (polled every 200 ms), so every batch write is
-#      inside the time. Events/s (target >= 20,000/s) and its ratio to the
-#      bare read.
+#      database and group, passing over what was produced before) aggregates
+#      them: timed from its first handled event (its /metrics, polled every
+#      20 ms) to the moment the store's platform totals equal what was
+#      produced (polled every 200 ms), so every batch write is inside the
+#      time. Events/s (target >= 20,000/s) and its ratio to the bare read.
 #   2. Dashboards: a server on a fresh database; an event made through the
 #      API with a year of hourly history written into its aggregates
 #      (mq-bench-analytics seed-year); GetEventStats for the year by day and
@@ -52,10 +52,18 @@ for r in $(seq 1 "$RUNS"); do
   BENCH_DBS+=("$rdb")
   want=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bookings"])' "$prod")
   env MARQUEE_LOG_LEVEL=warn MARQUEE_MONGO_DB="$rdb" MARQUEE_CONSUMER_GROUP="bench-analytics-$stamp-$r-$$" \
-    MARQUEE_CONSUMER_HTTP_LISTEN= MARQUEE_CONSUMER_SKIP_BEFORE_MS="$t0" \
+    MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:0 MARQUEE_CONSUMER_SKIP_BEFORE_MS="$t0" \
     "$build/marquee-analytics" >"$tmp/an$r.out" 2>"$tmp/an$r.err" &
   echo $! >"$tmp/an$r.pid"
   for _ in $(seq 1 300); do grep -q '^READY' "$tmp/an$r.out" && break; sleep 0.05; done
+  http=$(sed -n 's/^READY consumer=analytics http=\([^ ]*\).*/\1/p' "$tmp/an$r.out")
+  # the clock starts at its first handled event: the older messages of the shared topic it passes over first
+  # (other runs', other tests') are not this run's work
+  for _ in $(seq 1 3000); do
+    h=$(curl -sf "http://$http/metrics" | sed -n 's/^marquee_consumer_events_total{consumer="analytics",outcome="handled"} \([0-9]*\).*/\1/p')
+    [ "${h:-0}" -gt 0 ] && break
+    sleep 0.02
+  done
   start=$(date +%s%3N)
   got=0
   for _ in $(seq 1 1500); do
@@ -123,7 +131,7 @@ print(f"`bench/analytics.sh`, Release build, the local stack (FerretDB 1.24/SQLi
       f"everything on the same 2-core machine.\n")
 print(f"**Aggregation.** {n:,} synthetic events per run on marquee.bookings (35% holds, 35% bookings of 1-4 tickets in "
       f"CAD/EUR/USD, releases, cancellations, check-ins) for 200 events of 10 organizations, happening over the last hour. "
-      f"marquee-analytics on a fresh database, timed from its READY line until the store's totals equal what was "
+      f"marquee-analytics on a fresh database, timed from its first handled event until the store's totals equal what was "
       f"produced; the baseline is a bare consumer reading and decoding the same messages.\n")
 print("| run | marquee-analytics: events/s (s) | bare read + decode: events/s | ratio |")
 print("|---|---|---|---|")

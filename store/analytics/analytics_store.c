@@ -290,23 +290,113 @@ void mq_an_forget(mq_an_set_t *w, const char *src) {
     }
 }
 
+/* ---- the counters' encoding ----
+ * Field "c" of a document, binary (subtype 0), so that a reader decodes one
+ * value instead of hundreds of keys (the local store converts every key of
+ * a stored document on each read):
+ *   1 byte version (1); varint n; n names as (1 byte length, bytes);
+ *   then, to the end, entries: 1 byte quarter (0..95), varint name index,
+ *   zigzag varint value — sorted by quarter then name. */
+
+static void put_varint(uint8_t **p, uint64_t v) {
+  while (v >= 0x80) {
+    *(*p)++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *(*p)++ = (uint8_t)v;
+}
+
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+typedef void (*cell_visit_fn)(uint16_t q, const char *name, int64_t v, void *arg);
+
+/* Calls fn for each entry of an encoded "c"; false if it is malformed (what
+ * was decoded before the fault has been visited). */
+static bool cells_decode(const uint8_t *p, size_t len, cell_visit_fn fn, void *arg) {
+  const uint8_t *end = p + len;
+  uint64_t n;
+  if (len < 1 || *p++ != 1 || !get_varint(&p, end, &n) || n > 4096) return false;
+  char(*names)[MQ_AN_NAME_MAX] = mq_xmalloc((n ? n : 1) * sizeof *names);
+  bool ok = true;
+  for (uint64_t i = 0; ok && i < n; i++) {
+    size_t l = p < end ? *p++ : MQ_AN_NAME_MAX;
+    if (l >= MQ_AN_NAME_MAX || (size_t)(end - p) < l)
+      ok = false;
+    else
+      memcpy(names[i], p, l), names[i][l] = 0, p += l;
+  }
+  while (ok && p < end) {
+    uint16_t q = *p++;
+    uint64_t idx, zz;
+    if (q >= QUARTERS || !get_varint(&p, end, &idx) || idx >= n || !get_varint(&p, end, &zz)) {
+      ok = false;
+      break;
+    }
+    fn(q, names[idx], (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1), arg);
+  }
+  free(names);
+  return ok;
+}
+
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Encodes sorted cells (q = quarter + 1) into a new buffer (*len bytes). */
+static uint8_t *cells_encode(const cell_t *c, size_t n, size_t *len) {
+  const char **names = mq_xmalloc((n ? n : 1) * sizeof *names);
+  size_t nn = 0;
+  for (size_t i = 0; i < n; i++) names[nn++] = c[i].name;
+  qsort(names, nn, sizeof *names, name_cmp);
+  size_t u = 0;
+  for (size_t i = 0; i < nn; i++)
+    if (!u || strcmp(names[u - 1], names[i])) names[u++] = names[i];
+  uint8_t *buf = mq_xmalloc(16 + u * MQ_AN_NAME_MAX + n * 24), *p = buf;
+  *p++ = 1;
+  put_varint(&p, u);
+  for (size_t i = 0; i < u; i++) {
+    size_t l = strlen(names[i]);
+    *p++ = (uint8_t)l;
+    memcpy(p, names[i], l);
+    p += l;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const char *key = c[i].name, **hit = bsearch(&key, names, u, sizeof *names, name_cmp);
+    *p++ = (uint8_t)(c[i].q - 1);
+    put_varint(&p, (uint64_t)(hit - names));
+    put_varint(&p, ((uint64_t)c[i].v << 1) ^ (c[i].v < 0 ? UINT64_MAX : 0)); /* zigzag */
+  }
+  *len = (size_t)(p - buf);
+  free(names);
+  return buf;
+}
+
+static void load_cell(uint16_t q, const char *name, int64_t v, void *arg) {
+  cells_put(arg, (uint16_t)(q + 1), name, v);
+}
+
 /* A stored version into `d`, replacing what it held from an older one. */
 static void doc_load(doc_t *d, const bson_t *b, const char *stored_id) {
   if (d->cap_cells) memset(d->cells, 0, d->cap_cells * sizeof *d->cells);
   d->n_cells = 0;
   snprintf(d->stored, sizeof d->stored, "%s", stored_id);
   d->hw = d->new_hw = mq_bson_get_i64(b, "hw", -1);
-  bson_iter_t it, qs;
+  bson_iter_t it;
   if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it) && !d->org[0])
     snprintf(d->org, sizeof d->org, "%s", bson_iter_utf8(&it, NULL));
-  if (!bson_iter_init_find(&it, b, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &qs)) return;
-  while (bson_iter_next(&qs)) {
-    long q = strtol(bson_iter_key(&qs), NULL, 10);
-    bson_iter_t cs;
-    if (q < 0 || q >= QUARTERS || !BSON_ITER_HOLDS_DOCUMENT(&qs) || !bson_iter_recurse(&qs, &cs)) continue;
-    while (bson_iter_next(&cs))
-      if (strlen(bson_iter_key(&cs)) < MQ_AN_NAME_MAX)
-        cells_put(d, (uint16_t)(q + 1), bson_iter_key(&cs), bson_iter_as_int64(&cs));
+  if (bson_iter_init_find(&it, b, "c") && BSON_ITER_HOLDS_BINARY(&it)) {
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_binary(&it, NULL, &len, &data);
+    cells_decode(data, len, load_cell, d);
   }
 }
 
@@ -417,17 +507,10 @@ static void doc_bson(const doc_t *d, bson_t *out) {
   for (size_t i = 0; i < d->cap_cells; i++)
     if (d->cells[i].q && d->cells[i].v) sorted[n++] = d->cells[i];
   qsort(sorted, n, sizeof *sorted, cell_cmp);
-  bson_t q, one;
-  BSON_APPEND_DOCUMENT_BEGIN(out, "q", &q);
-  for (size_t i = 0; i < n;) {
-    char key[8];
-    snprintf(key, sizeof key, "%u", (unsigned)(sorted[i].q - 1));
-    BSON_APPEND_DOCUMENT_BEGIN(&q, key, &one);
-    uint16_t cur = sorted[i].q;
-    for (; i < n && sorted[i].q == cur; i++) BSON_APPEND_INT64(&one, sorted[i].name, sorted[i].v);
-    bson_append_document_end(&q, &one);
-  }
-  bson_append_document_end(out, &q);
+  size_t len;
+  uint8_t *c = cells_encode(sorted, n, &len);
+  BSON_APPEND_BINARY(out, "c", BSON_SUBTYPE_BINARY, c, (uint32_t)len);
+  free(c);
   free(sorted);
 }
 
@@ -714,11 +797,23 @@ typedef struct {
   mq_an_cell_fn fn;
   void *arg;
   char last_lid[ID_MAX]; /* versions come newest first per document: the others are skipped */
+  mq_an_cell_t cell;     /* the document being visited */
+  int64_t day_ms;
 } scan_ctx_t;
+
+static void scan_cell(uint16_t q, const char *name, int64_t v, void *arg) {
+  scan_ctx_t *x = arg;
+  int64_t at = x->day_ms + q * MQ_AN_QUARTER_MS;
+  if (at < x->from_ms || at >= x->to_ms) return;
+  x->cell.at_ms = at;
+  x->cell.name = name;
+  x->cell.value = v;
+  x->fn(&x->cell, x->arg);
+}
 
 static bool scan_one(const bson_t *b, void *arg) {
   scan_ctx_t *x = arg;
-  bson_iter_t it, qs;
+  bson_iter_t it;
   char scope = 0;
   const char *key = "", *org = "", *lid = "";
   if (bson_iter_init_find(&it, b, "lid") && BSON_ITER_HOLDS_UTF8(&it)) lid = bson_iter_utf8(&it, NULL);
@@ -728,19 +823,13 @@ static bool scan_one(const bson_t *b, void *arg) {
   if (bson_iter_init_find(&it, b, "k") && BSON_ITER_HOLDS_UTF8(&it)) key = bson_iter_utf8(&it, NULL);
   if (bson_iter_init_find(&it, b, "org") && BSON_ITER_HOLDS_UTF8(&it)) org = bson_iter_utf8(&it, NULL);
   int64_t day = mq_bson_get_i64(b, "d", -1);
-  if (day < 0 || !bson_iter_init_find(&it, b, "q") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &qs))
-    return true;
-  while (bson_iter_next(&qs)) {
-    long q = strtol(bson_iter_key(&qs), NULL, 10);
-    bson_iter_t cs;
-    int64_t at = day * MQ_AN_DAY_MS + q * MQ_AN_QUARTER_MS;
-    if (q < 0 || q >= QUARTERS || at < x->from_ms || at >= x->to_ms) continue;
-    if (!BSON_ITER_HOLDS_DOCUMENT(&qs) || !bson_iter_recurse(&qs, &cs)) continue;
-    while (bson_iter_next(&cs)) {
-      mq_an_cell_t c = {scope, key, org, at, bson_iter_key(&cs), bson_iter_as_int64(&cs)};
-      x->fn(&c, x->arg);
-    }
-  }
+  if (day < 0 || !bson_iter_init_find(&it, b, "c") || !BSON_ITER_HOLDS_BINARY(&it)) return true;
+  uint32_t len;
+  const uint8_t *data;
+  bson_iter_binary(&it, NULL, &len, &data);
+  x->cell = (mq_an_cell_t){scope, key, org, 0, NULL, 0};
+  x->day_ms = day * MQ_AN_DAY_MS;
+  cells_decode(data, len, scan_cell, x);
   return true;
 }
 

@@ -7,7 +7,8 @@
  * from one Kafka partition; it is stored as versions:
  *   {_id: "<lid>@<hw>", lid: "<scope>|<key>|<day, 6 digits>|<src>",
  *    s: scope, k: key, d: day, src, org: organization id (event scope),
- *    hw: offset, q: {"<quarter>": {<counter>: int64, ...}, ...}}
+ *    hw: offset, c: binary — the counters: (quarter, name, int64) triples
+ *    with a table of the names, encoded as analytics_store.c says}
  * scope "e" (key: event id), "o" (organization id) or "p" (key "all");
  * day: days since 1970-01-01 UTC; quarter: 0..95, the quarter hour of the
  * UTC day in which the domain event happened (its occurred_at). Every real
