@@ -283,7 +283,7 @@ static void fold(msg_ctx_t *m, const Marquee__Events__V1__Envelope *ev) {
       break;
     }
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_VIEWED:
-      add(m, 'e', ev->event_viewed->event_id, NULL, MQ_AN_VIEWS, 1);
+      add(m, 'e', ev->event_viewed->event_id, NULL, MQ_AN_VIEWS, ev->event_viewed->count ? ev->event_viewed->count : 1);
       break;
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_REFUND_ISSUED: {
       const Marquee__Events__V1__RefundIssued *p = ev->refund_issued;

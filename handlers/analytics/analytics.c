@@ -8,10 +8,12 @@
  * for half-hour zones and DST days), and the stored quarters are added
  * into their buckets in one pass.
  *
- * Page views: GetEvent calls app->event_viewed, which produces an
- * analytics.EventViewed straight to marquee.views from this module's own
- * producer — never through the outbox or the store, never waiting (a full
- * queue drops the view); marquee-analytics counts them.
+ * Page views: GetEvent calls app->event_viewed, which adds one to the
+ * event's count in memory; the module's tick (about once a second) produces
+ * one analytics.EventViewed per viewed event with its count straight to
+ * marquee.views from this module's own producer — never through the outbox
+ * or the store, never waiting (a full queue drops views); marquee-analytics
+ * adds them up.
  *
  * Who may call: owners and managers of the event's or the organization's
  * organization (non-members: NOT_FOUND; check-in staff: PERMISSION_DENIED),
@@ -19,6 +21,7 @@
  * Nothing here writes.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -668,37 +671,85 @@ static void views_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) 
     atomic_fetch_add(&g_views_sent, 1);
 }
 
-/* app->event_viewed: one small envelope, copied into the producer's queue;
- * never waits (a full queue drops the view and counts it). No user id. */
+/* Views counted since the last tick, per event: an open-addressing table
+ * (ids of 36 characters), emptied by the tick. A full table drops views. */
+#define VIEW_SLOTS 8192
+typedef struct view_slot {
+  char id[37];
+  uint32_t n;
+} view_slot_t;
+static view_slot_t g_view_slots[VIEW_SLOTS];
+static size_t g_view_used;
+static pthread_mutex_t g_view_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* app->event_viewed: a count in memory, under a short lock; nothing else on
+ * the read path. */
 static void event_viewed(mq_app_t *app, const char *event_id) {
   (void)app;
+  if (!event_id || strlen(event_id) != 36) return;
+  uint64_t h = 1469598103934665603ULL;
+  for (const char *c = event_id; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+  pthread_mutex_lock(&g_view_mu);
+  size_t i = (size_t)h & (VIEW_SLOTS - 1), probes = 0;
+  while (g_view_slots[i].n && strcmp(g_view_slots[i].id, event_id) && probes++ < 64) i = (i + 1) & (VIEW_SLOTS - 1);
+  if (g_view_slots[i].n && strcmp(g_view_slots[i].id, event_id)) {
+    atomic_fetch_add(&g_views_dropped, 1); /* crowded: this second has too many viewed events */
+  } else {
+    if (!g_view_slots[i].n) {
+      memcpy(g_view_slots[i].id, event_id, 37);
+      g_view_used++;
+    }
+    g_view_slots[i].n++;
+  }
+  pthread_mutex_unlock(&g_view_mu);
+}
+
+/* The tick (about once a second): one EventViewed per viewed event, copied
+ * into the producer's queue; never waits (a full queue drops them). */
+static void analytics_tick(mq_app_t *app) {
+  (void)app;
   rd_kafka_t *rk = g_views;
-  if (!rk || !event_id) return;
-  char id[37];
-  mq_uuid_v4(id);
+  if (!rk) return;
+  rd_kafka_poll(rk, 0); /* delivery reports */
+  pthread_mutex_lock(&g_view_mu);
+  size_t n = g_view_used;
+  view_slot_t *out = n ? mq_xmalloc(n * sizeof *out) : NULL;
+  size_t k = 0;
+  for (size_t i = 0; n && i < VIEW_SLOTS; i++)
+    if (g_view_slots[i].n) {
+      out[k++] = g_view_slots[i];
+      g_view_slots[i].n = 0;
+    }
+  g_view_used = 0;
+  pthread_mutex_unlock(&g_view_mu);
   int64_t now = mq_now_unix_ms();
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   ts.seconds = now / 1000;
   ts.nanos = (int32_t)(now % 1000) * 1000000;
-  Marquee__Events__V1__EventViewed p = MARQUEE__EVENTS__V1__EVENT_VIEWED__INIT;
-  p.event_id = (char *)event_id;
-  Marquee__Events__V1__Envelope env = MARQUEE__EVENTS__V1__ENVELOPE__INIT;
-  env.event_id = id;
-  env.type = (char *)"analytics.EventViewed";
-  env.aggregate_id = (char *)event_id;
-  env.occurred_at = &ts;
-  env.actor = (char *)"";
-  env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_VIEWED;
-  env.event_viewed = &p;
-  uint8_t buf[256];
-  size_t n = marquee__events__v1__envelope__get_packed_size(&env);
-  if (n > sizeof buf) return;
-  marquee__events__v1__envelope__pack(&env, buf);
-  rd_kafka_resp_err_t e =
-      rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(VIEWS_TOPIC), RD_KAFKA_V_KEY(event_id, strlen(event_id)),
-                        RD_KAFKA_V_VALUE(buf, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) atomic_fetch_add(&g_views_dropped, 1);
-  rd_kafka_poll(rk, 0); /* serve delivery reports; returns at once */
+  for (size_t i = 0; i < k; i++) {
+    char id[37];
+    mq_uuid_v4(id);
+    Marquee__Events__V1__EventViewed p = MARQUEE__EVENTS__V1__EVENT_VIEWED__INIT;
+    p.event_id = out[i].id;
+    p.count = out[i].n;
+    Marquee__Events__V1__Envelope env = MARQUEE__EVENTS__V1__ENVELOPE__INIT;
+    env.event_id = id;
+    env.type = (char *)"analytics.EventViewed";
+    env.aggregate_id = out[i].id;
+    env.occurred_at = &ts;
+    env.actor = (char *)"";
+    env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_VIEWED;
+    env.event_viewed = &p;
+    uint8_t buf[256];
+    size_t len = marquee__events__v1__envelope__get_packed_size(&env);
+    if (len > sizeof buf) continue;
+    marquee__events__v1__envelope__pack(&env, buf);
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(VIEWS_TOPIC), RD_KAFKA_V_KEY(out[i].id, 36), RD_KAFKA_V_VALUE(buf, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) atomic_fetch_add(&g_views_dropped, out[i].n);
+  }
+  free(out);
 }
 
 static double gauge_views_sent(void *arg) {
@@ -788,6 +839,7 @@ const mq_module_t mq_analytics_module = {
     .n_services = MQ_COUNT(services),
     .open = analytics_open,
     .start = analytics_start,
+    .tick = analytics_tick,
     .on_event = analytics_on_event,
     .stop = analytics_stop,
     .close = analytics_close,
