@@ -439,17 +439,26 @@ static void csv_printf(csv_t *x, const char *fmt, ...) {
   }
 }
 
+/* One row per bucket: the counts, then five money columns per currency the
+ * range holds (gross, fees, tax, refunded, net), named "<column>_<CUR>", so
+ * a column adds up with nothing counted twice. */
 static mq_code_t export_event_stats(mq_call_t *call, const Marquee__Analytics__V1__GetEventStatsRequest *req,
                                     mq_error_t *err) {
   event_stats_t s;
   mq_code_t rc = event_stats(call, req, &s, err);
   if (rc != MQ_OK) return rc;
+  counters_t curs = {0}; /* the currencies of the range, in order */
+  for (size_t i = 0; i < s.r.n_buckets; i++) counters_merge(&curs, &s.r.bucket[i]);
+  qsort(curs.m, curs.nm, sizeof *curs.m, money_cmp);
   csv_t x = {.call = call, .cap = CSV_CHUNK * 2};
   x.buf = mq_xmalloc(x.cap);
   csv_printf(&x,
              "bucket,start_time,holds,holds_expired,holds_released,bookings,tickets_sold,cancellations,"
-             "tickets_cancelled,refunds,check_ins,page_views,currency,gross_minor,fees_minor,tax_minor,"
-             "refunded_minor,net_minor\r\n");
+             "tickets_cancelled,refunds,check_ins,page_views");
+  for (size_t k = 0; k < curs.nm; k++)
+    csv_printf(&x, ",gross_minor_%s,fees_minor_%s,tax_minor_%s,refunded_minor_%s,net_minor_%s", curs.m[k].cur,
+               curs.m[k].cur, curs.m[k].cur, curs.m[k].cur, curs.m[k].cur);
+  csv_printf(&x, "\r\n");
   for (size_t i = 0; rc == MQ_OK && i < s.r.n_buckets; i++) {
     counters_t *c = &s.r.bucket[i];
     char start[32];
@@ -457,21 +466,18 @@ static mq_code_t export_event_stats(mq_call_t *call, const Marquee__Analytics__V
     struct tm tm;
     gmtime_r(&secs, &tm);
     strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    qsort(c->m, c->nm, sizeof *c->m, money_cmp);
-    size_t rows = c->nm ? c->nm : 1;
-    for (size_t k = 0; k < rows; k++) {
-      csv_printf(&x,
-                 "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-                 ",%" PRId64 ",%" PRId64 ",",
-                 s.r.label[i], start, c->h, c->hx, c->hr, c->b, c->t, c->c, c->ct, c->r, c->ci, c->v);
-      if (c->nm) {
-        money_t *m = &c->m[k];
-        csv_printf(&x, "%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "\r\n", m->cur, m->gross, m->fees,
-                   m->tax, m->refunded, m->gross - m->fees - m->tax - m->refunded);
-      } else {
-        csv_printf(&x, ",0,0,0,0,0\r\n");
-      }
+    csv_printf(&x,
+               "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+               ",%" PRId64 ",%" PRId64,
+               s.r.label[i], start, c->h, c->hx, c->hr, c->b, c->t, c->c, c->ct, c->r, c->ci, c->v);
+    for (size_t k = 0; k < curs.nm; k++) {
+      money_t zero = {0}, *m = &zero;
+      for (size_t j = 0; j < c->nm; j++)
+        if (!strcmp(c->m[j].cur, curs.m[k].cur)) m = &c->m[j];
+      csv_printf(&x, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64, m->gross, m->fees, m->tax,
+                 m->refunded, m->gross - m->fees - m->tax - m->refunded);
     }
+    csv_printf(&x, "\r\n");
     rc = csv_flush(&x, false, err);
   }
   if (rc == MQ_OK) rc = csv_flush(&x, true, err);
