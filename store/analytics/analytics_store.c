@@ -551,6 +551,7 @@ static mq_code_t insert_versions(mq_store_t *s, const char *coll_name, bson_t **
  * not be deleted stays doomed for the next flush (readers and loads take the
  * newest version of each document, so a leftover changes no figure). */
 static void delete_doomed(mq_an_set_t *w, mq_store_t *s, const char *coll_name) {
+  if (!w->n_doomed) return;
   size_t done = 0;
   while (done < w->n_doomed) {
     size_t m = w->n_doomed - done < LOAD_CHUNK ? w->n_doomed - done : LOAD_CHUNK;
