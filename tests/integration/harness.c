@@ -294,6 +294,16 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
   return start_child(p, "marquee-notifier", defaults, env);
 }
 
+/* Where consumers that may be restarted or rebuilt within one test program
+ * start counting: a minute before the program first started one. The
+ * shared topics hold every other test's (and benchmark's) events; a restart
+ * or a rebuild must see the same ones as the first start. */
+static long long test_since_ms(void) {
+  static long long since_ms;
+  if (!since_ms) since_ms = (long long)time(NULL) * 1000 - 60000;
+  return since_ms;
+}
+
 int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, bool rebuild, const char *const *env) {
   memset(p, 0, sizeof *p);
   snprintf(p->db, sizeof p->db, "%s", db);
@@ -303,8 +313,7 @@ int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, 
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
   snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-indexer-%s", db);
   snprintf(ix, sizeof ix, "MARQUEE_SEARCH_INDEX=%s", index);
-  /* the shared topics hold every other test's events: an hour back is plenty for ours */
-  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", (long long)time(NULL) * 1000 - 3600000);
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", test_since_ms());
   const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, ix, skip, NULL};
   return start_child_arg(p, "marquee-indexer", rebuild ? "--rebuild" : NULL, defaults, env);
 }
@@ -317,11 +326,7 @@ int mq_test_analytics_start(mq_test_proc_t *p, const char *db, bool rebuild, con
   snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
   snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-analytics-%s", db);
-  /* other tests' (and benchmarks') events on the shared topics are not ours to count: from a minute before this
-   * test program first started it (restarts and rebuilds must see the same events) */
-  static long long since_ms;
-  if (!since_ms) since_ms = (long long)time(NULL) * 1000 - 60000;
-  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", since_ms);
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", test_since_ms());
   const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, skip, NULL};
   return start_child_arg(p, "marquee-analytics", rebuild ? "--rebuild" : NULL, defaults, env);
 }
