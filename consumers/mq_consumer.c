@@ -223,19 +223,78 @@ static void dlq_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   if (m->err) g_dlq_failed = 1;
 }
 
-/* Assignment with offsets from the consumer's own data (opts.start_offset);
- * eager and cooperative protocols alike. */
+/* Where each assigned partition started (an explicit offset), for caught_up:
+ * before its first message, a partition's position is unknown. */
+static struct {
+  char topic[64];
+  int32_t partition;
+  int64_t offset;
+} g_starts[256];
+static int g_n_starts;
+
+static void start_note(const char *topic, int32_t partition, int64_t offset) {
+  int i = 0;
+  while (i < g_n_starts && (g_starts[i].partition != partition || strcmp(g_starts[i].topic, topic))) i++;
+  if (i == g_n_starts) {
+    if (g_n_starts == (int)(sizeof g_starts / sizeof *g_starts) || strlen(topic) >= sizeof g_starts[0].topic) return;
+    snprintf(g_starts[i].topic, sizeof g_starts[i].topic, "%s", topic);
+    g_starts[i].partition = partition;
+    g_n_starts++;
+  }
+  g_starts[i].offset = offset;
+}
+
+static int64_t start_of(const char *topic, int32_t partition) {
+  for (int i = 0; i < g_n_starts; i++)
+    if (g_starts[i].partition == partition && !strcmp(g_starts[i].topic, topic)) return g_starts[i].offset;
+  return -1;
+}
+
+/* Assignment with offsets from the consumer's own data (opts.start_offset)
+ * or the group's committed offsets; a partition with neither starts at
+ * MARQUEE_CONSUMER_SKIP_BEFORE_MS when that is set (the first message
+ * produced at or after it, looked up by time) instead of at its beginning,
+ * so passing over old messages costs nothing. Eager and cooperative
+ * protocols alike. */
 static const mq_consumer_opts_t *g_opts;
 static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
   (void)opaque;
   bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
   if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    int64_t skip = g_opts->cfg->consumer_skip_before_ms;
+    if (!g_opts->start_offset && rd_kafka_committed(rk, parts, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      for (int i = 0; i < parts->cnt; i++) parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_topic_partition_list_t *by_time = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
-      int64_t next = g_opts->start_offset(g_opts->ctx, parts->elems[i].topic, parts->elems[i].partition);
+      int64_t next = g_opts->start_offset
+                         ? g_opts->start_offset(g_opts->ctx, parts->elems[i].topic, parts->elems[i].partition)
+                         : parts->elems[i].offset;
       parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+      if (next < 0 && skip > 0)
+        rd_kafka_topic_partition_list_add(by_time, parts->elems[i].topic, parts->elems[i].partition)->offset = skip;
       mq_log(MQ_LOG_INFO, "consumer.assign", "%s[%d] resumes at %s", parts->elems[i].topic,
-             (int)parts->elems[i].partition, next >= 0 ? "the offset its data records" : "the beginning");
+             (int)parts->elems[i].partition,
+             next >= 0  ? (g_opts->start_offset ? "the offset its data records" : "the committed offset")
+             : skip > 0 ? "the first message produced since MARQUEE_CONSUMER_SKIP_BEFORE_MS"
+                        : "the beginning");
     }
+    if (by_time->cnt && rd_kafka_offsets_for_times(rk, by_time, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int k = 0; k < by_time->cnt; k++)
+        for (int i = 0; i < parts->cnt; i++)
+          if (!strcmp(parts->elems[i].topic, by_time->elems[k].topic) &&
+              parts->elems[i].partition == by_time->elems[k].partition && !by_time->elems[k].err) {
+            int64_t off = by_time->elems[k].offset, lo = 0, hi = 0;
+            /* none produced since: the high watermark now (not "the end", which is resolved later and
+             * would miss what is produced meanwhile) */
+            if (off < 0 && rd_kafka_query_watermark_offsets(rk, parts->elems[i].topic, parts->elems[i].partition, &lo,
+                                                            &hi, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+              off = hi;
+            if (off >= 0) parts->elems[i].offset = off;
+          }
+    } /* else: from the beginning, skipping by time as the loop always does */
+    rd_kafka_topic_partition_list_destroy(by_time);
+    for (int i = 0; i < parts->cnt; i++)
+      start_note(parts->elems[i].topic, parts->elems[i].partition, parts->elems[i].offset);
     if (coop) {
       rd_kafka_error_t *x = rd_kafka_incremental_assign(rk, parts);
       if (x) rd_kafka_error_destroy(x);
@@ -263,8 +322,9 @@ static bool caught_up(rd_kafka_t *rk) {
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         hi < 0)
       ok = false;
-    else if (hi > lo && asg->elems[i].offset < hi) /* position unknown (before the first fetch) or behind */
-      ok = false;
+    else if (hi > lo && (asg->elems[i].offset >= 0 ? asg->elems[i].offset
+                                                   : start_of(asg->elems[i].topic, asg->elems[i].partition)) < hi)
+      ok = false; /* behind, or nothing read yet from a start that is not known to be the end */
   }
   rd_kafka_topic_partition_list_destroy(asg);
   return ok;
@@ -294,7 +354,7 @@ int mq_consumer_run(const mq_consumer_opts_t *o) {
   mq_kafka_set(cc, "enable.auto.offset.store", "false");
   mq_kafka_set(cc, "auto.offset.reset", "earliest");
   mq_kafka_set(cc, "session.timeout.ms", "10000");
-  if (o->start_offset) {
+  if (o->start_offset || o->cfg->consumer_skip_before_ms > 0) {
     g_opts = o;
     rd_kafka_conf_set_rebalance_cb(cc, rebalance);
   }

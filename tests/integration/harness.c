@@ -298,7 +298,7 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
  * start counting: a minute before the program first started one. The
  * shared topics hold every other test's (and benchmark's) events; a restart
  * or a rebuild must see the same ones as the first start. */
-static long long test_since_ms(void) {
+long long mq_test_since_ms(void) {
   static long long since_ms;
   if (!since_ms) since_ms = (long long)time(NULL) * 1000 - 60000;
   return since_ms;
@@ -313,7 +313,7 @@ int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, 
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
   snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-indexer-%s", db);
   snprintf(ix, sizeof ix, "MARQUEE_SEARCH_INDEX=%s", index);
-  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", test_since_ms());
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", mq_test_since_ms());
   const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, ix, skip, NULL};
   return start_child_arg(p, "marquee-indexer", rebuild ? "--rebuild" : NULL, defaults, env);
 }
@@ -326,7 +326,7 @@ int mq_test_analytics_start(mq_test_proc_t *p, const char *db, bool rebuild, con
   snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
   snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
   snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-analytics-%s", db);
-  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", test_since_ms());
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", mq_test_since_ms());
   const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn", uri, kafka, dbkv, group, skip, NULL};
   return start_child_arg(p, "marquee-analytics", rebuild ? "--rebuild" : NULL, defaults, env);
 }

@@ -57,6 +57,11 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
 /* Starts marquee-indexer on database `db` (its own consumer group) keeping
  * the search index `index`; with `rebuild`, as `marquee-indexer --rebuild`. */
 int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, bool rebuild, const char *const *env);
+/* The instant (unix ms) from which the indexer and analytics consumers this
+ * test program starts handle messages: a minute before it first started one.
+ * A test that puts messages on the shared topics itself may stamp them just
+ * after it, so that later test programs' consumers pass over them. */
+long long mq_test_since_ms(void);
 /* Starts marquee-analytics on database `db` (its own consumer group); with
  * `rebuild`, as `marquee-analytics --rebuild`. */
 int mq_test_analytics_start(mq_test_proc_t *p, const char *db, bool rebuild, const char *const *env);

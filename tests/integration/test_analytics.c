@@ -437,6 +437,14 @@ static char *packed(const char *event_id, int64_t to_ms, size_t *len) {
   return buf;
 }
 
+/* The Kafka timestamp of what this test puts on the bus itself: just after
+ * the instant its own consumers start from, so that the consumers of test
+ * programs started later (a minute after their own start) pass over these
+ * hundreds of thousands of messages instead of handling them. */
+static int64_t bus_stamp(void) {
+  return mq_test_since_ms() + 1000;
+}
+
 static void produce(const char *topic, const char *key, const Marquee__Events__V1__Envelope *env) {
   char errstr[256];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -449,7 +457,7 @@ static void produce(const char *topic, const char *key, const Marquee__Events__V
   marquee__events__v1__envelope__pack(env, buf);
   assert_int_equal(
       rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, n),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(bus_stamp()), RD_KAFKA_V_END),
       RD_KAFKA_RESP_ERR_NO_ERROR);
   assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
   free(buf);
@@ -617,7 +625,7 @@ static void burst(const mq_fx_event_t *evp, long n, uint32_t tag) {
     marquee__events__v1__envelope__pack(&env, buf);
     while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("marquee.bookings"), RD_KAFKA_V_KEY(booking, strlen(booking)),
                              RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                             RD_KAFKA_V_TIMESTAMP(bus_stamp()), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       rd_kafka_poll(rk, 10);
   }
   assert_int_equal(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
