@@ -25,6 +25,10 @@
 #      the stream message that counts it (target p99 < 1 s).
 # Output: a Markdown section appended to docs/PERFORMANCE.md and printed, raw
 # numbers in bench/results/analytics-<stamp>.json.
+# Beware: part 1 puts RUNS x EVENTS_N synthetic events on the stack's
+# marquee.bookings, which every consumer of that topic then reads (those of
+# scripts/run.sh included). Run it on a stack kept for benchmarks, or
+# recreate the stack's Kafka data afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
