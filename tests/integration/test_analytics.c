@@ -859,6 +859,40 @@ static void test_bad_ranges(void **state) {
   assert_int_equal(event_stats(organizer, e_cad.event_id, NULL, now - 365LL * 86400000, now, 2, &s, &err), MQ_OK);
   assert_true(s->n_series >= 365 && s->n_series <= 367);
   marquee__analytics__v1__event_stats__free_unpacked(s, NULL);
+  /* the platform and the organization check their ranges the same way (an admin, a reversed range) */
+  Marquee__Analytics__V1__GetPlatformStatsRequest pq = MARQUEE__ANALYTICS__V1__GET_PLATFORM_STATS_REQUEST__INIT;
+  pq.range = &r;
+  r.time_zone = (char *)"UTC";
+  Marquee__Analytics__V1__PlatformStats *ps = NULL;
+  mq_call_opts_t oad = {.bearer_token = admin};
+  assert_int_equal(marquee__analytics__v1__analytics_service__get_platform_stats__call(c, &pq, &ps, &oad, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_true(names(&err, "range.end_time"));
+  Marquee__Analytics__V1__GetOrganizationStatsRequest oq = MARQUEE__ANALYTICS__V1__GET_ORGANIZATION_STATS_REQUEST__INIT;
+  oq.organization_id = org;
+  oq.range = &r;
+  Marquee__Analytics__V1__OrganizationStats *os = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__get_organization_stats__call(c, &oq, &os, &oo, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_true(names(&err, "range.end_time"));
+  /* the live stream and the CSV refuse a malformed id on their first message */
+  mq_client_stream_t *st = watch(organizer, "not-an-id", &err);
+  Marquee__Analytics__V1__LiveSales *m = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__watch_event_sales__recv(st, &m, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_null(m);
+  assert_true(names(&err, "event_id"));
+  mq_client_stream_free(st);
+  Marquee__Analytics__V1__GetEventStatsRequest xq = MARQUEE__ANALYTICS__V1__GET_EVENT_STATS_REQUEST__INIT;
+  xq.event_id = (char *)"not-an-id";
+  assert_int_equal(marquee__analytics__v1__analytics_service__export_event_stats__open(c, &oo, &st, &err), MQ_OK);
+  assert_int_equal(marquee__analytics__v1__analytics_service__export_event_stats__send(st, &xq, &err), MQ_OK);
+  assert_int_equal(mq_client_stream_close_send(st, &err), MQ_OK);
+  Marquee__Analytics__V1__CsvChunk *ch = NULL;
+  assert_int_equal(marquee__analytics__v1__analytics_service__export_event_stats__recv(st, &ch, &err),
+                   MQ_INVALID_ARGUMENT);
+  assert_null(ch);
+  mq_client_stream_free(st);
 }
 
 int main(void) {
