@@ -53,23 +53,14 @@ for r in $(seq 1 "$RUNS"); do
   # no run starts on a pool the previous ones filled
   setup=$("$build/mq-bench-bookings" setup "$a" "$keys" "$CAPACITY")
   eval "$setup" # EVENT_ID, TICKET_TYPE_ID, TOKEN
-  printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID" "$TICKET_TYPE_ID" |
-    protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$tmp/hold.bin"
+  bench_hold_request "$tmp/hold.bin"
   ins=$("$build/mq-bench-bookings" inserts "$MARQUEE_MONGO_URI" "$db" "$CONC" "$SECS")
-  "$build/mq-loadgen" --target "$a" --concurrency "$half" --seconds "$SECS" --warmup 1 \
-    --method /marquee.bookings.v1.BookingService/CreateHold --token "$TOKEN" --request-file "$tmp/hold.bin" \
-    >"$tmp/la.json" 2>"$tmp/la.err" &
-  pa=$!
-  "$build/mq-loadgen" --target "$b" --concurrency "$half" --seconds "$SECS" --warmup 1 \
-    --method /marquee.bookings.v1.BookingService/CreateHold --token "$TOKEN" --request-file "$tmp/hold.bin" \
-    >"$tmp/lb.json" 2>"$tmp/lb.err"
-  wait "$pa"
-  line=$(python3 - "$ins" "$(cat "$tmp/la.json")" "$(cat "$tmp/lb.json")" <<'PY'
+  holds=$(bench_holds "$a" "$b" "$TOKEN" "$tmp/hold.bin" "$SECS" "$half")
+  line=$(python3 - "$ins" "$holds" <<'PY'
 import json, sys
-ins, la, lb = (json.loads(x) for x in sys.argv[1:4])
-ok = la["qps"] + lb["qps"]
+ins, h = (json.loads(x) for x in sys.argv[1:3])
 print(json.dumps({"raw_inserts_per_s": ins["inserts_per_s"], "raw_p50_us": ins["p50_us"], "raw_p99_us": ins["p99_us"],
-                  "holds_per_s": ok, "a": la, "b": lb, "ratio": ok / ins["inserts_per_s"]}))
+                  "holds_per_s": h["holds_per_s"], "a": h["a"], "b": h["b"], "ratio": h["holds_per_s"] / ins["inserts_per_s"]}))
 PY
 )
   taken=$(python3 -c 'import pymongo,sys; print(pymongo.MongoClient(sys.argv[1]).get_database(sys.argv[2]).capacity_slots.count_documents({"pool": "t:"+sys.argv[3]}))' \

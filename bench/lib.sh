@@ -65,7 +65,7 @@ trap 'exit 130' INT TERM
 bench_stack_up() { # reuse the running stack parts, start the others; then its environment
   local stack_status part
   stack_status=$(bash scripts/stack.sh status) # not piped into grep -q: SIGPIPE + pipefail
-  for part in ferretdb kafka; do
+  for part in postgres ferretdb kafka; do
     grep -q "^$part *running" <<<"$stack_status" || stack_started+=("$part")
   done
   if [ ${#stack_started[@]} -gt 0 ]; then
@@ -104,6 +104,26 @@ bench_wait_serving() { # addresses... : each answers SERVING (MongoDB and Kafka 
   done
 }
 
+bench_holds() { # addrA addrB token request-file seconds in-flight-each -> {"holds_per_s":…,"a":…,"b":…}
+  # CreateHold from two mq-loadgen processes at once, one per server, 1 s of warm-up
+  local pa
+  "$build/mq-loadgen" --target "$1" --concurrency "$6" --seconds "$5" --warmup 1 \
+    --method /marquee.bookings.v1.BookingService/CreateHold --token "$3" --request-file "$4" \
+    >"$tmp/la.json" 2>"$tmp/la.err" &
+  pa=$!
+  "$build/mq-loadgen" --target "$2" --concurrency "$6" --seconds "$5" --warmup 1 \
+    --method /marquee.bookings.v1.BookingService/CreateHold --token "$3" --request-file "$4" \
+    >"$tmp/lb.json" 2>"$tmp/lb.err"
+  wait "$pa"
+  python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:3])
+print(json.dumps({"holds_per_s": a["qps"] + b["qps"], "a": a, "b": b}))' "$tmp/la.json" "$tmp/lb.json"
+}
+
+bench_hold_request() { # file -> after mq-bench-bookings setup (EVENT_ID, TICKET_TYPE_ID): a CreateHold for one unit
+  printf 'event_id: "%s"\nitems { ticket_type_id: "%s" quantity: 1 }\n' "$EVENT_ID" "$TICKET_TYPE_ID" |
+    protoc --encode=marquee.bookings.v1.CreateHoldRequest -I proto marquee/bookings/v1/bookings.proto >"$1"
+}
+
 # ---- CPU accounting (clock ticks) --------------------------------------------
 declare -A results
 record() { # key line
@@ -113,7 +133,7 @@ bench_pids=
 bench_cpu_init() { # after the servers started: whose CPU counts as the bench's
   local stack_run=${MARQUEE_STACK_DIR:-.stack}/run
   hz=$(getconf CLK_TCK)
-  bench_pids="$(cat "$tmp"/*.pid "$stack_run/ferretdb.pid" "$stack_run/kafka.pid" 2>/dev/null | tr '\n' ' ')"
+  bench_pids="$(cat "$tmp"/*.pid "$stack_run/postgres.pid" "$stack_run/ferretdb.pid" "$stack_run/kafka.pid" 2>/dev/null | tr '\n' ' ')"
   mongo_port=$(sed -n 's#^mongodb://[^/]*:\([0-9][0-9]*\)/.*#\1#p' <<<"${MARQUEE_MONGO_URI:-}")
   kafka_port=${MARQUEE_KAFKA_BROKERS##*:}
 }

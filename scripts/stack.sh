@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # scripts/stack.sh - install and run Marquee's local dev/CI stack.
 #
-# The stack is a MongoDB-compatible server (FerretDB v1.24.2 with SQLite,
-# built from scripts/ferretdb) and a single-node Apache Kafka 3.9.1 broker
-# (KRaft, combined broker+controller, jars fetched by scripts/kafka/pom.xml).
-# Everything listens on 127.0.0.1 only and lives under one directory:
+# The stack is a MongoDB-compatible server (FerretDB v1.24.2 embedded in
+# marquee-ferretdb, built from scripts/ferretdb, on Debian's PostgreSQL —
+# docs/ARCHITECTURE.md says why), a single-node Apache Kafka 3.9.1 broker
+# (KRaft, combined broker+controller, jars fetched by scripts/kafka/pom.xml),
+# mailpit and stripe-mock. Everything listens on 127.0.0.1 only and lives
+# under one directory:
 #
 #   $MARQUEE_STACK_DIR (default: <repo>/.stack)
 #     bin/            marquee-ferretdb, marquee-promlint, grpcurl, ghz, mailpit,
 #                     stripe-mock
 #     toolchain/      Go toolchain, only if the system Go is older than 1.24
 #     kafka/lib/      Kafka jars;  kafka/server.properties, kafka/log4j.properties
-#     data/ferretdb/  data/kafka/  data/mailpit/
+#     data/postgres/  data/kafka/  data/mailpit/   (data/ferretdb/: the
+#                     SQLite files of stacks before PostgreSQL; no longer read)
 #     logs/<part>.log (previous run in <part>.log.1; install-*.log per step)
 #     run/<part>.pid  run/<part>.port
 #
-# Subcommands (part = ferretdb | kafka | mailpit | stripe | all; default all):
+# Subcommands (part = postgres | ferretdb | kafka | mailpit | stripe | all;
+# default all; ferretdb includes postgres, which it runs on):
 #   install            apt packages (only if missing), marquee-ferretdb, marquee-promlint,
 #                      Kafka jars, grpcurl v1.9.1, ghz v0.120.0, mailpit v1.33.1
 #                      (the SMTP server mail goes to, with an HTTP API to read it),
@@ -23,7 +27,9 @@
 #                      oauth2-mock-server (npm), grpcio-status (PyPI, into
 #                      py/). Idempotent.
 #   start   [part]     start in the background unless running; wait until ready
-#                      (FerretDB: TCP connect, 60 s; Kafka: kcat metadata, 120 s;
+#                      (PostgreSQL: pg_isready, 60 s; FerretDB: TCP connect, 60 s
+#                      — it creates its database and applies scripts/ferretdb/
+#                      local.sql first; Kafka: kcat metadata, 120 s;
 #                      mailpit: its API answers, 30 s; stripe-mock: an authenticated
 #                      GET answers, 30 s)
 #   stop    [part]     SIGTERM, up to 20 s, then SIGKILL (not running = fine)
@@ -37,6 +43,7 @@
 # Environment:
 #   MARQUEE_STACK_DIR                    stack directory (default <repo>/.stack)
 #   MARQUEE_STACK_MONGO_PORT             FerretDB port          (default 27017)
+#   MARQUEE_STACK_PG_PORT                PostgreSQL port        (default 54320)
 #   MARQUEE_STACK_KAFKA_PORT             Kafka PLAINTEXT port   (default 9092)
 #   MARQUEE_STACK_KAFKA_CONTROLLER_PORT  KRaft controller port  (default 9093)
 #   MARQUEE_STACK_SMTP_PORT              mailpit's SMTP port    (default 1025)
@@ -55,6 +62,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(dirname "$SCRIPT_DIR")
 STACK=${MARQUEE_STACK_DIR:-$REPO/.stack}
 MONGO_PORT=${MARQUEE_STACK_MONGO_PORT:-27017}
+PG_PORT=${MARQUEE_STACK_PG_PORT:-54320}
 KAFKA_PORT=${MARQUEE_STACK_KAFKA_PORT:-9092}
 CTRL_PORT=${MARQUEE_STACK_KAFKA_CONTROLLER_PORT:-9093}
 SMTP_PORT=${MARQUEE_STACK_SMTP_PORT:-1025}
@@ -75,11 +83,12 @@ STRIPE_MOCK_VERSION=v0.203.0
 GO_MIN_MINOR=24   # scripts/ferretdb/go.mod says "go 1.24"
 
 FERRETDB_TIMEOUT=60
+POSTGRES_TIMEOUT=60
 KAFKA_TIMEOUT=120
 MAILPIT_TIMEOUT=30
 STRIPE_TIMEOUT=30
 STOP_TIMEOUT=20
-ALL_PARTS=(ferretdb kafka mailpit stripe)
+ALL_PARTS=(postgres ferretdb kafka mailpit stripe)
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
@@ -88,6 +97,7 @@ APT_PACKAGES=(
   librdkafka-dev libcmocka-dev libmicrohttpd-dev libjwt-dev libargon2-dev
   libsodium-dev libqrencode-dev libpng-dev libhpdf-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev uuid-dev cppcheck clang-format kcat
   python3 python3-grpcio python3-grpc-tools python3-protobuf openssl tzdata libsqlite3-dev sqlite3
+  postgresql util-linux
 )
 
 # ---------------------------------------------------------------- helpers --
@@ -124,6 +134,7 @@ check_port() { # name value
 
 validate_config() {
   check_port MARQUEE_STACK_MONGO_PORT "$MONGO_PORT"
+  check_port MARQUEE_STACK_PG_PORT "$PG_PORT"
   check_port MARQUEE_STACK_KAFKA_PORT "$KAFKA_PORT"
   check_port MARQUEE_STACK_KAFKA_CONTROLLER_PORT "$CTRL_PORT"
   check_port MARQUEE_STACK_SMTP_PORT "$SMTP_PORT"
@@ -136,7 +147,7 @@ validate_config() {
 }
 
 make_dirs() {
-  mkdir -p "$STACK"/{bin,kafka/lib,data/ferretdb,data/kafka,data/mailpit,logs,run}
+  mkdir -p "$STACK"/{bin,kafka/lib,data/kafka,data/mailpit,logs,run}
 }
 
 # Serialise mutating subcommands. fd 9 must not leak into daemons (see launch).
@@ -152,19 +163,20 @@ take_lock() {
 parts_from_arg() { # sets PARTS
   case ${1:-all} in
     all) PARTS=("${ALL_PARTS[@]}") ;;
-    ferretdb|mongo|mongodb) PARTS=(ferretdb) ;;
+    postgres|postgresql) PARTS=(postgres) ;;
+    ferretdb|mongo|mongodb) PARTS=(postgres ferretdb) ;;
     kafka) PARTS=(kafka) ;;
     mailpit|smtp) PARTS=(mailpit) ;;
     stripe|stripe-mock) PARTS=(stripe) ;;
-    *) die "unknown part '$1' (expected: ferretdb, kafka, mailpit, stripe or all)" ;;
+    *) die "unknown part '$1' (expected: postgres, ferretdb, kafka, mailpit, stripe or all)" ;;
   esac
 }
 
 pid_file()  { printf '%s/run/%s.pid' "$STACK" "$1"; }
 port_file() { printf '%s/run/%s.port' "$STACK" "$1"; }
 log_file()  { printf '%s/logs/%s.log' "$STACK" "$1"; }
-cmd_marker() { case $1 in ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; mailpit) echo "$STACK/bin/mailpit" ;; stripe) echo "$STACK/bin/stripe-mock" ;; esac; }
-part_port() { case $1 in ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; mailpit) echo "$SMTP_PORT" ;; stripe) echo "$STRIPE_PORT" ;; esac; }
+cmd_marker() { case $1 in postgres) echo "$STACK/data/postgres" ;; ferretdb) echo marquee-ferretdb ;; kafka) echo kafka.Kafka ;; mailpit) echo "$STACK/bin/mailpit" ;; stripe) echo "$STACK/bin/stripe-mock" ;; esac; }
+part_port() { case $1 in postgres) echo "$PG_PORT" ;; ferretdb) echo "$MONGO_PORT" ;; kafka) echo "$KAFKA_PORT" ;; mailpit) echo "$SMTP_PORT" ;; stripe) echo "$STRIPE_PORT" ;; esac; }
 
 # running_pid PART: print the pid and succeed if the part's process is alive.
 # The command line must match too, so a recycled pid or a zombie never counts.
@@ -285,7 +297,7 @@ install_ferretdb() {
   local bin="$STACK/bin/marquee-ferretdb" src="$REPO/scripts/ferretdb" newer t0=$SECONDS
   [[ -f $src/go.mod ]] || die "missing $src/go.mod"
   if [[ -x $bin ]]; then
-    newer=$(find "$src" -maxdepth 1 -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+    newer=$(find "$src" -maxdepth 1 -type f \( -name '*.go' -o -name '*.sql' -o -name go.mod -o -name go.sum \) \
       -newer "$bin" -print -quit)
     if [[ -z $newer ]]; then
       say "marquee-ferretdb: ok, already installed"
@@ -475,10 +487,54 @@ launch_ferretdb() {
   rm -f "$(pid_file ferretdb)"
   [[ -x $bin ]] || die "ferretdb: $bin missing; run: $0 install"
   ensure_port_free ferretdb "$MONGO_PORT"
-  mkdir -p "$STACK/data/ferretdb"
   new_log ferretdb
-  launch ferretdb "$bin" -listen "127.0.0.1:$MONGO_PORT" -data "$STACK/data/ferretdb"
+  launch ferretdb "$bin" -listen "127.0.0.1:$MONGO_PORT" -postgresql "postgres://postgres@127.0.0.1:$PG_PORT/marquee"
 }
+
+pg_bin() { # the newest installed PostgreSQL's bin directory
+  local d
+  d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $d && -x $d/postgres ]] || die "postgres: no PostgreSQL under /usr/lib/postgresql; run: $0 install"
+  printf '%s\n' "$d"
+}
+
+# PostgreSQL refuses to run as root: as root it runs as the Debian package's
+# "postgres" user. setpriv execs, so the recorded pid is the server's own.
+pg_user_prefix() { # -> words to put before a command
+  if (( EUID == 0 )); then
+    printf '%s\n' setpriv --reuid=postgres --regid=postgres --init-groups --
+  fi
+}
+
+launch_postgres() {
+  local bin dir="$STACK/data/postgres" pid logf as_pg
+  if pid=$(running_pid postgres); then
+    say "postgres: already running (pid $pid)"
+    return 1
+  fi
+  rm -f "$(pid_file postgres)"
+  bin=$(pg_bin)
+  ensure_port_free postgres "$PG_PORT"
+  new_log postgres
+  logf=$(log_file postgres)
+  mapfile -t as_pg < <(pg_user_prefix)
+  if [[ ! -f $dir/PG_VERSION ]]; then
+    say "postgres: creating the cluster in $dir (first start)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (( EUID != 0 )) || chown postgres: "$dir"
+    chmod 700 "$dir"
+    "${as_pg[@]}" test -w "$dir" ||
+      die "postgres: the postgres user cannot reach $dir (a parent directory is closed to others); set MARQUEE_STACK_DIR to a directory under one others may traverse"
+    # trust on loopback only: nothing else can connect (listen_addresses below, no socket)
+    "${as_pg[@]}" "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-locale >>"$logf" 2>&1 9>&- ||
+      fail_with_log "$logf" "postgres: initdb failed"
+  fi
+  launch postgres "${as_pg[@]}" "$bin/postgres" -D "$dir" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories= -c max_connections=300 -c shared_buffers=256MB -c plan_cache_mode=force_custom_plan
+}
+
+pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres 2>/dev/null; }
 
 write_kafka_config() {
   local dir="$STACK/kafka"
@@ -649,6 +705,8 @@ start_parts() {
   make_dirs
   for part in "${PARTS[@]}"; do
     case $part in
+      # FerretDB connects to PostgreSQL as it starts: PostgreSQL must be ready first
+      postgres) { launch_postgres || check_running_port postgres; } && wait_ready postgres "$POSTGRES_TIMEOUT" pg_ready ;;
       ferretdb) launch_ferretdb || check_running_port ferretdb ;;
       kafka) launch_kafka || check_running_port kafka ;;
       mailpit) launch_mailpit || check_running_port mailpit ;;
@@ -658,6 +716,7 @@ start_parts() {
   say "waiting for readiness…"
   for part in "${PARTS[@]}"; do
     case $part in
+      postgres) ;; # waited for above
       ferretdb) wait_ready ferretdb "$FERRETDB_TIMEOUT" tcp_open "$MONGO_PORT" ;;
       kafka) wait_ready kafka "$KAFKA_TIMEOUT" kafka_ready "$KAFKA_PORT" ;;
       mailpit) wait_ready mailpit "$MAILPIT_TIMEOUT" mailpit_ready ;;
@@ -678,7 +737,8 @@ stop_part() {
   fi
   say "$part: stopping (pid $pid)…"
   t0=$SECONDS
-  kill -TERM "$pid" 2>/dev/null || true
+  # PostgreSQL: SIGINT is its fast shutdown (SIGTERM waits for every client to leave)
+  kill "-$([[ $part == postgres ]] && echo INT || echo TERM)" "$pid" 2>/dev/null || true
   while running_pid "$part" >/dev/null && (( SECONDS - t0 < STOP_TIMEOUT )); do
     sleep 0.2
   done
@@ -697,7 +757,7 @@ stop_part() {
 
 stop_parts() {
   local i
-  # Reverse order: Kafka first, then FerretDB.
+  # Reverse order: Kafka first, then FerretDB, then PostgreSQL.
   for (( i = ${#PARTS[@]} - 1; i >= 0; i-- )); do
     stop_part "${PARTS[i]}"
   done
@@ -711,6 +771,7 @@ cmd_status() {
     port=$(part_port "$part")
     extra=""
     [[ $part == kafka ]] && extra=" (controller 127.0.0.1:$CTRL_PORT)"
+    [[ $part == postgres ]] && extra=" (FerretDB's backend)"
     [[ $part == mailpit ]] && extra=" (SMTP; API and UI http://127.0.0.1:$MAILPIT_PORT)"
     [[ $part == stripe ]] && extra=" (stripe-mock, HTTP)"
     if pid=$(running_pid "$part"); then

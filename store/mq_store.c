@@ -9,10 +9,12 @@
 #include "store/mq_store.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/mq_log.h"
 #include "core/mq_xmalloc.h"
@@ -44,7 +46,7 @@ struct mq_store {
   mongoc_client_pool_t *pool;
   char db[128];
   pthread_mutex_t doc_locks[DOC_LOCKS]; /* striped by (collection, _id) */
-  atomic_int backend;                   /* 0 not known yet, 1 MongoDB, 2 FerretDB */
+  atomic_int backend;                   /* enum backend; BACKEND_UNKNOWN until first asked */
   pthread_mutex_t gc_mu;                /* the queues and their requests */
   pthread_cond_t gc_cv;
   gc_queue_t *gc_queues;
@@ -52,7 +54,31 @@ struct mq_store {
   pthread_mutex_t lane;                           /* FerretDB: one batch write at a time (mq_store_lane_enter) */
 };
 
-static bool is_ferretdb(mq_store_t *s, mongoc_client_t *c);
+/* What serves the wire protocol, learnt once per process (detect_backend). */
+enum backend { BACKEND_UNKNOWN, BACKEND_MONGODB, BACKEND_FERRET_SQLITE, BACKEND_FERRET_POSTGRES };
+static int detect_backend(mq_store_t *s, mongoc_client_t *c);
+static bool is_ferretdb(mq_store_t *s, mongoc_client_t *c) {
+  return detect_backend(s, c) >= BACKEND_FERRET_SQLITE;
+}
+
+/* The local store's refusal of an update computed from a stale read
+ * (scripts/ferretdb/local.sql: SQLSTATE 40001). Nothing was written. */
+static bool write_conflict(const bson_error_t *e) {
+  return strstr(e->message, "SQLSTATE 40001") != NULL;
+}
+
+bool mq_store_conflict_retry(const bson_error_t *e, int attempt) {
+  if (!write_conflict(e) || attempt >= MQ_STORE_CONFLICT_ATTEMPTS) return false;
+  /* 0.1 ms, 0.2, 0.4 … capped at 6.4 ms, with jitter: the other writer's
+   * transaction is one statement, so it is gone within a few of these */
+  long ns = 100000L << (attempt < 6 ? attempt : 6);
+  struct timespec ts = {0, ns / 2 + (long)(((unsigned)rand() % 1000u) * (unsigned long)ns / 2000u)};
+  if (attempt == 0)
+    sched_yield();
+  else
+    nanosleep(&ts, NULL);
+  return true;
+}
 
 static pthread_once_t g_init = PTHREAD_ONCE_INIT;
 
@@ -163,6 +189,10 @@ static bool is_retryable_server_code(uint32_t code) {
 
 mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *err) {
   if (e->code == 11000 || e->code == 11001 || e->code == 12582) return mq_error_set(err, MQ_ALREADY_EXISTS, NULL, NULL);
+  if (write_conflict(e)) {
+    mq_log(MQ_LOG_WARN, "store.write_conflict", "%s: the document kept changing while this write was retried", what);
+    return mq_error_set(err, MQ_ABORTED, NULL, "the record changed while it was being written; retry");
+  }
   if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
       (e->domain == MONGOC_ERROR_SERVER && is_retryable_server_code(e->code)) ||
       (e->domain == MONGOC_ERROR_WRITE_CONCERN && is_retryable_server_code(e->code))) {
@@ -246,7 +276,7 @@ static gc_queue_t *gc_queue(mq_store_t *s, const char *collection) { /* under gc
 }
 
 bool mq_store_lane_enter(mq_store_t *s, mongoc_client_t *c) {
-  if (!is_ferretdb(s, c)) return false;
+  if (detect_backend(s, c) != BACKEND_FERRET_SQLITE) return false;
   pthread_mutex_lock(&s->lane);
   return true;
 }
@@ -384,18 +414,48 @@ mq_code_t mq_store_insert_decision(mq_store_t *s, const char *collection, const 
   return rc;
 }
 
-static bool is_ferretdb(mq_store_t *s, mongoc_client_t *c) {
+/* buildInfo names FerretDB; which backend it runs on shows only in a query
+ * plan: PostgreSQL's EXPLAIN is a document ("Node Type"), SQLite's a list of
+ * lines. The plan needs a collection that exists: a one-document probe. */
+static int detect_backend(mq_store_t *s, mongoc_client_t *c) {
   int b = atomic_load(&s->backend);
-  if (b) return b == 2;
+  if (b != BACKEND_UNKNOWN) return b;
   bson_t cmd = BSON_INITIALIZER, reply;
   BSON_APPEND_INT32(&cmd, "buildInfo", 1);
   bson_error_t berr;
   bson_iter_t it;
-  if (mongoc_client_command_simple(c, s->db, &cmd, NULL, &reply, &berr))
-    atomic_store(&s->backend, bson_iter_init_find(&it, &reply, "ferretdbVersion") ? 2 : 1);
+  if (mongoc_client_command_simple(c, s->db, &cmd, NULL, &reply, &berr)) {
+    b = BACKEND_MONGODB;
+    if (bson_iter_init_find(&it, &reply, "ferretdbVersion")) {
+      b = BACKEND_FERRET_SQLITE;
+      mongoc_collection_t *probe = mongoc_client_get_collection(c, s->db, "mq_backend_probe");
+      bson_t doc = BSON_INITIALIZER, ex = BSON_INITIALIZER, find, empty = BSON_INITIALIZER, r2;
+      BSON_APPEND_UTF8(&doc, "_id", "probe");
+      mongoc_collection_insert_one(probe, &doc, NULL, NULL, NULL); /* a duplicate is fine */
+      BSON_APPEND_DOCUMENT_BEGIN(&ex, "explain", &find);
+      BSON_APPEND_UTF8(&find, "find", "mq_backend_probe");
+      BSON_APPEND_DOCUMENT(&find, "filter", &empty);
+      bson_append_document_end(&ex, &find);
+      bson_iter_t plan;
+      if (mongoc_client_command_simple(c, s->db, &ex, NULL, &r2, &berr) &&
+          bson_iter_init_find(&it, &r2, "queryPlanner") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+          bson_iter_recurse(&it, &plan) && bson_iter_find(&plan, "Plan") && BSON_ITER_HOLDS_DOCUMENT(&plan))
+        b = BACKEND_FERRET_POSTGRES;
+      bson_destroy(&r2);
+      bson_destroy(&doc);
+      bson_destroy(&ex);
+      bson_destroy(&empty);
+      mongoc_collection_destroy(probe);
+    }
+    atomic_store(&s->backend, b);
+    mq_log(MQ_LOG_INFO, "store.backend", "%s",
+           b == BACKEND_MONGODB         ? "MongoDB"
+           : b == BACKEND_FERRET_SQLITE ? "FerretDB on SQLite (writes through one lane per process)"
+                                        : "FerretDB on PostgreSQL");
+  }
   bson_destroy(&reply);
   bson_destroy(&cmd);
-  return atomic_load(&s->backend) == 2;
+  return b;
 }
 
 /* FerretDB 1.24 ignores $push's $slice: keep the embedded outbox bounded by
@@ -429,7 +489,8 @@ static void trim_outbox(mq_store_t *s, mongoc_client_t *c, mongoc_collection_t *
       bson_append_array_end(&set, &kept);
       bson_append_document_end(&upd, &set);
       bson_error_t berr;
-      if (!mongoc_collection_update_one(coll, &filter, &upd, NULL, NULL, &berr))
+      /* a write conflict leaves the list as it was: the next write trims it */
+      if (!mongoc_collection_update_one(coll, &filter, &upd, NULL, NULL, &berr) && !write_conflict(&berr))
         mq_log(MQ_LOG_WARN, "outbox.trim_failed", "%s", berr.message);
       bson_destroy(&upd);
     }
@@ -489,7 +550,12 @@ mq_code_t mq_store_update_where(mq_store_t *s, const char *collection, const bso
   bson_error_t berr;
   mq_code_t rc = MQ_OK;
   pthread_mutex_lock(&s->doc_locks[stripe]);
-  bool ok = mongoc_collection_update_one(coll, &sel, update, NULL, &reply, &berr);
+  bool ok;
+  for (int attempt = 0;; attempt++) {
+    ok = mongoc_collection_update_one(coll, &sel, update, NULL, &reply, &berr);
+    if (ok || !mq_store_conflict_retry(&berr, attempt)) break;
+    bson_destroy(&reply); /* another process wrote the document first: apply the update to what it wrote */
+  }
   bson_iter_t it, entries;
   if (!ok) {
     rc = mq_store_error(&berr, collection, err);
@@ -553,33 +619,33 @@ mq_code_t mq_store_find_rows(mq_store_t *s, const char *collection, const bson_t
 }
 
 mq_code_t mq_store_take_one(mq_store_t *s, const char *collection, const bson_t *filter, bson_t *out, mq_error_t *err) {
-  mongoc_client_t *c = mq_store_acquire(s);
-  mongoc_collection_t *coll = mq_store_collection(s, c, collection);
-  mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new();
-  mongoc_find_and_modify_opts_set_flags(fam, MONGOC_FIND_AND_MODIFY_REMOVE);
-  bson_t reply;
-  bson_error_t berr;
-  mq_code_t rc = MQ_OK;
-  if (!mongoc_collection_find_and_modify_with_opts(coll, filter, fam, &reply, &berr)) {
-    rc = mq_store_error(&berr, collection, err);
-  } else {
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document(&it, &len, &data);
-      bson_t view;
-      bson_init_static(&view, data, len);
-      bson_copy_to(&view, out);
-    } else {
-      rc = mq_error_set(err, MQ_NOT_FOUND, NULL, NULL);
+  /* find, then delete that document by _id: whoever deletes it (deletedCount
+   * 1) took it. Not findAndModify: FerretDB answers it from a read and
+   * deletes afterwards, so two racing callers could both be handed one
+   * document. Another caller taking the match first sends us to the next. */
+  for (int tries = 0; tries < 64; tries++) {
+    bson_t doc;
+    mq_code_t rc = mq_store_find_one(s, collection, filter, NULL, &doc, err);
+    if (rc != MQ_OK) return rc;
+    bson_iter_t id;
+    if (!bson_iter_init_find(&id, &doc, "_id")) {
+      bson_destroy(&doc);
+      return mq_error_set(err, MQ_INTERNAL, NULL, "internal storage error");
     }
+    bson_t sel = BSON_INITIALIZER;
+    bson_append_iter(&sel, "_id", 3, &id);
+    int64_t n = 0;
+    rc = mq_store_delete(s, collection, &sel, false, &n, err);
+    bson_destroy(&sel);
+    if (rc == MQ_OK && n == 1) {
+      bson_copy_to(&doc, out);
+      bson_destroy(&doc);
+      return MQ_OK;
+    }
+    bson_destroy(&doc);
+    if (rc != MQ_OK) return rc;
   }
-  bson_destroy(&reply);
-  mongoc_find_and_modify_opts_destroy(fam);
-  mongoc_collection_destroy(coll);
-  mq_store_release(s, c);
-  return rc;
+  return mq_error_set(err, MQ_ABORTED, NULL, "the record kept being taken by others; retry");
 }
 
 mq_code_t mq_store_delete(mq_store_t *s, const char *collection, const bson_t *filter, bool many, int64_t *deleted,

@@ -18,8 +18,14 @@
  *    mq_index_spec_t table, created idempotently at start-up.
  * Errors: mq_store_error() is the one mapping from libmongoc/server errors to
  * mq codes (duplicate key → ALREADY_EXISTS, network/selection/not-primary →
- * STORE_UNAVAILABLE, MaxTimeMSExpired → DEADLINE_EXCEEDED, else INTERNAL with
- * the detail logged, not sent). Read next: mq_outbox.h, notes_store.h.
+ * STORE_UNAVAILABLE, MaxTimeMSExpired → DEADLINE_EXCEEDED, the local store's
+ * write conflict → ABORTED, else INTERNAL with the detail logged, not sent).
+ *
+ * The local store (FerretDB on PostgreSQL, docs/ARCHITECTURE.md) refuses an
+ * update computed from a stale read with a write conflict instead of undoing
+ * another process's update (scripts/ferretdb/local.sql); every update here
+ * retries it (mq_store_conflict_retry), so updates do not get lost across
+ * processes on it, as on MongoDB. Read next: mq_outbox.h, notes_store.h.
  */
 #ifndef MQ_STORE_H
 #define MQ_STORE_H
@@ -59,12 +65,20 @@ typedef struct mq_store_outbox_hooks {
 } mq_store_outbox_hooks_t;
 void mq_store_set_outbox_hooks(mq_store_t *s, const mq_store_outbox_hooks_t *hooks);
 
+/* A write the local store refused as a conflict (nothing was written) is
+ * worth repeating: true after a short backoff when `e` is one and `attempt`
+ * (0, 1, …) is below MQ_STORE_CONFLICT_ATTEMPTS. For writes made outside
+ * mq_store_update_* (an updateMany). Never true on MongoDB. */
+#define MQ_STORE_CONFLICT_ATTEMPTS 50
+bool mq_store_conflict_retry(const bson_error_t *e, int attempt);
+
 /* The write lane. SQLite, under FerretDB, has one writer per database: a
  * second write transaction sleeps in its busy handler (1, 2, 5, 10… ms)
  * until the first commits, so concurrent batch writes from one process
- * cost wall time and add nothing. On FerretDB, enter takes the process's
- * lane (one batch write at a time; returns true); on MongoDB it does
- * nothing (false). Pass its result to leave. `c` is a borrowed client. */
+ * cost wall time and add nothing. On FerretDB on SQLite, enter takes the
+ * process's lane (one batch write at a time; returns true); on MongoDB and
+ * on FerretDB on PostgreSQL (detected once per process, not configured) it
+ * does nothing (false). Pass its result to leave. `c` is a borrowed client. */
 bool mq_store_lane_enter(mq_store_t *s, mongoc_client_t *c);
 void mq_store_lane_leave(mq_store_t *s, bool entered);
 
@@ -176,8 +190,9 @@ mq_code_t mq_store_find_one(mq_store_t *s, const char *collection, const bson_t 
  * on MQ_OK *out is owned by the caller. */
 mq_code_t mq_store_get_by_id(mq_store_t *s, const char *collection, const char *id, bson_t *out, mq_error_t *err);
 
-/* Reads and deletes the first document matching `filter` in one step
- * (findAndModify remove): two callers racing for it cannot both get it.
+/* Reads and deletes the first document matching `filter`: two callers
+ * racing for it cannot both get it, on any number of processes (the one
+ * whose delete removed it has it; mq_store.c says why not findAndModify).
  * MQ_NOT_FOUND if none; on MQ_OK *out is owned by the caller. */
 mq_code_t mq_store_take_one(mq_store_t *s, const char *collection, const bson_t *filter, bson_t *out, mq_error_t *err);
 

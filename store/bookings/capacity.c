@@ -428,8 +428,12 @@ mq_code_t mq_capacity_mark_sold(mq_store_t *s, const char *holder, mq_error_t *e
   bson_append_document_end(&update, &set);
   bson_error_t berr;
   mq_code_t rc = MQ_OK;
-  if (!mongoc_collection_update_many(coll, &filter, &update, NULL, NULL, &berr))
-    rc = mq_store_error(&berr, "capacity mark sold", err);
+  bool ok;
+  for (int attempt = 0; !(ok = mongoc_collection_update_many(coll, &filter, &update, NULL, NULL, &berr)) &&
+                        mq_store_conflict_retry(&berr, attempt);
+       attempt++) {
+  }
+  if (!ok) rc = mq_store_error(&berr, "capacity mark sold", err);
   bson_destroy(&filter);
   bson_destroy(&update);
   mongoc_collection_destroy(coll);

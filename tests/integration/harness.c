@@ -516,36 +516,53 @@ void mq_test_drop_db(const char *uri, const char *db) {
   mongoc_client_destroy(c);
 }
 
-bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
-                         size_t *len) {
+void mq_test_each_binary(const char *db, const char *coll, const char *filter_json, const char *field,
+                         bool (*fn)(const void *data, size_t len, void *arg), void *arg) {
   mongoc_client_t *c = mongoc_client_new(mq_test_mongo_uri());
-  if (!c) return false;
+  if (!c) return;
   mongoc_collection_t *col = mongoc_client_get_collection(c, db, coll);
   bson_error_t err;
   bson_t filter;
-  bool found = false;
   if (bson_init_from_json(&filter, filter_json, -1, &err)) {
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, &filter, NULL, NULL);
     const bson_t *doc;
     bson_iter_t it;
-    while (mongoc_cursor_next(cur, &doc)) { /* the last one in natural (insertion) order */
+    while (mongoc_cursor_next(cur, &doc)) {
       if (!bson_iter_init_find(&it, doc, field) || !BSON_ITER_HOLDS_BINARY(&it)) continue;
       bson_subtype_t st;
       uint32_t n;
       const uint8_t *data;
       bson_iter_binary(&it, &st, &n, &data);
-      if (found) free(*out);
-      *out = malloc(n ? n : 1);
-      memcpy(*out, data, n);
-      *len = n;
-      found = true;
+      if (!fn(data, n, arg)) break;
     }
     mongoc_cursor_destroy(cur);
     bson_destroy(&filter);
   }
   mongoc_collection_destroy(col);
   mongoc_client_destroy(c);
-  return found;
+}
+
+typedef struct {
+  void **out;
+  size_t *len;
+  bool found;
+} last_binary_t;
+
+static bool keep_last(const void *data, size_t n, void *arg) {
+  last_binary_t *x = arg;
+  if (x->found) free(*x->out);
+  *x->out = malloc(n ? n : 1);
+  memcpy(*x->out, data, n);
+  *x->len = n;
+  x->found = true;
+  return true;
+}
+
+bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
+                         size_t *len) {
+  last_binary_t x = {out, len, false};
+  mq_test_each_binary(db, coll, filter_json, field, keep_last, &x);
+  return x.found;
 }
 
 bool mq_test_insert(const char *db, const char *coll, const char *doc_json) {
@@ -713,26 +730,35 @@ int mq_test_oidc_start(mq_test_proc_t *p, const char *out_json, const char *cons
   return -1;
 }
 
+typedef struct {
+  const char *invitation_id;
+  char *token;
+  size_t n;
+} invitation_find_t;
+
+static bool open_invitation(const void *data, size_t len, void *arg) {
+  invitation_find_t *x = arg;
+  Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
+  if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
+      !strcmp(ev->organization_member_invited->invitation_id, x->invitation_id) &&
+      ev->organization_member_invited->sealed_token) {
+    const Marquee__Events__V1__SealedSecret *st = ev->organization_member_invited->sealed_token;
+    mq_test_unseal(st->key_id, st->box.data, st->box.len, x->token, x->n);
+  }
+  if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
+  return !x->token[0];
+}
+
 bool mq_test_invitation_token(const char *db, const char *org_id, const char *invitation_id, char *token, size_t n) {
   char filter[256];
   snprintf(filter, sizeof filter, "{\"aggregate_id\": \"%s\", \"type\": \"organizations.OrganizationMemberInvited\"}",
            org_id);
   token[0] = '\0';
+  invitation_find_t x = {invitation_id, token, n};
   int64_t until = mq_test_now_ms() + 60000;
   while (!token[0] && mq_test_now_ms() < until) {
-    void *data = NULL;
-    size_t len = 0;
-    if (mq_test_find_binary(db, "audit_log", filter, "envelope", &data, &len)) {
-      Marquee__Events__V1__Envelope *ev = marquee__events__v1__envelope__unpack(NULL, len, data);
-      if (ev && ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED &&
-          !strcmp(ev->organization_member_invited->invitation_id, invitation_id) &&
-          ev->organization_member_invited->sealed_token) {
-        const Marquee__Events__V1__SealedSecret *st = ev->organization_member_invited->sealed_token;
-        mq_test_unseal(st->key_id, st->box.data, st->box.len, token, n);
-      }
-      if (ev) marquee__events__v1__envelope__free_unpacked(ev, NULL);
-      free(data);
-    }
+    /* every invitation of the organization: a store returns them in no particular order */
+    mq_test_each_binary(db, "audit_log", filter, "envelope", open_invitation, &x);
     if (!token[0]) mq_test_sleep_ms(100);
   }
   return token[0] != '\0';

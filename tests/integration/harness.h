@@ -100,10 +100,15 @@ char *mq_test_token(const char *sub, uint32_t roles);
 /* Counts documents matching `filter_json` in db.coll (uri NULL = test default). -1 on error. */
 int64_t mq_test_count(const char *uri, const char *db, const char *coll, const char *filter_json);
 void mq_test_drop_db(const char *uri, const char *db);
-/* Binary field `field` of the last document (natural order) matching `filter_json`
- * (malloc'ed copy in *out, length in *len); false if none. */
+/* Binary field `field` of the last document the store returns for
+ * `filter_json` (malloc'ed copy in *out, length in *len); false if none.
+ * The order is the store's: use it where one document matches. */
 bool mq_test_find_binary(const char *db, const char *coll, const char *filter_json, const char *field, void **out,
                          size_t *len);
+/* fn(data, len, arg) for binary field `field` of every document matching
+ * `filter_json`, until it returns false. */
+void mq_test_each_binary(const char *db, const char *coll, const char *filter_json, const char *field,
+                         bool (*fn)(const void *data, size_t len, void *arg), void *arg);
 /* updateMany(filter, update) with extended-JSON documents; matched count or -1. */
 /* insertOne(doc) (extended JSON); false if it failed. To build the state a
  * crash leaves behind, in the real store. */
