@@ -202,22 +202,14 @@ static void settle(mq_relay_t *r) {
   r->acked = NULL;
   r->n_acked = 0;
   bson_t **docs = mq_xcalloc(n, sizeof *docs);
-  bson_t filter = BSON_INITIALIZER, in, arr;
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
-  BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
   int64_t now = mq_now_unix_ms();
   size_t i = 0;
   for (pending_t *p = list; p; p = p->next, i++) {
     docs[i] = bson_new();
     BSON_APPEND_UTF8(docs[i], "_id", p->id);
     BSON_APPEND_DATE_TIME(docs[i], "at", now);
-    if (!p->journaled) continue;
-    char k[24];
-    snprintf(k, sizeof k, "%zu", n_journaled++);
-    BSON_APPEND_UTF8(&arr, k, p->jid);
+    if (p->journaled) n_journaled++;
   }
-  bson_append_array_end(&in, &arr);
-  bson_append_document_end(&filter, &in);
   mongoc_client_t *c = mq_store_acquire(r->store);
   mongoc_collection_t *ledger = mq_store_collection(r->store, c, MQ_OUTBOX_LEDGER);
   bson_t opts = BSON_INITIALIZER;
@@ -234,8 +226,20 @@ static void settle(mq_relay_t *r) {
   }
   mq_store_lane_leave(r->store, lane);
   if (ok && n_journaled) {
+    /* one bulk write of deletes by _id (not one _id $in delete: the local
+     * store would scan the journal for it, and the journal is long exactly
+     * when this runs: a backlog) */
     mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
-    ok = mongoc_collection_delete_many(journal, &filter, NULL, NULL, &berr);
+    mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(journal, &opts);
+    for (pending_t *p = list; p; p = p->next) {
+      if (!p->journaled) continue;
+      bson_t sel = BSON_INITIALIZER;
+      BSON_APPEND_UTF8(&sel, "_id", p->jid);
+      mongoc_bulk_operation_remove_one_with_opts(bulk, &sel, NULL, NULL);
+      bson_destroy(&sel);
+    }
+    ok = mongoc_bulk_operation_execute(bulk, NULL, &berr) != 0;
+    mongoc_bulk_operation_destroy(bulk);
     mongoc_collection_destroy(journal);
   }
   if (!ok)
@@ -245,7 +249,6 @@ static void settle(mq_relay_t *r) {
   mongoc_collection_destroy(ledger);
   mq_store_release(r->store, c);
   bson_destroy(&opts);
-  bson_destroy(&filter);
   for (i = 0; i < n; i++) bson_destroy(docs[i]);
   free(docs);
   while (list) {
@@ -573,35 +576,32 @@ static void candidates_free(candidate_t *c, size_t n) {
   }
 }
 
-/* Journals the candidates the ledger does not know (one $in read per batch). */
+/* Journals the candidates the ledger does not know: one read by _id each
+ * (not one _id $in read per batch: the local store would scan the whole
+ * ledger, two days of events, for every batch). */
 static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t n) {
   if (!n) return;
   mongoc_collection_t *ledger = mq_store_collection(r->store, c, MQ_OUTBOX_LEDGER);
   mongoc_collection_t *journal = mq_store_collection(r->store, c, MQ_OUTBOX_JOURNAL);
-  bson_t filter = BSON_INITIALIZER, cond, in, opts = BSON_INITIALIZER, proj;
-  BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &cond);
-  BSON_APPEND_ARRAY_BEGIN(&cond, "$in", &in);
-  for (size_t i = 0; i < n; i++) {
-    char key[16];
-    const char *k;
-    bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
-    BSON_APPEND_UTF8(&in, k, cand[i].id);
-  }
-  bson_append_array_end(&cond, &in);
-  bson_append_document_end(&filter, &cond);
+  bson_t opts = BSON_INITIALIZER, proj;
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
   BSON_APPEND_INT32(&proj, "_id", 1);
   bson_append_document_end(&opts, &proj);
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(ledger, &filter, &opts, NULL);
+  BSON_APPEND_INT64(&opts, "limit", 1);
   bool *sent = mq_xcalloc(n, sizeof *sent);
-  const bson_t *doc;
-  bson_iter_t it;
-  while (mongoc_cursor_next(cur, &doc))
-    if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it))
-      for (size_t i = 0; i < n; i++)
-        if (!strcmp(cand[i].id, bson_iter_utf8(&it, NULL))) sent[i] = true;
   bson_error_t berr;
-  bool ok = !mongoc_cursor_error(cur, &berr);
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++) {
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "_id", cand[i].id);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(ledger, &filter, &opts, NULL);
+    const bson_t *doc;
+    sent[i] = mongoc_cursor_next(cur, &doc);
+    ok = !mongoc_cursor_error(cur, &berr);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+  }
+
   if (!ok) mq_log(MQ_LOG_WARN, "relay.sweep_failed", "ledger: %s", berr.message);
   for (size_t i = 0; ok && i < n; i++) {
     if (sent[i]) continue;
@@ -612,8 +612,6 @@ static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t
     }
   }
   free(sent);
-  mongoc_cursor_destroy(cur);
-  bson_destroy(&filter);
   bson_destroy(&opts);
   mongoc_collection_destroy(ledger);
   mongoc_collection_destroy(journal);

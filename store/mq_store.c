@@ -189,6 +189,13 @@ static bool is_retryable_server_code(uint32_t code) {
 
 mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *err) {
   if (e->code == 11000 || e->code == 11001 || e->code == 12582) return mq_error_set(err, MQ_ALREADY_EXISTS, NULL, NULL);
+  if (e->code == 10334 || e->code == 17419 || e->code == 17420 || strstr(e->message, "too large")) {
+    /* BSONObjectTooLarge / DocumentTooLarge from the server, or the driver's
+     * own check against the server's maxBsonObjectSize: nothing was written */
+    mq_log(MQ_LOG_WARN, "store.too_large", "%s: %s", what, e->message);
+    return mq_error_set(err, MQ_RESOURCE_EXHAUSTED, NULL,
+                        "the record would exceed the store's document size limit (16 MiB); nothing was written");
+  }
   if (write_conflict(e)) {
     mq_log(MQ_LOG_WARN, "store.write_conflict", "%s: the document kept changing while this write was retried", what);
     return mq_error_set(err, MQ_ABORTED, NULL, "the record changed while it was being written; retry");

@@ -18,8 +18,9 @@
  *    mq_index_spec_t table, created idempotently at start-up.
  * Errors: mq_store_error() is the one mapping from libmongoc/server errors to
  * mq codes (duplicate key → ALREADY_EXISTS, network/selection/not-primary →
- * STORE_UNAVAILABLE, MaxTimeMSExpired → DEADLINE_EXCEEDED, the local store's
- * write conflict → ABORTED, else INTERNAL with the detail logged, not sent).
+ * STORE_UNAVAILABLE, MaxTimeMSExpired → DEADLINE_EXCEEDED, a document over
+ * the 16 MiB limit → RESOURCE_EXHAUSTED naming it, the local store's write
+ * conflict → ABORTED, else INTERNAL with the detail logged, not sent).
  *
  * The local store (FerretDB on PostgreSQL, docs/ARCHITECTURE.md) refuses an
  * update computed from a stale read with a write conflict instead of undoing

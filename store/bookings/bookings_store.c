@@ -1,6 +1,7 @@
 /*
  * bookings_store.c — see bookings_store.h. Queries: bookings by _id, by
- * tickets.ticket_id, by (user_id, created_at, _id) and (event_id,
+ * ticket_ids (then tickets.ticket_id, for bookings written before it), by
+ * (user_id, created_at, _id) and (event_id,
  * created_at, _id); check-ins by _id, (event_id, at, _id), booking_id.
  */
 #include "store/bookings/bookings_store.h"
@@ -15,7 +16,8 @@
 const mq_index_spec_t mq_bookings_indexes[] = {
     {MQ_BOOKINGS_COLLECTION, "user_created", "{\"user_id\": 1, \"created_at\": -1, \"_id\": -1}", false},
     {MQ_BOOKINGS_COLLECTION, "event_created", "{\"event_id\": 1, \"created_at\": -1, \"_id\": -1}", false},
-    {MQ_BOOKINGS_COLLECTION, "ticket", "{\"tickets.ticket_id\": 1}", false},
+    {MQ_BOOKINGS_COLLECTION, "ticket_ids", "{\"ticket_ids\": 1}", false},
+    {MQ_BOOKINGS_COLLECTION, "ticket", "{\"tickets.ticket_id\": 1}", false}, /* bookings written before ticket_ids */
     {MQ_BOOKINGS_COLLECTION, "outbox_at", MQ_OUTBOX_INDEX_KEYS, false},
     {MQ_CHECKINS_COLLECTION, "event_at", "{\"event_id\": 1, \"at\": -1, \"_id\": -1}", false},
     {MQ_CHECKINS_COLLECTION, "booking", "{\"booking_id\": 1}", false},
@@ -54,6 +56,15 @@ static void append_fields(bson_t *doc, const mq_booking_t *b) {
     BSON_APPEND_UTF8(&d, "slot", t->slot ? t->slot : "");
     bson_append_document_end(&arr, &d);
     lower_append(search, sizeof search, &len, t->attendee_name);
+  }
+  bson_append_array_end(doc, &arr);
+  /* the tickets' ids again, top level: the lookup by ticket is an equality on
+   * this array, which the local store indexes (it pushes down no dotted key) */
+  BSON_APPEND_ARRAY_BEGIN(doc, "ticket_ids", &arr);
+  for (size_t i = 0; i < b->n_tickets; i++) {
+    char k[24];
+    snprintf(k, sizeof k, "%zu", i);
+    BSON_APPEND_UTF8(&arr, k, b->tickets[i].id);
   }
   bson_append_array_end(doc, &arr);
   BSON_APPEND_UTF8(doc, "search", search);
@@ -141,9 +152,15 @@ mq_code_t mq_bookings_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_booki
 mq_code_t mq_bookings_by_ticket(mq_store_t *s, const char *ticket_id, mq_arena_t *a, mq_booking_t *out, size_t *index,
                                 mq_error_t *err) {
   bson_t filter = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&filter, "tickets.ticket_id", ticket_id);
+  BSON_APPEND_UTF8(&filter, "ticket_ids", ticket_id);
   mq_code_t rc = find_one(s, &filter, a, out, err);
   bson_destroy(&filter);
+  if (rc == MQ_NOT_FOUND) { /* a booking written before ticket_ids (a scan on the local store) */
+    bson_init(&filter);
+    BSON_APPEND_UTF8(&filter, "tickets.ticket_id", ticket_id);
+    rc = find_one(s, &filter, a, out, err);
+    bson_destroy(&filter);
+  }
   if (rc != MQ_OK) return rc;
   for (size_t i = 0; i < out->n_tickets; i++)
     if (!strcmp(out->tickets[i].id, ticket_id)) {

@@ -536,25 +536,23 @@ mq_code_t mq_capacity_reclaim(mq_capacity_t *c, mq_store_t *s, const char *pool,
     mq_arena_release(a);
     return rc;
   }
-  /* Which holders still hold their units? One query for all of them. */
+  /* Which holders still hold their units? One read by _id per distinct
+   * holder (not one _id $in query: the local store would scan every hold
+   * for it; there are few suspects). */
   live_t live = {.a = a};
-  bson_t hf = BSON_INITIALIZER, in, ho = BSON_INITIALIZER, hp;
-  BSON_APPEND_DOCUMENT_BEGIN(&hf, "_id", &in);
-  bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
-  for (size_t i = 0; i < sus.n; i++) {
-    char k[16];
-    const char *key;
-    bson_uint32_to_string((uint32_t)i, &key, k, sizeof k);
-    bson_append_utf8(&arr, key, -1, sus.holder[i], -1);
-  }
-  bson_append_array_end(&in, &arr);
-  bson_append_document_end(&hf, &in);
+  bson_t ho = BSON_INITIALIZER, hp;
   BSON_APPEND_DOCUMENT_BEGIN(&ho, "projection", &hp);
   BSON_APPEND_INT32(&hp, "state", 1);
   bson_append_document_end(&ho, &hp);
-  rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &hf, &ho, collect_live, &live, err);
-  bson_destroy(&hf);
+  for (size_t i = 0; rc == MQ_OK && i < sus.n; i++) {
+    bool seen = false;
+    for (size_t k = 0; k < i && !seen; k++) seen = !strcmp(sus.holder[k], sus.holder[i]);
+    if (seen) continue;
+    bson_t hf = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&hf, "_id", sus.holder[i]);
+    rc = mq_store_find_each(s, MQ_HOLDS_COLLECTION, &hf, &ho, collect_live, &live, err);
+    bson_destroy(&hf);
+  }
   bson_destroy(&ho);
   for (size_t i = 0; rc == MQ_OK && i < sus.n; i++) {
     bool alive = false;

@@ -1,6 +1,6 @@
 /*
  * payments_store.c — see payments_store.h. Queries: payments by _id, by
- * (gateway, gateway_ref), by (user_id, created_at), by (event_id,
+ * (gateway_ref, gateway), by (user_id, created_at), by (event_id,
  * created_at) and by (state, deadline); decisions and webhooks by _id;
  * refunds by payment_id.
  */
@@ -14,7 +14,9 @@
 #include "store/mq_bson.h"
 
 const mq_index_spec_t mq_payments_indexes[] = {
-    {MQ_PAYMENTS_COLLECTION, "gateway_ref", "{\"gateway\": 1, \"gateway_ref\": 1}", false},
+    /* gateway_ref first: its values are unique in practice, while a gateway has many payments (the
+     * local store indexes the first key only; ARCHITECTURE.md "The local store") */
+    {MQ_PAYMENTS_COLLECTION, "ref_gateway", "{\"gateway_ref\": 1, \"gateway\": 1}", false},
     {MQ_PAYMENTS_COLLECTION, "user_created", "{\"user_id\": 1, \"created_at\": -1}", false},
     {MQ_PAYMENTS_COLLECTION, "event_created", "{\"event_id\": 1, \"created_at\": -1}", false},
     {MQ_PAYMENTS_COLLECTION, "state_deadline", "{\"state\": 1, \"deadline\": 1}", false},

@@ -62,7 +62,12 @@ if [ -z "$audit_http" ]; then
   bad "marquee-audit printed no READY line with its HTTP port"
   cat "$MQ_TMP/audit.err"
 else
-  out=$(curl -sf "http://$audit_http/metrics")
+  out=
+  for _ in $(seq 1 50); do # READY comes as it starts serving; allow it a moment under load
+    out=$(curl -sf "http://$audit_http/metrics") && break
+    sleep 0.1
+  done
+  [ -n "$out" ] || { bad "marquee-audit's /metrics at $audit_http did not answer"; cat "$MQ_TMP/audit.err"; }
   if lint=$(marquee-promlint <<<"$out"); then ok "consumer promlint: $lint"; else bad "consumer promlint found problems:"; echo "$lint"; fi
   want "consumer lag per topic" 'marquee_consumer_lag{consumer="audit",topic="marquee.bookings"} '
   want "consumer outcomes are counters" '# TYPE marquee_consumer_events_total counter'
