@@ -25,6 +25,16 @@
  *       equality query its ten, a page twenty in order). Prints one JSON
  *       object: per kind p50/p99 in µs and the sample count.
  *
+ *   mq-bench-store bookings MONGO_URI DB N
+ *       grows the bookings collection to N bookings in the shape the
+ *       bookings store writes (mq_bookings_doc: two tickets each, a price),
+ *       ten per user, users 00000000-0000-4000-8000-<12 digits> in order,
+ *       after creating the store's own indexes; insertMany of 1,000.
+ *       Prints {"docs":…,"seconds":…}.
+ *   mq-bench-store token JWT_KEYS SUBJECT
+ *       prints an attendee access token for SUBJECT (HS256 with the first
+ *       key, as the server verifies them).
+ *
  * Invariant: a wrong answer is an error (exit 1), never a fast figure.
  */
 #include <inttypes.h>
@@ -34,6 +44,9 @@
 #include <time.h>
 
 #include <mongoc/mongoc.h>
+
+#include "lib/mq_jwt.h"
+#include "store/bookings/bookings_store.h"
 
 #define COLL "bench_docs"
 #define PER_USER 10
@@ -93,6 +106,31 @@ static mongoc_client_t *connect_to(const char *uri_s) {
   return c;
 }
 
+/* documents have..n-1 (make(i, doc)) in insertMany batches of 1,000, unordered */
+static int grow(mongoc_collection_t *coll, long have, long n, void (*make)(long i, bson_t *d)) {
+  enum { BATCH = 1000 };
+  bson_t docs[BATCH];
+  const bson_t *ptrs[BATCH];
+  bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
+  bson_error_t e;
+  int rc = 0;
+  for (long i = have; i < n && rc == 0;) {
+    int k = 0;
+    for (; k < BATCH && i < n; k++, i++) {
+      bson_init(&docs[k]);
+      make(i, &docs[k]);
+      ptrs[k] = &docs[k];
+    }
+    if (!mongoc_collection_insert_many(coll, ptrs, (size_t)k, opts, NULL, &e)) {
+      fprintf(stderr, "insert_many at %ld: %s\n", i, e.message);
+      rc = 1;
+    }
+    for (int j = 0; j < k; j++) bson_destroy(&docs[j]);
+  }
+  bson_destroy(opts);
+  return rc;
+}
+
 static int fill(const char *uri, const char *db, long n) {
   mongoc_client_t *c = connect_to(uri);
   mongoc_collection_t *coll = mongoc_client_get_collection(c, db, COLL);
@@ -116,27 +154,9 @@ static int fill(const char *uri, const char *db, long n) {
     return 1;
   }
   int64_t t0 = now_ns();
-  enum { BATCH = 1000 };
-  bson_t docs[BATCH];
-  const bson_t *ptrs[BATCH];
-  bson_t *opts = BCON_NEW("ordered", BCON_BOOL(false));
-  for (long i = have; i < n;) {
-    int k = 0;
-    for (; k < BATCH && i < n; k++, i++) {
-      bson_init(&docs[k]);
-      doc_of(i, &docs[k]);
-      ptrs[k] = &docs[k];
-    }
-    ok = mongoc_collection_insert_many(coll, ptrs, (size_t)k, opts, NULL, &e);
-    for (int j = 0; j < k; j++) bson_destroy(&docs[j]);
-    if (!ok) {
-      fprintf(stderr, "insert_many at %ld: %s\n", i, e.message);
-      return 1;
-    }
-  }
+  if (grow(coll, have, n, doc_of) != 0) return 1;
   printf("{\"docs\":%ld,\"added\":%" PRId64 ",\"seconds\":%.2f}\n", n, n > have ? n - have : 0,
          (double)(now_ns() - t0) / 1e9);
-  bson_destroy(opts);
   mongoc_collection_destroy(coll);
   mongoc_client_destroy(c);
   return 0;
@@ -269,7 +289,86 @@ static int measure(const char *uri, const char *db, long n, int samples) {
   return 0;
 }
 
+static long g_bookings_n; /* the size being grown to: created_at counts back from it */
+
+static void booking_of(long i, bson_t *d) {
+  char id[48], user[48], hold[48], t1[48], t2[48];
+  snprintf(id, sizeof id, "b0000000-0000-4000-8000-%012ld", i);
+  snprintf(hold, sizeof hold, "h0000000-0000-4000-8000-%012ld", i);
+  snprintf(user, sizeof user, "00000000-0000-4000-8000-%012ld", i / PER_USER);
+  snprintf(t1, sizeof t1, "t1000000-0000-4000-8000-%012ld", i);
+  snprintf(t2, sizeof t2, "t2000000-0000-4000-8000-%012ld", i);
+  mq_hold_line_t line = {.ticket_type_id = (char *)"tt000000-0000-4000-8000-000000000001",
+                         .name = (char *)"General admission",
+                         .quantity = 2,
+                         .unit_minor = 2500};
+  mq_ticket_t tickets[2] = {
+      {t1, line.ticket_type_id, line.name, (char *)"", (char *)"slot-a"},
+      {t2, line.ticket_type_id, line.name, (char *)"", (char *)"slot-b"},
+  };
+  mq_booking_t b = {.id = id,
+                    .hold_id = hold,
+                    .event_id = (char *)"e6c1d2b0-0000-4000-8000-000000000001",
+                    .organization_id = (char *)"0c000000-0000-4000-8000-000000000001",
+                    .user_id = user,
+                    .state = (char *)MQ_BOOKING_CONFIRMED,
+                    .currency = (char *)"EUR",
+                    .payment_reference = (char *)"",
+                    .buyer_name = (char *)"Bench Buyer",
+                    .buyer_email = (char *)"buyer@example.com",
+                    .lines = &line,
+                    .n_lines = 1,
+                    .total_minor = 5000,
+                    .price = {.subtotal_minor = 5000},
+                    .tickets = tickets,
+                    .n_tickets = 2,
+                    .created_ms = T0_MS - (int64_t)(g_bookings_n - i) * 1000};
+  mq_bookings_doc(d, &b);
+}
+
+static int bookings(const char *uri, const char *db, long n) {
+  mq_store_t *s = NULL;
+  mq_error_t err;
+  if (mq_store_open(uri, db, 2, &s, &err) != MQ_OK ||
+      mq_store_ensure_indexes(s, mq_bookings_indexes, mq_bookings_n_indexes, &err) != MQ_OK) {
+    fprintf(stderr, "store: %s\n", err.message);
+    return 1;
+  }
+  mq_store_close(s);
+  mongoc_client_t *c = connect_to(uri);
+  mongoc_collection_t *coll = mongoc_client_get_collection(c, db, MQ_BOOKINGS_COLLECTION);
+  bson_error_t e;
+  int64_t have = mongoc_collection_estimated_document_count(coll, NULL, NULL, NULL, &e);
+  if (have < 0) have = 0;
+  int64_t t0 = now_ns();
+  g_bookings_n = n;
+  if (grow(coll, have, n, booking_of) != 0) return 1;
+  printf("{\"docs\":%ld,\"seconds\":%.2f}\n", n, (double)(now_ns() - t0) / 1e9);
+  mongoc_collection_destroy(coll);
+  mongoc_client_destroy(c);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 5 && !strcmp(argv[1], "bookings")) {
+    mongoc_init();
+    int rc = bookings(argv[2], argv[3], atol(argv[4]));
+    mongoc_cleanup();
+    return rc;
+  }
+  if (argc >= 4 && !strcmp(argv[1], "token")) {
+    mq_jwt_keys_t *k = NULL;
+    mq_error_t err;
+    if (mq_jwt_keys_parse(argv[2], "marquee", "marquee-api", &k, &err) != MQ_OK) {
+      fprintf(stderr, "keys: %s\n", err.message);
+      return 1;
+    }
+    char *t = mq_jwt_sign(k, argv[3], MQ_ROLE_ATTENDEE, 86400);
+    printf("%s\n", t);
+    free(t);
+    mq_jwt_keys_free(k);
+    return 0;
+  }
   if (argc >= 5 && !strcmp(argv[1], "fill")) {
     mongoc_init();
     int rc = fill(argv[2], argv[3], atol(argv[4]));
@@ -282,6 +381,7 @@ int main(int argc, char **argv) {
     mongoc_cleanup();
     return rc;
   }
-  fprintf(stderr, "usage: mq-bench-store fill URI DB N | measure URI DB N SAMPLES\n");
+  fprintf(stderr,
+          "usage: mq-bench-store fill URI DB N | measure URI DB N SAMPLES | bookings URI DB N | token KEYS SUBJECT\n");
   return 2;
 }

@@ -5,7 +5,10 @@
 --   1. Every btree index FerretDB creates on a top-level field, (_jsonb -> 'f'),
 --      has a GIN sibling on the same expression, created in the same DDL
 --      transaction by an event trigger: FerretDB's equality pushdown is
---      `_jsonb -> 'f' @> value`, which only GIN serves.
+--      `_jsonb -> 'f' @> value`, which only GIN serves. Without GIN's pending
+--      list (fastupdate off): with it, a burst of inserts left lookups
+--      scanning the list until the next vacuum (5 ms instead of 0.5 at
+--      100,000 documents, measured).
 --   2. Every document of a FerretDB collection carries `_rev` (a long, 0 at
 --      insert, +1 per update). An update whose new document carries a `_rev`
 --      other than the stored one was computed from a stale read: it is refused
@@ -59,7 +62,7 @@ BEGIN
               WHERE i.indrelid = tbl AND a.amname = 'gin' AND pg_get_indexdef(i.indexrelid, 1, true) = expr) THEN
     RETURN;
   END IF;
-  EXECUTE format('CREATE INDEX %I ON %s USING gin (%s)',
+  EXECUTE format('CREATE INDEX %I ON %s USING gin (%s) WITH (fastupdate = off)',
                  'mq_gin_' || tbl::oid || '_' || left(md5(expr), 12), tbl, expr);
 END
 $f$;
@@ -104,3 +107,16 @@ CREATE EVENT TRIGGER marquee_local_ddl ON ddl_command_end WHEN TAG IN ('CREATE T
 
 SELECT marquee_local.adopt_table(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'marquee_local');
+
+-- GIN siblings made before fastupdate was turned off
+DO $f$
+DECLARE
+  i regclass;
+BEGIN
+  FOR i IN SELECT c.oid FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+            WHERE c.relkind = 'i' AND a.amname = 'gin' AND c.relname LIKE 'mq_gin_%'
+              AND NOT coalesce(c.reloptions @> ARRAY['fastupdate=off'], false) LOOP
+    EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', i);
+  END LOOP;
+END
+$f$;

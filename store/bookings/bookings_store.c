@@ -107,20 +107,24 @@ static void from_bson(const bson_t *doc, mq_arena_t *a, mq_booking_t *b) {
   }
 }
 
+void mq_bookings_doc(bson_t *doc, const mq_booking_t *b) {
+  BSON_APPEND_UTF8(doc, "_id", b->id);
+  BSON_APPEND_UTF8(doc, "hold_id", b->hold_id);
+  BSON_APPEND_UTF8(doc, "event_id", b->event_id);
+  BSON_APPEND_UTF8(doc, "organization_id", b->organization_id);
+  BSON_APPEND_UTF8(doc, "user_id", b->user_id);
+  BSON_APPEND_UTF8(doc, "currency", b->currency);
+  mq_hold_lines_append(doc, b->lines, b->n_lines);
+  BSON_APPEND_INT64(doc, "total_minor", b->total_minor);
+  mq_price_append(doc, &b->price);
+  BSON_APPEND_DATE_TIME(doc, "created_at", b->created_ms);
+  BSON_APPEND_INT64(doc, "version", 1);
+  append_fields(doc, b);
+}
+
 mq_code_t mq_bookings_insert(mq_store_t *s, const mq_booking_t *b, const mq_event_t *ev, mq_error_t *err) {
   bson_t doc = BSON_INITIALIZER;
-  BSON_APPEND_UTF8(&doc, "_id", b->id);
-  BSON_APPEND_UTF8(&doc, "hold_id", b->hold_id);
-  BSON_APPEND_UTF8(&doc, "event_id", b->event_id);
-  BSON_APPEND_UTF8(&doc, "organization_id", b->organization_id);
-  BSON_APPEND_UTF8(&doc, "user_id", b->user_id);
-  BSON_APPEND_UTF8(&doc, "currency", b->currency);
-  mq_hold_lines_append(&doc, b->lines, b->n_lines);
-  BSON_APPEND_INT64(&doc, "total_minor", b->total_minor);
-  mq_price_append(&doc, &b->price);
-  BSON_APPEND_DATE_TIME(&doc, "created_at", b->created_ms);
-  BSON_APPEND_INT64(&doc, "version", 1);
-  append_fields(&doc, b);
+  mq_bookings_doc(&doc, b);
   if (ev) mq_outbox_append_insert(&doc, ev, 1);
   mq_code_t rc = mq_store_insert_decision(s, MQ_BOOKINGS_COLLECTION, &doc, err);
   bson_destroy(&doc);

@@ -18,8 +18,8 @@
  *  B1 A booking's _id is its hold's id: the insert that writes it is
  *     idempotent (a second finisher gets ALREADY_EXISTS and reads it), and
  *     BookingConfirmed rides in that insert.
- *  B2 Ticket ids are fresh UUIDs, unique across bookings (index on
- *     tickets.ticket_id); each ticket owns one slot of its ticket type's
+ *  B2 Ticket ids are fresh UUIDs, unique across bookings (found through the
+ *     top-level ticket_ids array); each ticket owns one slot of its ticket type's
  *     pool (capacity.h), recorded in `slot`.
  *  B3 A ticket is checked in at most once at a time: the check-in is the
  *     insert of checkins/{ticket id}. Undo writes checkin_undos (with the
@@ -65,6 +65,9 @@ typedef struct mq_booking {
   int64_t created_ms, cancelled_ms, version;
 } mq_booking_t;
 
+/* The stored document of `b` (no outbox), appended to `doc`: what
+ * mq_bookings_insert writes (and what a benchmark seeds in bulk). */
+void mq_bookings_doc(bson_t *doc, const mq_booking_t *b);
 /* B1: ALREADY_EXISTS if written before. */
 mq_code_t mq_bookings_insert(mq_store_t *s, const mq_booking_t *b, const mq_event_t *ev, mq_error_t *err);
 mq_code_t mq_bookings_get(mq_store_t *s, const char *id, mq_arena_t *a, mq_booking_t *out, mq_error_t *err);
