@@ -117,6 +117,9 @@ for r in $(seq 1 "$RUNS"); do
   done
 done
 BENCH_DBS+=("${db}_ins")
+# what parts 2-3 started goes before part 5 measures one call at a time (their sweepers keep working)
+for f in pga pgb sqlitea sqliteb sqlite; do kill -TERM "$(cat "$tmp/$f.pid")" 2>/dev/null || true; done
+sleep 2
 
 # ---- 5. ListMyBookings among many bookings
 printf 'page_size: 20\n' | protoc --encode=marquee.bookings.v1.ListMyBookingsRequest -I proto \

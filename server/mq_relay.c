@@ -119,6 +119,7 @@ struct mq_relay {
   pthread_t sweeper;
   bool sweeper_running;
   int64_t verified_until_ms; /* sweeper: entries older than this were checked */
+  bool hours_ok;             /* sweeper: a full sweep succeeded; later ones read by outbox hour */
 };
 
 static unsigned hash_id(const char *s) {
@@ -618,9 +619,13 @@ static void recover(mq_relay_t *r, mongoc_client_t *c, candidate_t *cand, size_t
   request_catch_up(r); /* what was journaled here is this process's to publish */
 }
 
-static bool sweep_collection(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t from, int64_t to) {
+/* One query of a watched collection: its documents with entries at or after
+ * `from` — all of them (by `_outbox.at`, a scan on the local store), or those
+ * whose latest outbox write was in hour `hour` (an index lookup anywhere). */
+static bool sweep_query(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t from, int64_t to, int64_t hour) {
   mongoc_collection_t *coll = mq_store_collection(r->store, c, r->colls[ci]);
   bson_t filter = BSON_INITIALIZER, cond, opts = BSON_INITIALIZER, proj;
+  if (hour >= 0) BSON_APPEND_INT64(&filter, MQ_OUTBOX_HOUR_FIELD, hour);
   BSON_APPEND_DOCUMENT_BEGIN(&filter, MQ_OUTBOX_FIELD ".at", &cond);
   BSON_APPEND_DATE_TIME(&cond, "$gte", from);
   bson_append_document_end(&filter, &cond);
@@ -673,6 +678,19 @@ static bool sweep_collection(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t 
   return ok;
 }
 
+/* A document with an entry at `at` has its hour at or after at's hour (the
+ * hour only moves forward): so the hours from from's to to's cover every
+ * document with an entry in [from, to). The first sweep of a process reads
+ * every document instead: documents written before the hour field existed
+ * have none. */
+static bool sweep_collection(mq_relay_t *r, mongoc_client_t *c, int ci, int64_t from, int64_t to) {
+  if (!r->hours_ok) return sweep_query(r, c, ci, from, to, -1);
+  bool ok = true;
+  for (int64_t h = from / MQ_OUTBOX_HOUR_MS; h <= (to - 1) / MQ_OUTBOX_HOUR_MS; h++)
+    ok = sweep_query(r, c, ci, from, to, h) && ok;
+  return ok;
+}
+
 /* Entries written in [verified_until, now - grace) are checked against the
  * ledger; the first sweep looks back a whole window. Then old ledger
  * records go. */
@@ -684,7 +702,10 @@ static void sweep(mq_relay_t *r) {
   bool ok = true;
   for (int i = 0; i < r->n_colls; i++) ok = sweep_collection(r, c, i, from, to) && ok;
   mq_store_release(r->store, c);
-  if (ok) r->verified_until_ms = to;
+  if (ok) {
+    r->verified_until_ms = to;
+    r->hours_ok = true;
+  }
   bson_t old = BSON_INITIALIZER, cond;
   BSON_APPEND_DOCUMENT_BEGIN(&old, "at", &cond);
   BSON_APPEND_DATE_TIME(&cond, "$lt", now - LEDGER_KEEP_MS);

@@ -33,8 +33,7 @@ void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const ch
   ev->env.schema_version = 1;
 }
 
-static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n) {
-  int64_t now = mq_now_unix_ms();
+static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n, int64_t now) {
   for (size_t i = 0; i < n; i++) {
     const mq_event_t *ev = &evs[i];
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -73,23 +72,31 @@ static void append_entries(bson_t *arr, const mq_event_t *evs, size_t n) {
   }
 }
 
+/* the entries' `at` and the document's hour come from one clock reading, so
+ * an entry is never in a later hour than its document says */
 void mq_outbox_append_insert(bson_t *doc, const mq_event_t *evs, size_t n) {
+  int64_t now = mq_now_unix_ms();
   bson_t arr;
   BSON_APPEND_ARRAY_BEGIN(doc, MQ_OUTBOX_FIELD, &arr);
-  append_entries(&arr, evs, n);
+  append_entries(&arr, evs, n, now);
   bson_append_array_end(doc, &arr);
+  BSON_APPEND_INT64(doc, MQ_OUTBOX_HOUR_FIELD, now / MQ_OUTBOX_HOUR_MS);
 }
 
 void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n) {
-  bson_t push, field, each;
+  int64_t now = mq_now_unix_ms();
+  bson_t push, field, each, max;
   BSON_APPEND_DOCUMENT_BEGIN(update, "$push", &push);
   BSON_APPEND_DOCUMENT_BEGIN(&push, MQ_OUTBOX_FIELD, &field);
   BSON_APPEND_ARRAY_BEGIN(&field, "$each", &each);
-  append_entries(&each, evs, n);
+  append_entries(&each, evs, n, now);
   bson_append_array_end(&field, &each);
   BSON_APPEND_INT32(&field, "$slice", -MQ_OUTBOX_KEEP);
   bson_append_document_end(&push, &field);
   bson_append_document_end(update, &push);
+  BSON_APPEND_DOCUMENT_BEGIN(update, "$max", &max); /* the hour only moves forward */
+  BSON_APPEND_INT64(&max, MQ_OUTBOX_HOUR_FIELD, now / MQ_OUTBOX_HOUR_MS);
+  bson_append_document_end(update, &max);
 }
 
 bool mq_outbox_entries(const bson_t *doc_or_update, bool is_update, bson_iter_t *arr) {

@@ -69,6 +69,14 @@
 #define MQ_OUTBOX_KEEP 32
 /* The index every watched collection needs (see mq_outbox_index_spec). */
 #define MQ_OUTBOX_INDEX_KEYS "{\"_outbox.at\": 1}"
+/* The hour (unix ms / MQ_OUTBOX_HOUR_MS) of a document's latest outbox
+ * write, top level, so that the relay's sweeper finds recently written
+ * documents by equality, which every store serves from an index (the local
+ * store pushes down no dotted key and no range: docs/ARCHITECTURE.md).
+ * mq_store_ensure_indexes adds its index wherever MQ_OUTBOX_INDEX_KEYS is. */
+#define MQ_OUTBOX_HOUR_FIELD "_outbox_h"
+#define MQ_OUTBOX_HOUR_MS 3600000LL
+#define MQ_OUTBOX_HOUR_KEYS "{\"_outbox_h\": 1}"
 
 typedef struct mq_event {
   const char *topic; /* "marquee.system", "marquee.users", ... */
@@ -87,9 +95,11 @@ void mq_event_init(mq_event_t *ev, const char *topic, const char *type, const ch
  * need a document's events do not fetch them. */
 void mq_outbox_exclude(bson_t *opts);
 
-/* Appends `_outbox: [entries]` to a document about to be inserted. */
+/* Appends `_outbox: [entries]` and `_outbox_h` to a document about to be inserted. */
 void mq_outbox_append_insert(bson_t *doc, const mq_event_t *evs, size_t n);
-/* Appends `$push: {_outbox: {$each: [entries], $slice: -MQ_OUTBOX_KEEP}}` to an update document. */
+/* Appends `$push: {_outbox: {$each: [entries], $slice: -MQ_OUTBOX_KEEP}}`
+ * and `$max: {_outbox_h: hour}` to an update document (which must have no
+ * `$max` of its own). */
 void mq_outbox_append_update(bson_t *update, const mq_event_t *evs, size_t n);
 
 /* The outbox entries carried by an insert document (`_outbox`) or an update

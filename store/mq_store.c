@@ -227,30 +227,39 @@ mq_code_t mq_store_ping(mq_store_t *s, mq_error_t *err) {
   return mq_store_error(&berr, "ping", err);
 }
 
+static mq_code_t create_index(mq_store_t *s, mongoc_client_t *c, const mq_index_spec_t *spec, mq_error_t *err) {
+  bson_error_t berr;
+  bson_t keys;
+  if (!bson_init_from_json(&keys, spec->keys_json, -1, &berr))
+    return mq_error_set(err, MQ_INTERNAL, NULL, "index %s: bad key spec", spec->name);
+  bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
+  BSON_APPEND_UTF8(&cmd, "createIndexes", spec->collection);
+  BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+  BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
+  BSON_APPEND_DOCUMENT(&idx, "key", &keys);
+  BSON_APPEND_UTF8(&idx, "name", spec->name);
+  if (spec->unique) BSON_APPEND_BOOL(&idx, "unique", true);
+  bson_append_document_end(&arr, &idx);
+  bson_append_array_end(&cmd, &arr);
+  mq_code_t rc = MQ_OK;
+  if (!mongoc_client_write_command_with_opts(c, s->db, &cmd, NULL, &reply, &berr))
+    rc = mq_store_error(&berr, spec->name, err);
+  bson_destroy(&reply);
+  bson_destroy(&cmd);
+  bson_destroy(&keys);
+  return rc;
+}
+
 mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, size_t n, mq_error_t *err) {
   mq_code_t rc = MQ_OK;
   mongoc_client_t *c = mq_store_acquire(s);
   for (size_t i = 0; i < n && rc == MQ_OK; i++) {
-    bson_error_t berr;
-    bson_t keys;
-    if (!bson_init_from_json(&keys, specs[i].keys_json, -1, &berr)) {
-      rc = mq_error_set(err, MQ_INTERNAL, NULL, "index %s: bad key spec", specs[i].name);
-      break;
+    rc = create_index(s, c, &specs[i], err);
+    if (rc == MQ_OK && !strcmp(specs[i].keys_json, MQ_OUTBOX_INDEX_KEYS)) {
+      /* a watched collection: the sweeper's hour index too (mq_outbox.h) */
+      const mq_index_spec_t hour = {specs[i].collection, "outbox_hour", MQ_OUTBOX_HOUR_KEYS, false};
+      rc = create_index(s, c, &hour, err);
     }
-    bson_t cmd = BSON_INITIALIZER, arr, idx, reply;
-    BSON_APPEND_UTF8(&cmd, "createIndexes", specs[i].collection);
-    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &idx);
-    BSON_APPEND_DOCUMENT(&idx, "key", &keys);
-    BSON_APPEND_UTF8(&idx, "name", specs[i].name);
-    if (specs[i].unique) BSON_APPEND_BOOL(&idx, "unique", true);
-    bson_append_document_end(&arr, &idx);
-    bson_append_array_end(&cmd, &arr);
-    if (!mongoc_client_write_command_with_opts(c, s->db, &cmd, NULL, &reply, &berr))
-      rc = mq_store_error(&berr, specs[i].name, err);
-    bson_destroy(&reply);
-    bson_destroy(&cmd);
-    bson_destroy(&keys);
   }
   mq_store_release(s, c);
   return rc;

@@ -95,7 +95,9 @@ mq_code_t mq_store_error(const bson_error_t *e, const char *what, mq_error_t *er
 /* {ping: 1}; MQ_OK when the server answers. */
 mq_code_t mq_store_ping(mq_store_t *s, mq_error_t *err);
 
-/* createIndexes for every spec; idempotent (same name + keys → no-op). */
+/* createIndexes for every spec; idempotent (same name + keys → no-op). A
+ * spec on MQ_OUTBOX_INDEX_KEYS (a watched collection) brings the outbox
+ * hour index "outbox_hour" with it (mq_outbox.h). */
 mq_code_t mq_store_ensure_indexes(mq_store_t *s, const mq_index_spec_t *specs, size_t n, mq_error_t *err);
 
 /* The decision-record primitive (DESIGN.md §4): insert `doc` (its outbox

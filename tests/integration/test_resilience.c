@@ -9,7 +9,8 @@
  *    exactly once (the audit consumer is a real marquee-audit process);
  *  - a crash between a write and its journal entry: the sweeper finds the
  *    event in its document and publishes it, and leaves alone one the
- *    ledger says was sent.
+ *    ledger says was sent — in a process's first sweep (every document,
+ *    those without an outbox hour too) and in the later ones (by hour).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -357,9 +358,12 @@ static void test_poison_message_dead_lettered(void **state) {
 }
 
 /* What a crash between a note's insert and its journal entry leaves: the
- * note with its event embedded (written 60 s ago, past the sweeper's grace),
- * nothing in the journal. */
-static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note_id, char event_id[37]) {
+ * note with its event embedded, nothing in the journal. `age_ms` 60,000:
+ * written a minute ago (past the sweeper's grace), as before the outbox hour
+ * existed (no _outbox_h: only a process's first, full sweep finds it); 0:
+ * written now, with its hour, as mq_outbox writes it today. */
+static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note_id, char event_id[37],
+                                    int64_t age_ms) {
   Marquee__Events__V1__NoteRecorded payload = MARQUEE__EVENTS__V1__NOTE_RECORDED__INIT;
   payload.note_id = (char *)note_id;
   payload.author = (char *)"crash-test";
@@ -380,7 +384,8 @@ static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note
   BSON_APPEND_UTF8(&doc, "_id", note_id);
   BSON_APPEND_UTF8(&doc, "author", "crash-test");
   BSON_APPEND_UTF8(&doc, "text", "written just before a crash");
-  BSON_APPEND_DATE_TIME(&doc, "created_at", mq_now_unix_ms() - 60000);
+  int64_t at = mq_now_unix_ms() - age_ms;
+  BSON_APPEND_DATE_TIME(&doc, "created_at", at);
   BSON_APPEND_ARRAY_BEGIN(&doc, MQ_OUTBOX_FIELD, &arr);
   BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &entry);
   assert_true(bson_iter_init(&f, &e));
@@ -388,9 +393,10 @@ static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note
     if (strcmp(bson_iter_key(&f), "at"))
       bson_append_iter(&entry, NULL, 0, &f);
     else
-      BSON_APPEND_DATE_TIME(&entry, "at", mq_now_unix_ms() - 60000);
+      BSON_APPEND_DATE_TIME(&entry, "at", at);
   bson_append_document_end(&arr, &entry);
   bson_append_array_end(&doc, &arr);
+  if (!age_ms) BSON_APPEND_INT64(&doc, MQ_OUTBOX_HOUR_FIELD, at / MQ_OUTBOX_HOUR_MS);
   bson_error_t berr;
   assert_true(mongoc_collection_insert_one(notes, &doc, NULL, NULL, &berr));
   bson_destroy(&doc);
@@ -405,8 +411,8 @@ static void test_sweeper_recovers_unjournaled_events(void **state) {
   mq_uuid_v4(sent_note);
   mongoc_client_t *mc = mongoc_client_new(mq_test_mongo_uri());
   mongoc_collection_t *notes = mongoc_client_get_collection(mc, db, MQ_NOTES_COLLECTION);
-  insert_unjournaled_note(notes, lost_note, lost_ev);
-  insert_unjournaled_note(notes, sent_note, sent_ev);
+  insert_unjournaled_note(notes, lost_note, lost_ev, 60000);
+  insert_unjournaled_note(notes, sent_note, sent_ev, 60000);
   /* the second one was published before the crash: the ledger knows it */
   mongoc_collection_t *ledger = mongoc_client_get_collection(mc, db, MQ_OUTBOX_LEDGER);
   bson_t sent = BSON_INITIALIZER;
@@ -433,6 +439,17 @@ static void test_sweeper_recovers_unjournaled_events(void **state) {
   assert_int_equal(mq_test_count(NULL, db, "audit_log", f), 0);
   assert_int_equal((int)mq_test_metric(&srv, "marquee_outbox_recovered_total"), 1);
   assert_true(wait_count(db, "outbox", "{}", 0, 30000));
+  /* a crash now: the sweeps after the first read by outbox hour, and find it once its grace (30 s) is over */
+  char late_note[37], late_ev[37];
+  mq_uuid_v4(late_note);
+  mc = mongoc_client_new(mq_test_mongo_uri());
+  notes = mongoc_client_get_collection(mc, db, MQ_NOTES_COLLECTION);
+  insert_unjournaled_note(notes, late_note, late_ev, 0);
+  mongoc_collection_destroy(notes);
+  mongoc_client_destroy(mc);
+  snprintf(f, sizeof f, "{\"aggregate_id\": \"%s\"}", late_note);
+  assert_true(wait_count(db, "audit_log", f, 1, 90000));
+  assert_int_equal((int)mq_test_metric(&srv, "marquee_outbox_recovered_total"), 2);
   assert_int_equal(mq_test_proc_stop(&srv, SIGTERM, 20000), 0);
   assert_int_equal(mq_test_proc_stop(&audit, SIGTERM, 20000), 0);
   mq_test_drop_db(NULL, db);
