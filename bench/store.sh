@@ -21,7 +21,7 @@
 #      ticket type of CAPACITY (10,000) per run, CONCURRENCY in flight in
 #      all (bench_holds), the stores alternating run by run; pg/sqlite
 #      (target >= 2) and each store's holds/raw (target >= 0.5 on pg).
-#   4. Memory at the largest size: resident memory of each store's processes
+#   4. Memory at the largest size: proportional set size of each store's processes
 #      (pg: PostgreSQL's processes + marquee-ferretdb; sqlite: its
 #      marquee-ferretdb), and the data on disk.
 #   5. ListMyBookings on pg for a user with 10 bookings among LIST_BOOKINGS
@@ -61,9 +61,9 @@ echo $! >"$tmp/sqlite.pid"
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sq_port") 2>/dev/null && break; sleep 0.1; done
 sq_uri="mongodb://127.0.0.1:$sq_port/"
 
-rss_kib() { # pids... -> summed VmRSS
+rss_kib() { # pids... -> summed proportional set size (shared pages split among the processes sharing them)
   local p t=0
-  for p in "$@"; do t=$((t + $(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done
+  for p in "$@"; do t=$((t + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done
   echo "$t"
 }
 pg_pids() { # the postmaster and its children, and marquee-ferretdb
@@ -191,9 +191,9 @@ for r in runs:
 L += ["", f"Medians: raw inserts pg {ins['pg']:.0f}/s, sqlite {ins['sqlite']:.0f}/s: pg/sqlite **{ins['pg'] / ins['sqlite']:.2f}** (target >= 2); "
       f"holds pg {hol['pg']:.0f}/s, sqlite {hol['sqlite']:.0f}/s: pg/sqlite **{hol['pg'] / hol['sqlite']:.2f}** (target >= 2); "
       f"holds/raw on pg **{hol['pg'] / ins['pg']:.2f}** (target >= 0.5).", "",
-      f"Memory with {mem['docs']:,} documents (and the hold runs' data) stored: pg {mem['pg_rss_kib'] / 1024:.0f} MiB resident "
-      f"(PostgreSQL's processes and marquee-ferretdb; shared buffers counted once per process that touched them, so an overstatement), "
-      f"{mem['pg_disk_kib'] / 1024:.0f} MiB on disk (the whole cluster); sqlite {mem['sqlite_rss_kib'] / 1024:.0f} MiB resident, "
+      f"Memory with {mem['docs']:,} documents (and the hold runs' data) stored: pg {mem['pg_rss_kib'] / 1024:.0f} MiB "
+      f"(proportional set size of PostgreSQL's processes and marquee-ferretdb), "
+      f"{mem['pg_disk_kib'] / 1024:.0f} MiB on disk (the whole cluster); sqlite {mem['sqlite_rss_kib'] / 1024:.0f} MiB (proportional set size), "
       f"{mem['sqlite_disk_kib'] / 1024:.0f} MiB on disk."]
 if len(lists) == 2:
     lo, hi = lists

@@ -9,8 +9,8 @@
  *    exactly once (the audit consumer is a real marquee-audit process);
  *  - a crash between a write and its journal entry: the sweeper finds the
  *    event in its document and publishes it, and leaves alone one the
- *    ledger says was sent — in a process's first sweep (every document,
- *    those without an outbox hour too) and in the later ones (by hour).
+ *    ledger says was sent — in a process's first sweep and in the later
+ *    ones (all by outbox hour).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -358,10 +358,9 @@ static void test_poison_message_dead_lettered(void **state) {
 }
 
 /* What a crash between a note's insert and its journal entry leaves: the
- * note with its event embedded, nothing in the journal. `age_ms` 60,000:
- * written a minute ago (past the sweeper's grace), as before the outbox hour
- * existed (no _outbox_h: only a process's first, full sweep finds it); 0:
- * written now, with its hour, as mq_outbox writes it today. */
+ * note with its event embedded (and its outbox hour, as mq_outbox writes
+ * it), nothing in the journal; written `age_ms` ago (60,000: past the
+ * sweeper's 30 s grace; 0: now). */
 static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note_id, char event_id[37],
                                     int64_t age_ms) {
   Marquee__Events__V1__NoteRecorded payload = MARQUEE__EVENTS__V1__NOTE_RECORDED__INIT;
@@ -396,7 +395,7 @@ static void insert_unjournaled_note(mongoc_collection_t *notes, const char *note
       BSON_APPEND_DATE_TIME(&entry, "at", at);
   bson_append_document_end(&arr, &entry);
   bson_append_array_end(&doc, &arr);
-  if (!age_ms) BSON_APPEND_INT64(&doc, MQ_OUTBOX_HOUR_FIELD, at / MQ_OUTBOX_HOUR_MS);
+  BSON_APPEND_INT64(&doc, MQ_OUTBOX_HOUR_FIELD, at / MQ_OUTBOX_HOUR_MS);
   bson_error_t berr;
   assert_true(mongoc_collection_insert_one(notes, &doc, NULL, NULL, &berr));
   bson_destroy(&doc);
@@ -439,7 +438,7 @@ static void test_sweeper_recovers_unjournaled_events(void **state) {
   assert_int_equal(mq_test_count(NULL, db, "audit_log", f), 0);
   assert_int_equal((int)mq_test_metric(&srv, "marquee_outbox_recovered_total"), 1);
   assert_true(wait_count(db, "outbox", "{}", 0, 30000));
-  /* a crash now: the sweeps after the first read by outbox hour, and find it once its grace (30 s) is over */
+  /* a crash now: a later sweep finds it once its grace (30 s) is over */
   char late_note[37], late_ev[37];
   mq_uuid_v4(late_note);
   mc = mongoc_client_new(mq_test_mongo_uri());
