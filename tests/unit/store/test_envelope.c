@@ -172,9 +172,11 @@ static void test_append_insert(void **state) {
   mq_outbox_append_insert(&doc, &ev, 1);
   int64_t t1 = mq_now_unix_ms();
 
-  /* the document keeps its fields, plus _outbox */
-  assert_int_equal(bson_count_keys(&doc), 3);
+  /* the document keeps its fields, plus _outbox and the hour of this write (from the same clock reading) */
+  assert_int_equal(bson_count_keys(&doc), 4);
   bson_iter_t it, arr;
+  assert_true(bson_iter_init_find(&it, &doc, MQ_OUTBOX_HOUR_FIELD));
+  assert_true(bson_iter_as_int64(&it) >= t0 / MQ_OUTBOX_HOUR_MS && bson_iter_as_int64(&it) <= t1 / MQ_OUTBOX_HOUR_MS);
   assert_true(bson_iter_init_find(&it, &doc, "_id"));
   assert_string_equal(bson_iter_utf8(&it, NULL), "note-123");
   assert_true(bson_iter_init_find(&it, &doc, MQ_OUTBOX_FIELD));
@@ -247,9 +249,12 @@ static void test_append_update(void **state) {
   mq_outbox_append_update(&upd, evs, 2);
   int64_t t1 = mq_now_unix_ms();
 
-  /* {$set: {...}, $push: {_outbox: {$each: [e0, e1], $slice: -MQ_OUTBOX_KEEP}}} */
-  assert_int_equal(bson_count_keys(&upd), 2);
+  /* {$set: {...}, $push: {_outbox: {$each: [e0, e1], $slice: -MQ_OUTBOX_KEEP}}, $max: {_outbox_h: hour}} */
+  assert_int_equal(bson_count_keys(&upd), 3);
   bson_iter_t it, push, field, each;
+  assert_true(bson_iter_init(&it, &upd) && bson_iter_find_descendant(&it, "$max." MQ_OUTBOX_HOUR_FIELD, &field));
+  assert_true(bson_iter_as_int64(&field) >= t0 / MQ_OUTBOX_HOUR_MS &&
+              bson_iter_as_int64(&field) <= t1 / MQ_OUTBOX_HOUR_MS);
   assert_true(bson_iter_init_find(&it, &upd, "$push"));
   assert_true(BSON_ITER_HOLDS_DOCUMENT(&it));
   assert_true(bson_iter_recurse(&it, &push));
