@@ -93,6 +93,9 @@
   XX(INT, cache_entries, "MARQUEE_CACHE_ENTRIES", "100000", 64, 100000000, "entries per in-process read cache")        \
   XX(BOOL, discovery_index, "MARQUEE_DISCOVERY_INDEX", "1", 0, 1,                                                      \
      "answer public ListEvents from the in-process index of published events (0: query the store)")                    \
+  XX(STR, discovery_snapshot, "MARQUEE_DISCOVERY_SNAPSHOT", "", 0, 0,                                                  \
+     "file where this host keeps a copy of the discovery index, so that a restart catches up instead of reading "      \
+     "every published event (empty: none)")                                                                            \
   XX(STR, search_index, "MARQUEE_SEARCH_INDEX", "marquee-search.sqlite", 0, 0,                                         \
      "this host's search index file: marquee-indexer writes it, the server's SearchService reads it (empty: no "       \
      "search)")                                                                                                        \

@@ -15,6 +15,15 @@
  * the index unready and triggers a reload; until ready, ListEvents reads
  * the store (same filters, same order, same page tokens).
  *
+ * Snapshot (optional): with a file path, the index is saved there (at most
+ * every 5 minutes while it changes, and when the server stops) and a
+ * restart loads it, re-reads from the store only the events written since
+ * (by outbox hour, indexed on every store) and answers at once; a full
+ * read of the store then runs in the background and corrects whatever the
+ * snapshot got wrong (a store restored from a backup, a dropped database,
+ * a write that carried no outbox entry). A snapshot of another database,
+ * older than 30 days or damaged is ignored (the reason is logged).
+ *
  * Memory: one packed Event per published public event (about 1–2 KiB) plus
  * ~150 bytes of keys. Thread-safe (a read-write lock).
  */
@@ -32,9 +41,10 @@ typedef struct mq_discovery mq_discovery_t;
 mq_discovery_t *mq_discovery_new(void);
 /* Starts the loader thread: it loads once gate(arg) is true, then reloads
  * whenever a refresh failed. Loads read through their own connection to
- * uri/db (a long socket timeout); refreshes through `store`. */
-void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, const char *db, bool (*gate)(void *arg),
-                        void *arg);
+ * uri/db (a long socket timeout); refreshes through `store`. `snapshot`:
+ * the snapshot file's path, or NULL/"" for none. */
+void mq_discovery_start(mq_discovery_t *d, mq_store_t *store, const char *uri, const char *db, const char *snapshot,
+                        bool (*gate)(void *arg), void *arg);
 void mq_discovery_free(mq_discovery_t *d);
 
 bool mq_discovery_ready(mq_discovery_t *d);

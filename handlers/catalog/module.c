@@ -45,7 +45,8 @@ static mq_code_t catalog_start(mq_app_t *app, mq_error_t *err) {
   (void)err;
   if (!app->cfg->discovery_index) return MQ_OK;
   app->discovery = mq_discovery_new();
-  mq_discovery_start(app->discovery, app->store, app->cfg->mongo_uri, app->cfg->mongo_db, discovery_gate, app);
+  mq_discovery_start(app->discovery, app->store, app->cfg->mongo_uri, app->cfg->mongo_db, app->cfg->discovery_snapshot,
+                     discovery_gate, app);
   return MQ_OK;
 }
 

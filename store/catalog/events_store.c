@@ -366,6 +366,20 @@ mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog
   return rc;
 }
 
+mq_code_t mq_events_each_written_in_hour(mq_store_t *s, int64_t hour,
+                                         bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                         mq_error_t *err) {
+  bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+  BSON_APPEND_INT64(&filter, MQ_OUTBOX_HOUR_FIELD, hour);
+  no_outbox(&opts);
+  BSON_APPEND_INT32(&opts, "batchSize", 4000);
+  each_ctx_t ctx = {fn, arg};
+  mq_code_t rc = mq_store_find_each(s, EVENTS, &filter, &opts, each_public, &ctx, err);
+  bson_destroy(&filter);
+  bson_destroy(&opts);
+  return rc;
+}
+
 void mq_events_city_key(const char *city, char out[128]) {
   size_t i = 0;
   for (const char *p = city ? city : ""; *p && i + 1 < 128; p++)

@@ -91,6 +91,16 @@ mq_code_t mq_events_list(mq_store_t *s, const mq_events_query_t *q, mq_arena_t *
 mq_code_t mq_events_each_public(mq_store_t *s, bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
                                 mq_error_t *err);
 
+/* Recovery of a persisted copy (the discovery index's snapshot): every event
+ * document whose latest outbox write fell in `hour` (unix ms /
+ * MQ_OUTBOX_HOUR_MS, the writer's clock), whatever its state. Every write
+ * to an event carries an outbox entry, so the hours since a copy was taken
+ * name every event changed since (deletions aside: only drafts are
+ * deleted). An equality read on an indexed field. */
+mq_code_t mq_events_each_written_in_hour(mq_store_t *s, int64_t hour,
+                                         bool (*fn)(const Marquee__Catalog__V1__Event *e, void *arg), void *arg,
+                                         mq_error_t *err);
+
 /* *found = true when some event (any state) names `venue_id` (index
  * "venue"). MQ_OK either way; a store failure is its code. */
 mq_code_t mq_events_any_at_venue(mq_store_t *s, const char *venue_id, bool *found, mq_error_t *err);
