@@ -96,6 +96,9 @@ export MARQUEE_FX_RATES_FILE=${MARQUEE_FX_RATES_FILE:-$repo/scripts/demo/fx-rate
 # This host's search index (marquee-indexer writes it, the server reads it).
 mkdir -p "$stack/search"
 export MARQUEE_SEARCH_INDEX=${MARQUEE_SEARCH_INDEX:-$stack/search/index.sqlite}
+# This host's copy of the discovery index: a restart catches up from it.
+mkdir -p "$stack/discovery"
+export MARQUEE_DISCOVERY_SNAPSHOT=${MARQUEE_DISCOVERY_SNAPSHOT:-$stack/discovery/${MARQUEE_MONGO_DB:-marquee}.snap}
 
 if ! alive marquee-server; then
   nohup setsid build/marquee-server >"$logs/marquee-server.out" 2>"$logs/marquee-server.log" </dev/null &

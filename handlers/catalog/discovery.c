@@ -66,6 +66,7 @@ struct mq_discovery {
   bool sorted;  /* the two orders are kept (see the file head) */
   uint32_t gen; /* the current full pass */
   atomic_bool ready, stale, stop;
+  atomic_bool heard;                           /* the gate was open at the loader's last look (at most a minute ago) */
   atomic_uint_fast64_t changes;                /* puts and unlistings since start */
   char *snap_path, *db;                        /* snapshot: NULL when not kept */
   uint64_t snap_changes;                       /* `changes` when the last snapshot was taken */
@@ -541,9 +542,12 @@ static void sleep_until_stop(mq_discovery_t *d, int ms) {
 
 static void *loader_main(void *arg) {
   mq_discovery_t *d = arg;
-  bool first = true;
+  /* the file needs no store: read it while Kafka is being joined */
+  begin_load(d);
+  int64_t taken = d->snap_path ? snapshot_load(d) : -1;
   while (!atomic_load(&d->stop)) {
     bool gate = !d->gate || d->gate(d->gate_arg);
+    atomic_store(&d->heard, gate);
     if (atomic_load(&d->ready) || !gate) {
       if (atomic_load(&d->ready) && gate && (!d->snap_at_ms || mono_ms() - d->snap_at_ms >= SNAP_EVERY_MS))
         snapshot_save(d);
@@ -557,8 +561,6 @@ static void *loader_main(void *arg) {
     mq_code_t rc;
     size_t changed = 0;
     begin_load(d);
-    int64_t taken = first && d->snap_path ? snapshot_load(d) : -1;
-    first = false;
     if (taken >= 0) {
       /* ready once caught up; then the store's word, read in the background */
       rc = catch_up(d, s, taken, &err);
@@ -577,10 +579,12 @@ static void *loader_main(void *arg) {
           mq_log(MQ_LOG_WARN, "discovery.verify_failed", "%s (the next full pass is after a failed refresh)",
                  err.message);
         snapshot_save(d);
+        taken = -1;
         continue;
       }
       if (rc != MQ_OK) mq_log(MQ_LOG_WARN, "discovery.catch_up_failed", "%s (loading from the store)", err.message);
       atomic_store(&d->stale, false);
+      taken = -1;
     }
     rc = full_pass(d, s, &changed, &err);
     if (atomic_load(&d->stop)) break;
@@ -649,7 +653,10 @@ void mq_discovery_free(mq_discovery_t *d) {
   pthread_cond_broadcast(&d->cv);
   pthread_mutex_unlock(&d->mu);
   if (d->loader_running) pthread_join(d->loader, NULL);
-  if (!d->gate || d->gate(d->gate_arg)) snapshot_save(d); /* what a restart would otherwise re-read */
+  /* What a restart would otherwise re-read. The gate has closed by now (the
+   * server stops hearing events first); the loader saw it open at most a
+   * minute ago, well inside the catch-up's margin. */
+  if (atomic_load(&d->heard) && !atomic_load(&d->stale)) snapshot_save(d);
   free(d->snap_path);
   free(d->db);
   mq_metrics_gauge_remove(d);
