@@ -145,8 +145,11 @@ static void rebuild_orders(mq_discovery_t *d) {
         order_push(&d->by_start, e);
         order_push(&d->by_published, e);
       }
-  qsort(d->by_start.v, d->by_start.n, sizeof *d->by_start.v, cmp_start);
-  qsort(d->by_published.v, d->by_published.n, sizeof *d->by_published.v, cmp_published);
+  /* qsort's array must not be null, even with no element (an empty index). */
+  if (d->by_start.n > 1)
+    qsort(d->by_start.v, d->by_start.n, sizeof *d->by_start.v, cmp_start);
+  if (d->by_published.n > 1)
+    qsort(d->by_published.v, d->by_published.n, sizeof *d->by_published.v, cmp_published);
   d->sorted = true;
 }
 
@@ -275,6 +278,7 @@ typedef struct {
 } buf_t;
 
 static void buf_put(buf_t *b, const void *src, size_t n) {
+  if (n == 0) return; /* src may be null then; memcpy's may not */
   if (b->n + n > b->cap) {
     while (b->n + n > b->cap) b->cap = b->cap ? b->cap * 2 : 1 << 20;
     b->p = mq_xrealloc(b->p, b->cap);
