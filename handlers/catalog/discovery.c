@@ -146,10 +146,8 @@ static void rebuild_orders(mq_discovery_t *d) {
         order_push(&d->by_published, e);
       }
   /* qsort's array must not be null, even with no element (an empty index). */
-  if (d->by_start.n > 1)
-    qsort(d->by_start.v, d->by_start.n, sizeof *d->by_start.v, cmp_start);
-  if (d->by_published.n > 1)
-    qsort(d->by_published.v, d->by_published.n, sizeof *d->by_published.v, cmp_published);
+  if (d->by_start.n > 1) qsort(d->by_start.v, d->by_start.n, sizeof *d->by_start.v, cmp_start);
+  if (d->by_published.n > 1) qsort(d->by_published.v, d->by_published.n, sizeof *d->by_published.v, cmp_published);
   d->sorted = true;
 }
 
