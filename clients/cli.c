@@ -45,6 +45,7 @@
 #include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/catalog/v1/media.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
+#include "marquee/notifications/v1/webhooks.mq-client.h"
 #include "marquee/payments/v1/payments.mq-client.h"
 #include "marquee/search/v1/search.mq-client.h"
 #include "marquee/system/v1/system.mq-client.h"
@@ -1144,6 +1145,141 @@ static int cmd_receipts(cli_t *c, int argc, char **argv) {
   return 0;
 }
 
+/* webhooks types | list ORG | add ORG URL TYPE[,TYPE...] | delete ORG ID | rotate ORG ID |
+ * deliveries ORG [ENDPOINT] | show ORG DELIVERY | redeliver ORG DELIVERY */
+static const char *wh_state(int s) {
+  static const char *const names[] = {"?", "pending", "delivered", "failed"};
+  return s >= 0 && s <= 3 ? names[s] : "?";
+}
+
+static void print_delivery(const Marquee__Notifications__V1__WebhookDelivery *d) {
+  printf("%s  %-9s %-36s attempts %u  last %u %s\n", d->id, wh_state((int)d->state), d->event_type, d->attempts,
+         d->last_http_status, d->last_error);
+}
+
+#define WEBHOOKS_USAGE                                                                                        \
+  "webhooks: types | list ORG | add ORG URL TYPE[,TYPE...] | delete ORG ID | rotate ORG ID | deliveries ORG " \
+  "[ENDPOINT] | show ORG DELIVERY | redeliver ORG DELIVERY"
+
+static int cmd_webhooks(cli_t *c, int argc, char **argv) {
+  if (argc < 1) return cli_usage_error(WEBHOOKS_USAGE);
+  mq_error_t err = {0};
+  const char *verb = argv[0];
+  if (!strcmp(verb, "types") && argc == 1) {
+    Marquee__Notifications__V1__ListWebhookEventTypesRequest q =
+        MARQUEE__NOTIFICATIONS__V1__LIST_WEBHOOK_EVENT_TYPES_REQUEST__INIT;
+    Marquee__Notifications__V1__ListWebhookEventTypesResponse *r = NULL;
+    if (marquee__notifications__v1__webhook_service__list_webhook_event_types__call(c->cl, &q, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    for (size_t i = 0; i < r->n_event_types; i++) printf("%s\n", r->event_types[i]);
+    marquee__notifications__v1__list_webhook_event_types_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(verb, "list") && argc == 2) {
+    Marquee__Notifications__V1__ListWebhookEndpointsRequest q =
+        MARQUEE__NOTIFICATIONS__V1__LIST_WEBHOOK_ENDPOINTS_REQUEST__INIT;
+    q.organization_id = argv[1];
+    Marquee__Notifications__V1__ListWebhookEndpointsResponse *r = NULL;
+    if (marquee__notifications__v1__webhook_service__list_webhook_endpoints__call(c->cl, &q, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    for (size_t i = 0; i < r->n_endpoints; i++) {
+      const Marquee__Notifications__V1__WebhookEndpoint *e = r->endpoints[i];
+      printf("%s  %s  %s  secret …%s ", e->id, e->enabled ? "enabled " : "disabled", e->url, e->secret_hint);
+      for (size_t k = 0; k < e->n_event_types; k++) printf("%s%s", k ? "," : "", e->event_types[k]);
+      printf("\n");
+    }
+    marquee__notifications__v1__list_webhook_endpoints_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(verb, "add") && argc == 4) {
+    char *types[40];
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(argv[3], ",", &save); t && n < 40; t = strtok_r(NULL, ",", &save))
+      types[n++] = t;
+    Marquee__Notifications__V1__CreateWebhookEndpointRequest q =
+        MARQUEE__NOTIFICATIONS__V1__CREATE_WEBHOOK_ENDPOINT_REQUEST__INIT;
+    q.organization_id = argv[1];
+    q.url = argv[2];
+    q.event_types = types;
+    q.n_event_types = n;
+    Marquee__Notifications__V1__WebhookEndpointWithSecret *r = NULL;
+    if (marquee__notifications__v1__webhook_service__create_webhook_endpoint__call(c->cl, &q, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    printf("endpoint %s\nsecret %s  (shown once: verify the Marquee-Signature header with it)\n", r->endpoint->id,
+           r->secret);
+    marquee__notifications__v1__webhook_endpoint_with_secret__free_unpacked(r, NULL);
+    return 0;
+  }
+  if ((!strcmp(verb, "delete") || !strcmp(verb, "rotate")) && argc == 3) {
+    if (!strcmp(verb, "delete")) {
+      Marquee__Notifications__V1__DeleteWebhookEndpointRequest q =
+          MARQUEE__NOTIFICATIONS__V1__DELETE_WEBHOOK_ENDPOINT_REQUEST__INIT;
+      q.organization_id = argv[1];
+      q.endpoint_id = argv[2];
+      Marquee__Notifications__V1__DeleteWebhookEndpointResponse *r = NULL;
+      if (marquee__notifications__v1__webhook_service__delete_webhook_endpoint__call(c->cl, &q, &r, &c->opts, &err) !=
+          MQ_OK)
+        return cli_fail(&err);
+      marquee__notifications__v1__delete_webhook_endpoint_response__free_unpacked(r, NULL);
+      printf("deleted %s\n", argv[2]);
+      return 0;
+    }
+    Marquee__Notifications__V1__RotateWebhookSecretRequest q =
+        MARQUEE__NOTIFICATIONS__V1__ROTATE_WEBHOOK_SECRET_REQUEST__INIT;
+    q.organization_id = argv[1];
+    q.endpoint_id = argv[2];
+    Marquee__Notifications__V1__WebhookEndpointWithSecret *r = NULL;
+    if (marquee__notifications__v1__webhook_service__rotate_webhook_secret__call(c->cl, &q, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    printf("secret %s  (the previous one keeps signing too for 24 hours)\n", r->secret);
+    marquee__notifications__v1__webhook_endpoint_with_secret__free_unpacked(r, NULL);
+    return 0;
+  }
+  if (!strcmp(verb, "deliveries") && (argc == 2 || argc == 3)) {
+    Marquee__Notifications__V1__ListWebhookDeliveriesRequest q =
+        MARQUEE__NOTIFICATIONS__V1__LIST_WEBHOOK_DELIVERIES_REQUEST__INIT;
+    q.organization_id = argv[1];
+    if (argc == 3) q.endpoint_id = argv[2];
+    Marquee__Notifications__V1__ListWebhookDeliveriesResponse *r = NULL;
+    if (marquee__notifications__v1__webhook_service__list_webhook_deliveries__call(c->cl, &q, &r, &c->opts, &err) !=
+        MQ_OK)
+      return cli_fail(&err);
+    for (size_t i = 0; i < r->n_deliveries; i++) print_delivery(r->deliveries[i]);
+    marquee__notifications__v1__list_webhook_deliveries_response__free_unpacked(r, NULL);
+    return 0;
+  }
+  if ((!strcmp(verb, "show") || !strcmp(verb, "redeliver")) && argc == 3) {
+    Marquee__Notifications__V1__WebhookDelivery *d = NULL;
+    mq_code_t rc;
+    if (!strcmp(verb, "show")) {
+      Marquee__Notifications__V1__GetWebhookDeliveryRequest q =
+          MARQUEE__NOTIFICATIONS__V1__GET_WEBHOOK_DELIVERY_REQUEST__INIT;
+      q.organization_id = argv[1];
+      q.delivery_id = argv[2];
+      rc = marquee__notifications__v1__webhook_service__get_webhook_delivery__call(c->cl, &q, &d, &c->opts, &err);
+    } else {
+      Marquee__Notifications__V1__RedeliverWebhookRequest q =
+          MARQUEE__NOTIFICATIONS__V1__REDELIVER_WEBHOOK_REQUEST__INIT;
+      q.organization_id = argv[1];
+      q.delivery_id = argv[2];
+      rc = marquee__notifications__v1__webhook_service__redeliver_webhook__call(c->cl, &q, &d, &c->opts, &err);
+    }
+    if (rc != MQ_OK) return cli_fail(&err);
+    print_delivery(d);
+    for (size_t i = 0; i < d->n_attempt_log; i++)
+      printf("  attempt %u: HTTP %u in %u ms %s\n", d->attempt_log[i]->number, d->attempt_log[i]->http_status,
+             d->attempt_log[i]->duration_ms, d->attempt_log[i]->error);
+    if (d->body && *d->body) printf("%s\n", d->body);
+    marquee__notifications__v1__webhook_delivery__free_unpacked(d, NULL);
+    return 0;
+  }
+  return cli_usage_error(WEBHOOKS_USAGE);
+}
+
 /* checkin EVENT_ID CODE [GATE] */
 static int cmd_checkin(cli_t *c, int argc, char **argv) {
   if (argc < 2 || argc > 3) return cli_usage_error("checkin: EVENT_ID CODE [GATE]");
@@ -1462,6 +1598,10 @@ static const cli_cmd_t commands[] = {
      "sales, revenue and check-ins by day or hour (organizers: their events; admins: the platform); watch: the "
      "live on-sale counters",
      true, cmd_stats},
+    {"webhooks",
+     "types | list ORG | add ORG URL TYPES | delete ORG ID | rotate ORG ID | deliveries ORG [EP] | show|redeliver ORG "
+     "ID",
+     "an organization's webhook endpoints (TYPES: comma-separated, or *) and their delivery log", true, cmd_webhooks},
     {"checkin", "EVENT_ID CODE [GATE]", "check a ticket in at a gate (organization members)", true, cmd_checkin},
     {"ticket", "TICKET_ID png|pdf FILE", "save a ticket's QR code or printable PDF", true, cmd_ticket},
     {"keygen", "notify [KID]",

@@ -162,6 +162,20 @@
   XX(STR, mail_from_name, "MARQUEE_MAIL_FROM_NAME", "Marquee", 0, 0, "notifier: the name mail comes from")             \
   XX(STR, link_base_url, "MARQUEE_LINK_BASE_URL", "http://127.0.0.1:5173", 0, 0,                                       \
      "notifier: where links in messages point (the web app): <base>/verify-email?token=…")                             \
+  XX(STR, webhook_allowed_nets, "MARQUEE_WEBHOOK_ALLOWED_NETS", "", 0, 0,                                              \
+     "webhooks: private or loopback nets endpoints may point at (10.2.0.0/16,127.0.0.0/8; http only to loopback); "    \
+     "empty: public addresses only")                                                                                   \
+  XX(INT, webhook_workers, "MARQUEE_WEBHOOK_WORKERS", "4", 1, 64, "webhooks: deliveries sent at once by one process")  \
+  XX(INT, webhook_timeout_ms, "MARQUEE_WEBHOOK_TIMEOUT_MS", "10000", 100, 60000,                                       \
+     "webhooks: how long an endpoint has to answer an attempt")                                                        \
+  XX(INT, webhook_backoff_ms, "MARQUEE_WEBHOOK_BACKOFF_MS", "30000", 1, 3600000,                                       \
+     "webhooks: the delay before the first retry; doubles per attempt (with jitter) up to an hour")                    \
+  XX(INT, webhook_retry_hours, "MARQUEE_WEBHOOK_RETRY_HOURS", "24", 1, 168,                                            \
+     "webhooks: how long a failing delivery is retried before it is marked failed")                                    \
+  XX(INT, webhook_breaker_failures, "MARQUEE_WEBHOOK_BREAKER_FAILURES", "5", 1, 1000,                                  \
+     "webhooks: failed attempts in a row after which an endpoint is skipped for a while")                              \
+  XX(INT, webhook_breaker_open_ms, "MARQUEE_WEBHOOK_BREAKER_OPEN_MS", "60000", 10, 3600000,                            \
+     "webhooks: how long an endpoint whose breaker opened is skipped before one probe attempt")                        \
   XX(SECRET, ticket_keys, "MARQUEE_TICKET_KEYS", "", 0, 0,                                                             \
      "ticket-code signing keys kid:seed,... (Ed25519 seed, base64url; first signs); empty: a per-process key")         \
   XX(INT, health_interval_ms, "MARQUEE_HEALTH_INTERVAL_MS", "1000", 100, 60000,                                        \

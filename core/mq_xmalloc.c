@@ -48,3 +48,9 @@ char *mq_xstrndup(const char *s, size_t n) {
   if (!p) mq_die("out of memory");
   return p;
 }
+
+FILE *mq_xmemstream(char **buf, size_t *len) {
+  FILE *f = open_memstream(buf, len);
+  if (!f) mq_die("out of memory (open_memstream)");
+  return f;
+}

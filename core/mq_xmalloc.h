@@ -23,6 +23,7 @@
 #define MQ_XMALLOC_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 _Noreturn void mq_die_at(const char *file, int line, const char *what);
 #define mq_die(what) mq_die_at(__FILE__, __LINE__, (what))
@@ -33,6 +34,9 @@ _Noreturn void mq_die_at(const char *file, int line, const char *what);
 void *mq_xmalloc(size_t n);
 void *mq_xcalloc(size_t count, size_t size);
 void *mq_xrealloc(void *p, size_t n);
+/* open_memstream(buf, len) that never returns NULL (out of memory ends the
+ * process, as above). fclose the stream, then free *buf. */
+FILE *mq_xmemstream(char **buf, size_t *len);
 char *mq_xstrdup(const char *s);
 char *mq_xstrndup(const char *s, size_t n);
 

@@ -54,6 +54,7 @@ typedef struct mq_app {
   struct mq_fx *fx;               /* payments module: exchange rates for display prices (lib/mq_fx.h); may hold none */
   struct mq_search_index *search; /* search module: this host's index, read-only (store/search); NULL: no search */
   struct mq_live *live;           /* analytics module: live on-sale counters (analytics/live.h); NULL without Kafka */
+  struct mq_netlist *webhook_nets;     /* notifications module: nets webhook URLs may point at (lib/mq_outbound.h) */
   mq_health_service_t *health_service; /* system module: grpc.health.v1 watchers */
   /* payments module: refunds what was paid for a cancelled booking, all that
    * remains (idempotent; MQ_OK when nothing was paid or all is refunded; a

@@ -83,6 +83,7 @@ extern const mq_module_t mq_bookings_module;
 extern const mq_module_t mq_payments_module;
 extern const mq_module_t mq_search_module;
 extern const mq_module_t mq_analytics_module;
+extern const mq_module_t mq_notifications_module;
 extern const mq_module_t mq_system_module;
 extern const mq_module_t mq_health_module;
 

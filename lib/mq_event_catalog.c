@@ -68,6 +68,7 @@ const mq_event_kind_t mq_event_kinds[] = {
     {176, "payments.RefundFailed", "marquee.payments", "the payment id"},
     {177, "payments.PaymentSettingsChanged", "marquee.payments", "the organization id"},
     {180, "analytics.EventViewed", "marquee.views", "the event id"},
+    {190, "notifications.WebhookEndpointChanged", "marquee.notifications", "the endpoint id"},
 };
 const size_t mq_n_event_kinds = sizeof mq_event_kinds / sizeof mq_event_kinds[0];
 
@@ -153,8 +154,8 @@ char *mq_event_catalog_markdown(void) {
     if (!strcmp(set->file[i]->name, "marquee/events/v1/envelope.proto")) fd = set->file[i];
   md_t m = {0};
   put(&m, "");
-  static const char *const topics[] = {"marquee.system",   "marquee.users",    "marquee.events",
-                                       "marquee.bookings", "marquee.payments", "marquee.views"};
+  static const char *const topics[] = {"marquee.system",   "marquee.users", "marquee.events",       "marquee.bookings",
+                                       "marquee.payments", "marquee.views", "marquee.notifications"};
   for (size_t t = 0; fd && t < sizeof topics / sizeof *topics; t++) {
     put(&m, "### ");
     put(&m, topics[t]);
@@ -191,4 +192,42 @@ char *mq_event_catalog_markdown(void) {
   }
   if (set) google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
   return m.b;
+}
+
+/* ---- webhooks ------------------------------------------------------------------------- */
+
+/* Organization-scoped events an endpoint may subscribe to: each names its
+ * organization (organization_id) or a catalog event whose organization the
+ * webhooks consumer reads. Account events (personal, and some carry sealed
+ * link tokens) are not offered. */
+const char *const mq_webhook_event_types[] = {
+    "catalog.EventCreated",
+    "catalog.EventUpdated",
+    "catalog.EventPublished",
+    "catalog.EventCancelled",
+    "catalog.EventCompleted",
+    "catalog.EventDeleted",
+    "catalog.TicketTypeChanged",
+    "catalog.SeriesCreated",
+    "catalog.SeriesUpdated",
+    "catalog.VenueChanged",
+    "bookings.BookingConfirmed",
+    "bookings.BookingCancelled",
+    "bookings.TicketCheckedIn",
+    "bookings.TicketCheckInUndone",
+    "bookings.AttendeeNameChanged",
+    "payments.PaymentSucceeded",
+    "payments.PaymentFailed",
+    "payments.PaymentCancelled",
+    "payments.RefundIssued",
+    "organizations.OrganizationMemberAdded",
+    "organizations.OrganizationMemberRemoved",
+    "notifications.WebhookEndpointChanged",
+    NULL,
+};
+
+bool mq_webhook_event_type_ok(const char *type) {
+  for (size_t i = 0; type && mq_webhook_event_types[i]; i++)
+    if (!strcmp(mq_webhook_event_types[i], type)) return true;
+  return false;
 }

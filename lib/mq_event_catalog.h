@@ -17,6 +17,7 @@
 #ifndef MQ_EVENT_CATALOG_H
 #define MQ_EVENT_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The content-type header of every published event (with event-id,
@@ -39,5 +40,10 @@ const mq_event_kind_t *mq_event_kind(int payload_case);
 /* The generated part of docs/EVENTS.md (Markdown, malloc'ed; caller frees):
  * per topic, a table of event type, key, payload fields and description. */
 char *mq_event_catalog_markdown(void);
+
+/* The event types a webhook endpoint may subscribe to (NULL-terminated), and
+ * whether `type` is one of them. */
+extern const char *const mq_webhook_event_types[];
+bool mq_webhook_event_type_ok(const char *type);
 
 #endif

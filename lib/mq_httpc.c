@@ -100,6 +100,8 @@ mq_code_t mq_httpc_do(const mq_httpc_request_t *req, const char *what, mq_httpc_
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : 5000));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : 5000));
   curl_easy_setopt(h, CURLOPT_USERAGENT, "marquee/1");
+  struct curl_slist *pin = req->resolve ? curl_slist_append(NULL, req->resolve) : NULL;
+  if (pin) curl_easy_setopt(h, CURLOPT_RESOLVE, pin);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
@@ -131,6 +133,7 @@ mq_code_t mq_httpc_do(const mq_httpc_request_t *req, const char *what, mq_httpc_
   free(sink.buf);
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(h);
+  curl_slist_free_all(pin);
   return rc;
 }
 

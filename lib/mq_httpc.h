@@ -28,6 +28,7 @@ typedef struct mq_httpc_request {
   const char *basic_user, *basic_password; /* HTTP Basic auth when both set */
   int timeout_ms;                          /* total; <= 0: 5000 */
   size_t max_bytes;                        /* response cap; 0: 1 MiB */
+  const char *resolve; /* optional "host:port:address": connect there (an address the caller checked) */
 } mq_httpc_request_t;
 
 typedef struct mq_httpc_response {

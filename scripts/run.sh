@@ -2,7 +2,7 @@
 # run.sh — THE run command (README): installs everything on a fresh machine,
 # builds Marquee (build/, optimised), starts the local stack (FerretDB,
 # Kafka, mailpit and stripe-mock on loopback), then marquee-server and the marquee-audit,
-# marquee-notifier, marquee-indexer (search) and marquee-analytics consumers in the background, waits until the server reports SERVING, and prints the
+# marquee-notifier, marquee-webhooks, marquee-indexer (search) and marquee-analytics consumers in the background, waits until the server reports SERVING, and prints the
 # endpoints and example calls. Demo data is loaded by scripts/demo-data.sh
 # once domain services exist (none before the catalog issue).
 #   scripts/run.sh          start (idempotent)
@@ -35,12 +35,13 @@ case "${1:-start}" in
   stop)
     stop_proc marquee-analytics
     stop_proc marquee-indexer
+    stop_proc marquee-webhooks
     stop_proc marquee-notifier
     stop_proc marquee-audit
     stop_proc marquee-server
     exit 0 ;;
   status)
-    for p in marquee-server marquee-audit marquee-notifier marquee-indexer marquee-analytics; do
+    for p in marquee-server marquee-audit marquee-notifier marquee-webhooks marquee-indexer marquee-analytics; do
       if alive "$p"; then echo "$p: running (pid $(cat "$run/$p.pid"))"; else echo "$p: stopped"; fi
     done
     bash scripts/stack.sh status
@@ -53,7 +54,7 @@ bash scripts/stack.sh install
 eval "$(bash scripts/stack.sh env)"
 echo "== build (build/, release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C build marquee-server marquee-audit marquee-notifier marquee-indexer marquee-analytics marquee
+ninja -C build marquee-server marquee-audit marquee-notifier marquee-webhooks marquee-indexer marquee-analytics marquee
 bash scripts/stack.sh start
 
 export MARQUEE_LISTEN=${MARQUEE_LISTEN:-127.0.0.1:50051}
@@ -98,6 +99,8 @@ mkdir -p "$stack/search"
 export MARQUEE_SEARCH_INDEX=${MARQUEE_SEARCH_INDEX:-$stack/search/index.sqlite}
 # This host's copy of the discovery index: a restart catches up from it.
 mkdir -p "$stack/discovery"
+# Locally, webhook endpoints may point at this machine (a receiver you run); production allows public addresses only.
+export MARQUEE_WEBHOOK_ALLOWED_NETS=${MARQUEE_WEBHOOK_ALLOWED_NETS:-127.0.0.0/8}
 export MARQUEE_DISCOVERY_SNAPSHOT=${MARQUEE_DISCOVERY_SNAPSHOT:-$stack/discovery/${MARQUEE_MONGO_DB:-marquee}.snap}
 
 if ! alive marquee-server; then
@@ -115,6 +118,12 @@ if ! alive marquee-notifier; then
   MARQUEE_NOTIFY_SECRET_KEYS=$secret MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9466 \
     nohup setsid build/marquee-notifier >/dev/null 2>"$logs/marquee-notifier.log" </dev/null &
   echo $! >"$run/marquee-notifier.pid"
+fi
+# Webhooks: organizations' endpoints, signed and retried (docs/WEBHOOKS.md).
+if ! alive marquee-webhooks; then
+  MARQUEE_CONSUMER_HTTP_LISTEN=127.0.0.1:9469 \
+    nohup setsid build/marquee-webhooks >/dev/null 2>"$logs/marquee-webhooks.log" </dev/null &
+  echo $! >"$run/marquee-webhooks.pid"
 fi
 
 if ! alive marquee-indexer; then
@@ -154,6 +163,7 @@ Marquee is running.
   Mail        http://$MARQUEE_STACK_MAILPIT   (mailpit: every message Marquee sends, via $MARQUEE_SMTP_URL)
   Payments    Stripe API at $MARQUEE_STRIPE_API_BASE (stripe-mock); webhooks POST http://$MARQUEE_HTTP_LISTEN/webhooks/stripe
               (signing secret in $stack/dev-stripe-webhook-secret)
+  Webhooks    build/marquee webhooks add ORG_ID URL TYPES   (your systems, signed; loopback allowed locally; docs/WEBHOOKS.md)
   Logs        $logs/
 
 Try:

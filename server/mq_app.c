@@ -41,8 +41,8 @@
 /* Every module of marquee-server, in the order their services are listed.
  * Health is last so it can list the others. */
 static const mq_module_t *const modules[] = {
-    &mq_system_module,   &mq_identity_module, &mq_catalog_module,   &mq_bookings_module,
-    &mq_payments_module, &mq_search_module,   &mq_analytics_module, &mq_health_module,
+    &mq_system_module, &mq_identity_module,  &mq_catalog_module,       &mq_bookings_module, &mq_payments_module,
+    &mq_search_module, &mq_analytics_module, &mq_notifications_module, &mq_health_module,
 };
 #define N_MODULES MQ_COUNT(modules)
 

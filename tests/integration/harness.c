@@ -294,6 +294,28 @@ int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const 
   return start_child(p, "marquee-notifier", defaults, env);
 }
 
+int mq_test_webhooks_start(mq_test_proc_t *p, const char *db, const char *const *env) {
+  memset(p, 0, sizeof *p);
+  snprintf(p->db, sizeof p->db, "%s", db);
+  char uri[512], kafka[256], dbkv[96], group[128], skip[80];
+  snprintf(uri, sizeof uri, "MARQUEE_MONGO_URI=%s", mq_test_mongo_uri());
+  snprintf(kafka, sizeof kafka, "MARQUEE_KAFKA_BROKERS=%s", mq_test_kafka());
+  snprintf(dbkv, sizeof dbkv, "MARQUEE_MONGO_DB=%s", db);
+  snprintf(group, sizeof group, "MARQUEE_CONSUMER_GROUP=marquee-webhooks-%s", db);
+  snprintf(skip, sizeof skip, "MARQUEE_CONSUMER_SKIP_BEFORE_MS=%lld", (long long)time(NULL) * 1000 - 60000);
+  const char *defaults[] = {"MARQUEE_LOG_LEVEL=warn",
+                            "MARQUEE_WEBHOOK_ALLOWED_NETS=127.0.0.0/8",
+                            "MARQUEE_WEBHOOK_BACKOFF_MS=100",
+                            "MARQUEE_WEBHOOK_TIMEOUT_MS=2000",
+                            uri,
+                            kafka,
+                            dbkv,
+                            group,
+                            skip,
+                            NULL};
+  return start_child(p, "marquee-webhooks", defaults, env);
+}
+
 /* Where consumers that may be restarted or rebuilt within one test program
  * start counting: a minute before the program first started one. The
  * shared topics hold every other test's (and benchmark's) events; a restart

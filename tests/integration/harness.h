@@ -54,6 +54,10 @@ int mq_test_server_start(mq_test_proc_t *p, const char *db, const char *const *e
  * sending mail to the stack's mailpit and opening link tokens with the test
  * notifier key. */
 int mq_test_notifier_start(mq_test_proc_t *p, const char *db, const char *const *env);
+/* Starts marquee-webhooks on database `db` (its own consumer group), with
+ * loopback endpoints allowed (MARQUEE_WEBHOOK_ALLOWED_NETS=127.0.0.0/8),
+ * retries after 100 ms doubling, and a 2 s answer timeout. */
+int mq_test_webhooks_start(mq_test_proc_t *p, const char *db, const char *const *env);
 /* Starts marquee-indexer on database `db` (its own consumer group) keeping
  * the search index `index`; with `rebuild`, as `marquee-indexer --rebuild`. */
 int mq_test_indexer_start(mq_test_proc_t *p, const char *db, const char *index, bool rebuild, const char *const *env);
