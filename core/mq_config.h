@@ -22,6 +22,8 @@
      "gRPC listen address host:port (port 0 picks a free one)")                                                        \
   XX(STR, http_listen, "MARQUEE_HTTP_LISTEN", "127.0.0.1:9464", 0, 0,                                                  \
      "side HTTP address for /metrics, /healthz, /readyz and /media/{id} (empty disables)")                             \
+  XX(INT, http_threads, "MARQUEE_HTTP_THREADS", "16", 1, 256,                                                          \
+     "side HTTP threads (payment webhooks, tickets and receipts wait on the store in them)")                           \
   XX(STR, mongo_uri, "MARQUEE_MONGO_URI", "mongodb://127.0.0.1:27017/", 0, 0,                                          \
      "MongoDB connection string; serverSelectionTimeoutMS/heartbeatFrequencyMS default to 2000/1000 if absent")        \
   XX(STR, mongo_db, "MARQUEE_MONGO_DB", "marquee", 0, 0, "database name")                                              \

@@ -6,7 +6,7 @@
  * their /metrics on it too); the server creates it and passes it to each
  * module's start hook, so that a module can serve GET /media/{id} or a
  * payment webhook without including anything of server/. Routes run on the
- * HTTP threads (a pool of four, so one slow route does not stop /metrics)
+ * HTTP threads (a pool of MARQUEE_HTTP_THREADS, so one slow route does not stop /metrics)
  * and must not block for long (read a document, stream a file, one
  * gateway call).
  */

@@ -42,6 +42,7 @@ struct mq_http {
   route_t routes[MAX_ROUTES];
   int n_routes;
   int port;
+  unsigned threads;
 };
 
 static void text(mq_http_response_t *r, int status, const char *body) {
@@ -85,10 +86,15 @@ static void route_readyz(void *arg, const char *method, const char *path, mq_htt
 mq_http_t *mq_http_create(mq_health_t *health) {
   mq_http_t *h = mq_xcalloc(1, sizeof *h);
   h->health = health;
+  h->threads = 4;
   mq_http_route(h, "/metrics", route_metrics, NULL);
   mq_http_route(h, "/healthz", route_healthz, NULL);
   if (health) mq_http_route(h, "/readyz", route_readyz, health);
   return h;
+}
+
+void mq_http_set_threads(mq_http_t *h, unsigned n) {
+  h->threads = n ? n : 1;
 }
 
 void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg) {
@@ -242,7 +248,7 @@ mq_code_t mq_http_start(mq_http_t *h, const char *listen, mq_error_t *err) {
   h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request,
                           h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4, MHD_OPTION_END);
+                          MHD_OPTION_THREAD_POOL_SIZE, h->threads, MHD_OPTION_END);
   if (!h->d) return mq_error_set(err, MQ_UNAVAILABLE, "MARQUEE_HTTP_LISTEN", "cannot listen on %s", listen);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = info ? info->port : port;

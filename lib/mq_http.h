@@ -1,5 +1,5 @@
 /*
- * mq_http.h — the side HTTP port (libmicrohttpd, a pool of 4 threads), used by
+ * mq_http.h — the side HTTP port (libmicrohttpd, a pool of threads: 4 unless set), used by
  * marquee-server and by every consumer process:
  * GET /metrics (Prometheus text), /healthz (liveness: the process answers),
  * /readyz (readiness, when created with a health record: 200 when MongoDB
@@ -64,6 +64,10 @@ void mq_http_route(mq_http_t *h, const char *path, mq_http_fn fn, void *arg);
 void mq_http_route_post(mq_http_t *h, const char *path, mq_http_fn fn, void *arg, size_t max_body);
 /* health may be NULL (no /readyz: a process without a readiness notion). */
 mq_http_t *mq_http_create(mq_health_t *health);
+/* The size of the thread pool (before mq_http_start): a handler that waits
+ * (a payment webhook confirming a booking) holds one thread, and with it the
+ * other connections that thread serves. */
+void mq_http_set_threads(mq_http_t *h, unsigned n);
 /* Binds `listen` ("host:port"; port 0 picks one). */
 mq_code_t mq_http_start(mq_http_t *h, const char *listen, mq_error_t *err);
 int mq_http_port(const mq_http_t *h);

@@ -82,6 +82,7 @@ int main(int argc, char **argv) {
   if (cfg.http_listen[0]) {
     http = mq_http_create(app->health);
     mq_app_routes(app, http);
+    mq_http_set_threads(http, (unsigned)cfg.http_threads);
     if (mq_http_start(http, cfg.http_listen, &err) != MQ_OK) goto cleanup;
   }
   if (mq_server_start(srv, &err) != MQ_OK) goto cleanup;

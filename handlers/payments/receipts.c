@@ -17,6 +17,7 @@
  * Who may read: the buyer, and members of the event's organization.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,27 @@
 #include "store/mq_bson.h"
 
 #define ISSUE_TRIES 32
+
+/* Numbers are a sequence per (organization, year, kind): issuers in one
+ * process take them one at a time, so that they do not race each other for
+ * the same number (under load the retries cost far more than the wait), and
+ * the process remembers the last number it took of each sequence, so the
+ * next one is tried without reading the tip. Issuers in other processes may
+ * still take a number first: the insert decides, and the loser reads the
+ * tip. Only the insert is under the lock. */
+#define LAST_SLOTS 256
+typedef struct {
+  char key[80];
+  int64_t seq;
+} last_t;
+static pthread_mutex_t g_issue_mu = PTHREAD_MUTEX_INITIALIZER;
+static last_t g_last[LAST_SLOTS];
+
+static last_t *last_slot(const char *key) {
+  uint32_t h = 2166136261u;
+  for (const char *c = key; *c; c++) h = (h ^ (uint8_t)*c) * 16777619u;
+  return &g_last[h % LAST_SLOTS];
+}
 
 static int year_of(int64_t ms) {
   time_t t = (time_t)(ms / 1000);
@@ -78,24 +100,57 @@ static mq_code_t snapshot(mq_payments_t *ps, const mq_payment_t *p, mq_arena_t *
 }
 
 /* Takes the next number of (org, year, kind) for r; MQ_OK with *r being the
- * stored one (this caller's or a racing one's for the same subject). */
+ * stored one (this caller's or a racing one's for the same subject). The
+ * search starts above the tip (payments_store.h: receipt_tips); a racing
+ * insert that took the number sends this one to the next, or past the tip
+ * it has since raised. */
 static mq_code_t take_number(mq_store_t *s, mq_receipt_t *r, mq_arena_t *a, mq_error_t *err) {
   r->issued_ms = mq_now_unix_ms();
   r->year = year_of(r->issued_ms);
   bool note = !strcmp(r->kind, "credit_note");
-  for (int i = 0; i < ISSUE_TRIES; i++) {
-    int64_t last;
-    mq_code_t rc = mq_receipts_last_seq(s, r->organization_id, r->year, r->kind, &last, err);
-    if (rc != MQ_OK) return rc;
-    r->seq = last + 1;
+  char key[80];
+  snprintf(key, sizeof key, "%s:%d:%s", r->organization_id, r->year, r->kind);
+  pthread_mutex_lock(&g_issue_mu);
+  last_t *slot = last_slot(key);
+  int64_t tip = !strcmp(slot->key, key) ? slot->seq : 0;
+  bool found = tip > 0;
+  mq_code_t rc = MQ_OK;
+  if (!found) rc = mq_receipts_tip(s, r->organization_id, r->year, r->kind, &tip, &found, err);
+  if (rc == MQ_OK && !found) /* receipts from before tips existed: the highest, once */
+    rc = mq_receipts_last_seq(s, r->organization_id, r->year, r->kind, &tip, err);
+  int64_t next = tip + 1;
+  bool taken = false;
+  for (int i = 0; rc == MQ_OK && i < ISSUE_TRIES; i++) {
+    r->seq = next;
     r->number = mq_arena_sprintf(a, "%s-%d-%06" PRId64, note ? "CN" : "R", r->year, r->seq);
     rc = mq_receipt_insert(s, r, err);
-    if (rc != MQ_ALREADY_EXISTS) return rc;
-    /* the number went to someone else, or this subject already has one */
+    if (rc == MQ_OK) {
+      taken = true;
+      snprintf(slot->key, sizeof slot->key, "%s", key);
+      slot->seq = r->seq;
+      break;
+    }
+    if (rc != MQ_ALREADY_EXISTS) break;
+    /* the number went to another process, or this subject already has one */
     mq_error_t e2 = {0};
-    if (mq_receipt_by_subject(s, r->subject, a, r, &e2) == MQ_OK) return MQ_OK;
+    if (mq_receipt_by_subject(s, r->subject, a, r, &e2) == MQ_OK) {
+      rc = MQ_OK;
+      break;
+    }
+    rc = MQ_OK;
+    next++;
+    if (mq_receipts_tip(s, r->organization_id, r->year, r->kind, &tip, &found, &e2) == MQ_OK &&
+        tip >= next) /* others moved on meanwhile: everything up to their tip is taken */
+      next = tip + 1;
+    if (i == ISSUE_TRIES - 1) rc = mq_error_set(err, MQ_ABORTED, "payment_id", "receipt numbers are contended; retry");
   }
-  return mq_error_set(err, MQ_ABORTED, "payment_id", "receipt numbers are contended; retry");
+  pthread_mutex_unlock(&g_issue_mu);
+  if (taken) { /* a hint for other processes and for restarts: a failure only makes them probe further */
+    mq_error_t e2 = {0};
+    if (mq_receipts_tip_raise(s, r->organization_id, r->year, r->kind, r->seq, &e2) != MQ_OK)
+      mq_log(MQ_LOG_WARN, "payments.receipt_tip", "%s: %s", r->number, e2.message);
+  }
+  return rc;
 }
 
 /* Declared in payments.h. */

@@ -29,6 +29,13 @@
  *                      number is taken by inserting seq = the highest + 1;
  *                      a racing insert loses and takes the next, so numbers
  *                      have no gaps (a document exists for every one).
+ *   receipt_tips       _id "<org>:<year>:<kind>", seq: a hint, the highest
+ *                      number known taken (raised with $max after each
+ *                      insert, so never above the truth). A number is
+ *                      sought from tip + 1 upward: everything at or below
+ *                      the tip is taken, and a probe moves past n only after
+ *                      seeing n taken, so hints keep numbers gapless while
+ *                      sparing a read of the highest receipt (a sort).
  *   payment_settings   one document per organization (_id = its id), absent
  *                      until first saved (then defaults apply); `version`
  *                      checked on every save (mq_pay_settings_save).
@@ -138,6 +145,12 @@ mq_code_t mq_receipt_by_subject(mq_store_t *s, const char *subject, mq_arena_t *
 /* The highest number taken for (org, year, kind); 0 when none. */
 mq_code_t mq_receipts_last_seq(mq_store_t *s, const char *org, int year, const char *kind, int64_t *seq,
                                mq_error_t *err);
+/* The tip of (org, year, kind): *found false when none was written yet. */
+mq_code_t mq_receipts_tip(mq_store_t *s, const char *org, int year, const char *kind, int64_t *seq, bool *found,
+                          mq_error_t *err);
+/* Raises the tip of (org, year, kind) to at least seq (creating it). */
+mq_code_t mq_receipts_tip_raise(mq_store_t *s, const char *org, int year, const char *kind, int64_t seq,
+                                mq_error_t *err);
 /* Inserts r (its _id from org, year, kind, seq); MQ_ALREADY_EXISTS when the
  * number or the subject is taken. */
 mq_code_t mq_receipt_insert(mq_store_t *s, const mq_receipt_t *r, mq_error_t *err);
