@@ -164,6 +164,10 @@
   XX(STR, mail_from_name, "MARQUEE_MAIL_FROM_NAME", "Marquee", 0, 0, "notifier: the name mail comes from")             \
   XX(STR, link_base_url, "MARQUEE_LINK_BASE_URL", "http://127.0.0.1:5173", 0, 0,                                       \
      "notifier: where links in messages point (the web app): <base>/verify-email?token=…")                             \
+  XX(INT, reminder_hours, "MARQUEE_REMINDER_HOURS", "24", 1, 336,                                                      \
+     "notifier: how long before an event its ticket holders are reminded")                                             \
+  XX(INT, reminder_sweep_ms, "MARQUEE_REMINDER_SWEEP_MS", "60000", 100, 3600000,                                       \
+     "notifier: how often due reminders are looked for")                                                               \
   XX(STR, webhook_allowed_nets, "MARQUEE_WEBHOOK_ALLOWED_NETS", "", 0, 0,                                              \
      "webhooks: private or loopback nets endpoints may point at (10.2.0.0/16,127.0.0.0/8; http only to loopback); "    \
      "empty: public addresses only")                                                                                   \

@@ -24,10 +24,14 @@ static const char *const vars_payment_expired[] = {"name", "event", "starts", "l
 static const char *const vars_refund_issued[] = {"name",     "event",  "starts", "amount",
                                                  "refunded", "reason", "link",   NULL};
 
+static const char *const vars_event_notice[] = {"name", "event", "starts", "where", "link", NULL};
+
 static const struct {
   const char *name;
   const char *const *vars;
 } messages[] = {
+    {"event_changed", vars_event_notice},
+    {"event_reminder", vars_event_notice},
     {"welcome", vars_welcome},
     {"verify_email", vars_link},
     {"reset_password", vars_link},
@@ -76,6 +80,10 @@ const char *mq_notice_template(const char *name, const char *locale, const char 
 
 static void add(mq_notice_t *n, const char *name, const char *value) {
   if (n->n_vars < MQ_NOTICE_MAX_VARS) n->vars[n->n_vars++] = (mq_tvar_t){name, value ? value : ""};
+}
+
+void mq_notice_add(mq_notice_t *n, const char *name, const char *value) {
+  add(n, name, value);
 }
 
 /* "2026-12-04 16:00 UTC" (the reader's time zone and language: later, with ICU). */

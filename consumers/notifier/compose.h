@@ -18,6 +18,12 @@
  *                                                         deadline, link
  *   payment_expired    payments.PaymentCancelled (deadline only)  name, event, starts, link
  *   refund_issued      payments.RefundIssued              name, event, starts, amount, refunded, reason, link
+ *   event_changed      catalog.EventUpdated that moved the event in time or place, to every ticket holder
+ *                                                         name, event, starts, where, link
+ *   event_reminder     the reminder sweeper, MARQUEE_REMINDER_HOURS before the event, to every ticket holder
+ *                                                         name, event, starts, where, link
+ * (An event's cancellation reaches its ticket holders as booking_cancelled:
+ * every confirmed booking of a cancelled event is cancelled and refunded.)
  *
  * Events that name their reader by id only (a password change, a booking)
  * leave the notice's user_id (and event_id) to the caller, which reads the
@@ -80,6 +86,8 @@ typedef struct mq_notice {
 mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, int64_t now_ms,
                         mq_arena_t *a, mq_notice_t *n, bool *none, mq_error_t *err);
 
+/* One more variable (a notice the caller composes itself: the fan-outs). */
+void mq_notice_add(mq_notice_t *n, const char *name, const char *value);
 /* The account the notice goes to: address, display name (var "name"), locale. */
 void mq_notice_resolve_user(mq_notice_t *n, const char *email, const char *display_name, const char *locale);
 /* The event it names: vars "event" (title), "starts" and "where". */

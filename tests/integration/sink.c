@@ -65,6 +65,9 @@ static void serve(mq_sink_t *s, int c) {
     return;
   }
   mq_sink_request_t q = {0};
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  q.at_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
   sscanf(buf, "%15s %511s", q.method, q.path);
   char *line_end = strstr(buf, "\r\n");
   q.headers = dup_n(line_end + 2, head_end - (size_t)(line_end + 2 - buf));
@@ -84,8 +87,8 @@ static void serve(mq_sink_t *s, int c) {
   }
   pthread_mutex_lock(&s->mu);
   if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 16;
-    mq_sink_request_t *nv = realloc(s->v, cap * sizeof *s->v);
+    size_t ncap = s->cap ? s->cap * 2 : 16;
+    mq_sink_request_t *nv = realloc(s->v, ncap * sizeof *s->v);
     if (!nv) {
       pthread_mutex_unlock(&s->mu);
       mq_sink_request_clear(&q);
@@ -93,7 +96,7 @@ static void serve(mq_sink_t *s, int c) {
       return;
     }
     s->v = nv;
-    s->cap = cap;
+    s->cap = ncap;
   }
   s->v[s->n++] = q;
   pthread_cond_broadcast(&s->cv);

@@ -23,7 +23,8 @@ typedef struct mq_sink_request {
   char *headers; /* raw header lines, "\r\n"-separated */
   char *body;
   size_t body_len;
-  int status; /* what the sink answered */
+  int status;  /* what the sink answered */
+  double at_s; /* when it arrived (CLOCK_MONOTONIC seconds) */
 } mq_sink_request_t;
 
 /* Starts a sink on 127.0.0.1 and an ephemeral port; NULL on failure. */

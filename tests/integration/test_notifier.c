@@ -18,6 +18,10 @@
  *  - Events that name their reader by id: a password change, and a booking
  *    confirmed then cancelled, reach the account's address with the
  *    event's title, in the account's language.
+ *  - Ticket holders: an event moved in time reaches every holder once (one
+ *    with two bookings too), a title change reaches nobody, and the reminder
+ *    goes out once per holder when the event starts within the window (in
+ *    the holder's language), the organizer without a booking gets neither.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -35,6 +40,7 @@
 #include "fixtures.h"
 #include "harness.h"
 #include "marquee/bookings/v1/bookings.mq-client.h"
+#include "marquee/catalog/v1/events.mq-client.h"
 #include "marquee/identity/v1/identity.mq-client.h"
 #include "marquee/payments/v1/payments.mq-client.h"
 
@@ -463,6 +469,154 @@ static void test_refused_for_good_is_recorded(void **state) {
   free(t2);
 }
 
+/* Books `qty` of ev's first ticket type for the token's user (free: confirmed at once). */
+static void book_free(const char *token, const mq_fx_event_t *ev, uint32_t qty) {
+  Marquee__Bookings__V1__HoldItem item = MARQUEE__BOOKINGS__V1__HOLD_ITEM__INIT, *items[1] = {&item};
+  item.ticket_type_id = (char *)ev->tt[0];
+  item.quantity = qty;
+  Marquee__Bookings__V1__CreateHoldRequest hq = MARQUEE__BOOKINGS__V1__CREATE_HOLD_REQUEST__INIT;
+  hq.event_id = (char *)ev->event_id;
+  hq.items = items;
+  hq.n_items = 1;
+  mq_call_opts_t o = {.bearer_token = token};
+  mq_error_t err;
+  Marquee__Bookings__V1__Hold *h = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__create_hold__call(cl, &hq, &h, &o, &err), MQ_OK);
+  Marquee__Bookings__V1__ConfirmHoldRequest cq = MARQUEE__BOOKINGS__V1__CONFIRM_HOLD_REQUEST__INIT;
+  cq.hold_id = h->hold_id;
+  Marquee__Bookings__V1__Booking *b = NULL;
+  assert_int_equal(marquee__bookings__v1__booking_service__confirm_hold__call(cl, &cq, &b, &o, &err), MQ_OK);
+  marquee__bookings__v1__booking__free_unpacked(b, NULL);
+  marquee__bookings__v1__hold__free_unpacked(h, NULL);
+}
+
+static Marquee__Catalog__V1__Event *get_event(const char *token, const char *id) {
+  Marquee__Catalog__V1__GetEventRequest q = MARQUEE__CATALOG__V1__GET_EVENT_REQUEST__INIT;
+  q.event_id = (char *)id;
+  mq_call_opts_t o = {.bearer_token = token};
+  Marquee__Catalog__V1__Event *e = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__catalog__v1__event_service__get_event__call(cl, &q, &e, &o, &err), MQ_OK);
+  return e;
+}
+
+/* Sets the event's start (and end, an hour later) to `starts_s`, or only its title when title != NULL. */
+static void update_event(const char *token, const char *id, int64_t starts_s, const char *title) {
+  Marquee__Catalog__V1__Event *e = get_event(token, id);
+  Marquee__Catalog__V1__Event in = MARQUEE__CATALOG__V1__EVENT__INIT;
+  Google__Protobuf__Timestamp s = GOOGLE__PROTOBUF__TIMESTAMP__INIT, en = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  char *starts[] = {(char *)"starts_at", (char *)"ends_at"}, *titles[] = {(char *)"title"};
+  Google__Protobuf__FieldMask m = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+  if (title) {
+    in.title = (char *)title;
+    m.paths = titles;
+    m.n_paths = 1;
+  } else {
+    s.seconds = starts_s;
+    en.seconds = starts_s + 3600;
+    in.starts_at = &s;
+    in.ends_at = &en;
+    m.paths = starts;
+    m.n_paths = 2;
+  }
+  Marquee__Catalog__V1__UpdateEventRequest q = MARQUEE__CATALOG__V1__UPDATE_EVENT_REQUEST__INIT;
+  q.event_id = (char *)id;
+  q.event = &in;
+  q.update_mask = &m;
+  q.version = e->version;
+  mq_call_opts_t o = {.bearer_token = token};
+  Marquee__Catalog__V1__Event *r = NULL;
+  mq_error_t err;
+  assert_int_equal(marquee__catalog__v1__event_service__update_event__call(cl, &q, &r, &o, &err), MQ_OK);
+  marquee__catalog__v1__event__free_unpacked(r, NULL);
+  marquee__catalog__v1__event__free_unpacked(e, NULL);
+}
+
+/* Deliveries of `template` sent to `to` (the notifier's own records). */
+static int64_t sent_count(const char *db, const char *to, const char *template_name) {
+  char f[300];
+  snprintf(f, sizeof f, "{\"to\": \"%s\", \"template\": \"%s\", \"state\": \"sent\"}", to, template_name);
+  return mq_test_count(NULL, db, "deliveries", f);
+}
+
+static bool sent_wait(const char *db, const char *to, const char *template_name, int64_t n, int timeout_ms) {
+  for (int64_t until = mq_test_now_ms() + timeout_ms; mq_test_now_ms() < until; mq_test_sleep_ms(200))
+    if (sent_count(db, to, template_name) >= n) return true;
+  return sent_count(db, to, template_name) >= n;
+}
+
+/* Ticket holders: told once each when the event moves (not when only its
+ * title changes), reminded once each when it starts within the reminder
+ * window — whatever their number of bookings — and a moved event is
+ * reminded at its new time. */
+static void test_holders_told_of_changes_and_reminded(void **state) {
+  (void)state;
+  mq_test_proc_t n2, s2;
+  /* a server and a notifier of their own: reminders every 300 ms, 2 hours ahead */
+  assert_int_equal(mq_test_server_start(&s2, NULL, NULL), 0);
+  const char *nenv[] = {"MARQUEE_REMINDER_SWEEP_MS=300", "MARQUEE_REMINDER_HOURS=2", NULL};
+  assert_int_equal(mq_test_notifier_start(&n2, s2.db, nenv), 0);
+  mq_client_t *saved = cl;
+  cl = mq_test_client(&s2);
+  char a_id[64], a_mail[128], b_id[64], b_mail[128], o_id[64], o_mail[128];
+  char *alice = sign_up("ann", "Ann Holder", "en", a_id, sizeof a_id, a_mail, sizeof a_mail);
+  char *bob = sign_up("bruno", "Bruno Holder", "fr", b_id, sizeof b_id, b_mail, sizeof b_mail);
+  char *owner = sign_up("owner", "Oona", "en", o_id, sizeof o_id, o_mail, sizeof o_mail);
+  char *organizer = mq_test_token(o_id, MQ_ROLE_ORGANIZER | MQ_ROLE_ATTENDEE);
+  char org[40];
+  mq_fx_org(cl, organizer, "holders", org);
+  /* starts in 3 hours: outside the 2-hour window */
+  mq_fx_event_opts_t eo = {.n_tt = 1, .tt = {{.capacity = 20}}, .starts_in_s = 3 * 3600, .title = "Holders Night"};
+  mq_fx_event_t ev = {0};
+  mq_fx_event(cl, organizer, org, &eo, &ev);
+  book_free(alice, &ev, 1);
+  book_free(alice, &ev, 2); /* two bookings: still one mail each time */
+  book_free(bob, &ev, 1);
+  /* the confirmations (two for Ann), then nothing more while the event is 3 hours away */
+  assert_true(sent_wait(s2.db, a_mail, "booking_confirmed", 2, 60000));
+  assert_true(sent_wait(s2.db, b_mail, "booking_confirmed", 1, 60000));
+  mq_test_sleep_ms(1500);
+  assert_int_equal(sent_count(s2.db, a_mail, "event_reminder"), 0);
+  /* only the title: nobody is told */
+  update_event(organizer, ev.event_id, 0, "Holders Night (renamed)");
+  mq_test_sleep_ms(1500);
+  assert_int_equal(sent_count(s2.db, a_mail, "event_changed"), 0);
+  /* moved to 90 minutes from now: told of the change, and reminded (now inside the 2-hour window) */
+  int64_t moved = (int64_t)time(NULL) + 90 * 60;
+  update_event(organizer, ev.event_id, moved, NULL);
+  assert_true(sent_wait(s2.db, a_mail, "event_changed", 1, 60000));
+  assert_true(sent_wait(s2.db, a_mail, "event_reminder", 1, 60000));
+  assert_true(sent_wait(s2.db, b_mail, "event_changed", 1, 60000));
+  assert_true(sent_wait(s2.db, b_mail, "event_reminder", 1, 60000));
+  mq_test_sleep_ms(2000); /* several sweeps later: still once each */
+  assert_int_equal(sent_count(s2.db, a_mail, "event_changed"), 1);
+  assert_int_equal(sent_count(s2.db, a_mail, "event_reminder"), 1);
+  assert_int_equal(sent_count(s2.db, b_mail, "event_reminder"), 1);
+  /* what arrived: Bruno's in French, with the new title */
+  char *subject = NULL, *text = NULL;
+  assert_true(mq_test_mail_wait(b_mail, 4, 30000, &subject, &text, NULL) >= 4);
+  assert_true(strstr(subject, "Demain : Holders Night (renamed)") ||
+              strstr(subject, "Holders Night (renamed) a changé"));
+  free(subject);
+  free(text);
+  char f[300];
+  snprintf(f, sizeof f, "{\"to\": \"%s\", \"template\": \"event_reminder\", \"locale\": \"fr\"}", b_mail);
+  assert_int_equal(mq_test_count(NULL, s2.db, "deliveries", f), 1);
+  snprintf(f, sizeof f, "{\"_id\": \"%s\", \"state\": \"sent\"}", ev.event_id);
+  assert_int_equal(mq_test_count(NULL, s2.db, "reminders", f), 1);
+  /* the organizer (no booking) got neither */
+  assert_int_equal(sent_count(s2.db, o_mail, "event_changed") + sent_count(s2.db, o_mail, "event_reminder"), 0);
+  mq_client_destroy(cl);
+  cl = saved;
+  free(alice);
+  free(bob);
+  free(owner);
+  free(organizer);
+  mq_test_proc_stop(&n2, SIGTERM, 20000);
+  mq_test_proc_stop(&s2, SIGTERM, 20000);
+  mq_test_drop_db(NULL, s2.db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_links_arrive_and_work),
@@ -470,6 +624,7 @@ int main(void) {
       cmocka_unit_test(test_mail_waits_while_smtp_is_away),
       cmocka_unit_test(test_password_change_and_booking_mails),
       cmocka_unit_test(test_payment_mails),
+      cmocka_unit_test(test_holders_told_of_changes_and_reminded),
       cmocka_unit_test(test_unopenable_token_is_dead_lettered_at_once),
       cmocka_unit_test(test_refused_for_good_is_recorded), /* last: it stops the shared notifier */
   };
