@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <librdkafka/rdkafka.h>
 #include <mongoc/mongoc.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -369,6 +370,100 @@ static void mail_query(const char *to, char *out, size_t n) {
 static char *json_str(const bson_t *doc, const char *key) {
   bson_iter_t it;
   return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? strdup(bson_iter_utf8(&it, NULL)) : NULL;
+}
+
+static int cmp_cstr(const void *x, const void *y) {
+  return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+int mq_test_mail_ids(const char *to, int *distinct) {
+  char path[600];
+  mail_query(to, path, sizeof path);
+  strncat(path, "&limit=100000", sizeof path - strlen(path) - 1);
+  int status = 0, total = -1;
+  *distinct = 0;
+  char *body = mq_test_http_get(mq_test_mailpit(), path, &status);
+  bson_t doc;
+  bson_error_t be;
+  if (body && status == 200 && bson_init_from_json(&doc, body, -1, &be)) {
+    bson_iter_t it, arr, m;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    if (bson_iter_init_find(&it, &doc, "messages") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+      while (bson_iter_next(&arr)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &m) || !bson_iter_find(&m, "MessageID") ||
+            !BSON_ITER_HOLDS_UTF8(&m))
+          continue;
+        if (n == cap) {
+          cap = cap ? cap * 2 : 256;
+          char **nv = realloc(ids, cap * sizeof *ids);
+          if (!nv) break;
+          ids = nv;
+        }
+        ids[n++] = strdup(bson_iter_utf8(&m, NULL));
+      }
+    total = (int)n;
+    if (n > 1) qsort(ids, n, sizeof *ids, cmp_cstr);
+    for (size_t i = 0; i < n; i++) *distinct += i == 0 || strcmp(ids[i], ids[i - 1]) != 0;
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    bson_destroy(&doc);
+  }
+  free(body);
+  return total;
+}
+
+bool mq_test_group_at_end(const char *group, const char *const *topics) {
+  char errstr[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", mq_test_kafka(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK ||
+      rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return false;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) return false;
+  rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(16);
+  bool ok = true;
+  for (size_t t = 0; ok && topics[t]; t++) {
+    rd_kafka_topic_t *kt = rd_kafka_topic_new(rk, topics[t], NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    ok = kt && rd_kafka_metadata(rk, 0, kt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1;
+    for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
+      int64_t lo = 0, hi = 0;
+      int32_t id = md->topics[0].partitions[p].id;
+      ok = rd_kafka_query_watermark_offsets(rk, topics[t], id, &lo, &hi, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (ok) rd_kafka_topic_partition_list_add(at, topics[t], id)->offset = hi;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    if (kt) rd_kafka_topic_destroy(kt);
+  }
+  if (ok) ok = rd_kafka_commit(rk, at, 0) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  rd_kafka_topic_partition_list_destroy(at);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return ok;
+}
+
+bool mq_test_produce(const char *topic, const char *key, const Marquee__Events__V1__Envelope *env) {
+  char errstr[256];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", mq_test_kafka(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return false;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (!rk) return false;
+  size_t n = marquee__events__v1__envelope__get_packed_size(env);
+  uint8_t *buf = malloc(n);
+  marquee__events__v1__envelope__pack(env, buf);
+  bool ok = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, n),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  free(buf);
+  rd_kafka_destroy(rk);
+  return ok;
 }
 
 int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html) {

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "clients/mq_client.h"
+#include "marquee/events/v1/envelope.pb-c.h"
 
 #define MQ_TEST_JWT_KEYS "itest:integration-test-secret-0123456789abcdef"
 /* Ed25519 seed "0123456789abcdef0123456789abcdef", base64url: every test
@@ -76,6 +77,15 @@ const char *mq_test_smtp_url(void);
 /* Waits up to timeout_ms until mailpit holds at least `at_least` messages to
  * `to`; returns how many it holds (-1: mailpit did not answer) and, when
  * asked, the newest one's subject, text and HTML (malloc'ed; caller frees). */
+/* Every message mailpit holds for `to`: their number (-1 when mailpit
+ * cannot be read), and in *distinct the number of distinct Message-IDs. */
+int mq_test_mail_ids(const char *to, int *distinct);
+/* Commits, for consumer group `group`, the end of every partition of
+ * `topics` (NULL-terminated): a consumer started in that group then reads
+ * only what is produced from now on, not what other tests left. */
+bool mq_test_group_at_end(const char *group, const char *const *topics);
+/* Puts an envelope on the bus as the relay would (same id again: a duplicate). */
+bool mq_test_produce(const char *topic, const char *key, const Marquee__Events__V1__Envelope *env);
 int mq_test_mail_wait(const char *to, int at_least, int timeout_ms, char **subject, char **text, char **html);
 /* The same against the mailpit API at `api` (host:port). */
 int mq_test_mail_wait_at(const char *api, const char *to, int at_least, int timeout_ms, char **subject, char **text,

@@ -26,7 +26,6 @@
 
 #include <cmocka.h>
 
-#include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -151,26 +150,6 @@ static bool signed_by(const mq_sink_request_t *r, const char *secret) {
   char want[80];
   snprintf(want, sizeof want, "v1=%s", hex);
   return strstr(sig, want) != NULL && llabs((long long)time(NULL) - t) < 300;
-}
-
-/* Puts an envelope on the bus as the relay would (a duplicate, when its id was published before). */
-static void produce(const char *topic, const char *key, const Marquee__Events__V1__Envelope *env) {
-  char errstr[256];
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", mq_test_kafka(), errstr, sizeof errstr),
-                   RD_KAFKA_CONF_OK);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-  assert_non_null(rk);
-  size_t n = marquee__events__v1__envelope__get_packed_size(env);
-  uint8_t *buf = malloc(n);
-  marquee__events__v1__envelope__pack(env, buf);
-  assert_int_equal(
-      rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(buf, n),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-      RD_KAFKA_RESP_ERR_NO_ERROR);
-  assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-  free(buf);
-  rd_kafka_destroy(rk);
 }
 
 static delivery_t *get_delivery(const char *id) {
@@ -298,7 +277,7 @@ static void test_delivered_once_signed_and_duplicate_sends_nothing(void **state)
   env.aggregate_id = ev.event_id;
   env.payload_case = MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_EVENT_PUBLISHED;
   env.event_published = &p;
-  produce("marquee.events", ev.event_id, &env);
+  assert_true(mq_test_produce("marquee.events", ev.event_id, &env));
   assert_true(mq_test_wait_metric(&hooks, handled, h0 + 1, 30000));
   mq_test_sleep_ms(1500);
   assert_true(mq_test_metric(&hooks, "marquee_webhook_deliveries_created_total") == c0);
