@@ -95,7 +95,7 @@ APT_PACKAGES=(
   libgrpc-dev protobuf-compiler libprotobuf-dev libprotoc-dev
   protobuf-c-compiler libprotobuf-c-dev libmongoc-dev libbson-dev
   librdkafka-dev libcmocka-dev libmicrohttpd-dev libjwt-dev libargon2-dev
-  libsodium-dev libqrencode-dev libpng-dev libhpdf-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev uuid-dev cppcheck clang-format kcat
+  libsodium-dev libicu-dev libqrencode-dev libpng-dev libhpdf-dev fonts-dejavu-core libcurl4-openssl-dev libssl-dev uuid-dev cppcheck clang-format kcat
   python3 python3-grpcio python3-grpc-tools python3-protobuf openssl tzdata libsqlite3-dev sqlite3
   postgresql util-linux
 )

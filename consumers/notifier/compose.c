@@ -5,9 +5,11 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/mq_time.h"
+#include "lib/mq_l10n.h"
 #include "lib/mq_money.h"
 #include "lib/mq_validate.h"
 
@@ -78,12 +80,34 @@ const char *mq_notice_template(const char *name, const char *locale, const char 
   return find(name, "en");
 }
 
+static char *when(mq_arena_t *a, const Google__Protobuf__Timestamp *ts);
+static char *money(mq_arena_t *a, int64_t minor, const char *currency);
+
 static void add(mq_notice_t *n, const char *name, const char *value) {
   if (n->n_vars < MQ_NOTICE_MAX_VARS) n->vars[n->n_vars++] = (mq_tvar_t){name, value ? value : ""};
 }
 
 void mq_notice_add(mq_notice_t *n, const char *name, const char *value) {
   add(n, name, value);
+}
+
+static int64_t ts_ms_of(const Google__Protobuf__Timestamp *ts) {
+  return ts ? ts->seconds * 1000 + ts->nanos / 1000000 : 0;
+}
+
+/* An instant: written plainly now, in the reader's language at rendering. */
+static void add_when(mq_notice_t *n, mq_arena_t *a, const char *name, const Google__Protobuf__Timestamp *ts,
+                     const char *tz) {
+  add(n, name, when(a, ts));
+  if (ts && n->n_typed < MQ_NOTICE_MAX_TYPED && n->n_vars)
+    n->typed[n->n_typed++] = (mq_notice_typed_t){n->n_vars - 1, false, ts_ms_of(ts), NULL, tz};
+}
+
+/* An amount: the same. */
+static void add_money(mq_notice_t *n, mq_arena_t *a, const char *name, int64_t minor, const char *currency) {
+  add(n, name, money(a, minor, currency));
+  if (n->n_typed < MQ_NOTICE_MAX_TYPED && n->n_vars)
+    n->typed[n->n_typed++] = (mq_notice_typed_t){n->n_vars - 1, true, minor, currency, NULL};
 }
 
 /* "2026-12-04 16:00 UTC" (the reader's time zone and language: later, with ICU). */
@@ -129,7 +153,7 @@ void mq_notice_resolve_user(mq_notice_t *n, const char *email, const char *displ
 
 void mq_notice_resolve_event(mq_notice_t *n, mq_arena_t *a, const Marquee__Catalog__V1__Event *e) {
   add(n, "event", e->title);
-  add(n, "starts", when(a, e->starts_at));
+  add_when(n, a, "starts", e->starts_at, e->time_zone);
   add(n, "where", e->city && e->city[0] ? e->city : "online");
 }
 
@@ -189,7 +213,7 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       *n = (mq_notice_t){.template_name = "verify_email", .locale = p->locale, .to_addr = p->email};
       if ((rc = link_for(c, p->sealed_token, "/verify-email", a, &link, err)) != MQ_OK) return rc;
       add(n, "link", link);
-      add(n, "expires", when(a, p->expires_at));
+      add_when(n, a, "expires", p->expires_at, NULL);
       break;
     }
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_RESET_REQUESTED: {
@@ -197,7 +221,7 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       *n = (mq_notice_t){.template_name = "reset_password", .locale = p->locale, .to_addr = p->email};
       if ((rc = link_for(c, p->sealed_token, "/reset-password", a, &link, err)) != MQ_OK) return rc;
       add(n, "link", link);
-      add(n, "expires", when(a, p->expires_at));
+      add_when(n, a, "expires", p->expires_at, NULL);
       break;
     }
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_ORGANIZATION_MEMBER_INVITED: {
@@ -207,12 +231,12 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       add(n, "organization", p->organization_name);
       add(n, "role", role_label(p->role ? p->role : ""));
       add(n, "link", link);
-      add(n, "expires", when(a, p->expires_at));
+      add_when(n, a, "expires", p->expires_at, NULL);
       break;
     }
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_PASSWORD_CHANGED: {
       *n = (mq_notice_t){.template_name = "password_changed", .locale = "en", .user_id = ev->password_changed->user_id};
-      add(n, "when", when(a, ev->occurred_at));
+      add_when(n, a, "when", ev->occurred_at, NULL);
       break;
     }
     case MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_BOOKING_CONFIRMED: {
@@ -222,7 +246,10 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       uint64_t tickets = 0;
       for (size_t i = 0; i < p->n_units; i++) tickets += p->units[i]->quantity;
       add(n, "tickets", mq_arena_sprintf(a, "%llu", (unsigned long long)tickets));
-      add(n, "total", p->total_minor ? money(a, p->total_minor, p->currency) : "free");
+      if (p->total_minor)
+        add_money(n, a, "total", p->total_minor, p->currency);
+      else
+        add(n, "total", "free");
       add(n, "link", mq_arena_sprintf(a, "%s/bookings/%s", c->link_base, p->booking_id));
       break;
     }
@@ -230,7 +257,10 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       const Marquee__Events__V1__BookingCancelled *p = ev->booking_cancelled;
       *n = (mq_notice_t){
           .template_name = "booking_cancelled", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
-      add(n, "total", p->total_minor ? money(a, p->total_minor, p->currency) : "free");
+      if (p->total_minor)
+        add_money(n, a, "total", p->total_minor, p->currency);
+      else
+        add(n, "total", "free");
       add(n, "reason", p->reason && p->reason[0] ? p->reason : "-");
       add(n, "link", mq_arena_sprintf(a, "%s/bookings/%s", c->link_base, p->booking_id));
       break;
@@ -239,9 +269,9 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       const Marquee__Events__V1__PaymentRequiresAction *p = ev->payment_requires_action;
       *n = (mq_notice_t){
           .template_name = "payment_instructions", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
-      add(n, "total", money(a, p->amount_minor, p->currency));
+      add_money(n, a, "total", p->amount_minor, p->currency);
       add(n, "instructions", p->instructions && p->instructions[0] ? p->instructions : "-");
-      add(n, "deadline", when(a, p->deadline));
+      add_when(n, a, "deadline", p->deadline, NULL);
       add(n, "link", mq_arena_sprintf(a, "%s/payments/%s", c->link_base, p->payment_id));
       break;
     }
@@ -260,8 +290,8 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       const Marquee__Events__V1__RefundIssued *p = ev->refund_issued;
       *n = (mq_notice_t){
           .template_name = "refund_issued", .locale = "en", .user_id = p->user_id, .event_id = p->event_id};
-      add(n, "amount", money(a, p->amount_minor, p->currency));
-      add(n, "refunded", money(a, p->refunded_total_minor, p->currency));
+      add_money(n, a, "amount", p->amount_minor, p->currency);
+      add_money(n, a, "refunded", p->refunded_total_minor, p->currency);
       add(n, "reason", p->reason && p->reason[0] ? p->reason : "-");
       add(n, "link", mq_arena_sprintf(a, "%s/payments/%s", c->link_base, p->payment_id));
       break;
@@ -285,10 +315,23 @@ mq_code_t mq_notice_mail(const mq_notifier_cfg_t *c, const mq_notice_t *n, const
   if (!file) return mq_error_set(err, MQ_INVALID_ARGUMENT, "template", "no template \"%s\"", n->template_name);
   mq_template_t t;
   mq_code_t rc = mq_template_parse(file, a, &t, err);
+  /* dates and amounts in the template's language, with the reader's region when it is of that language */
+  const char *fmt = *locale_used;
+  size_t ll = strlen(*locale_used);
+  if (n->locale && !strncasecmp(n->locale, *locale_used, ll) && (n->locale[ll] == '-' || n->locale[ll] == '_'))
+    fmt = n->locale;
+  mq_tvar_t vars[MQ_NOTICE_MAX_VARS];
+  memcpy(vars, n->vars, n->n_vars * sizeof *vars);
+  for (size_t i = 0; i < n->n_typed; i++) {
+    const mq_notice_typed_t *x = &n->typed[i];
+    if (x->var >= n->n_vars) continue;
+    vars[x->var].value =
+        x->money ? mq_l10n_money(a, x->value, x->currency, fmt) : mq_l10n_datetime(a, x->value, x->tz, fmt);
+  }
   char *subject = NULL, *text = NULL, *html = NULL;
-  if (rc == MQ_OK) rc = mq_template_render(t.subject, n->vars, n->n_vars, false, a, &subject, err);
-  if (rc == MQ_OK) rc = mq_template_render(t.text, n->vars, n->n_vars, false, a, &text, err);
-  if (rc == MQ_OK) rc = mq_template_render(t.html, n->vars, n->n_vars, true, a, &html, err);
+  if (rc == MQ_OK) rc = mq_template_render(t.subject, vars, n->n_vars, false, a, &subject, err);
+  if (rc == MQ_OK) rc = mq_template_render(t.text, vars, n->n_vars, false, a, &text, err);
+  if (rc == MQ_OK) rc = mq_template_render(t.html, vars, n->n_vars, true, a, &html, err);
   if (rc != MQ_OK) return rc;
   *mail = (mq_mail_t){.from_name = c->from_name,
                       .from_addr = c->from_addr,

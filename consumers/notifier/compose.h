@@ -36,7 +36,10 @@
  *   1. Pure: no store, no network. A link token is opened here, from the
  *      event's sealed box (lib/mq_seal.h), and exists only in the arena.
  *   2. Locale: the recipient's exact locale, else its language ("fr" for
- *      "fr-CA"), else "en" — every message has an "en" template.
+ *      "fr-CA"), else "en" — every message has an "en" template. Dates
+ *      (in the event's time zone, else UTC) and amounts are written as the
+ *      template's language writes them, with the recipient's region when
+ *      it is of that language ("fr-CA": 12,50 $ CA), by ICU.
  */
 #ifndef MQ_NOTIFIER_COMPOSE_H
 #define MQ_NOTIFIER_COMPOSE_H
@@ -67,6 +70,16 @@ typedef struct mq_notifier_cfg {
 } mq_notifier_cfg_t;
 
 #define MQ_NOTICE_MAX_VARS 10
+#define MQ_NOTICE_MAX_TYPED 4
+
+/* A variable that is an instant or an amount: written in the reader's
+ * language when the mail is rendered (lib/mq_l10n.h). */
+typedef struct mq_notice_typed {
+  size_t var; /* its index in vars */
+  bool money;
+  int64_t value; /* unix ms, or minor units */
+  const char *currency, *tz;
+} mq_notice_typed_t;
 
 typedef struct mq_notice {
   const char *template_name, *locale;
@@ -75,6 +88,8 @@ typedef struct mq_notice {
   const char *event_id; /* set: the message names this catalog event (resolve it) */
   mq_tvar_t vars[MQ_NOTICE_MAX_VARS];
   size_t n_vars;
+  mq_notice_typed_t typed[MQ_NOTICE_MAX_TYPED];
+  size_t n_typed;
 } mq_notice_t;
 
 /* The notice for `ev` at now_ms. *none true: the event sends nothing — an

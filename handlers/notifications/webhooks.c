@@ -295,19 +295,25 @@ mq_code_t mq_webhook_update_handler(mq_call_t *call,
   return MQ_OK;
 }
 
+/* The endpoint `id` of `org` for one of its owners: both ids checked (every
+ * bad one reported), the caller's role, then the endpoint. */
+static mq_code_t owned_endpoint(mq_call_t *call, const char *org, const char *id, mq_wh_endpoint_t *e,
+                                mq_error_t *err) {
+  mq_error_collect(err);
+  mq_check_uuid(err, "organization_id", org);
+  mq_check_uuid(err, "endpoint_id", id);
+  mq_code_t rc = mq_error_collected(err);
+  if (rc == MQ_OK) rc = mq_org_require(call, org, MQ_ORG_OWNER, NULL, err);
+  if (rc == MQ_OK) rc = load(mq_call_app(call), mq_call_arena(call), org, id, e, err);
+  return rc;
+}
+
 mq_code_t mq_webhook_delete_handler(mq_call_t *call,
                                     const Marquee__Notifications__V1__DeleteWebhookEndpointRequest *req,
                                     Marquee__Notifications__V1__DeleteWebhookEndpointResponse *resp, mq_error_t *err) {
   (void)resp;
-  mq_app_t *app = mq_call_app(call);
-  mq_arena_t *a = mq_call_arena(call);
-  mq_error_collect(err);
-  mq_check_uuid(err, "organization_id", req->organization_id);
-  mq_check_uuid(err, "endpoint_id", req->endpoint_id);
-  mq_code_t rc = mq_error_collected(err);
-  if (rc == MQ_OK) rc = mq_org_require(call, req->organization_id, MQ_ORG_OWNER, NULL, err);
   mq_wh_endpoint_t e;
-  if (rc == MQ_OK) rc = load(app, a, req->organization_id, req->endpoint_id, &e, err);
+  mq_code_t rc = owned_endpoint(call, req->organization_id, req->endpoint_id, &e, err);
   if (rc != MQ_OK) return rc;
   int64_t was = e.version;
   e.deleted = true;
@@ -319,15 +325,9 @@ mq_code_t mq_webhook_delete_handler(mq_call_t *call,
 
 mq_code_t mq_webhook_rotate_handler(mq_call_t *call, const Marquee__Notifications__V1__RotateWebhookSecretRequest *req,
                                     Marquee__Notifications__V1__WebhookEndpointWithSecret *resp, mq_error_t *err) {
-  mq_app_t *app = mq_call_app(call);
   mq_arena_t *a = mq_call_arena(call);
-  mq_error_collect(err);
-  mq_check_uuid(err, "organization_id", req->organization_id);
-  mq_check_uuid(err, "endpoint_id", req->endpoint_id);
-  mq_code_t rc = mq_error_collected(err);
-  if (rc == MQ_OK) rc = mq_org_require(call, req->organization_id, MQ_ORG_OWNER, NULL, err);
   mq_wh_endpoint_t e;
-  if (rc == MQ_OK) rc = load(app, a, req->organization_id, req->endpoint_id, &e, err);
+  mq_code_t rc = owned_endpoint(call, req->organization_id, req->endpoint_id, &e, err);
   if (rc != MQ_OK) return rc;
   int64_t was = e.version, now = mq_now_unix_ms();
   e.previous_secret = e.secret; /* keeps signing beside the new one for a day */
