@@ -54,7 +54,8 @@ audit_pid=$!
 trap 'kill -TERM $audit_pid 2>/dev/null; mq_stop_server || true' EXIT
 audit_http=
 for _ in $(seq 1 300); do
-  audit_http=$(sed -n 's/^READY consumer=audit http=\([^ ]*\).*/\1/p' "$MQ_TMP/audit.out" 2>/dev/null)
+  # (|| true: the file may not exist yet, and a failing sed must not end the script under set -e)
+  audit_http=$(sed -n 's/^READY consumer=audit http=\([^ ]*\).*/\1/p' "$MQ_TMP/audit.out" 2>/dev/null || true)
   [ -n "$audit_http" ] && break
   sleep 0.1
 done
