@@ -54,6 +54,19 @@ static void test_every_template_renders(void **state) {
   }
 }
 
+/* Every message is written in each language the notifier offers: a message
+ * added in one language only fails here, not in a reader's inbox. */
+static void test_every_message_in_every_language(void **state) {
+  (void)state;
+  static const char *const langs[] = {"en", "fr", "es", "de"};
+  for (size_t i = 0; i < mq_notifier_n_templates; i++)
+    for (size_t k = 0; k < sizeof langs / sizeof *langs; k++) {
+      const char *used = NULL;
+      if (!mq_notice_template(mq_notifier_templates[i].name, langs[k], &used) || strcmp(used, langs[k]))
+        fail_msg("message %s has no %s template", mq_notifier_templates[i].name, langs[k]);
+    }
+}
+
 static void test_locale_fallback(void **state) {
   (void)state;
   const char *used;
@@ -200,9 +213,8 @@ static void test_payment_messages(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_every_template_renders),
-      cmocka_unit_test(test_locale_fallback),
-      cmocka_unit_test(test_sealed_link),
+      cmocka_unit_test(test_every_template_renders), cmocka_unit_test(test_every_message_in_every_language),
+      cmocka_unit_test(test_locale_fallback),        cmocka_unit_test(test_sealed_link),
       cmocka_unit_test(test_payment_messages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
