@@ -234,3 +234,9 @@ mq_code_t mq_outbound_pin(const char *url, const mq_netlist_t *allowed, char *re
   snprintf(resolve, n, "%s:%ld:%s", p.host, p.port, first);
   return MQ_OK;
 }
+
+void mq_url_host(const char *url, char *out, size_t n) {
+  const char *p = strstr(url, "://");
+  p = p ? p + 3 : url;
+  snprintf(out, n, "%.*s", (int)strcspn(p, "/?#"), p);
+}

@@ -42,6 +42,11 @@ void mq_netlist_free(mq_netlist_t *l);
 /* Is this address (4 or 16 bytes) in a private or special range? */
 bool mq_addr_special(const uint8_t *addr, size_t len);
 
+/* The host[:port] of `url` (what follows "scheme://" up to the path, query
+ * or fragment) into out[n]: what logs and events may name of a URL whose
+ * path or query can hold the receiver's own token. */
+void mq_url_host(const char *url, char *out, size_t n);
+
 /* The checks of invariant 1; INVALID_ARGUMENT naming `field`. */
 mq_code_t mq_outbound_check_url(mq_error_t *err, const char *field, const char *url, const mq_netlist_t *allowed);
 

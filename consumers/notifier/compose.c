@@ -166,12 +166,8 @@ static const char *role_label(const char *role) {
 
 #define WELCOME_FRESH_MS (24 * 3600 * 1000LL)
 
-static int64_t ts_ms(const Google__Protobuf__Timestamp *ts) {
-  return ts->seconds * 1000 + ts->nanos / 1000000;
-}
-
 static bool expired(const Google__Protobuf__Timestamp *ts, int64_t now_ms) {
-  return ts && ts_ms(ts) <= now_ms;
+  return ts && ts_ms_of(ts) <= now_ms;
 }
 
 mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__Envelope *ev, int64_t now_ms,
@@ -193,7 +189,7 @@ mq_code_t mq_notice_for(const mq_notifier_cfg_t *c, const Marquee__Events__V1__E
       break;
   }
   if (expired(until, now_ms) || (ev->payload_case == MARQUEE__EVENTS__V1__ENVELOPE__PAYLOAD_USER_REGISTERED &&
-                                 ev->occurred_at && ts_ms(ev->occurred_at) + WELCOME_FRESH_MS <= now_ms)) {
+                                 ev->occurred_at && ts_ms_of(ev->occurred_at) + WELCOME_FRESH_MS <= now_ms)) {
     *none = true;
     return MQ_OK;
   }

@@ -56,6 +56,7 @@
 #include "store/bookings/bookings_store.h"
 #include "store/catalog/events_store.h"
 #include "store/identity/users_store.h"
+#include "store/mq_bson.h"
 #include "store/notifications/deliveries_store.h"
 #include "store/notifications/reminders_store.h"
 
@@ -178,7 +179,7 @@ static int cmp_str(const void *x, const void *y) {
 }
 
 static int64_t starts_of(const Marquee__Catalog__V1__Event *e) {
-  return e->starts_at ? e->starts_at->seconds * 1000 + e->starts_at->nanos / 1000000 : 0;
+  return mq_pb_timestamp_ms(e->starts_at);
 }
 
 /* Where the event takes place, as compared between updates. */

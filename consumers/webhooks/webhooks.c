@@ -161,13 +161,6 @@ static void sign(const mq_wh_endpoint_t *e, int64_t now_ms, const char *body, si
   mq_webhook_sig_header(e->secret, previous, now_ms / 1000, body, len, out, n);
 }
 
-static const char *host_of(const char *url, char *out, size_t n) {
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  snprintf(out, n, "%.*s", (int)strcspn(p, "/?#"), p);
-  return out;
-}
-
 /* The outcome of attempt n: recorded on the attempt, then on the delivery. */
 static void outcome(hooks_t *h, const mq_wh_delivery_t *d, int32_t n, bool ok, bool final, int32_t status,
                     const char *why, int32_t duration_ms) {
@@ -278,9 +271,10 @@ static void attempt(hooks_t *h, const char *id) {
   }
   mq_breaker_record(b, ok, mq_now_unix_ms());
   char host[200];
-  if (!ok)
-    mq_log(MQ_LOG_DEBUG, "webhooks.failed_at", "delivery %s: endpoint %s at %s", d.id, e.id,
-           host_of(e.url, host, sizeof host));
+  if (!ok) {
+    mq_url_host(e.url, host, sizeof host);
+    mq_log(MQ_LOG_DEBUG, "webhooks.failed_at", "delivery %s: endpoint %s at %s", d.id, e.id, host);
+  }
   outcome(h, &d, n, ok, false, status, why, (int32_t)(mq_now_ms() - t0));
   mq_arena_release(&a);
 }

@@ -113,17 +113,6 @@ static char *hint_of(mq_arena_t *a, const char *secret) {
   return h;
 }
 
-/* The URL's host (for events: never its path or query). */
-static char *host_of(mq_arena_t *a, const char *url) {
-  const char *p = strstr(url, "://");
-  p = p ? p + 3 : url;
-  size_t n = strcspn(p, "/?#");
-  char *h = mq_arena_alloc(a, n + 1);
-  memcpy(h, p, n);
-  h[n] = '\0';
-  return h;
-}
-
 static void check_event_types(mq_error_t *err, const char *field, char *const *types, size_t n) {
   if (n == 0) {
     mq_error_set(err, MQ_INVALID_ARGUMENT, field, "name at least one event type, or \"*\" for all of them");
@@ -160,7 +149,8 @@ static mq_code_t write_changed(mq_call_t *call, const mq_wh_endpoint_t *e, const
   c->endpoint_id = e->id;
   c->organization_id = e->organization_id;
   c->change = (char *)change;
-  c->url_host = host_of(a, e->url);
+  c->url_host = mq_arena_alloc(a, 256);
+  mq_url_host(e->url, c->url_host, 256);
   c->event_types = e->event_types;
   c->n_event_types = e->n_event_types;
   c->enabled = e->enabled;
